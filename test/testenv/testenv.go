@@ -1,0 +1,40 @@
+// Package testenv decides what a test does when an outside program it needs
+// (slapd, haproxy, groovy, cosign, docker) is missing.
+//
+// On a developer's machine such a test skips with the reason. Under `make
+// test` (TSYS_CI_REQUIRE_TOOLS=1) it fails instead: the dependency script
+// installs every tool the tests use, so a missing one there is a broken
+// setup, and a test that quietly skips in CI proves nothing.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// RequireEnv is the variable `make test` sets to turn skips into failures.
+const RequireEnv = "TSYS_CI_REQUIRE_TOOLS"
+
+// Required reports whether missing tools fail tests instead of skipping them.
+func Required() bool { return os.Getenv(RequireEnv) == "1" }
+
+// LookPath returns the path of program, or stops the test: a skip on a
+// developer's machine, a failure under `make test`.
+func LookPath(t testing.TB, program string) string {
+	t.Helper()
+	path, err := exec.LookPath(program)
+	if err != nil {
+		Missing(t, program+" is not installed (scripts/deps.sh installs it)")
+	}
+	return path
+}
+
+// Missing stops the test because something outside it is absent.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("%s; %s=1 so this fails instead of skipping", why, RequireEnv)
+	}
+	t.Skip(why)
+}
