@@ -140,6 +140,9 @@ type LDAP struct {
 	// GroupMembership is memberUid (posixGroup) or member / uniqueMember
 	// (DN-valued); defaults to uniqueMember, which UCS groups carry.
 	GroupMembership string `json:"groupMembership,omitempty"`
+	// GroupObjectClass defaults by GroupMembership: posixGroup (memberUid),
+	// groupOfNames (member), univentionGroup (uniqueMember, UCS).
+	GroupObjectClass string `json:"groupObjectClass,omitempty"`
 	// AdminGroup is the cn of the group whose members administer every component.
 	AdminGroup string `json:"adminGroup"`
 	// TestUser is a login name `platform ldap` looks up and checks in AdminGroup.

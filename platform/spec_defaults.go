@@ -71,6 +71,9 @@ func (s *Spec) applyDefaults() {
 	if l.GroupMembership == "" {
 		l.GroupMembership = DefaultGroupMembership
 	}
+	if l.GroupObjectClass == "" {
+		l.GroupObjectClass = map[string]string{"memberUid": "posixGroup", "member": "groupOfNames", "uniqueMember": "univentionGroup"}[l.GroupMembership]
+	}
 	for name, def := range componentDefaults {
 		c := s.Components[name]
 		if c.Chart == "" {

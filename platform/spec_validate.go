@@ -363,6 +363,9 @@ func (v *validator) ldap(l *LDAP) {
 	if l.LoginAttribute != "" && !ldapAttr.MatchString(l.LoginAttribute) {
 		v.add("ldap.loginAttribute", "%q is not an attribute name", l.LoginAttribute)
 	}
+	if l.GroupObjectClass != "" && !ldapAttr.MatchString(l.GroupObjectClass) {
+		v.add("ldap.groupObjectClass", "%q is not an object class name", l.GroupObjectClass)
+	}
 	if l.GroupMembership != "" && !contains(groupMemberships, l.GroupMembership) {
 		v.add("ldap.groupMembership", "%q is not one of %s", l.GroupMembership, strings.Join(groupMemberships, ", "))
 	}
