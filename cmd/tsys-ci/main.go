@@ -33,6 +33,7 @@ func newApp() *cli.App {
 			versionCommand(),
 			buildCommand(),
 			pushCommand(),
+			platformCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},
