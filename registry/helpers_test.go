@@ -6,6 +6,7 @@ import (
 	"log"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -35,4 +36,13 @@ func layerFiles(t *testing.T, img v1.Image) map[string]int64 {
 		}
 		files[h.Name] = h.Mode
 	}
+}
+
+func mustHash(t *testing.T, d name.Digest) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -33,6 +33,8 @@ func newApp() *cli.App {
 			versionCommand(),
 			buildCommand(),
 			pushCommand(),
+			signCommand(),
+			verifyCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},

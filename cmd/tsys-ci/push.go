@@ -5,6 +5,7 @@ import (
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
@@ -21,6 +22,8 @@ func pushCommand() *cli.Command {
 			&cli.StringFlag{Name: "from", Value: pipeline.DefaultBuildResult, Usage: "build result to push"},
 			&cli.StringFlag{Name: "repository", EnvVars: []string{"TSYS_CI_REPOSITORY"}, Usage: "HOST/PROJECT/NAME (default: the embedded registry, see 'tsys-ci registry serve')"},
 			&cli.GenericFlag{Name: "tag", Value: &tags, Usage: "tag (repeatable; default: the short commit and build-N)"},
+			&cli.BoolFlag{Name: "sign", Usage: "sign the pushed image in cosign's format with --key"},
+			&cli.StringFlag{Name: "key", Usage: "cosign private key for --sign; password from COSIGN_PASSWORD"},
 			&cli.StringFlag{Name: "result", Value: pipeline.DefaultPushResult, Usage: "JSON result written here"},
 		},
 		Action: func(c *cli.Context) error {
@@ -48,6 +51,16 @@ func pushCommand() *cli.Command {
 			if err != nil {
 				return exitFor(err)
 			}
+			var signer signature.SignerVerifier
+			if c.Bool("sign") {
+				// Before pushing: a wrong key or password must not leave an
+				// unsigned image behind that looks like the result of this step.
+				if signer, err = loadSigner(c.String("key")); err != nil {
+					return exitFor(err)
+				}
+			} else if c.IsSet("key") {
+				return cli.Exit("--key is given without --sign; add --sign to sign the image", 2)
+			}
 			d, err := v1.NewHash(built.Digest)
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("%s: digest %q is not valid; run 'tsys-ci build' again", c.String("from"), built.Digest), 2)
@@ -57,7 +70,7 @@ func pushCommand() *cli.Command {
 				return err
 			}
 			client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
-			pushed, err := client.Push(c.Context, img, repo, parsedTags, c.App.ErrWriter)
+			pushed, err := client.Push(c.Context, img, repo, parsedTags, signer, c.App.ErrWriter)
 			if err != nil {
 				if repoName != c.String("repository") {
 					err = fmt.Errorf("%w (this is the embedded default registry: start it with 'tsys-ci registry serve', or pass --repository)", err)
@@ -65,6 +78,7 @@ func pushCommand() *cli.Command {
 				return err
 			}
 			res := pipeline.PushResult{Image: pushed.Ref.String(), Digest: pushed.Digest.String(), Tags: pushed.Tags}
+			res.Signed = pushed.Signed
 			if res.Tags == nil {
 				res.Tags = []string{}
 			}
