@@ -2,6 +2,8 @@ package registry
 
 import (
 	"archive/tar"
+	"crypto"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"io"
 	"log"
 	"testing"
@@ -45,4 +47,17 @@ func mustHash(t *testing.T, d name.Digest) v1.Hash {
 		t.Fatal(err)
 	}
 	return h
+}
+
+func mustVerifier(t *testing.T, sv signature.SignerVerifier) signature.Verifier {
+	t.Helper()
+	pub, err := sv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.LoadVerifier(pub, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			pushCommand(),
 			signCommand(),
 			verifyCommand(),
+			registryCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},
