@@ -34,6 +34,9 @@ func newApp() *cli.App {
 			buildCommand(),
 			pushCommand(),
 			platformCommand(),
+			signCommand(),
+			verifyCommand(),
+			registryCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},
