@@ -36,7 +36,7 @@ func connectJenkins(ctx context.Context, c *cli.Context) (*jenkins.Client, error
 		}
 	}
 	if len(missing) > 0 {
-		return nil, cli.Exit("tsys-ci jenkins: set "+strings.Join(missing, ", "), 2)
+		return nil, cli.Exit("jenkins: set "+strings.Join(missing, ", "), 2)
 	}
 	// gojenkins ignores contexts; the client timeout bounds each request.
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -67,11 +67,11 @@ func jenkinsSeedCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			data, err := os.ReadFile(c.String("file"))
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("tsys-ci jenkins seed: %v", err), 2)
+				return cli.Exit(fmt.Sprintf("jenkins seed: %v", err), 2)
 			}
 			f, err := jenkins.ParseJobsFile(data)
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("tsys-ci jenkins seed: %s: %v", c.String("file"), err), 2)
+				return cli.Exit(fmt.Sprintf("jenkins seed: %s: %v", c.String("file"), err), 2)
 			}
 			client, err := connectJenkins(c.Context, c)
 			if err != nil {
@@ -98,13 +98,13 @@ func jenkinsRunCommand() *cli.Command {
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return cli.Exit("tsys-ci jenkins run: name one job, e.g. tsys-ci jenkins run platform/promote", 2)
+				return cli.Exit("jenkins run: name one job, e.g. tsys-ci jenkins run platform/promote", 2)
 			}
 			params := map[string]string{}
 			for _, p := range c.StringSlice("param") {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
-					return cli.Exit(fmt.Sprintf("tsys-ci jenkins run: --param %q is not NAME=VALUE", p), 2)
+					return cli.Exit(fmt.Sprintf("jenkins run: --param %q is not NAME=VALUE", p), 2)
 				}
 				params[k] = v
 			}
