@@ -37,6 +37,7 @@ func newApp() *cli.App {
 			signCommand(),
 			verifyCommand(),
 			registryCommand(),
+			jenkinsCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},
