@@ -20,6 +20,7 @@ func platformCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			platformRenderCommand(),
 			platformLDAPCommand(),
+			platformDoctorCommand(),
 		},
 	}
 }

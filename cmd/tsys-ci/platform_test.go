@@ -72,3 +72,26 @@ func TestPlatformLDAPReportsMissingAndExits4(t *testing.T) {
 	}
 	t.Logf("platform ldap output:\n%s", out)
 }
+
+func TestPlatformDoctorSeedSnapshot(t *testing.T) {
+	out, err := runApp(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml")
+	if err == nil || exitCode(err) != 4 {
+		t.Fatalf("got %v (exit %d), want exit 4 for a cluster with critical findings\n%s", err, exitCode(err), out)
+	}
+	for _, want := range []string{"CRITICAL  lb-speakers", "speaker on db1 is CrashLoopBackOff (4633 restarts)", "6 critical, 3 warning, 0 info"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runApp(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
+	if err != nil || !strings.Contains(out, `"critical": 6`) {
+		t.Fatalf("json with --fail-on never: %v\n%s", err, out)
+	}
+}
+
+func TestPlatformDoctorBadKubeconfig(t *testing.T) {
+	_, err := runApp(t, "platform", "doctor", "--kubeconfig", filepath.Join(t.TempDir(), "missing"))
+	if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Fatalf("got %v, want an error naming the kubeconfig", err)
+	}
+}
