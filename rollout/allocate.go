@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -38,15 +39,16 @@ type PortRange struct {
 	Max int32 `json:"max"`
 }
 
+// maxPoolAddresses bounds how many addresses a pool may expand to.
+const maxPoolAddresses = 4096
+
 // Validate says what is wrong with a pool.
 func (p Pool) Validate() error {
 	if len(p.Addresses) == 0 {
 		return fmt.Errorf("pool has no addresses")
 	}
-	for i, a := range p.Addresses {
-		if _, err := netip.ParseAddr(a); err != nil {
-			return fmt.Errorf("pool addresses[%d]: %q is not an IP address", i, a)
-		}
+	if _, err := p.addresses(); err != nil {
+		return err
 	}
 	if p.Ports.Min < 1 || p.Ports.Max > 65535 || p.Ports.Min > p.Ports.Max {
 		return fmt.Errorf("pool ports: %d-%d is not a port range within 1-65535", p.Ports.Min, p.Ports.Max)
@@ -165,7 +167,11 @@ func place(pool Pool, allocs map[string]Allocation, key string, ports []string) 
 		}
 		return &next, true, nil
 	}
-	for _, addr := range pool.Addresses {
+	addrs, err := pool.addresses()
+	if err != nil {
+		return nil, false, err
+	}
+	for _, addr := range addrs {
 		free := freePorts(pool.Ports, used[addr], len(ports))
 		if len(free) < len(ports) {
 			continue
@@ -176,7 +182,7 @@ func place(pool Pool, allocs map[string]Allocation, key string, ports []string) 
 		}
 		return &al, true, nil
 	}
-	return nil, false, fmt.Errorf("load-balancer pool is full: no address in %v has %d free ports in %d-%d; add addresses or widen the range", pool.Addresses, len(ports), pool.Ports.Min, pool.Ports.Max)
+	return nil, false, fmt.Errorf("load-balancer pool is full: no address of %v has %d free ports in %d-%d; add addresses or widen the range", pool.Addresses, len(ports), pool.Ports.Min, pool.Ports.Max)
 }
 
 func missingPorts(al Allocation, ports []string) []string {
@@ -197,4 +203,59 @@ func freePorts(r PortRange, used map[int32]string, n int) []int32 {
 		}
 	}
 	return out
+}
+
+// addresses expands the pool's entries, written as MetalLB writes them: an
+// address, a CIDR ("10.0.0.240/28") or a range ("10.0.0.240-10.0.0.250").
+func (p Pool) addresses() ([]string, error) {
+	var out []string
+	for i, entry := range p.Addresses {
+		first, last, err := addressRange(entry)
+		if err != nil {
+			return nil, fmt.Errorf("pool addresses[%d]: %q %v; write an address, a CIDR or first-last", i, entry, err)
+		}
+		for a := first; ; a = a.Next() {
+			if len(out) == maxPoolAddresses {
+				return nil, fmt.Errorf("pool addresses: more than %d addresses", maxPoolAddresses)
+			}
+			out = append(out, a.String())
+			if a == last {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func addressRange(entry string) (netip.Addr, netip.Addr, error) {
+	if from, to, ok := strings.Cut(entry, "-"); ok {
+		first, err1 := netip.ParseAddr(strings.TrimSpace(from))
+		last, err2 := netip.ParseAddr(strings.TrimSpace(to))
+		if err1 != nil || err2 != nil || first.Is4() != last.Is4() || last.Less(first) {
+			return first, last, fmt.Errorf("is not a range of addresses")
+		}
+		return first, last, nil
+	}
+	if strings.Contains(entry, "/") {
+		prefix, err := netip.ParsePrefix(entry)
+		if err != nil {
+			return netip.Addr{}, netip.Addr{}, fmt.Errorf("is not a CIDR")
+		}
+		prefix = prefix.Masked()
+		first := prefix.Addr()
+		bits := first.BitLen() - prefix.Bits()
+		if bits > 12 {
+			return first, first, fmt.Errorf("is larger than %d addresses", maxPoolAddresses)
+		}
+		last := first
+		for range (1 << bits) - 1 {
+			last = last.Next()
+		}
+		return first, last, nil
+	}
+	a, err := netip.ParseAddr(entry)
+	if err != nil {
+		return a, a, fmt.Errorf("is not an IP address")
+	}
+	return a, a, nil
 }

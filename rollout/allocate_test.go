@@ -54,11 +54,25 @@ func TestPoolValidate(t *testing.T) {
 		want string
 	}{
 		{Pool{Ports: PortRange{1, 2}}, "no addresses"},
-		{Pool{Addresses: []string{"nope"}, Ports: PortRange{1, 2}}, `addresses[0]: "nope"`},
+		{Pool{Addresses: []string{"nope"}, Ports: PortRange{1, 2}}, `addresses[0]: "nope" is not an IP address`},
+		{Pool{Addresses: []string{"10.0.0.9-10.0.0.1"}, Ports: PortRange{1, 2}}, "is not a range"},
+		{Pool{Addresses: []string{"10.0.0.0/8"}, Ports: PortRange{1, 2}}, "larger than 4096"},
 		{Pool{Addresses: []string{"10.0.0.1"}, Ports: PortRange{5, 2}}, "5-2 is not a port range"},
 	} {
 		if err := c.pool.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: want %q, got %v", c.pool, c.want, err)
 		}
+	}
+}
+
+func TestPoolAddresses(t *testing.T) {
+	p := Pool{Addresses: []string{"10.0.0.240/30", "10.0.1.7-10.0.1.9", "10.0.2.1"}, Ports: PortRange{1, 2}}
+	got, err := p.addresses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.240", "10.0.0.241", "10.0.0.242", "10.0.0.243", "10.0.1.7", "10.0.1.8", "10.0.1.9", "10.0.2.1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
