@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -112,9 +113,15 @@ func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx contex
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go lock.KeepAlive(ctx, func(err error) { cancel(err) })
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		lock.KeepAlive(ctx, func(err error) { cancel(err) })
+	}()
 	defer func() {
+		// Stop renewing before releasing, so the two never race.
+		cancel(nil)
+		<-kept
 		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
 			p.logf(spec.Name, "warning: %v (the lease expires on its own in %s)", err, p.LeaseDuration)
 		}
@@ -139,8 +146,21 @@ func (p *Promoter) logf(app, format string, args ...any) {
 func (r *run) logf(format string, args ...any) { r.p.logf(r.spec.Name, format, args...) }
 
 // save writes the state; a failure here stops the promote, since a re-run
-// must find the truth in the cluster.
+// must find the truth in the cluster. While the lease is held the only
+// other writer is 'tsys-ci abort' asking to stop: on a conflict the state
+// is read again, the request kept, and the write repeated.
 func (r *run) save(ctx context.Context, phase Phase, msg string) error {
 	r.state.Phase, r.state.Message = phase, msg
+	err := r.store.Save(ctx, r.state)
+	if !apierrors.IsConflict(err) {
+		return err
+	}
+	fresh, err := r.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if fresh.AbortRequested && phase != PhaseStable && phase != PhaseRollingBack {
+		r.state.AbortRequested = true
+	}
 	return r.store.Save(ctx, r.state)
 }
