@@ -31,6 +31,9 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			versionCommand(),
+			buildCommand(),
+			pushCommand(),
+			platformCommand(),
 			jenkinsCommand(),
 		},
 		// Errors are printed once by main, not again by the library.

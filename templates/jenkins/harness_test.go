@@ -49,6 +49,9 @@ func tsysCiBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if registrySrv != nil {
+		registrySrv.Close()
+	}
 	for _, d := range []string{binDir, harnessRoot} {
 		if d != "" {
 			os.RemoveAll(d)
