@@ -96,7 +96,8 @@ func Run(ctx context.Context, c *Client, job string, opts RunOptions) (*RunResul
 // trigger asks for a build and returns its queue item. gojenkins'
 // InvokeSimple returns 0 when the job is already queued; Jenkins would
 // hand back that item, so Run follows it too.
-func trigger(ctx context.Context, jb *gojenkins.Job, params map[string]string) (int64, error) {
+func trigger(ctx context.Context, jb *gojenkins.Job, params map[string]string) (_ int64, err error) {
+	defer guard("triggering the build", &err)
 	if queued, ok := queuedItem(jb); ok {
 		return queued, nil
 	}

@@ -151,7 +151,8 @@ func kindOfClass(cls string) string {
 	return cls
 }
 
-func apply(ctx context.Context, c *Client, ch Change) error {
+func apply(ctx context.Context, c *Client, ch Change) (err error) {
+	defer guard(fmt.Sprintf("%s %s", ch.Action, ch.Name), &err)
 	switch ch.Action {
 	case ActionCreate:
 		parents, name := split(ch.Name)
