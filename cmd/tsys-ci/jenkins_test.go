@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -10,16 +9,6 @@ import (
 
 	"github.com/tsys-group/tsys-ci/test/jenkinsstandin"
 )
-
-// runJenkinsCLI runs tsys-ci in-process and returns stdout, stderr and the error.
-func runJenkinsCLI(t *testing.T, args ...string) (string, string, error) {
-	t.Helper()
-	app := newApp()
-	var out, errOut bytes.Buffer
-	app.Writer, app.ErrWriter = &out, &errOut
-	err := app.Run(append([]string{"tsys-ci"}, args...))
-	return out.String(), errOut.String(), err
-}
 
 func TestJenkinsSeedAndRunAgainstTheStandIn(t *testing.T) {
 	s := jenkinsstandin.New(jenkinsstandin.Options{Users: []jenkinsstandin.User{
@@ -32,30 +21,30 @@ func TestJenkinsSeedAndRunAgainstTheStandIn(t *testing.T) {
 	t.Setenv("JENKINS_API_TOKEN", "tok")
 	jobs := filepath.Join("..", "..", "templates", "jenkins", "jobs.yaml")
 
-	out, errOut, err := runJenkinsCLI(t, "jenkins", "seed", "-f", jobs, "--dry-run")
+	out, errOut, err := runApp(t, "jenkins", "seed", "-f", jobs, "--dry-run")
 	if err != nil || !strings.Contains(out, "would create folder apps") || !strings.Contains(errOut, "seeding Jenkins "+jenkinsstandin.Version) {
 		t.Fatalf("seed --dry-run: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}
-	if out, _, err = runJenkinsCLI(t, "jenkins", "seed", "-f", jobs); err != nil || !strings.Contains(out, "4 created") {
+	if out, _, err = runApp(t, "jenkins", "seed", "-f", jobs); err != nil || !strings.Contains(out, "4 created") {
 		t.Fatalf("seed: %v\n%s", err, out)
 	}
-	if out, _, err = runJenkinsCLI(t, "jenkins", "seed", "-f", jobs); err != nil || !strings.Contains(out, "no changes") {
+	if out, _, err = runApp(t, "jenkins", "seed", "-f", jobs); err != nil || !strings.Contains(out, "no changes") {
 		t.Fatalf("second seed: %v\n%s", err, out)
 	}
-	out, errOut, err = runJenkinsCLI(t, "jenkins", "run", "--poll", "5ms", "-p", "APP=whiteboard", "-p", "IMAGE=x@sha256:1", "platform/promote")
+	out, errOut, err = runApp(t, "jenkins", "run", "--poll", "5ms", "-p", "APP=whiteboard", "-p", "IMAGE=x@sha256:1", "platform/promote")
 	if err != nil || !strings.Contains(out, "Finished: SUCCESS") || !strings.Contains(errOut, "platform/promote #1 finished: SUCCESS") {
 		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
 	}
-	if _, _, err = runJenkinsCLI(t, "jenkins", "run", "-p", "novalue", "platform/promote"); exitCode(err) != 2 {
+	if _, _, err = runApp(t, "jenkins", "run", "-p", "novalue", "platform/promote"); exitCode(err) != 2 {
 		t.Errorf("bad --param: %v (exit %d), want exit 2", err, exitCode(err))
 	}
 
 	t.Setenv("JENKINS_API_TOKEN", "wrong")
-	if _, _, err = runJenkinsCLI(t, "jenkins", "seed", "-f", jobs); err == nil || !strings.Contains(err.Error(), "HTTP 401") || exitCode(err) != 1 {
+	if _, _, err = runApp(t, "jenkins", "seed", "-f", jobs); err == nil || !strings.Contains(err.Error(), "HTTP 401") || exitCode(err) != 1 {
 		t.Errorf("wrong token: %v", err)
 	}
 	os.Unsetenv("JENKINS_API_TOKEN")
-	if _, _, err = runJenkinsCLI(t, "jenkins", "seed", "-f", jobs); exitCode(err) != 2 || !strings.Contains(err.Error(), "--token (JENKINS_API_TOKEN)") {
+	if _, _, err = runApp(t, "jenkins", "seed", "-f", jobs); exitCode(err) != 2 || !strings.Contains(err.Error(), "--token (JENKINS_API_TOKEN)") {
 		t.Errorf("no token: %v", err)
 	}
 }

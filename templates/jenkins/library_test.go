@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/tsys-group/tsys-ci/registry"
 )
 
 const (
@@ -66,11 +69,11 @@ echo "digest ${built.digest} from ${built.resultFile}"
 	if buildOK && pushOK {
 		ps["real-build-push"] = pipeline{
 			Script: `def b = tsysBuild(base: 'scratch', context: 'app')
-def p = tsysPush(repository: "${env.REGISTRY}/web/whiteboard", sign: false)
-echo "built ${b.digest} pushed ${p.image}"`,
+def p = tsysPush(repository: "${env.REGISTRY}/web/whiteboard")
+echo "built ${b.digest} pushed ${p.image} signed ${p.signed}"`,
 			Env: map[string]string{"GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "BRANCH_NAME": "main", "BUILD_NUMBER": "7",
 				"JOB_NAME": "apps/whiteboard/main", "SOURCE_DATE_EPOCH": "1764000000", "REGISTRY": testRegistry(t)},
-			Credentials: storeCredentials(),
+			Credentials: realKeys(t),
 			Real:        []string{"build", "push"},
 			Files:       map[string]string{"app/index.html": "<h1>hi</h1>\n"},
 		}
@@ -258,8 +261,10 @@ func TestStepArgumentsSurviveTheShell(t *testing.T) {
 
 // TestBuildAndPushStepsRunForReal runs tsysBuild's and tsysPush's sh
 // against the real tsys-ci and a real registry (go-containerregistry's, on
-// loopback, behind basic auth with the harbor-robot credential), so the
-// credentials withCredentials binds are the ones tsys-ci push logs in with.
+// loopback, behind basic auth with the harbor-robot credential), signing
+// with a cosign key from the credential store, so the credentials
+// withCredentials binds are the ones tsys-ci logs in and signs with. The
+// signature is then checked with tsys-ci verify and the public key.
 func TestBuildAndPushStepsRunForReal(t *testing.T) {
 	buildOK, _ := hasCommand(t, "build")
 	pushOK, _ := hasCommand(t, "push")
@@ -272,12 +277,12 @@ func TestBuildAndPushStepsRunForReal(t *testing.T) {
 	}
 	echoes := o.steps("echo")
 	last := echoes[len(echoes)-1]["message"].(string)
-	var digest, image string
-	if _, err := fmt.Sscanf(last, "built %s pushed %s", &digest, &image); err != nil {
+	var digest, image, signed string
+	if _, err := fmt.Sscanf(last, "built %s pushed %s signed %s", &digest, &image, &signed); err != nil {
 		t.Fatalf("echo %q: %v", last, err)
 	}
-	if !strings.HasPrefix(digest, "sha256:") || image != testRegistry(t)+"/web/whiteboard@"+digest {
-		t.Errorf("built %s, pushed %s", digest, image)
+	if !strings.HasPrefix(digest, "sha256:") || image != testRegistry(t)+"/web/whiteboard@"+digest || signed != "true" {
+		t.Errorf("built %s, pushed %s, signed %s", digest, image, signed)
 	}
 	ref, err := name.ParseReference(testRegistry(t) + "/web/whiteboard:build-7")
 	if err != nil {
@@ -287,6 +292,35 @@ func TestBuildAndPushStepsRunForReal(t *testing.T) {
 	if err != nil || desc.Digest.String() != digest {
 		t.Errorf("registry has build-7 at %v (%v), want %s", desc, err, digest)
 	}
+	pub := filepath.Join(t.TempDir(), "cosign.pub")
+	if err := os.WriteFile(pub, []byte(realKeys(t)["cosign-public-key"]["content"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verify := exec.Command(tsysCiBinary(t), "verify", "--key", pub, image)
+	verify.Env = append(os.Environ(), "TSYS_CI_REGISTRY_USERNAME=robot$web", "TSYS_CI_REGISTRY_PASSWORD=s3cr'et")
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("tsys-ci verify of what tsysPush signed: %v\n%s", err, out)
+	}
+}
+
+var (
+	keysOnce sync.Once
+	keys     map[string]credential
+)
+
+// realKeys is the credential store with a real cosign key pair, made as
+// `cosign generate-key-pair` makes one, encrypted with cosign-password.
+func realKeys(t *testing.T) map[string]credential {
+	keysOnce.Do(func() {
+		keys = storeCredentials()
+		priv, pub, err := registry.GenerateKeyPair([]byte(keys["cosign-password"]["secret"]))
+		if err != nil {
+			panic(fmt.Sprintf("generating a cosign key pair: %v", err))
+		}
+		keys["cosign-key"] = credential{"type": "file", "content": string(priv)}
+		keys["cosign-public-key"] = credential{"type": "file", "content": string(pub)}
+	})
+	return keys
 }
 
 var (
@@ -299,7 +333,7 @@ var (
 // harbor-robot credential's basic auth, shared by the package's tests.
 func testRegistry(t *testing.T) string {
 	registryOnce.Do(func() {
-		reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+		reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true))
 		registrySrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if u, p, ok := r.BasicAuth(); !ok || u != "robot$web" || p != "s3cr'et" {
 				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
