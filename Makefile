@@ -43,5 +43,10 @@ lab-up: deps
 lab-down:
 	@echo "make lab-down: nothing to remove yet (issue 2)."
 
+# The lab's add-on images (CoreDNS, MetalLB, local-path-provisioner, registry), cached.
+.PHONY: addon-images
+addon-images: deps
+	@scripts/addon-images.sh
+
 clean:
 	rm -rf bin

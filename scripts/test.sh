@@ -41,5 +41,6 @@ summary() {
 
 stage lint make --no-print-directory lint
 stage build make --no-print-directory build
+stage addon-images scripts/addon-images.sh
 stage go-test go test -timeout 20m ./...
 summary
