@@ -206,19 +206,30 @@ func (h HealState) Healed(want int) bool {
 func ParseHealInfo(out string) (HealState, error) {
 	var h HealState
 	sc := bufio.NewScanner(strings.NewReader(out))
-	inBrick, connected := false, false
+	inBrick, connected, hasStatus, hasCount := false, false, false, false
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		switch {
 		case strings.HasPrefix(line, "Brick "):
+			if inBrick && connected && !hasCount {
+				return h, fmt.Errorf("brick %d is connected but has no entry count", h.Bricks)
+			}
 			h.Bricks++
-			inBrick, connected = true, false
+			inBrick, connected, hasStatus, hasCount = true, false, false, false
 		case strings.HasPrefix(line, "Status: ") && inBrick:
+			if hasStatus {
+				return h, fmt.Errorf("brick %d has two Status lines", h.Bricks)
+			}
+			hasStatus = true
 			connected = strings.TrimPrefix(line, "Status: ") == "Connected"
 			if connected {
 				h.Connected++
 			}
 		case strings.HasPrefix(line, "Number of entries: ") && inBrick:
+			if hasCount {
+				return h, fmt.Errorf("brick %d has two entry counts", h.Bricks)
+			}
+			hasCount = true
 			v := strings.TrimPrefix(line, "Number of entries: ")
 			if v == "-" {
 				if connected {
@@ -237,6 +248,9 @@ func ParseHealInfo(out string) (HealState, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return h, err
+	}
+	if inBrick && connected && !hasCount {
+		return h, fmt.Errorf("brick %d is connected but has no entry count", h.Bricks)
 	}
 	if h.Bricks == 0 {
 		return h, fmt.Errorf("no brick in heal info output %q", firstLine(out))
@@ -364,8 +378,16 @@ func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, prog
 	}); err != nil {
 		return err
 	}
-	if out, err := c.Exec(ctx, admin, g.HealCmd()...); err != nil {
-		return fmt.Errorf("starting the heal of %s: %w (%s)", g.Volume, err, firstLine(string(out)))
+	// The returned server's self-heal daemon starts a moment after its brick:
+	// until then the heal launch fails ("Glusterd Syncop Mgmt brick op 'Heal'
+	// failed"), so it is retried.
+	var healOut []byte
+	if err := waitFor(ctx, timeout, "the self-heal daemons to start a heal of "+g.Volume, func() (bool, error) {
+		out, err := c.Exec(ctx, admin, g.HealCmd()...)
+		healOut = out
+		return err == nil, nil
+	}); err != nil {
+		return fmt.Errorf("%w; last answer: %s", err, strings.TrimSpace(string(healOut)))
 	}
 	if err := waitHealed(ctx, c, g, admin, timeout); err != nil {
 		return err

@@ -134,6 +134,8 @@ func TestParseHealInfo(t *testing.T) {
 		"Volume replicated does not exist\n",
 		"Brick a:/b\nStatus: Connected\nNumber of entries: x\n",
 		"Brick a:/b\nStatus: Connected\nNumber of entries: -\n",
+		"Brick a:/b\nStatus: Connected\n",
+		"Brick a:/b\nStatus: Connected\nStatus: Connected\nNumber of entries: 0\n",
 	} {
 		if h, err := ParseHealInfo(bad); err == nil {
 			t.Errorf("ParseHealInfo(%q) = %+v, want an error", bad, h)

@@ -161,5 +161,31 @@ func TestGlusterDrill(t *testing.T) {
 	if got := read("db2", g.MountPath+"/two"); got != "written while db2 was down" {
 		t.Errorf("db2's remount reads %q", got)
 	}
+
+	// The local-path helper makes volumes only where GlusterFS is mounted.
+	helper := t.TempDir() + "/local-path-helper"
+	build := exec.CommandContext(ctx, "go", "build", "-o", helper, "./localpathhelper")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the helper: %v\n%s", err, out)
+	}
+	if _, err := docker(ctx, "cp", helper, drillPrefix+"www1:/local-path-helper"); err != nil {
+		t.Fatal(err)
+	}
+	env := "LOCAL_PATH_HELPER_REQUIRE_FUSE_UNDER=" + g.MountPath
+	vol := g.MountPath + "/pvc-drill_default_data"
+	if _, err := docker(ctx, "exec", "-e", env, drillPrefix+"www1", "/local-path-helper", "-p", vol, "-a", "create"); err != nil {
+		t.Errorf("helper create on the mounted volume: %v", err)
+	}
+	if _, err := c.Exec(ctx, "db3", "test", "-d", BrickRoot+"/"+g.Volume+"/brick/pvc-drill_default_data"); err != nil {
+		t.Errorf("the volume made on www1 is not on db3's brick: %v", err)
+	}
+	if _, err := c.Exec(ctx, "www1", "umount", g.MountPath); err != nil {
+		t.Fatal(err)
+	}
+	_, err = docker(ctx, "exec", "-e", env, drillPrefix+"www1", "/local-path-helper", "-p", g.MountPath+"/pvc-local_default_data", "-a", "create")
+	if err == nil || !strings.Contains(err.Error(), "not a FUSE (GlusterFS) mount") {
+		t.Errorf("helper create with GlusterFS unmounted: %v", err)
+	}
 	t.Logf("progress:\n%s", progress.String())
 }

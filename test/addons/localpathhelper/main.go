@@ -12,7 +12,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 )
+
+// RequireFUSEEnv names a directory (the `replicated` class's shared path)
+// under which volumes may only be made or removed while it is a FUSE mount:
+// if a node lacks its GlusterFS mount, the hostPath would silently be a plain
+// local directory and the "replicated" data would live on one node only.
+const RequireFUSEEnv = "LOCAL_PATH_HELPER_REQUIRE_FUSE_UNDER"
+
+// fuseSuperMagic is statfs' f_type of a FUSE filesystem (GlusterFS' client).
+const fuseSuperMagic = 0x65735546
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -36,6 +47,18 @@ func run(args []string) error {
 	}
 	if *mode != "Filesystem" {
 		return fmt.Errorf("volume mode %q is not supported for %s (only Filesystem)", *mode, clean)
+	}
+	if shared := os.Getenv(RequireFUSEEnv); shared != "" {
+		shared = filepath.Clean(shared)
+		if strings.HasPrefix(clean, shared+"/") {
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(shared, &st); err != nil {
+				return fmt.Errorf("checking the shared filesystem at %s: %w", shared, err)
+			}
+			if st.Type != fuseSuperMagic {
+				return fmt.Errorf("%s is not a FUSE (GlusterFS) mount on this node (filesystem type %#x): refusing to %s %s on a local disk; mount the replicated volume (addons.MountAll) and retry", shared, st.Type, *action, clean)
+			}
+		}
 	}
 	switch *action {
 	case "create":

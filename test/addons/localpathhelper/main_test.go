@@ -55,3 +55,24 @@ func TestRefuses(t *testing.T) {
 		}
 	}
 }
+
+// Under the shared path the helper refuses to work unless it is a FUSE
+// mount: a node without its GlusterFS mount must not make local "replicated"
+// volumes.
+func TestRequiresFUSEUnderSharedPath(t *testing.T) {
+	shared := t.TempDir() // a tmpfs or disk, never FUSE
+	t.Setenv(RequireFUSEEnv, shared)
+	vol := filepath.Join(shared, "pvc-1_default_data")
+	err := run([]string{"-p", vol, "-a", "create"})
+	if err == nil || !strings.Contains(err.Error(), "not a FUSE (GlusterFS) mount") {
+		t.Fatalf("create under a non-FUSE shared path: %v", err)
+	}
+	if _, err := os.Stat(vol); !os.IsNotExist(err) {
+		t.Errorf("the refused volume directory exists: %v", err)
+	}
+	// Outside the shared path (the local-path class) it works as before.
+	other := filepath.Join(t.TempDir(), "pvc-2_default_data")
+	if err := run([]string{"-p", other, "-a", "create"}); err != nil {
+		t.Errorf("create outside the shared path: %v", err)
+	}
+}

@@ -243,8 +243,15 @@ func TestCoreDNSTwoReplicasSpread(t *testing.T) {
 			t.Errorf("Corefile lacks %q:\n%s", want, cm.Data["Corefile"])
 		}
 	}
-	if strings.Contains(cm.Data["Corefile"], "forward") {
-		t.Errorf("Corefile forwards although no upstream was given:\n%s", cm.Data["Corefile"])
+	if strings.Contains(cm.Data["Corefile"], "forward") || strings.Contains(cm.Data["Corefile"], "loop") {
+		t.Errorf("Corefile forwards or checks for loops although no upstream was given:\n%s", cm.Data["Corefile"])
+	}
+	p.Upstreams = []string{"192.0.2.53"}
+	cm = find[*corev1.ConfigMap](t, render(t, p), "ConfigMap", "kube-system", "coredns")
+	for _, want := range []string{"forward . 192.0.2.53 {", "loop"} {
+		if !strings.Contains(cm.Data["Corefile"], want) {
+			t.Errorf("with an upstream, Corefile lacks %q:\n%s", want, cm.Data["Corefile"])
+		}
 	}
 }
 
@@ -399,6 +406,9 @@ func TestReplicatedClassIsShared(t *testing.T) {
 	var helper corev1.Pod
 	if err := yaml.UnmarshalStrict([]byte(cm.Data["helperPod.yaml"]), &helper); err != nil {
 		t.Fatalf("helperPod.yaml: %v", err)
+	}
+	if env := helper.Spec.Containers[0].Env; len(env) != 1 || env[0].Name != "LOCAL_PATH_HELPER_REQUIRE_FUSE_UNDER" || env[0].Value != "/mnt/lab-gluster" {
+		t.Errorf("helper pod env %v: want LOCAL_PATH_HELPER_REQUIRE_FUSE_UNDER=/mnt/lab-gluster", env)
 	}
 	if helper.Spec.Containers[0].Image != DefaultImages().LocalPath {
 		t.Errorf("helper pod image %q, want %q", helper.Spec.Containers[0].Image, DefaultImages().LocalPath)
