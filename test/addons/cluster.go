@@ -13,24 +13,29 @@ import (
 	"net/netip"
 )
 
-// Cluster is what Install needs from the lab. The lab's Go API implements it.
+// Cluster is what Install needs from the lab. ImportImage, Exec, Apply and
+// Kubeconfig have the signatures of test/lab's *lab.Lab, so an adapter
+// embedding it only adds the four address methods.
 type Cluster interface {
 	// Nodes lists every node, control-plane (db1-3) and workers (www1-3).
 	Nodes() []Node
-	// Subnet is the lab's Docker network; the MetalLB pool is its upper range.
+	// Subnet is the lab's Docker network.
 	Subnet() netip.Prefix
+	// LoadBalancerPool is the range kept free for MetalLB inside Subnet
+	// (lab.MetalLBRange); two zero addresses mean the upper quarter of Subnet.
+	LoadBalancerPool() (first, last netip.Addr)
 	// ClusterDNS is the kube-dns Service address the kubelets are configured with.
 	ClusterDNS() netip.Addr
 	// Kubeconfig is the path of an admin kubeconfig for the lab's stable API address.
 	Kubeconfig() string
-	// ImportImage loads a `docker save` tarball on the host into the node's
-	// containerd, k8s.io namespace (ctr -n k8s.io images import).
-	ImportImage(ctx context.Context, node, tarPath string) error
-	// Exec runs argv in the node (docker exec, as root) and returns its
-	// combined output; a non-zero exit is an error that includes the output.
-	Exec(ctx context.Context, node string, args ...string) ([]byte, error)
-	// Apply applies a manifest file on the host to the cluster (kubectl apply -f).
-	Apply(ctx context.Context, manifestPath string) error
+	// ImportImage loads a `docker save` tarball on the host into every node's
+	// containerd (k8s.io namespace), now and whenever a node boots again.
+	ImportImage(ctx context.Context, tarPath string) error
+	// Exec runs argv in the node as root and returns its combined output; a
+	// non-zero exit is an error.
+	Exec(ctx context.Context, node string, argv ...string) ([]byte, error)
+	// Apply applies a manifest file on the host to the cluster (kubectl apply).
+	Apply(ctx context.Context, manifestPath string) ([]byte, error)
 }
 
 // Node is one lab node.

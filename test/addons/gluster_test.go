@@ -203,15 +203,20 @@ type scriptedCluster struct {
 	failMount string
 }
 
-func (s *scriptedCluster) Nodes() []Node                       { return labNodes() }
-func (s *scriptedCluster) Subnet() netip.Prefix                { return netip.MustParsePrefix("172.30.0.0/24") }
-func (s *scriptedCluster) ClusterDNS() netip.Addr              { return netip.MustParseAddr("10.96.0.10") }
-func (s *scriptedCluster) Kubeconfig() string                  { return "/nonexistent/kubeconfig" }
-func (s *scriptedCluster) Apply(context.Context, string) error { return fmt.Errorf("not in this test") }
-func (s *scriptedCluster) ImportImage(_ context.Context, node, tar string) error {
+func (s *scriptedCluster) Nodes() []Node          { return labNodes() }
+func (s *scriptedCluster) Subnet() netip.Prefix   { return netip.MustParsePrefix("172.30.0.0/24") }
+func (s *scriptedCluster) ClusterDNS() netip.Addr { return netip.MustParseAddr("10.96.0.10") }
+func (s *scriptedCluster) Kubeconfig() string     { return "/nonexistent/kubeconfig" }
+func (s *scriptedCluster) LoadBalancerPool() (netip.Addr, netip.Addr) {
+	return netip.Addr{}, netip.Addr{}
+}
+func (s *scriptedCluster) Apply(context.Context, string) ([]byte, error) {
+	return nil, fmt.Errorf("not in this test")
+}
+func (s *scriptedCluster) ImportImage(_ context.Context, tar string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ran = append(s.ran, node+": import "+tar)
+	s.ran = append(s.ran, "import "+tar)
 	return nil
 }
 

@@ -35,10 +35,15 @@ func (d *dockerCluster) Nodes() []Node          { return d.nodes }
 func (d *dockerCluster) Subnet() netip.Prefix   { return netip.MustParsePrefix("172.31.251.0/24") }
 func (d *dockerCluster) ClusterDNS() netip.Addr { return netip.MustParseAddr("10.96.0.10") }
 func (d *dockerCluster) Kubeconfig() string     { return "" }
-func (d *dockerCluster) ImportImage(context.Context, string, string) error {
+func (d *dockerCluster) LoadBalancerPool() (netip.Addr, netip.Addr) {
+	return netip.Addr{}, netip.Addr{}
+}
+func (d *dockerCluster) ImportImage(context.Context, string) error {
 	return fmt.Errorf("not in the drill")
 }
-func (d *dockerCluster) Apply(context.Context, string) error { return fmt.Errorf("not in the drill") }
+func (d *dockerCluster) Apply(context.Context, string) ([]byte, error) {
+	return nil, fmt.Errorf("not in the drill")
+}
 
 func (d *dockerCluster) Exec(ctx context.Context, node string, args ...string) ([]byte, error) {
 	return docker(ctx, append([]string{"exec", drillPrefix + node}, args...)...)

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tsys-group/tsys-ci/test/addons/manifests"
@@ -31,6 +30,11 @@ type Options struct {
 	Kubectl string
 	// Timeout bounds each wait for a component to be ready (default 3 min).
 	Timeout time.Duration
+	// Upstreams are where CoreDNS forwards names outside the cluster, e.g.
+	// []string{"/etc/resolv.conf"} where the lab gives pods with dnsPolicy
+	// Default a resolv.conf naming reachable servers; none means such names
+	// fail (SERVFAIL) fast.
+	Upstreams []string
 	// Progress receives one line per step (default io.Discard).
 	Progress io.Writer
 }
@@ -56,7 +60,9 @@ func Params(c Cluster, o Options) manifests.Params {
 		ClusterDNS: c.ClusterDNS(),
 		SharedPath: o.SharedPath,
 		LocalPath:  o.LocalPath,
+		Upstreams:  o.Upstreams,
 	}
+	p.PoolFirst, p.PoolLast = c.LoadBalancerPool()
 	for _, n := range c.Nodes() {
 		p.Hosts = append(p.Hosts, manifests.Host{Name: n.Name, IP: n.Address})
 	}
@@ -133,7 +139,14 @@ func Install(ctx context.Context, c Cluster, o Options) (Result, error) {
 	}
 	k := kubectl{path: o.Kubectl, kubeconfig: c.Kubeconfig()}
 
-	if err := step("importing images into every node", func() error { return importAll(ctx, c, o.Images) }); err != nil {
+	if err := step("importing images into every node", func() error {
+		for _, img := range o.Images {
+			if err := c.ImportImage(ctx, img.Path); err != nil {
+				return fmt.Errorf("importing %s (%s): %w", img.Image, img.Path, err)
+			}
+		}
+		return nil
+	}); err != nil {
 		return res, err
 	}
 	g, err := NewGluster(c.Nodes(), o.SharedPath)
@@ -147,7 +160,13 @@ func Install(ctx context.Context, c Cluster, o Options) (Result, error) {
 	if err := step("registry access for containerd on every node", func() error { return configureRegistryAccess(ctx, c, res.Registry) }); err != nil {
 		return res, err
 	}
-	apply := func(name string) error { return c.Apply(ctx, paths[name]) }
+	applyFile := func(path string) error {
+		if out, err := c.Apply(ctx, path); err != nil {
+			return fmt.Errorf("applying %s: %w (%s)", path, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	apply := func(name string) error { return applyFile(paths[name]) }
 	if err := step("CoreDNS", func() error {
 		if err := apply("coredns.yaml"); err != nil {
 			return err
@@ -158,7 +177,7 @@ func Install(ctx context.Context, c Cluster, o Options) (Result, error) {
 	}
 	if err := step("MetalLB", func() error {
 		for _, crd := range crds {
-			if err := c.Apply(ctx, crd); err != nil {
+			if err := applyFile(crd); err != nil {
 				return err
 			}
 		}
@@ -195,30 +214,6 @@ func Install(ctx context.Context, c Cluster, o Options) (Result, error) {
 		return res, err
 	}
 	return res, nil
-}
-
-// importAll imports every tarball into every node, the nodes in parallel.
-func importAll(ctx context.Context, c Cluster, images []ImageTarball) error {
-	nodes := c.Nodes()
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Go(func() {
-			for _, img := range images {
-				if err := c.ImportImage(ctx, n.Name, img.Path); err != nil {
-					errs[i] = fmt.Errorf("importing %s into %s: %w", img.Image, n.Name, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // RegistryHostsToml is containerd's registry host config for the lab

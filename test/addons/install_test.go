@@ -1,6 +1,7 @@
 package addons
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,6 +106,31 @@ func TestParamsFromCluster(t *testing.T) {
 	for _, n := range labNodes() {
 		if !strings.Contains(corefile, n.Address.String()+" "+n.Name) {
 			t.Errorf("CoreDNS does not answer for node %s (%s)", n.Name, n.Address)
+		}
+	}
+}
+
+// poolCluster is a lab that reserves its own MetalLB range (lab.MetalLBRange).
+type poolCluster struct{ scriptedCluster }
+
+func (p *poolCluster) Subnet() netip.Prefix { return netip.MustParsePrefix("10.213.0.0/24") }
+func (p *poolCluster) LoadBalancerPool() (netip.Addr, netip.Addr) {
+	return netip.MustParseAddr("10.213.0.200"), netip.MustParseAddr("10.213.0.250")
+}
+
+func TestParamsUseTheLabsPoolAndUpstreams(t *testing.T) {
+	p := Params(&poolCluster{}, Options{Upstreams: []string{"/etc/resolv.conf"}})
+	files, err := manifests.Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := ""
+	for _, f := range files {
+		all += string(f.Data)
+	}
+	for _, want := range []string{"- 10.213.0.200-10.213.0.250", `metallb.universe.tf/loadBalancerIPs: "10.213.0.200"`, "forward . /etc/resolv.conf {"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("rendered manifests lack %q", want)
 		}
 	}
 }
