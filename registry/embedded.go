@@ -112,11 +112,14 @@ func (e *Embedded) replay(path string) error {
 			}
 			return fmt.Errorf("registry journal %s line %d is damaged: %v", path, line, err)
 		}
-		method := http.MethodPut
-		if je.Op == "delete" {
-			method = http.MethodDelete
+		method := map[string]string{"put": http.MethodPut, "delete": http.MethodDelete}[je.Op]
+		if method == "" || !manifestPath.MatchString("/v2/"+je.Repo+"/manifests/"+je.Ref) || strings.ContainsAny(je.Repo+je.Ref, " \t\r\n?#") {
+			return fmt.Errorf("registry journal %s line %d is damaged: op %q, repository %q, reference %q", path, line, je.Op, je.Repo, je.Ref)
 		}
-		req := httptest.NewRequest(method, "/v2/"+je.Repo+"/manifests/"+je.Ref, bytes.NewReader(je.Body))
+		req, err := http.NewRequest(method, "/v2/"+je.Repo+"/manifests/"+je.Ref, bytes.NewReader(je.Body))
+		if err != nil {
+			return fmt.Errorf("registry journal %s line %d is damaged: %v", path, line, err)
+		}
 		req.Header.Set("Content-Type", je.MediaType)
 		rec := httptest.NewRecorder()
 		e.reg.ServeHTTP(rec, req)

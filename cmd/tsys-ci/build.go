@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/urfave/cli/v2"
@@ -86,7 +85,7 @@ func buildCommand() *cli.Command {
 				Workdir: c.String("workdir"), Entrypoint: entrypoint.get(), Cmd: cmd.get(),
 				Env: env.get(), User: c.String("user"), Ports: port.get(), Labels: labels,
 				Created: created,
-				Remote:  []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
+				Remote:  []remote.Option{remote.WithAuthFromKeychain(registry.Credentials(os.Getenv))},
 			}, c.String("out"))
 			if err != nil {
 				return exitFor(err)
