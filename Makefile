@@ -45,3 +45,8 @@ lab-down:
 
 clean:
 	rm -rf bin
+
+# The real cosign CLI the signature interop tests run (cached under ~/.cache/tsys-ci/cosign/).
+.PHONY: cosign
+cosign:
+	@scripts/cosign.sh
