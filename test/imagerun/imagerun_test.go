@@ -68,16 +68,16 @@ func TestBuiltImageRunsInDocker(t *testing.T) {
 	defer reg.Close()
 	host := strings.TrimPrefix(reg.URL, "http://")
 
-	res, err := registry.BuildToLayout(ctx, registry.BuildOptions{
+	layoutDir := filepath.Join(dir, "image")
+	d, _, err := registry.BuildToLayout(ctx, registry.BuildOptions{
 		Context: app, Base: registry.Scratch, Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		Workdir: "/app", Entrypoint: []string{"/app/server"}, Env: []string{"GREETING=hi"},
 		User: "65534:65534", Ports: []string{"8080"}, Created: time.Unix(1700000000, 0),
-	}, filepath.Join(dir, "image"))
+	}, layoutDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := v1.NewHash(res.Digest)
-	img, err := registry.ReadLayout(res.Layout, d)
+	img, err := registry.ReadLayout(layoutDir, d)
 	if err != nil {
 		t.Fatal(err)
 	}
