@@ -49,6 +49,7 @@ func registrySetupCommand() *cli.Command {
 			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Usage: "Authorization header Harbor sends with webhooks, e.g. 'Bearer TOKEN'"},
 			&cli.IntFlag{Name: "keep", Value: 10, Usage: "tag retention: keep this many most recently pushed artifacts per repository (0: no rule)"},
 			&cli.StringFlag{Name: "retention-cron", Value: "0 0 3 * * *", Usage: "when Harbor runs tag retention (six-field cron)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.String("harbor") == "" || c.String("project") == "" {
@@ -61,7 +62,7 @@ func registrySetupCommand() *cli.Command {
 			res, err := h.Setup(c.Context, registry.SetupOptions{
 				Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
 				WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
-				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"),
+				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
 			})
 			if err != nil {
 				return exitFor(err)
@@ -75,6 +76,9 @@ func registrySetupCommand() *cli.Command {
 			}
 			if len(res.Changes) == 0 {
 				fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", c.String("harbor"), c.String("project"))
+				if c.Bool("dry-run") {
+					fmt.Fprintln(c.App.ErrWriter, "(dry run: nothing would change either)")
+				}
 				return nil
 			}
 			for _, ch := range res.Changes {
