@@ -53,3 +53,8 @@ addon-images: deps
 
 clean:
 	rm -rf bin
+
+# The real cosign CLI the signature interop tests run (cached under ~/.cache/tsys-ci/cosign/).
+.PHONY: cosign
+cosign:
+	@scripts/cosign.sh
