@@ -36,7 +36,7 @@ func promoteCommand() *cli.Command {
 		Flags: append(clusterFlags(),
 			&cli.StringFlag{Name: "image", Usage: "image to promote, by digest (HOST/PROJECT/NAME@sha256:...)"},
 			&cli.StringFlag{Name: "from", Usage: "push result to take the image from (" + pipeline.DefaultPushResult + ")"},
-			&cli.StringFlag{Name: "revision", Usage: "commit of the image, for the history (default from --from's tags)"},
+			&cli.StringFlag{Name: "revision", EnvVars: []string{"GIT_COMMIT"}, Usage: "commit of the image, for the history"},
 			&cli.StringFlag{Name: "strategy", Usage: "override the spec: blueGreen, canary, rolling or recreate"},
 			&cli.StringFlag{Name: "verify-key", Usage: "public key the image's signature must verify with"},
 			&cli.BoolFlag{Name: "allow-unsigned", Usage: "promote without verifying a signature"},
@@ -75,6 +75,9 @@ func appArgs(c *cli.Context) (*rollout.AppSpec, error) {
 		return nil, cli.Exit(fmt.Sprintf("tsys-ci %s takes one argument, the app's name; got %q", c.Command.Name, c.Args().Slice()), 2)
 	}
 	app := c.Args().First()
+	if o := c.String("output"); o != "text" && o != "json" {
+		return nil, cli.Exit(fmt.Sprintf("-o %q: use text or json", o), 2)
+	}
 	spec, err := rollout.LoadSpec(c.String("spec"))
 	if err != nil {
 		return nil, cli.Exit(err.Error(), 2)
