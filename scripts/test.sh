@@ -44,5 +44,7 @@ stage build make --no-print-directory build
 # Kubernetes and etcd for test/apiserver and the lab: minutes cold, a second warm.
 stage k8s-bins scripts/k8s-bins.sh
 stage addon-images scripts/addon-images.sh
+# The real cosign v2.6.5, to prove signatures interoperate: minutes cold, cached after.
+stage cosign scripts/cosign.sh
 stage go-test go test -timeout 20m ./...
 summary
