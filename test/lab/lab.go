@@ -67,7 +67,13 @@ func Open(opts Options) (*Lab, error) {
 		l.state = os.Getenv(StateDirEnv)
 	}
 	if l.state == "" {
-		l.state = filepath.Join(l.root, ".lab")
+		// Docker's names are machine-wide, so there is one lab per machine:
+		// a lab already made from another checkout is used, not fought.
+		if other := runningLabState(); other != "" {
+			l.state = other
+		} else {
+			l.state = filepath.Join(l.root, ".lab")
+		}
 	}
 	if l.cache == "" {
 		l.cache = os.Getenv("TSYS_CI_CACHE")
@@ -84,6 +90,22 @@ func Open(opts Options) (*Lab, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// runningLabState is the state folder of a lab already in Docker, if its
+// folder is still there.
+func runningLabState() string {
+	out, err := exec.Command("docker", "ps", "-a", "--filter", "label="+labelLab,
+		"--format", `{{.Label "`+labelState+`"}}`).Output()
+	if err != nil {
+		return ""
+	}
+	for _, dir := range strings.Fields(string(out)) {
+		if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); err == nil {
+			return dir
+		}
+	}
+	return ""
 }
 
 // StateDir is the folder holding the lab's keys, configs and logs.

@@ -52,6 +52,9 @@ func (l *Lab) Up(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if filepath.Dir(l.state) != l.root {
+		l.logf("using the lab kept in %s (one lab per machine; %s overrides)", l.state, StateDirEnv)
+	}
 	if err := l.step("node image "+NodeImage(), "node-image", func(log io.Writer) error { return l.ensureNodeImage(ctx, log) }); err != nil {
 		return err
 	}
