@@ -117,8 +117,9 @@ func TestHostSysctlsUntouched(t *testing.T) {
 	}
 }
 
-// With db1 frozen and cut off (the honest power loss), the API keeps
-// serving reads and writes through the stable address.
+// With db1 frozen and cut off (the honest power loss; or killed, see
+// stopMode), the API keeps serving reads and writes through the stable
+// address.
 func TestAPIServesWithDB1Frozen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -126,7 +127,7 @@ func TestAPIServesWithDB1Frozen(t *testing.T) {
 	ns := namespace(t, c, "e2e-api-")
 
 	start := time.Now()
-	stopNode(t, "db1", lab.Freeze)
+	stopNode(t, "db1", stopMode())
 
 	// The first write through the stable address after the freeze: HAProxy
 	// must notice the dead server, and etcd may have to elect a new leader.
@@ -145,7 +146,7 @@ func TestAPIServesWithDB1Frozen(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Logf("db1 frozen (freeze): first write through %s succeeded %s after the freeze", lab.APIAddress, time.Since(start).Round(10*time.Millisecond))
+	t.Logf("db1 stopped (%s): first write through %s succeeded %s after the stop", stopMode(), lab.APIAddress, time.Since(start).Round(10*time.Millisecond))
 
 	// From then on every read and write works.
 	for i := range 20 {
@@ -201,10 +202,10 @@ func TestPodMovesWhenItsNodeFreezes(t *testing.T) {
 	t.Logf("pod %s running on %s", first.Name, first.Spec.NodeName)
 
 	start := time.Now()
-	stopNode(t, first.Spec.NodeName, lab.Freeze)
+	stopNode(t, first.Spec.NodeName, stopMode())
 	moved := waitPodRunning(ctx, t, c, ns, first.Spec.NodeName)
-	t.Logf("%s frozen (freeze): pod %s Running and Ready on %s %s after the freeze",
-		first.Spec.NodeName, moved.Name, moved.Spec.NodeName, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%s stopped (%s): pod %s Running and Ready on %s %s after the stop",
+		first.Spec.NodeName, stopMode(), moved.Name, moved.Spec.NodeName, time.Since(start).Round(100*time.Millisecond))
 }
 
 // waitPodRunning waits for a Running, Ready pod in ns on a node other than

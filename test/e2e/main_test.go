@@ -73,6 +73,15 @@ func client(t *testing.T) *kubernetes.Clientset {
 	return c
 }
 
+// stopMode is how the drills stop a node: lab.Freeze (the honest power
+// loss) unless TSYS_CI_E2E_STOP_MODE=kill asks for docker kill, to compare.
+func stopMode() lab.StopMode {
+	if os.Getenv("TSYS_CI_E2E_STOP_MODE") == string(lab.Kill) {
+		return lab.Kill
+	}
+	return lab.Freeze
+}
+
 // stopNode stops a node and makes sure it is back (and Ready) when the test
 // ends, whatever happens in between.
 func stopNode(t *testing.T, name string, mode lab.StopMode) {
