@@ -79,13 +79,16 @@ func (l *Lab) Up(ctx context.Context) error {
 	if err := l.step("Docker network "+Network, "up", func(log io.Writer) error { return ensureNetwork(ctx, log) }); err != nil {
 		return err
 	}
+	// Nodes count as Ready only once they renewed their lease after this:
+	// a node just started still shows the Ready of its previous life.
+	since := time.Now()
 	if err := l.step("containers", "up", func(log io.Writer) error { return l.ensureContainers(ctx, log, spec, bin) }); err != nil {
 		return err
 	}
 	if err := l.step("API server ready at "+l.apiURL(), "up", func(log io.Writer) error { return l.waitAPI(ctx, log, 4*time.Minute) }); err != nil {
 		return err
 	}
-	if err := l.step("six nodes Ready", "up", func(log io.Writer) error { return l.WaitNodesReady(ctx, 4*time.Minute, nodeNames()...) }); err != nil {
+	if err := l.step("six nodes Ready", "up", func(log io.Writer) error { return l.WaitNodesReadySince(ctx, since, 4*time.Minute, nodeNames()...) }); err != nil {
 		return err
 	}
 	l.logf("lab up in %s", time.Since(start).Round(time.Second))
