@@ -122,11 +122,16 @@ func (l *Lab) k8sBins(ctx context.Context, log io.Writer) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// containerRecipe names the shape of the containers' other arguments
+// (volumes, mounts); change it when they change, so labs made before are
+// replaced.
+const containerRecipe = "2: glusterd state and brick volumes on db nodes"
+
 // spec is a hash of everything the containers are made from: a lab whose
 // containers carry another spec is replaced.
 func (l *Lab) spec(bin string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "bin=%s\nnode=%s\npause=%s\nrecipe=%s\n", bin, NodeImage(), PauseImage(), strings.Join(runFlags(), " "))
+	fmt.Fprintf(h, "bin=%s\nnode=%s\npause=%s\nflags=%s\nrecipe=%s\n", bin, NodeImage(), PauseImage(), strings.Join(runFlags(), " "), containerRecipe)
 	files := []string{"common/boot.sh", "common/routes.sh", "common/ca.crt", "haproxy.cfg"}
 	for _, n := range Nodes {
 		for _, f := range []string{"env", "kubelet.yaml", "kube-proxy.yaml", "containerd.toml", "cni/10-lab.conflist"} {
@@ -268,7 +273,13 @@ func (l *Lab) ensureContainers(ctx context.Context, log io.Writer, spec, bin str
 			"-v", bin+":/opt/k8s/bin:ro",
 		)
 		if n.Role == "db" {
-			args = append(args, "-v", n.Container()+"-etcd:/var/lib/etcd")
+			// etcd's data, and GlusterFS' state and brick (test/addons),
+			// which must be kept and lost together.
+			args = append(args,
+				"-v", n.Container()+"-etcd:/var/lib/etcd",
+				"-v", n.Container()+"-glusterd:/var/lib/glusterd",
+				"-v", n.Container()+"-gluster:/srv/gluster",
+			)
 		}
 		args = append(args, NodeImage())
 		if err := l.ensureContainer(ctx, log, n.Container(), args); err != nil {
@@ -506,7 +517,8 @@ func (l *Lab) removeDocker(ctx context.Context, log io.Writer) error {
 	var vols []string
 	for _, v := range strings.Fields(string(out)) {
 		for _, n := range Nodes {
-			if v == n.Container()+"-containerd" || v == n.Container()+"-etcd" {
+			switch v {
+			case n.Container() + "-containerd", n.Container() + "-etcd", n.Container() + "-glusterd", n.Container() + "-gluster":
 				vols = append(vols, v)
 			}
 		}
