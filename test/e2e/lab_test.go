@@ -203,9 +203,39 @@ func TestPodMovesWhenItsNodeFreezes(t *testing.T) {
 
 	start := time.Now()
 	stopNode(t, first.Spec.NodeName, stopMode())
+	notReady := watchNotReady(ctx, c, first.Spec.NodeName, start)
 	moved := waitPodRunning(ctx, t, c, ns, first.Spec.NodeName)
+	if d, ok := <-notReady; ok {
+		t.Logf("%s stopped (%s): node not Ready %s after the stop", first.Spec.NodeName, stopMode(), d.Round(100*time.Millisecond))
+	}
 	t.Logf("%s stopped (%s): pod %s Running and Ready on %s %s after the stop",
 		first.Spec.NodeName, stopMode(), moved.Name, moved.Spec.NodeName, time.Since(start).Round(100*time.Millisecond))
+}
+
+// watchNotReady reports how long after start the node stopped being Ready
+// (for the log: the drill's timeline), or closes without a value if the test
+// ends first.
+func watchNotReady(ctx context.Context, c kubernetes.Interface, node string, start time.Time) <-chan time.Duration {
+	ch := make(chan time.Duration, 1)
+	go func() {
+		defer close(ch)
+		for ctx.Err() == nil {
+			n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			if err == nil {
+				for _, cond := range n.Status.Conditions {
+					if cond.Type == corev1.NodeReady && cond.Status != corev1.ConditionTrue {
+						ch <- time.Since(start)
+						return
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	return ch
 }
 
 // waitPodRunning waits for a Running, Ready pod in ns on a node other than
