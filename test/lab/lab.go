@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -129,6 +130,27 @@ func (l *Lab) LogDir() string { return filepath.Join(l.state, "logs") }
 
 func (l *Lab) logf(format string, args ...any) {
 	fmt.Fprintf(l.progress, "[lab %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// lock takes the machine-wide lab lock: one Up or Down at a time, since
+// every checkout on the machine shares the one lab. It waits, saying so.
+func (l *Lab) lock() (unlock func(), err error) {
+	dir := filepath.Join(l.cache, "lab")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		l.logf("another lab up/down is running on this machine; waiting for it")
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 // step runs one named step, printing its start and its duration; a failure

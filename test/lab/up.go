@@ -43,6 +43,11 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 
 // Up is the method form of the package's Up.
 func (l *Lab) Up(ctx context.Context) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	start := time.Now()
 	if err := l.step("checking Docker", "up", func(log io.Writer) error {
 		if err := run(ctx, log, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
@@ -469,6 +474,11 @@ func containerNames() []string {
 // Down removes every container, volume and network the lab made, its cgroup
 // folders and its state folder. Built images stay cached. Safe to run twice.
 func (l *Lab) Down(ctx context.Context) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := l.removeDocker(ctx, io.Discard); err != nil {
 		return err
 	}
