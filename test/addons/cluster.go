@@ -28,6 +28,10 @@ type Cluster interface {
 	ClusterDNS() netip.Addr
 	// Kubeconfig is the path of an admin kubeconfig for the lab's stable API address.
 	Kubeconfig() string
+	// ContainerdCertsDir is the host folder every node mounts as
+	// /etc/containerd/certs.d (containerd's registry config_path), where the
+	// registry's hosts.toml goes; "" means writing it into each node by Exec.
+	ContainerdCertsDir() string
 	// ImportImage loads a `docker save` tarball on the host into every node's
 	// containerd (k8s.io namespace), now and whenever a node boots again.
 	ImportImage(ctx context.Context, tarPath string) error

@@ -232,6 +232,16 @@ func RegistryHostsCmd(registry string) []string {
 }
 
 func configureRegistryAccess(ctx context.Context, c Cluster, registry string) error {
+	if dir := c.ContainerdCertsDir(); dir != "" {
+		path := filepath.Join(dir, registry, "hosts.toml")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("making %s: %w", filepath.Dir(path), err)
+		}
+		if err := os.WriteFile(path, []byte(RegistryHostsToml(registry)), 0o644); err != nil {
+			return fmt.Errorf("writing containerd's hosts.toml for %s: %w", registry, err)
+		}
+		return nil
+	}
 	for _, n := range c.Nodes() {
 		if out, err := c.Exec(ctx, n.Name, RegistryHostsCmd(registry)...); err != nil {
 			return fmt.Errorf("writing containerd's hosts.toml for %s on %s: %w (%s)", registry, n.Name, err, firstLine(string(out)))
