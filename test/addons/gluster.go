@@ -15,10 +15,16 @@ import (
 //
 // What the node containers must provide (the lab area's part):
 //   - glusterfs-server and glusterfs-client in the node image;
-//   - --device /dev/fuse on every node (the FUSE mount);
-//   - on db1-3, named Docker volumes on /var/lib/glusterd (peer and volume
-//     state) and on BrickRoot (the brick), so both survive `docker rm` as well
-//     as `docker stop`/`start`; bricks on the container's own layer die with it.
+//   - --device /dev/fuse and CAP_SYS_ADMIN on every node (the FUSE mount,
+//     and setfattr trusted.* on the bricks);
+//   - /var/lib/glusterd (peer and volume state) and BrickRoot (the brick) on
+//     db1-3 kept and lost together: both in the container's writable layer
+//     (they survive docker stop/start, die with docker rm), or both on named
+//     volumes removed together with the node's other volumes. A brick kept
+//     without its glusterd state makes the next `volume create` fail with
+//     "... is already part of a volume";
+//   - the node's boot script running BootScriptPath, if present, before the
+//     kubelet (see BootScript).
 
 // Defaults of the replicated volume.
 const (
