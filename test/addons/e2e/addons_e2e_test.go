@@ -1,9 +1,15 @@
 //go:build e2e
 
+// Package e2e installs the add-ons on the lab and checks them end to end:
+//
+//	go test -tags e2e ./test/addons/e2e/
+//
+// TestMain brings the lab up (quick when it is already up) and leaves it up.
 package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,7 +26,20 @@ import (
 	"github.com/tsys-group/tsys-ci/test/addons/localregistry"
 	"github.com/tsys-group/tsys-ci/test/addons/manifests"
 	"github.com/tsys-group/tsys-ci/test/lab"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
+
+var theLab *lab.Lab
+
+func TestMain(m *testing.M) {
+	l, err := lab.Up(context.Background(), lab.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "addons e2e: the lab did not come up: %v\n", err)
+		os.Exit(1)
+	}
+	theLab = l
+	os.Exit(m.Run())
+}
 
 // labCluster adapts the lab to what the add-ons need.
 type labCluster struct{ *lab.Lab }
@@ -53,10 +72,7 @@ func TestAddons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubectl, err := theLab.Kubectl(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kubectl := testenv.LookPath(t, "kubectl")
 	c := labCluster{theLab}
 	start := time.Now()
 	res, err := addons.Install(ctx, c, addons.Options{
