@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,18 +9,16 @@ import (
 	"github.com/tsys-group/tsys-ci/test/slapd"
 )
 
-func runApp(t *testing.T, args ...string) (string, error) {
+// runCombined runs tsys-ci in-process and returns stdout and stderr together.
+func runCombined(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	app := newApp()
-	var out bytes.Buffer
-	app.Writer, app.ErrWriter = &out, &out
-	err := app.Run(append([]string{"tsys-ci"}, args...))
-	return out.String(), err
+	out, errOut, err := runApp(t, args...)
+	return out + errOut, err
 }
 
 func TestPlatformRenderWritesFiles(t *testing.T) {
 	dir := t.TempDir()
-	out, err := runApp(t, "platform", "render", "-f", "../../templates/platform/platform.yaml", "-o", dir)
+	out, err := runCombined(t, "platform", "render", "-f", "../../templates/platform/platform.yaml", "-o", dir)
 	if err != nil {
 		t.Fatalf("platform render: %v\n%s", err, out)
 	}
@@ -37,7 +34,7 @@ func TestPlatformRenderBadFileExits2(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("apiVersion: tsys-ci.io/v1\nkind: Platform\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := runApp(t, "platform", "render", "-f", bad, "-o", t.TempDir())
+	_, err := runCombined(t, "platform", "render", "-f", bad, "-o", t.TempDir())
 	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "hosts") {
 		t.Fatalf("got %v (exit %d), want exit 2 naming the hosts field", err, exitCode(err))
 	}
@@ -61,7 +58,7 @@ func TestPlatformLDAPReportsMissingAndExits4(t *testing.T) {
 		"TSYS_LDAP_HARBOR_PASSWORD": "x", "TSYS_LDAP_JENKINS_PASSWORD": "x"} {
 		t.Setenv(k, v)
 	}
-	out, err := runApp(t, "platform", "ldap", "-f", file)
+	out, err := runCombined(t, "platform", "ldap", "-f", file)
 	if err == nil || exitCode(err) != 4 {
 		t.Fatalf("got %v (exit %d), want exit 4\n%s", err, exitCode(err), out)
 	}
@@ -74,7 +71,7 @@ func TestPlatformLDAPReportsMissingAndExits4(t *testing.T) {
 }
 
 func TestPlatformDoctorSeedSnapshot(t *testing.T) {
-	out, err := runApp(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml")
+	out, err := runCombined(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml")
 	if err == nil || exitCode(err) != 4 {
 		t.Fatalf("got %v (exit %d), want exit 4 for a cluster with critical findings\n%s", err, exitCode(err), out)
 	}
@@ -83,14 +80,14 @@ func TestPlatformDoctorSeedSnapshot(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = runApp(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
+	out, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
 	if err != nil || !strings.Contains(out, `"critical": 6`) {
 		t.Fatalf("json with --fail-on never: %v\n%s", err, out)
 	}
 }
 
 func TestPlatformDoctorBadKubeconfig(t *testing.T) {
-	_, err := runApp(t, "platform", "doctor", "--kubeconfig", filepath.Join(t.TempDir(), "missing"))
+	_, err := runCombined(t, "platform", "doctor", "--kubeconfig", filepath.Join(t.TempDir(), "missing"))
 	if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
 		t.Fatalf("got %v, want an error naming the kubeconfig", err)
 	}
