@@ -11,8 +11,9 @@ import (
 // ServiceProxy returns a ProbeTarget that reaches Services through the API
 // server's service proxy (/api/v1/namespaces/NS/services/http:SVC:PORT/proxy),
 // with the credentials of cfg: probes work from wherever the promote runs,
-// a Jenkins agent or a laptop, without a route into the cluster. The proxy
-// does not pass a probe's Host header on to the app.
+// a Jenkins agent or a laptop, without a route into the cluster. A probe's
+// Host header reaches the app (checked against kube-apiserver 1.34 in
+// rollout/clustertest).
 func ServiceProxy(cfg *rest.Config) (ProbeTarget, error) {
 	client, err := rest.HTTPClientFor(cfg)
 	if err != nil {

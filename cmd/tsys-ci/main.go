@@ -38,6 +38,7 @@ func newApp() *cli.App {
 			verifyCommand(),
 			registryCommand(),
 			jenkinsCommand(),
+			promoteCommand(), statusCommand(), abortCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -8,12 +8,14 @@ import (
 	"os"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -34,7 +36,7 @@ func promoteCommand() *cli.Command {
 		Flags: append(clusterFlags(),
 			&cli.StringFlag{Name: "image", Usage: "image to promote, by digest (HOST/PROJECT/NAME@sha256:...)"},
 			&cli.StringFlag{Name: "from", Usage: "push result to take the image from (" + pipeline.DefaultPushResult + ")"},
-			&cli.StringFlag{Name: "revision", Usage: "commit of the image, for the history (default from --from's tags)"},
+			&cli.StringFlag{Name: "revision", EnvVars: []string{"GIT_COMMIT"}, Usage: "commit of the image, for the history"},
 			&cli.StringFlag{Name: "strategy", Usage: "override the spec: blueGreen, canary, rolling or recreate"},
 			&cli.StringFlag{Name: "verify-key", Usage: "public key the image's signature must verify with"},
 			&cli.BoolFlag{Name: "allow-unsigned", Usage: "promote without verifying a signature"},
@@ -73,6 +75,9 @@ func appArgs(c *cli.Context) (*rollout.AppSpec, error) {
 		return nil, cli.Exit(fmt.Sprintf("tsys-ci %s takes one argument, the app's name; got %q", c.Command.Name, c.Args().Slice()), 2)
 	}
 	app := c.Args().First()
+	if o := c.String("output"); o != "text" && o != "json" {
+		return nil, cli.Exit(fmt.Sprintf("-o %q: use text or json", o), 2)
+	}
 	spec, err := rollout.LoadSpec(c.String("spec"))
 	if err != nil {
 		return nil, cli.Exit(err.Error(), 2)
@@ -121,10 +126,11 @@ func runPromote(c *cli.Context) error {
 	}
 	req := rollout.Request{Spec: spec, Strategy: c.String("strategy"), Revision: c.String("revision")}
 	if !c.Bool("rollback") {
-		if req.Image, err = promoteImage(c); err != nil {
+		image, err := promoteImage(c)
+		if err != nil {
 			return err
 		}
-		if err := checkSignature(c); err != nil {
+		if req.Image, err = checkSignature(c, image); err != nil {
 			return err
 		}
 	}
@@ -171,17 +177,47 @@ func promoteImage(c *cli.Context) (string, error) {
 	return "", cli.Exit("say what to promote: --image HOST/PROJECT/NAME@sha256:... or --from "+pipeline.DefaultPushResult, 2)
 }
 
-// checkSignature: verification belongs to the registry area's verify,
-// which is not there yet; until it is, only --allow-unsigned promotes.
-func checkSignature(c *cli.Context) error {
-	if c.Bool("allow-unsigned") {
-		if c.String("verify-key") != "" {
-			return cli.Exit("pass --verify-key or --allow-unsigned, not both", 2)
-		}
-		fmt.Fprintln(c.App.ErrWriter, "tsys-ci promote: --allow-unsigned: the image's signature is not checked")
-		return nil
+// checkSignature verifies the image's cosign signature with --verify-key
+// and returns the image pinned to the verified digest, so both colors run
+// the very bits that were checked. --allow-unsigned skips the check
+// knowingly (a tag is still resolved to its digest).
+func checkSignature(c *cli.Context, image string) (string, error) {
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return "", cli.Exit(fmt.Sprintf("image %q is not a valid reference: %v", image, err), 2)
 	}
-	return cli.Exit("signature verification is not built into promote yet: pass --allow-unsigned to promote without it, knowingly", 1)
+	client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
+	keyPath := c.String("verify-key")
+	switch {
+	case keyPath != "" && c.Bool("allow-unsigned"):
+		return "", cli.Exit("pass --verify-key or --allow-unsigned, not both", 2)
+	case keyPath != "":
+		pub, err := os.ReadFile(keyPath)
+		if err != nil {
+			return "", cli.Exit(fmt.Sprintf("reading --verify-key: %v", err), 2)
+		}
+		v, err := registry.LoadPublicKey(keyPath, pub)
+		if err != nil {
+			return "", exitFor(err)
+		}
+		d, err := client.Verify(c.Context, ref, v)
+		if err != nil {
+			return "", fmt.Errorf("refusing to promote %s: %w", image, err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "tsys-ci promote: %s is signed with %s\n", d, keyPath)
+		return d.String(), nil
+	case c.Bool("allow-unsigned"):
+		fmt.Fprintln(c.App.ErrWriter, "tsys-ci promote: --allow-unsigned: the image's signature is not checked")
+		if d, ok := ref.(name.Digest); ok {
+			return d.String(), nil
+		}
+		d, err := client.Resolve(c.Context, ref)
+		if err != nil {
+			return "", fmt.Errorf("resolving %s to a digest: %w", image, err)
+		}
+		return d.String(), nil
+	}
+	return "", cli.Exit("refusing an image whose signature was not checked: pass --verify-key cosign.pub, or --allow-unsigned to promote it knowingly", 2)
 }
 
 func writeResult(c *cli.Context, res *rollout.Result) error {

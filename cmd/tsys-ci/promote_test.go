@@ -15,16 +15,8 @@ import (
 
 func runPromoteCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	app := &cli.App{
-		Name:           "tsys-ci",
-		Writer:         &out,
-		ErrWriter:      &out,
-		Commands:       []*cli.Command{promoteCommand(), statusCommand(), abortCommand()},
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"tsys-ci"}, args...))
-	return out.String(), err
+	out, errOut, err := runApp(t, args...)
+	return out + errOut, err
 }
 
 // TestPromoteUsageErrors: bad input is refused with exit 2 and a message
@@ -50,7 +42,11 @@ func TestPromoteUsageErrors(t *testing.T) {
 		{[]string{"promote", "--spec", spec, "shop"}, 2, "say what to promote"},
 		{[]string{"promote", "--spec", spec, "--image", "a", "--from", "b", "shop"}, 2, "not both"},
 		{[]string{"promote", "--spec", spec, "--from", filepath.Join(dir, "none.json"), "shop"}, 2, "none.json"},
-		{[]string{"promote", "--spec", spec, "--image", "reg/shop@sha256:1", "shop"}, 1, "pass --allow-unsigned"},
+		{[]string{"promote", "--spec", spec, "--image", "reg/shop:v1", "shop"}, 2, "pass --verify-key cosign.pub, or --allow-unsigned"},
+		{[]string{"promote", "--spec", spec, "--image", "reg/shop:v1", "--verify-key", "k", "--allow-unsigned", "shop"}, 2, "not both"},
+		{[]string{"promote", "--spec", spec, "--image", "reg/shop:v1", "--verify-key", filepath.Join(dir, "none.pub"), "shop"}, 2, "reading --verify-key"},
+		{[]string{"promote", "--spec", spec, "--image", "Not A Ref", "--allow-unsigned", "shop"}, 2, "not a valid reference"},
+		{[]string{"status", "--spec", spec, "-o", "yaml", "shop"}, 2, `-o "yaml": use text or json`},
 		{[]string{"status", "--spec", filepath.Join(dir, "missing.yaml"), "shop"}, 2, "reading app spec"},
 	}
 	for _, c := range cases {
