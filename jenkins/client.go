@@ -110,3 +110,12 @@ func (c *Client) children(ctx context.Context, folder string) ([]gojenkins.Inner
 	}
 	return f.Raw.Jobs, nil
 }
+
+// guard turns a panic inside gojenkins into an error. Its Requester.SetCrumb
+// dereferences the crumb response without checking the error, so a Jenkins
+// that stops answering between two requests panics every POST.
+func guard(what string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: the Jenkins client failed (gojenkins panicked: %v); is Jenkins still answering?", what, r)
+	}
+}

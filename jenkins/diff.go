@@ -27,6 +27,10 @@ type node struct {
 	children []*node
 }
 
+// maxDepth bounds element nesting: job configs nest about ten deep, and
+// rendering a document indents every line by its depth.
+const maxDepth = 100
+
 // parseXML reads one XML document, of any declared version (Go's decoder
 // only accepts 1.0 declarations, Jenkins writes 1.1).
 func parseXML(data []byte) (*node, error) {
@@ -60,6 +64,9 @@ func parseXML(data []byte) (*node, error) {
 				p.children = append(p.children, n)
 			}
 			stack = append(stack, n)
+			if len(stack) > maxDepth {
+				return nil, fmt.Errorf("elements nested deeper than %d", maxDepth)
+			}
 		case xml.EndElement:
 			n := stack[len(stack)-1]
 			n.text = strings.TrimSpace(n.text)
@@ -100,13 +107,19 @@ func project(have, want *node) *node {
 		out.children = have.children
 		return out
 	}
+	byName := map[string][]*node{}
+	for _, w := range want.children {
+		byName[w.name] = append(byName[w.name], w)
+	}
 	seen := map[string]int{}
 	for _, c := range have.children {
 		k := seen[c.name]
 		seen[c.name]++
-		if w := nthChild(want, c.name, k); w != nil {
-			out.children = append(out.children, project(c, w))
-		} else if nthChild(want, c.name, 0) != nil {
+		ws := byName[c.name]
+		switch {
+		case k < len(ws):
+			out.children = append(out.children, project(c, ws[k]))
+		case len(ws) > 0:
 			out.children = append(out.children, c)
 		}
 	}
@@ -177,18 +190,42 @@ func compareConfig(have, want []byte) (same bool, diff string, err error) {
 	return false, lineDiff(a, b, 2), nil
 }
 
+// maxDiffCells bounds the LCS table of lineDiff (a config of a few hundred
+// lines is far below it).
+const maxDiffCells = 4_000_000
+
 // lineDiff is a unified-style diff of two short line lists (config files
 // are tens of lines, so the quadratic LCS is cheap), with context lines
 // around each change and "..." where unchanged lines are left out.
 func lineDiff(a, b []string, context int) string {
 	n, m := len(a), len(b)
+	if n*m > maxDiffCells {
+		// Far beyond any job config: say so instead of spending minutes.
+		return fmt.Sprintf("   (configs of %d and %d lines: too long to diff)\n", n, m)
+	}
+	// Compare lines by number, not by text, in the quadratic part.
+	ids := map[string]int{}
+	id := func(l string) int {
+		if v, ok := ids[l]; ok {
+			return v
+		}
+		ids[l] = len(ids)
+		return ids[l]
+	}
+	ai, bi := make([]int, n), make([]int, m)
+	for i, l := range a {
+		ai[i] = id(l)
+	}
+	for j, l := range b {
+		bi[j] = id(l)
+	}
 	lcs := make([][]int, n+1)
 	for i := range lcs {
 		lcs[i] = make([]int, m+1)
 	}
 	for i := n - 1; i >= 0; i-- {
 		for j := m - 1; j >= 0; j-- {
-			if a[i] == b[j] {
+			if ai[i] == bi[j] {
 				lcs[i][j] = lcs[i+1][j+1] + 1
 			} else {
 				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
@@ -203,7 +240,7 @@ func lineDiff(a, b []string, context int) string {
 	i, j := 0, 0
 	for i < n || j < m {
 		switch {
-		case i < n && j < m && a[i] == b[j]:
+		case i < n && j < m && ai[i] == bi[j]:
 			ops = append(ops, op{' ', a[i]})
 			i, j = i+1, j+1
 		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):

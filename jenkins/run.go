@@ -16,7 +16,8 @@ type RunOptions struct {
 	Params map[string]string
 	// Poll is how often the queue, console and build are asked; 0 is 1 s.
 	Poll time.Duration
-	// Console receives the build's console as Jenkins writes it.
+	// Console receives the build's console as Jenkins writes it; nil
+	// discards it, as it does Progress.
 	Console io.Writer
 	// Progress receives tsys-ci's own lines (queued, started, result).
 	Progress io.Writer
@@ -53,6 +54,12 @@ type queueItem struct {
 func Run(ctx context.Context, c *Client, job string, opts RunOptions) (*RunResult, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
+	}
+	if opts.Console == nil {
+		opts.Console = io.Discard
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
 	}
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(opts.Progress, "Jenkins %s: "+format+"\n", append([]any{c.Version}, args...)...)
@@ -96,7 +103,8 @@ func Run(ctx context.Context, c *Client, job string, opts RunOptions) (*RunResul
 // trigger asks for a build and returns its queue item. gojenkins'
 // InvokeSimple returns 0 when the job is already queued; Jenkins would
 // hand back that item, so Run follows it too.
-func trigger(ctx context.Context, jb *gojenkins.Job, params map[string]string) (int64, error) {
+func trigger(ctx context.Context, jb *gojenkins.Job, params map[string]string) (_ int64, err error) {
+	defer guard("triggering the build", &err)
 	if queued, ok := queuedItem(jb); ok {
 		return queued, nil
 	}

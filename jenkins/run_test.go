@@ -160,3 +160,37 @@ func TestRunRefusesMissingJobsAndFolders(t *testing.T) {
 		t.Errorf("folder: %v", err)
 	}
 }
+
+func TestRunABranchOfASeededMultibranchProject(t *testing.T) {
+	s, _, c := standIn(t, jenkinsstandin.Options{})
+	var out syncBuffer
+	if _, err := Seed(context.Background(), c, exampleJobsFile(t), SeedOptions{Out: &out}); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out.String())
+	}
+	if err := s.IndexBranch("apps/whiteboard", "main"); err != nil {
+		t.Fatal(err)
+	}
+	var console, progress syncBuffer
+	res, err := Run(context.Background(), c, "apps/whiteboard/main", RunOptions{Poll: 5 * time.Millisecond, Console: &console, Progress: &progress})
+	if err != nil || res.Result != "SUCCESS" || !strings.Contains(console.String(), "no pipeline is executed for apps/whiteboard/main #1") {
+		t.Fatalf("run of a branch job: %+v, %v\n%s%s", res, err, progress.String(), console.String())
+	}
+	if _, err := Run(context.Background(), c, "apps/whiteboard", RunOptions{Console: &console, Progress: &progress}); err == nil || !strings.Contains(err.Error(), "apps/whiteboard is a multibranch, not a job that builds: name a job in it, e.g. apps/whiteboard/main") {
+		t.Errorf("run of the multibranch project itself: %v", err)
+	}
+	// Seeding again leaves the branch job alone: Jenkins made it, not the file.
+	out = syncBuffer{}
+	if _, err := Seed(context.Background(), c, exampleJobsFile(t), SeedOptions{Out: &out, Prune: true}); err != nil || !strings.Contains(out.String(), "no changes") {
+		t.Errorf("seed --prune after indexing: %v\n%s", err, out.String())
+	}
+}
+
+func TestRunADisabledJob(t *testing.T) {
+	_, _, c := standIn(t, jenkinsstandin.Options{})
+	create(t, c, `<flow-definition><disabled>true</disabled></flow-definition>`, "off")
+	var out syncBuffer
+	_, err := Run(context.Background(), c, "off", RunOptions{Console: &out, Progress: &out})
+	if err == nil || !strings.Contains(err.Error(), "triggering off") || !strings.Contains(err.Error(), "409") {
+		t.Errorf("run of a disabled job: %v", err)
+	}
+}

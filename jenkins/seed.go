@@ -30,7 +30,8 @@ type Change struct {
 type SeedOptions struct {
 	DryRun bool // compute and print the changes, change nothing
 	Prune  bool // delete items that are not in the jobs file
-	// Out receives one line per change (and diffs on a dry run).
+	// Out receives one line per change (and diffs on a dry run); nil
+	// discards them.
 	Out io.Writer
 }
 
@@ -38,6 +39,9 @@ type SeedOptions struct {
 // what is missing, updates what differs, reports items the file does not
 // name, and deletes those only with Prune. A second run changes nothing.
 func Seed(ctx context.Context, c *Client, f *JobsFile, opts SeedOptions) ([]Change, error) {
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
 	items, err := f.Render()
 	if err != nil {
 		return nil, err
@@ -151,7 +155,8 @@ func kindOfClass(cls string) string {
 	return cls
 }
 
-func apply(ctx context.Context, c *Client, ch Change) error {
+func apply(ctx context.Context, c *Client, ch Change) (err error) {
+	defer guard(fmt.Sprintf("%s %s", ch.Action, ch.Name), &err)
 	switch ch.Action {
 	case ActionCreate:
 		parents, name := split(ch.Name)

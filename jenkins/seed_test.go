@@ -3,6 +3,8 @@ package jenkins
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -238,4 +240,30 @@ func diffHas(diff string, mark byte, text string) bool {
 		}
 	}
 	return false
+}
+
+// A Jenkins that stops answering mid-seed is an error, not a crash:
+// gojenkins dereferences a failed crumb request.
+func TestSeedSurvivesJenkinsDroppingConnections(t *testing.T) {
+	s := jenkinsstandin.New(jenkinsstandin.Options{Users: []jenkinsstandin.User{{Name: "admin", Tokens: []string{"t"}, Permissions: jenkinsstandin.PermAll}}})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/crumbIssuer") {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		s.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { hs.Close(); s.Close() })
+	c, err := Connect(context.Background(), hs.Client(), hs.URL, "admin", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	_, err = Seed(context.Background(), c, exampleJobsFile(t), SeedOptions{Out: &out})
+	if err == nil || !strings.Contains(err.Error(), "create apps: the Jenkins client failed") {
+		t.Errorf("seed against a Jenkins that drops the crumb request: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,33 +18,15 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-
-	"github.com/tsys-group/tsys-ci/pipeline"
 )
 
 // EmbeddedAddr is where `tsys-ci registry serve` listens by default, and so
 // where push goes when no registry is configured: a newcomer can run the
 // whole pipeline with nothing else set up.
 const EmbeddedAddr = "127.0.0.1:5055"
-
-var nonName = regexp.MustCompile(`[^a-z0-9]+`)
-
-// DefaultRepository is the repository used when none is configured: the
-// embedded registry at addr (EmbeddedAddr), project "library", named after
-// the Jenkins job (or the folder the pipeline runs in).
-func DefaultRepository(addr string, labels map[string]string, wd string) string {
-	n := labels[pipeline.LabelJob]
-	if n == "" && wd != "" {
-		n = filepath.Base(wd)
-	}
-	n = strings.Trim(nonName.ReplaceAllString(strings.ToLower(n), "-"), "-")
-	if n == "" {
-		n = "app"
-	}
-	return addr + "/library/" + n
-}
 
 // Embedded is go-containerregistry's registry with its data on disk: blobs
 // under DIR/blobs (the library's disk handler), manifests and tags in an
@@ -112,11 +95,14 @@ func (e *Embedded) replay(path string) error {
 			}
 			return fmt.Errorf("registry journal %s line %d is damaged: %v", path, line, err)
 		}
-		method := http.MethodPut
-		if je.Op == "delete" {
-			method = http.MethodDelete
+		method := map[string]string{"put": http.MethodPut, "delete": http.MethodDelete}[je.Op]
+		if method == "" || !manifestPath.MatchString("/v2/"+je.Repo+"/manifests/"+je.Ref) || strings.ContainsAny(je.Repo+je.Ref, " \t\r\n?#") {
+			return fmt.Errorf("registry journal %s line %d is damaged: op %q, repository %q, reference %q", path, line, je.Op, je.Repo, je.Ref)
 		}
-		req := httptest.NewRequest(method, "/v2/"+je.Repo+"/manifests/"+je.Ref, bytes.NewReader(je.Body))
+		req, err := http.NewRequest(method, "/v2/"+je.Repo+"/manifests/"+je.Ref, bytes.NewReader(je.Body))
+		if err != nil {
+			return fmt.Errorf("registry journal %s line %d is damaged: %v", path, line, err)
+		}
 		req.Header.Set("Content-Type", je.MediaType)
 		rec := httptest.NewRecorder()
 		e.reg.ServeHTTP(rec, req)
@@ -186,5 +172,40 @@ func CheckLoopback(addr string) error {
 	if ip == nil || !ip.IsLoopback() {
 		return &UsageError{fmt.Sprintf("--addr %q: the embedded registry has no authentication, so it listens on loopback only (127.0.0.1)", addr)}
 	}
+	return nil
+}
+
+// ServeEmbedded serves the embedded registry with data in dir on the
+// loopback address addr until ctx ends; ready (if not nil) is told the
+// address once it listens.
+func ServeEmbedded(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
+	if err := CheckLoopback(addr); err != nil {
+		return err
+	}
+	e, err := OpenEmbedded(dir, nil)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w; is another registry running there? pass --addr", addr, err)
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if ready != nil {
+		ready(l.Addr())
+	}
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving the embedded registry: %w", err)
+	}
+	<-stopped
 	return nil
 }

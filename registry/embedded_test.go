@@ -101,15 +101,3 @@ func TestCheckLoopback(t *testing.T) {
 		}
 	}
 }
-
-func TestDefaultRepository(t *testing.T) {
-	if got := DefaultRepository(EmbeddedAddr, map[string]string{"io.tsys-ci.job": "Web/Shop Front"}, "/x"); got != EmbeddedAddr+"/library/web-shop-front" {
-		t.Errorf("from the job: %s", got)
-	}
-	if got := DefaultRepository(EmbeddedAddr, nil, "/home/dev/My_App"); got != EmbeddedAddr+"/library/my-app" {
-		t.Errorf("from the folder: %s", got)
-	}
-	if _, err := ParseRepository(DefaultRepository(EmbeddedAddr, nil, "/")); err != nil {
-		t.Errorf("default for /: %v", err)
-	}
-}

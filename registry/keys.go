@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"os"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -84,4 +85,28 @@ func LoadPublicKey(where string, pubPEM []byte) (signature.Verifier, error) {
 		return nil, fmt.Errorf("loading the public key in %s: %w", where, err)
 	}
 	return v, nil
+}
+
+// LoadPrivateKeyFile reads and decrypts the cosign private key at path.
+func LoadPrivateKeyFile(path string, password []byte) (signature.SignerVerifier, error) {
+	if path == "" {
+		return nil, &UsageError{"--key is required: the cosign private key to sign with (cosign.key)"}
+	}
+	priv, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &UsageError{fmt.Sprintf("reading the signing key: %v", err)}
+	}
+	return LoadPrivateKey(path, priv, password)
+}
+
+// LoadPublicKeyFile reads the public key at path.
+func LoadPublicKeyFile(path string) (signature.Verifier, error) {
+	if path == "" {
+		return nil, &UsageError{"--key is required: the public key (cosign.pub) the image must be signed with"}
+	}
+	pub, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &UsageError{fmt.Sprintf("reading the public key: %v", err)}
+	}
+	return LoadPublicKey(path, pub)
 }

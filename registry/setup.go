@@ -30,6 +30,8 @@ type SetupOptions struct {
 	KeepLatest int
 	// RetentionCron is when retention runs (Harbor's six-field cron).
 	RetentionCron string
+	// DryRun reads Harbor and reports what would change, changing nothing.
+	DryRun bool
 }
 
 // WebhookPolicyName is the name of the policy tsys-ci owns in a project.
@@ -66,6 +68,23 @@ func (h *Harbor) Setup(ctx context.Context, o SetupOptions) (*SetupResult, error
 		return nil, &UsageError{fmt.Sprintf("keep %d: must be 0 (no retention rule) or more", o.KeepLatest)}
 	}
 	res := &SetupResult{Changes: []string{}}
+	if o.DryRun {
+		exists, err := h.ProjectExists(ctx, o.Project)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			res.Changes = append(res.Changes, "would create project "+o.Project,
+				"would create robot robot$"+o.Project+"+"+o.Robot+" (push and pull on "+o.Project+" only)")
+			if o.WebhookURL != "" {
+				res.Changes = append(res.Changes, "would create webhook policy "+WebhookPolicyName+": PUSH_ARTIFACT -> "+o.WebhookURL)
+			}
+			if o.KeepLatest > 0 {
+				res.Changes = append(res.Changes, "would create tag retention: "+retentionText(o))
+			}
+			return res, nil
+		}
+	}
 	made, err := h.EnsureProject(ctx, o.Project, o.Public)
 	if err != nil {
 		return nil, err
@@ -149,6 +168,10 @@ func (h *Harbor) ensureRobot(ctx context.Context, o SetupOptions, projectID int6
 		}
 	}
 	want := robotPermissions(o.Project)
+	if existing == nil && o.DryRun {
+		res.Changes = append(res.Changes, "would create robot "+full+" (push and pull on "+o.Project+" only)")
+		return nil
+	}
 	if existing == nil {
 		created, err := h.api.Robot.CreateRobot(ctx, &robot.CreateRobotParams{Robot: &models.RobotCreate{
 			Name: o.Robot, Level: "project", Duration: -1, Permissions: want,
@@ -162,6 +185,10 @@ func (h *Harbor) ensureRobot(ctx context.Context, o SetupOptions, projectID int6
 		return nil
 	}
 	if reflect.DeepEqual(permissionSet(existing.Permissions), permissionSet(want)) && !existing.Disable {
+		return nil
+	}
+	if o.DryRun {
+		res.Changes = append(res.Changes, fmt.Sprintf("would update robot %s: permissions %v -> %v, enabled", full, permissionSet(existing.Permissions), permissionSet(want)))
 		return nil
 	}
 	upd := *existing
@@ -194,12 +221,20 @@ func (h *Harbor) ensureWebhook(ctx context.Context, o SetupOptions, res *SetupRe
 		if p.Enabled && reflect.DeepEqual(p.EventTypes, want.EventTypes) && reflect.DeepEqual(p.Targets, want.Targets) {
 			return nil
 		}
+		if o.DryRun {
+			res.Changes = append(res.Changes, "would update webhook policy "+WebhookPolicyName+" -> "+o.WebhookURL)
+			return nil
+		}
 		if _, err := h.api.Webhook.UpdateWebhookPolicyOfProject(ctx, &webhook.UpdateWebhookPolicyOfProjectParams{
 			ProjectNameOrID: o.Project, XIsResourceName: &isName, WebhookPolicyID: p.ID, Policy: want,
 		}); err != nil {
 			return h.fail("updating webhook policy "+WebhookPolicyName, err)
 		}
 		res.Changes = append(res.Changes, "updated webhook policy "+WebhookPolicyName+" -> "+o.WebhookURL)
+		return nil
+	}
+	if o.DryRun {
+		res.Changes = append(res.Changes, "would create webhook policy "+WebhookPolicyName+": PUSH_ARTIFACT -> "+o.WebhookURL)
 		return nil
 	}
 	if _, err := h.api.Webhook.CreateWebhookPolicyOfProject(ctx, &webhook.CreateWebhookPolicyOfProjectParams{
@@ -254,7 +289,7 @@ func sameRetention(a, b *models.RetentionPolicy) bool {
 
 func (h *Harbor) ensureRetention(ctx context.Context, o SetupOptions, p *models.Project, res *SetupResult) error {
 	want := retentionPolicy(o, int64(p.ProjectID))
-	desc := fmt.Sprintf("keep the %d most recently pushed artifacts per repository (cron %q)", o.KeepLatest, o.RetentionCron)
+	desc := retentionText(o)
 	if p.Metadata != nil && p.Metadata.RetentionID != nil && *p.Metadata.RetentionID != "" {
 		id, err := strconv.ParseInt(*p.Metadata.RetentionID, 10, 64)
 		if err != nil {
@@ -267,6 +302,10 @@ func (h *Harbor) ensureRetention(ctx context.Context, o SetupOptions, p *models.
 		if sameRetention(got.Payload, want) {
 			return nil
 		}
+		if o.DryRun {
+			res.Changes = append(res.Changes, "would update tag retention: "+desc)
+			return nil
+		}
 		want.ID = id
 		if _, err := h.api.Retention.UpdateRetention(ctx, &retention.UpdateRetentionParams{ID: id, Policy: want}); err != nil {
 			return h.fail("updating retention policy "+strconv.FormatInt(id, 10), err)
@@ -274,9 +313,17 @@ func (h *Harbor) ensureRetention(ctx context.Context, o SetupOptions, p *models.
 		res.Changes = append(res.Changes, "updated tag retention: "+desc)
 		return nil
 	}
+	if o.DryRun {
+		res.Changes = append(res.Changes, "would create tag retention: "+desc)
+		return nil
+	}
 	if _, err := h.api.Retention.CreateRetention(ctx, &retention.CreateRetentionParams{Policy: want}); err != nil {
 		return h.fail("creating the retention policy of project "+o.Project, err)
 	}
 	res.Changes = append(res.Changes, "created tag retention: "+desc)
 	return nil
+}
+
+func retentionText(o SetupOptions) string {
+	return fmt.Sprintf("keep the %d most recently pushed artifacts per repository (cron %q)", o.KeepLatest, o.RetentionCron)
 }

@@ -34,6 +34,18 @@ func setupOptions() SetupOptions {
 func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 	_, h := startHarbor(t)
 	ctx := context.Background()
+	dry := setupOptions()
+	dry.DryRun = true
+	plan, err := h.Setup(ctx, dry)
+	if err != nil {
+		t.Fatalf("Harbor stand-in: dry run: %v", err)
+	}
+	if len(plan.Changes) != 4 || !strings.HasPrefix(plan.Changes[0], "would create project demo") {
+		t.Fatalf("Harbor stand-in: dry run on an empty Harbor planned %q", plan.Changes)
+	}
+	if exists, _ := h.ProjectExists(ctx, "demo"); exists {
+		t.Fatal("Harbor stand-in: the dry run created the project")
+	}
 	first, err := h.Setup(ctx, setupOptions())
 	if err != nil {
 		t.Fatalf("Harbor stand-in: first setup: %v", err)
@@ -69,6 +81,16 @@ func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 	}
 	if again, _ := h.Setup(ctx, o); len(again.Changes) != 0 {
 		t.Fatalf("Harbor stand-in: repeating the third setup changed %q", again.Changes)
+	}
+	// A dry run against the set-up project plans exactly the differences.
+	dry = setupOptions()
+	dry.DryRun = true
+	plan, err = h.Setup(ctx, dry)
+	if err != nil || len(plan.Changes) != 2 || !strings.HasPrefix(plan.Changes[0], "would update webhook policy") || !strings.HasPrefix(plan.Changes[1], "would update tag retention") {
+		t.Fatalf("Harbor stand-in: dry run after a change: %q, %v", plan.Changes, err)
+	}
+	if again, _ := h.Setup(ctx, o); len(again.Changes) != 0 {
+		t.Fatalf("Harbor stand-in: the dry run changed something: %q", again.Changes)
 	}
 }
 

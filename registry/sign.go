@@ -196,3 +196,13 @@ func (c Client) Resolve(ctx context.Context, ref name.Reference) (name.Digest, e
 	}
 	return ref.Context().Digest(desc.Digest.String()), nil
 }
+
+// SignRef resolves ref (a tag or a digest) and signs the digest it points
+// at; it returns that digest.
+func (c Client) SignRef(ctx context.Context, ref name.Reference, sv signature.SignerVerifier) (name.Digest, error) {
+	d, err := c.Resolve(ctx, ref)
+	if err != nil {
+		return d, err
+	}
+	return d, c.Sign(ctx, d, sv)
+}

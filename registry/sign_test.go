@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,21 +15,35 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
+// keys caches one key pair per password: scrypt makes each new one cost
+// about a second on a busy machine.
+var keys sync.Map
+
 func keyPair(t *testing.T, password string) (signature.SignerVerifier, signature.Verifier, []byte, []byte) {
 	t.Helper()
-	priv, pub, err := GenerateKeyPair([]byte(password))
-	if err != nil {
-		t.Fatal(err)
+	type pair struct {
+		sv        signature.SignerVerifier
+		v         signature.Verifier
+		priv, pub []byte
 	}
-	sv, err := LoadPrivateKey("test.key", priv, []byte(password))
-	if err != nil {
-		t.Fatal(err)
+	cached, ok := keys.Load(password)
+	if !ok {
+		priv, pub, err := GenerateKeyPair([]byte(password))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv, err := LoadPrivateKey("test.key", priv, []byte(password))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := LoadPublicKey("test.pub", pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cached, _ = keys.LoadOrStore(password, pair{sv, v, priv, pub})
 	}
-	v, err := LoadPublicKey("test.pub", pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sv, v, priv, pub
+	p := cached.(pair)
+	return p.sv, p.v, p.priv, p.pub
 }
 
 // pushRandom pushes a random image to reg and returns its digest reference.

@@ -21,6 +21,8 @@ func platformCommand() *cli.Command {
 			platformRenderCommand(),
 			platformLDAPCommand(),
 			platformDoctorCommand(),
+			platformPlanCommand(),
+			platformApplyCommand(),
 		},
 	}
 }

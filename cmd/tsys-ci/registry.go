@@ -1,20 +1,17 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
-	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/urfave/cli/v2"
+
+	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/registry"
 )
 
 // harborFlags are the Harbor URL and the admin login registry setup uses.
@@ -52,6 +49,7 @@ func registrySetupCommand() *cli.Command {
 			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Usage: "Authorization header Harbor sends with webhooks, e.g. 'Bearer TOKEN'"},
 			&cli.IntFlag{Name: "keep", Value: 10, Usage: "tag retention: keep this many most recently pushed artifacts per repository (0: no rule)"},
 			&cli.StringFlag{Name: "retention-cron", Value: "0 0 3 * * *", Usage: "when Harbor runs tag retention (six-field cron)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.String("harbor") == "" || c.String("project") == "" {
@@ -64,20 +62,23 @@ func registrySetupCommand() *cli.Command {
 			res, err := h.Setup(c.Context, registry.SetupOptions{
 				Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
 				WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
-				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"),
+				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
 			})
 			if err != nil {
 				return exitFor(err)
 			}
 			if res.RobotSecret != "" {
 				file := c.String("robot-secret-file")
-				if err := writeSecret(file, res.RobotName, res.RobotSecret); err != nil {
+				if err := pipeline.WriteSecret(file, map[string]string{"username": res.RobotName, "password": res.RobotSecret}); err != nil {
 					return fmt.Errorf("robot %s was created, but its secret could not be saved: %w; refresh it in Harbor", res.RobotName, err)
 				}
 				res.Changes = append(res.Changes, "wrote the robot's name and secret to "+file+" (Harbor shows the secret only once)")
 			}
 			if len(res.Changes) == 0 {
 				fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", c.String("harbor"), c.String("project"))
+				if c.Bool("dry-run") {
+					fmt.Fprintln(c.App.ErrWriter, "(dry run: nothing would change either)")
+				}
 				return nil
 			}
 			for _, ch := range res.Changes {
@@ -86,23 +87,6 @@ func registrySetupCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-// writeSecret stores a robot's login for Jenkins' credentials store,
-// readable by its owner only from the first byte on.
-func writeSecret(file, name, secret string) error {
-	b, err := json.MarshalIndent(map[string]string{"username": name, "password": secret}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
 }
 
 func registryServeCommand() *cli.Command {
@@ -115,32 +99,12 @@ func registryServeCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Value: defaultRegistryData(), Usage: "folder for blobs and manifests; they survive restarts"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := registry.CheckLoopback(c.String("addr")); err != nil {
-				return exitFor(err)
-			}
-			e, err := registry.OpenEmbedded(c.String("data"), nil)
-			if err != nil {
-				return err
-			}
-			defer e.Close()
-			l, err := net.Listen("tcp", c.String("addr"))
-			if err != nil {
-				return fmt.Errorf("listening on %s: %w; is another registry running there? pass --addr", c.String("addr"), err)
-			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second}
-			go func() {
-				<-ctx.Done()
-				shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				srv.Shutdown(shutdown)
-			}()
-			fmt.Fprintf(c.App.ErrWriter, "tsys-ci registry serve: embedded registry on http://%s, data in %s (Ctrl-C stops it)\n", l.Addr(), c.String("data"))
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving the embedded registry: %w", err)
-			}
-			return nil
+			err := registry.ServeEmbedded(ctx, c.String("addr"), c.String("data"), func(a net.Addr) {
+				fmt.Fprintf(c.App.ErrWriter, "tsys-ci registry serve: embedded registry on http://%s, data in %s (Ctrl-C stops it)\n", a, c.String("data"))
+			})
+			return exitFor(err)
 		},
 	}
 }

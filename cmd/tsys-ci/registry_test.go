@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
 	"github.com/tsys-group/tsys-ci/registry"
@@ -107,5 +112,72 @@ func TestRegistryServeRefusesNonLoopback(t *testing.T) {
 	_, stderr, code := run(t, "registry", "serve", "--addr", "0.0.0.0:5055", "--data", t.TempDir())
 	if code != 2 || !strings.Contains(stderr, "loopback") {
 		t.Errorf("registry serve on 0.0.0.0: exit %d: %s", code, stderr)
+	}
+}
+
+// TestRegistryServeSurvivesRestart runs the real `registry serve` command,
+// pushes to it with the CLI, stops it, starts it again on the same data and
+// finds the image there.
+func TestRegistryServeSurvivesRestart(t *testing.T) {
+	data := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	serve := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			app := newApp()
+			app.Writer, app.ErrWriter = io.Discard, io.Discard
+			done <- app.RunContext(ctx, []string{"tsys-ci", "registry", "serve", "--addr", addr, "--data", data})
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/v2/")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("registry serve exited: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("registry serve did not answer on %s within 10 s: %v", addr, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("registry serve: %v", err)
+			}
+		}
+	}
+	stop := serve()
+	dir := t.TempDir()
+	from := buildApp(t, dir)
+	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "")
+	result := filepath.Join(dir, "push.json")
+	if _, stderr, code := run(t, "push", "--from", from, "--repository", addr+"/library/app", "--result", result); code != 0 {
+		t.Fatalf("push: %s", stderr)
+	}
+	stop()
+	stop = serve()
+	defer stop()
+	r, _ := pipeline.ReadPushResult(result)
+	for _, ref := range []string{r.Image, addr + "/library/app:build-12"} {
+		resp, err := http.Head("http://" + strings.Replace(strings.Replace(ref, "/library/app@", "/v2/library/app/manifests/", 1), "/library/app:", "/v2/library/app/manifests/", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Docker-Content-Digest") != r.Digest {
+			t.Errorf("after a restart, HEAD %s: %d, digest %q, want %s", ref, resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), r.Digest)
+		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/registry"
@@ -22,23 +21,16 @@ func signCommand() *cli.Command {
 			&cli.StringFlag{Name: "key", Usage: "cosign private key file (required); its password comes from COSIGN_PASSWORD"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("tsys-ci sign needs exactly one IMAGE (HOST/PROJECT/NAME@sha256:... or :tag)", 2)
-			}
-			ref, err := name.ParseReference(c.Args().First())
-			if err != nil {
-				return cli.Exit(fmt.Sprintf("image %q is not a valid reference: %v", c.Args().First(), err), 2)
-			}
-			sv, err := loadSigner(c.String("key"))
-			if err != nil {
-				return exitFor(err)
-			}
-			client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
-			d, err := client.Resolve(c.Context, ref)
+			ref, err := imageArg(c, "sign")
 			if err != nil {
 				return err
 			}
-			if err := client.Sign(c.Context, d, sv); err != nil {
+			sv, err := registry.LoadPrivateKeyFile(c.String("key"), []byte(os.Getenv("COSIGN_PASSWORD")))
+			if err != nil {
+				return exitFor(err)
+			}
+			d, err := registry.Client{Keychain: registry.Credentials(os.Getenv)}.SignRef(c.Context, ref, sv)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "tsys-ci sign: signed %s\n", d)
@@ -58,26 +50,15 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "key", Usage: "public key file (required)"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("tsys-ci verify needs exactly one IMAGE", 2)
-			}
-			ref, err := name.ParseReference(c.Args().First())
+			ref, err := imageArg(c, "verify")
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("image %q is not a valid reference: %v", c.Args().First(), err), 2)
+				return err
 			}
-			if c.String("key") == "" {
-				return cli.Exit("--key is required: the public key (cosign.pub) the image must be signed with", 2)
-			}
-			pub, err := os.ReadFile(c.String("key"))
-			if err != nil {
-				return cli.Exit(fmt.Sprintf("reading --key: %v", err), 2)
-			}
-			v, err := registry.LoadPublicKey(c.String("key"), pub)
+			v, err := registry.LoadPublicKeyFile(c.String("key"))
 			if err != nil {
 				return exitFor(err)
 			}
-			client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
-			d, err := client.Verify(c.Context, ref, v)
+			d, err := registry.Client{Keychain: registry.Credentials(os.Getenv)}.Verify(c.Context, ref, v)
 			if err != nil {
 				return err
 			}
@@ -88,14 +69,14 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-// loadSigner reads a cosign private key, password from COSIGN_PASSWORD.
-func loadSigner(path string) (signature.SignerVerifier, error) {
-	if path == "" {
-		return nil, &registry.UsageError{Msg: "--key is required: the cosign private key to sign with"}
+// imageArg reads the one IMAGE argument of sign and verify.
+func imageArg(c *cli.Context, cmd string) (name.Reference, error) {
+	if c.NArg() != 1 {
+		return nil, cli.Exit(fmt.Sprintf("tsys-ci %s needs exactly one IMAGE (HOST/PROJECT/NAME@sha256:... or :tag)", cmd), 2)
 	}
-	priv, err := os.ReadFile(path)
+	ref, err := name.ParseReference(c.Args().First())
 	if err != nil {
-		return nil, &registry.UsageError{Msg: fmt.Sprintf("reading --key: %v", err)}
+		return nil, cli.Exit(fmt.Sprintf("image %q is not a valid reference: %v", c.Args().First(), err), 2)
 	}
-	return registry.LoadPrivateKey(path, priv, []byte(os.Getenv("COSIGN_PASSWORD")))
+	return ref, nil
 }

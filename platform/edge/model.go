@@ -69,7 +69,7 @@ type Options struct {
 
 // DefaultOptions are the values for a standard edge host.
 func DefaultOptions() Options {
-	return Options{ReservedPorts: []int{80, 443}, CertDir: "/etc/haproxy/certs"}
+	return Options{ReservedPorts: []int{22, 80, 443}, CertDir: "/etc/haproxy/certs"}
 }
 
 // InputError lists everything wrong with the cluster's edge wiring; nothing

@@ -10,12 +10,18 @@ import (
 )
 
 // notYetAvailable lists the tsys-ci commands the shared library calls that
-// other areas have not landed in this repository yet (build and push:
-// registry area; promote: rollout area). Their flags are checked against
-// the contract by recording the command lines (library_test.go). The test
-// below fails as soon as a listed command exists, so the list cannot go
-// stale: take the command off and its flags are checked against its --help.
-var notYetAvailable = []string{"build", "push", "promote"}
+// other areas have not landed in this repository yet (promote: rollout
+// area), and notYetAvailableFlags the contract's flags of landed commands
+// that are still missing (none today; push's --harbor, --sign and --key
+// were, until they landed).
+// Their use is checked against the contract by recording the command lines
+// (TestContractFlagsOfRecordedCommands). The test below fails as soon as a
+// listed command or flag exists, so the lists cannot go stale: take it off
+// and it is checked against the command's --help like the rest.
+var (
+	notYetAvailable      = []string{"promote"}
+	notYetAvailableFlags = map[string][]string{}
+)
 
 var (
 	commandOf = regexp.MustCompile(`List cli = \['([a-z][a-z-]*)'`)
@@ -69,7 +75,12 @@ func TestTemplatesCallOnlyExistingTsysCiFlags(t *testing.T) {
 			continue
 		}
 		for _, f := range flags {
-			if !regexp.MustCompile(`(^|[\s,])` + regexp.QuoteMeta(f) + `\b`).MatchString(help) {
+			listed := regexp.MustCompile(`\n\s+` + regexp.QuoteMeta(f) + `[\s,]`).MatchString(help)
+			pending := slices.Contains(notYetAvailableFlags[command], f)
+			switch {
+			case pending && listed:
+				t.Errorf("tsys-ci %s %s exists now: take it off notYetAvailableFlags in contract_test.go", command, f)
+			case !pending && !listed:
 				t.Errorf("the shared library passes %s to tsys-ci %s, which its --help does not list:\n%s", f, command, help)
 			}
 		}

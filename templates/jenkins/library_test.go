@@ -2,12 +2,24 @@ package jenkins
 
 import (
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/tsys-group/tsys-ci/registry"
 )
 
 const (
@@ -52,12 +64,18 @@ echo "digest ${built.digest} from ${built.resultFile}"
 	for i, tc := range badArguments {
 		ps[fmt.Sprintf("bad-%d", i)] = pipeline{Script: tc.script, Credentials: noCosignKey, Files: results()}
 	}
-	if ok, _ := hasCommand(t, "build"); ok {
-		ps["real-build"] = pipeline{
-			Script: "def b = tsysBuild(base: 'scratch', context: 'app')\necho \"built ${b.digest}\"",
-			Env:    map[string]string{"GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "BRANCH_NAME": "main", "BUILD_NUMBER": "7", "JOB_NAME": "apps/whiteboard/main", "SOURCE_DATE_EPOCH": "1764000000"},
-			Real:   []string{"build"},
-			Files:  map[string]string{"app/index.html": "<h1>hi</h1>\n"},
+	buildOK, _ := hasCommand(t, "build")
+	pushOK, _ := hasCommand(t, "push")
+	if buildOK && pushOK {
+		ps["real-build-push"] = pipeline{
+			Script: `def b = tsysBuild(base: 'scratch', context: 'app')
+def p = tsysPush(repository: "${env.REGISTRY}/web/whiteboard")
+echo "built ${b.digest} pushed ${p.image} signed ${p.signed}"`,
+			Env: map[string]string{"GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "BRANCH_NAME": "main", "BUILD_NUMBER": "7",
+				"JOB_NAME": "apps/whiteboard/main", "SOURCE_DATE_EPOCH": "1764000000", "REGISTRY": testRegistry(t)},
+			Credentials: realKeys(t),
+			Real:        []string{"build", "push"},
+			Files:       map[string]string{"app/index.html": "<h1>hi</h1>\n"},
 		}
 	}
 	return ps
@@ -241,21 +259,90 @@ func TestStepArgumentsSurviveTheShell(t *testing.T) {
 	}
 }
 
-// TestBuildStepRunsForReal runs tsysBuild's sh against the real tsys-ci
-// build once this repository has it (the contract test says when).
-func TestBuildStepRunsForReal(t *testing.T) {
-	if ok, _ := hasCommand(t, "build"); !ok {
-		t.Skip("tsys-ci build is not in this repository yet (listed in notYetAvailable); its command lines are checked by recording")
+// TestBuildAndPushStepsRunForReal runs tsysBuild's and tsysPush's sh
+// against the real tsys-ci and a real registry (go-containerregistry's, on
+// loopback, behind basic auth with the harbor-robot credential), signing
+// with a cosign key from the credential store, so the credentials
+// withCredentials binds are the ones tsys-ci logs in and signs with. The
+// signature is then checked with tsys-ci verify and the public key.
+func TestBuildAndPushStepsRunForReal(t *testing.T) {
+	buildOK, _ := hasCommand(t, "build")
+	pushOK, _ := hasCommand(t, "push")
+	if !buildOK || !pushOK {
+		t.Skip("tsys-ci build or push is not in this repository yet (the contract test lists it); command lines are checked by recording")
 	}
-	o := outcomeOf(t, "real-build")
+	o := outcomeOf(t, "real-build-push")
 	if o.Result != "SUCCESS" {
-		t.Fatalf("real tsysBuild: %s %q", o.Result, o.Message)
-	}
-	if _, err := os.Stat(filepath.Join(o.ws, ".tsys-ci", "build.json")); err != nil {
-		t.Errorf("no build.json: %v", err)
+		t.Fatalf("real tsysBuild + tsysPush: %s %q\n%v", o.Result, o.Message, o.steps("sh"))
 	}
 	echoes := o.steps("echo")
-	if last := echoes[len(echoes)-1]["message"].(string); !strings.HasPrefix(last, "built sha256:") {
-		t.Errorf("tsysBuild returned %q", last)
+	last := echoes[len(echoes)-1]["message"].(string)
+	var digest, image, signed string
+	if _, err := fmt.Sscanf(last, "built %s pushed %s signed %s", &digest, &image, &signed); err != nil {
+		t.Fatalf("echo %q: %v", last, err)
 	}
+	if !strings.HasPrefix(digest, "sha256:") || image != testRegistry(t)+"/web/whiteboard@"+digest || signed != "true" {
+		t.Errorf("built %s, pushed %s, signed %s", digest, image, signed)
+	}
+	ref, err := name.ParseReference(testRegistry(t) + "/web/whiteboard:build-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(ref, remote.WithAuth(&authn.Basic{Username: "robot$web", Password: "s3cr'et"}))
+	if err != nil || desc.Digest.String() != digest {
+		t.Errorf("registry has build-7 at %v (%v), want %s", desc, err, digest)
+	}
+	pub := filepath.Join(t.TempDir(), "cosign.pub")
+	if err := os.WriteFile(pub, []byte(realKeys(t)["cosign-public-key"]["content"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verify := exec.Command(tsysCiBinary(t), "verify", "--key", pub, image)
+	verify.Env = append(os.Environ(), "TSYS_CI_REGISTRY_USERNAME=robot$web", "TSYS_CI_REGISTRY_PASSWORD=s3cr'et")
+	if out, err := verify.CombinedOutput(); err != nil {
+		t.Errorf("tsys-ci verify of what tsysPush signed: %v\n%s", err, out)
+	}
+}
+
+var (
+	keysOnce sync.Once
+	keys     map[string]credential
+)
+
+// realKeys is the credential store with a real cosign key pair, made as
+// `cosign generate-key-pair` makes one, encrypted with cosign-password.
+func realKeys(t *testing.T) map[string]credential {
+	keysOnce.Do(func() {
+		keys = storeCredentials()
+		priv, pub, err := registry.GenerateKeyPair([]byte(keys["cosign-password"]["secret"]))
+		if err != nil {
+			panic(fmt.Sprintf("generating a cosign key pair: %v", err))
+		}
+		keys["cosign-key"] = credential{"type": "file", "content": string(priv)}
+		keys["cosign-public-key"] = credential{"type": "file", "content": string(pub)}
+	})
+	return keys
+}
+
+var (
+	registryOnce sync.Once
+	registryHost string
+	registrySrv  *httptest.Server
+)
+
+// testRegistry is go-containerregistry's registry on loopback behind the
+// harbor-robot credential's basic auth, shared by the package's tests.
+func testRegistry(t *testing.T) string {
+	registryOnce.Do(func() {
+		reg := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true))
+		registrySrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != "robot$web" || p != "s3cr'et" {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			reg.ServeHTTP(w, r)
+		}))
+		registryHost = strings.TrimPrefix(registrySrv.URL, "http://")
+	})
+	return registryHost
 }

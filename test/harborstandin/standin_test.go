@@ -398,3 +398,50 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestHarborStandInRegistryChallengeAndRequestID(t *testing.T) {
+	_, c := start(t)
+	resp, err := http.Get(c.base + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	host := strings.TrimPrefix(c.base, "http://")
+	want := `Bearer realm="http://` + host + `/service/token",service="harbor-registry"`
+	if resp.StatusCode != 401 || resp.Header.Get("Www-Authenticate") != want {
+		t.Errorf("Harbor stand-in: /v2/ without auth: %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("Www-Authenticate"), want)
+	}
+	// The token service answers wrong credentials with a token that grants nothing.
+	req, _ := http.NewRequest("GET", c.base+"/service/token?service=harbor-registry&scope=repository:demo/app:pull", nil)
+	req.SetBasicAuth("admin", "wrong")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || tok.Token == "" {
+		t.Fatalf("Harbor stand-in: token with bad credentials: %d %q", resp.StatusCode, tok.Token)
+	}
+	req, _ = http.NewRequest("GET", c.base+"/v2/demo/app/tags/list", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("Harbor stand-in: a token that grants nothing: %d, want 401", resp.StatusCode)
+	}
+	// X-Request-Id is echoed, or made up.
+	req, _ = http.NewRequest("GET", c.base+"/api/v2.0/ping", nil)
+	req.Header.Set("X-Request-Id", "abc-123")
+	resp, _ = http.DefaultClient.Do(req)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "abc-123" || string(b) != "Pong" {
+		t.Errorf("Harbor stand-in: ping: %q, request id %q", b, resp.Header.Get("X-Request-Id"))
+	}
+	resp, _ = c.do("GET", "/health", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("Harbor stand-in: health %d, request id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+	}
+}
