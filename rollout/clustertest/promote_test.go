@@ -157,9 +157,18 @@ func TestBlueGreenPromoteAndRollback(t *testing.T) {
 	if s.Phase != rollout.PhaseStable || s.Active.Image != "reg/shop@sha256:v2" || s.Previous.Image != "reg/shop@sha256:v1" || len(s.History) != 2 {
 		t.Fatalf("state %+v", s)
 	}
-	// Promoting the running image again changes nothing.
+	// Promoting the running image again leaves the pods alone but applies
+	// the Service side of the spec: a new host name reaches the edge.
+	a.spec.Ports[0].Hosts = append(a.spec.Ports[0].Hosts, "www.shop.company.example")
 	if res := mustPromote(t, a, "reg/shop@sha256:v2"); res.Result != "unchanged" {
 		t.Fatalf("re-promote: %+v", res)
+	}
+	svc, err := a.cs.CoreV1().Services(a.ns).Get(context.Background(), a.spec.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.Annotations[rollout.AnnotationEdge]; !strings.Contains(got, "www.shop.company.example") || svc.Spec.Selector[rollout.LabelColor] != rollout.ColorGreen {
+		t.Fatalf("re-promote did not apply the Service: %s %v", got, svc.Spec.Selector)
 	}
 	// Manual rollback: v1 comes back on blue, v2 is kept at zero.
 	if _, err := a.promoter("test").Rollback(context.Background(), a.spec); err != nil {
