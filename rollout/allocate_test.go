@@ -2,10 +2,10 @@ package rollout
 
 import (
 	"reflect"
-
-	corev1 "k8s.io/api/core/v1"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestPlace(t *testing.T) {
