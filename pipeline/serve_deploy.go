@@ -39,7 +39,7 @@ type DeployRequest struct {
 	Tag       string    `json:"tag,omitempty"`
 	Trigger   string    `json:"trigger"` // "harbor" or "api"
 	By        string    `json:"by"`      // Harbor's operator, or the LDAP login
-	PushedAt  time.Time `json:"pushedAt,omitempty"`
+	PushedAt  time.Time `json:"pushedAt,omitzero"`
 }
 
 // Deployer carries out one deploy. It is rollout's promote in production;
@@ -71,8 +71,8 @@ type DeployRecord struct {
 	Result   string    `json:"result,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Queued   time.Time `json:"queued"`
-	Started  time.Time `json:"started,omitempty"`
-	Finished time.Time `json:"finished,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
 	Seconds  float64   `json:"seconds,omitempty"`
 }
 
