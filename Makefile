@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/tsys-ci
 
-.PHONY: all build deps test test-unit lint demo demo-down lab-up lab-down clean
+.PHONY: all build deps test test-unit lint demo demo-down lab-up lab-down lab-status clean
 
 all: build
 
@@ -36,12 +36,25 @@ demo: deps
 demo-down:
 	@echo "make demo-down: nothing to remove yet (issue 8)."
 
+# The lab: a real Kubernetes 1.34 cluster of six node containers (docs/lab.md).
 lab-up: deps
-	@echo "make lab-up: the lab is not built yet (issue 2); nothing was run." >&2
-	@exit 1
+	@$(GO) run ./test/lab/cmd/lab up
 
 lab-down:
-	@echo "make lab-down: nothing to remove yet (issue 2)."
+	@$(GO) run ./test/lab/cmd/lab down
+
+lab-status:
+	@$(GO) run ./test/lab/cmd/lab status
+
+# The lab's add-on images (CoreDNS, MetalLB, local-path-provisioner, registry), cached.
+.PHONY: addon-images
+addon-images: deps
+	@scripts/addon-images.sh
 
 clean:
 	rm -rf bin
+
+# The real cosign CLI the signature interop tests run (cached under ~/.cache/tsys-ci/cosign/).
+.PHONY: cosign
+cosign:
+	@scripts/cosign.sh

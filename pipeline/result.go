@@ -88,3 +88,24 @@ func readJSON(path string, v any, hint string) error {
 	}
 	return nil
 }
+
+// WriteSecret writes v as JSON to path readable by its owner only, from the
+// first byte on (a robot account's login, for Jenkins' credentials store).
+func WriteSecret(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	os.Remove(tmp) // a stale one may have other permissions
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

@@ -51,39 +51,49 @@ const LonghornStorageClass = "longhorn"
 func BindSecretName(component string) string { return component + "-ldap-bind" }
 
 func renderValues(spec *Spec, templates fs.FS, out Rendered) error {
-	funcs := template.FuncMap{"toJSON": toJSON, "quote": toJSON, "prettyJSON": prettyJSON}
 	for _, name := range ComponentOrder {
 		if !spec.Enabled(name) {
 			continue
 		}
-		src, err := fs.ReadFile(templates, "values/"+name+".yaml.tmpl")
+		values, err := ComponentValues(spec, templates, name)
 		if err != nil {
-			return fmt.Errorf("reading the values template of %s: %w", name, err)
+			return err
 		}
-		tmpl, err := template.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(src))
-		if err != nil {
-			return fmt.Errorf("parsing templates/platform/values/%s.yaml.tmpl: %w", name, err)
-		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, newValuesView(spec, name)); err != nil {
-			return fmt.Errorf("executing templates/platform/values/%s.yaml.tmpl: %w", name, err)
-		}
-		var values map[string]any
-		if err := yaml.Unmarshal(buf.Bytes(), &values); err != nil {
-			return fmt.Errorf("templates/platform/values/%s.yaml.tmpl did not produce YAML: %w", name, err)
-		}
-		c := spec.Components[name]
-		values = mergeValues(values, c.Values)
 		body, err := yaml.Marshal(values)
 		if err != nil {
 			return fmt.Errorf("rendering values of %s: %w", name, err)
 		}
+		c := spec.Components[name]
 		out["values/"+name+".yaml"] = append(header(
 			fmt.Sprintf("Helm values of %s: chart %s %s from %s, namespace %s.", name, c.Chart, c.Version, c.Repo, c.Namespace),
 			"components."+name+".values in platform.yaml are merged over these.",
 		), body...)
 	}
 	return nil
+}
+
+// ComponentValues returns the Helm values of one component: its template
+// in templates/platform/values executed for the spec, with
+// components.<name>.values merged over it.
+func ComponentValues(spec *Spec, templates fs.FS, name string) (map[string]any, error) {
+	funcs := template.FuncMap{"toJSON": toJSON, "quote": toJSON, "prettyJSON": prettyJSON}
+	src, err := fs.ReadFile(templates, "values/"+name+".yaml.tmpl")
+	if err != nil {
+		return nil, fmt.Errorf("reading the values template of %s: %w", name, err)
+	}
+	tmpl, err := template.New(name).Funcs(funcs).Option("missingkey=error").Parse(string(src))
+	if err != nil {
+		return nil, fmt.Errorf("parsing templates/platform/values/%s.yaml.tmpl: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, newValuesView(spec, name)); err != nil {
+		return nil, fmt.Errorf("executing templates/platform/values/%s.yaml.tmpl: %w", name, err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(buf.Bytes(), &values); err != nil {
+		return nil, fmt.Errorf("templates/platform/values/%s.yaml.tmpl did not produce YAML: %w", name, err)
+	}
+	return mergeValues(values, spec.Components[name].Values), nil
 }
 
 func newValuesView(spec *Spec, name string) valuesView {

@@ -2,10 +2,13 @@ package registry
 
 import (
 	"archive/tar"
+	"crypto"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"io"
 	"log"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -35,4 +38,26 @@ func layerFiles(t *testing.T, img v1.Image) map[string]int64 {
 		}
 		files[h.Name] = h.Mode
 	}
+}
+
+func mustHash(t *testing.T, d name.Digest) v1.Hash {
+	t.Helper()
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func mustVerifier(t *testing.T, sv signature.SignerVerifier) signature.Verifier {
+	t.Helper()
+	pub, err := sv.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := signature.LoadVerifier(pub, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

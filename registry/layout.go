@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/tsys-group/tsys-ci/pipeline"
-
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -52,20 +50,20 @@ func ReadLayout(dir string, d v1.Hash) (v1.Image, error) {
 	return img, nil
 }
 
-// BuildToLayout builds the image, writes it to the layout at out and returns
-// the result the next pipeline step reads.
-func BuildToLayout(ctx context.Context, o BuildOptions, out string) (pipeline.BuildResult, error) {
+// BuildToLayout builds the image and writes it to the layout at out; it
+// returns the image's digest and labels.
+func BuildToLayout(ctx context.Context, o BuildOptions, out string) (v1.Hash, map[string]string, error) {
 	b, err := Build(ctx, o)
 	if err != nil {
-		return pipeline.BuildResult{}, err
+		return v1.Hash{}, nil, err
 	}
 	defer b.Close()
 	if err := WriteLayout(out, b.Image); err != nil {
-		return pipeline.BuildResult{}, err
+		return v1.Hash{}, nil, err
 	}
 	cf, err := b.Image.ConfigFile()
 	if err != nil {
-		return pipeline.BuildResult{}, fmt.Errorf("reading the image config: %w", err)
+		return v1.Hash{}, nil, fmt.Errorf("reading the image config: %w", err)
 	}
-	return pipeline.BuildResult{Digest: b.Digest.String(), Layout: out, Labels: cf.Config.Labels}, nil
+	return b.Digest, cf.Config.Labels, nil
 }

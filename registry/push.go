@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 // Credentials picks the registry login the way the pipeline contract says:
@@ -76,12 +77,14 @@ type Pushed struct {
 	Ref    name.Digest // HOST/PROJECT/NAME@sha256:...
 	Digest v1.Hash
 	Tags   []string
+	Signed bool
 }
 
-// Push uploads img to repo by digest (every blob, then the manifest), and
-// only then points the tags at it: a push that fails midway leaves nothing
-// tagged, so nothing half-pushed looks complete. Progress goes to log.
-func (c Client) Push(ctx context.Context, img v1.Image, repo name.Repository, tags []name.Tag, log io.Writer) (*Pushed, error) {
+// Push uploads img to repo by digest (every blob, then the manifest), signs
+// it when sv is not nil, and only then points the tags at it: a push that
+// fails midway leaves nothing tagged, so nothing half-pushed or unsigned
+// looks complete. Progress goes to log.
+func (c Client) Push(ctx context.Context, img v1.Image, repo name.Repository, tags []name.Tag, sv signature.SignerVerifier, log io.Writer) (*Pushed, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("computing the image digest: %w", err)
@@ -93,6 +96,13 @@ func (c Client) Push(ctx context.Context, img v1.Image, repo name.Repository, ta
 		return nil, fmt.Errorf("pushing %s: %w", ref, explain(err, reg))
 	}
 	p := &Pushed{Ref: ref, Digest: d}
+	if sv != nil {
+		if err := c.Sign(ctx, ref, sv); err != nil {
+			return p, err
+		}
+		fmt.Fprintf(log, "signed %s\n", ref)
+		p.Signed = true
+	}
 	for _, t := range tags {
 		if err := remote.Tag(t, img, c.options(ctx)...); err != nil {
 			return p, fmt.Errorf("tagging %s as %s (the image itself is pushed): %w", ref, t.TagStr(), explain(err, reg))

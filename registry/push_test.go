@@ -77,7 +77,7 @@ func TestPushPullBackSameDigest(t *testing.T) {
 	}
 	var log strings.Builder
 	c := basicClient("ci", "secret")
-	p, err := c.Push(context.Background(), img, repo, tags, &log)
+	p, err := c.Push(context.Background(), img, repo, tags, nil, &log)
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, log.String())
 	}
@@ -115,7 +115,7 @@ func TestPushWrongCredentials(t *testing.T) {
 	img, _ := random.Image(100, 1)
 	repo, _ := ParseRepository(reg.host + "/demo/app")
 	tags, _ := ParseTags(repo, []string{"v1"})
-	_, err := basicClient("ci", "wrong").Push(context.Background(), img, repo, tags, io.Discard)
+	_, err := basicClient("ci", "wrong").Push(context.Background(), img, repo, tags, nil, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "refused the credentials") || !strings.Contains(err.Error(), "TSYS_CI_REGISTRY_USERNAME") {
 		t.Fatalf("error %v, want one about the credentials", err)
 	}
@@ -133,7 +133,7 @@ func TestPushUnreachableRegistry(t *testing.T) {
 	l.Close() // nothing listens there now
 	img, _ := random.Image(100, 1)
 	repo, _ := ParseRepository(addr + "/demo/app")
-	_, err = basicClient("ci", "secret").Push(context.Background(), img, repo, nil, io.Discard)
+	_, err = basicClient("ci", "secret").Push(context.Background(), img, repo, nil, nil, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach registry "+addr) {
 		t.Fatalf("error %v, want one saying the registry cannot be reached", err)
 	}
@@ -162,7 +162,7 @@ func TestPushFailingMidwayLeavesNoTag(t *testing.T) {
 	img, _ := random.Image(100, 2)
 	repo, _ := ParseRepository(reg.host + "/demo/app")
 	tags, _ := ParseTags(repo, []string{"v1"})
-	if _, err := basicClient("ci", "secret").Push(context.Background(), img, repo, tags, io.Discard); err == nil {
+	if _, err := basicClient("ci", "secret").Push(context.Background(), img, repo, tags, nil, io.Discard); err == nil {
 		t.Fatal("push succeeded although the registry refused the manifest")
 	}
 	reg.refuse = nil

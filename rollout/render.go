@@ -191,11 +191,13 @@ type EdgeEntry struct {
 	TCPFrontendPort int32    `json:"tcpFrontendPort,omitempty"`
 }
 
-// EdgeAnnotation renders the edge wiring of the exposed ports, in spec order.
+// EdgeAnnotation renders the edge wiring of the exposed ports that have
+// host names or a pass-through frontend port, in spec order. An exposed port
+// with neither is reached on its load-balancer address only.
 func EdgeAnnotation(spec *AppSpec) string {
 	entries := []EdgeEntry{}
 	for _, p := range spec.Ports {
-		if p.Expose {
+		if p.Expose && (len(p.Hosts) > 0 || p.TCPFrontendPort != 0) {
 			entries = append(entries, EdgeEntry{Port: p.Name, Hosts: p.Hosts, TCPFrontendPort: p.TCPFrontendPort})
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tsys-group/tsys-ci/platform/edge"
 )
 
 func exampleSpec(t *testing.T, mod func(*AppSpec)) *AppSpec {
@@ -175,3 +177,27 @@ func TestRenderPreviewPDBClaims(t *testing.T) {
 }
 
 func itoa(n int32) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestEdgeAnnotationParsesAtTheEdge checks the contract from both sides:
+// what rollout writes, the edge's own parser accepts.
+func TestEdgeAnnotationParsesAtTheEdge(t *testing.T) {
+	spec := exampleSpec(t, func(s *AppSpec) {
+		s.Ports = append(s.Ports, Port{Name: "plain", ContainerPort: 7000, Protocol: ProtocolTCP, Expose: true})
+	})
+	got, err := edge.ParseAnnotation(EdgeAnnotation(spec))
+	if err != nil {
+		t.Fatalf("the edge refuses rollout's annotation: %v", err)
+	}
+	want := []edge.Exposure{{Port: "http", Hosts: []string{"shop.company.example"}}, {Port: "ssh", TCPFrontendPort: 2222}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("edge reads %+v, want %+v", got, want)
+	}
+	none := exampleSpec(t, func(s *AppSpec) {
+		for i := range s.Ports {
+			s.Ports[i].Hosts, s.Ports[i].TCPFrontendPort = nil, 0
+		}
+	})
+	if _, err := edge.ParseAnnotation(EdgeAnnotation(none)); err != nil || EdgeAnnotation(none) != "[]" {
+		t.Fatalf("an app with nothing for the edge: %q %v", EdgeAnnotation(none), err)
+	}
+}

@@ -25,10 +25,11 @@ log() { printf '[deps %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 #   groovy default-jre-headless  the Jenkins shared library's steps are executed by Groovy 2.4
 #   glusterfs-server glusterfs-client  the lab's replicated storage
 #   debootstrap          the lab's node image
+#   gcc libc6-dev        the lab's sandbox (pause) image: a static C binary
 #   iptables conntrack iproute2 curl ca-certificates  networking and probes
 packages=(
 	docker.io haproxy slapd ldap-utils groovy default-jre-headless
-	glusterfs-server glusterfs-client debootstrap
+	glusterfs-server glusterfs-client debootstrap gcc libc6-dev
 	iptables conntrack iproute2 curl ca-certificates
 )
 

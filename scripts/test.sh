@@ -41,5 +41,8 @@ summary() {
 
 stage lint make --no-print-directory lint
 stage build make --no-print-directory build
+# Kubernetes and etcd for test/apiserver and the lab: minutes cold, a second warm.
+stage k8s-bins scripts/k8s-bins.sh
+stage addon-images scripts/addon-images.sh
 stage go-test go test -timeout 20m ./...
 summary

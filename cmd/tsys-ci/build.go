@@ -4,12 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
-	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
@@ -45,56 +40,18 @@ func buildCommand() *cli.Command {
 			if c.Args().Present() {
 				return cli.Exit(fmt.Sprintf("tsys-ci build takes no arguments, got %q; use --context DIR", c.Args().Slice()), 2)
 			}
-			pc, err := pipeline.FromEnv(os.Getenv)
-			if err != nil {
-				return cli.Exit(err.Error(), 2)
-			}
-			for flag, dst := range map[string]*string{"commit": &pc.Commit, "branch": &pc.Branch, "build-number": &pc.BuildNumber, "job": &pc.Job} {
-				if c.IsSet(flag) {
-					*dst = c.String(flag)
-				}
-			}
-			if s := c.String("build-time"); s != "" {
-				t, err := time.Parse(time.RFC3339, s)
-				if err != nil {
-					return cli.Exit(fmt.Sprintf("--build-time %q is not an RFC 3339 time like 2026-01-02T15:04:05Z", s), 2)
-				}
-				pc.Created = t.UTC()
-			}
-			pipeline.FillFromGit(c.Context, c.String("context"), &pc)
-			if pc.Created.IsZero() {
-				fmt.Fprintln(c.App.ErrWriter, "tsys-ci build: no SOURCE_DATE_EPOCH, --build-time or commit time; using 1970-01-01 so the build still reproduces")
-			}
-			labels := pc.Labels()
-			for _, l := range label.get() {
-				k, v, ok := strings.Cut(l, "=")
-				if !ok || k == "" {
-					return cli.Exit(fmt.Sprintf("--label %q must look like KEY=value", l), 2)
-				}
-				labels[k] = v
-			}
-			created := pc.Created
-			if created.IsZero() {
-				created = pipeline.Epoch
-			}
-			plat, err := v1.ParsePlatform(c.String("platform"))
-			if err != nil || plat.OS == "" || plat.Architecture == "" {
-				return cli.Exit(fmt.Sprintf("--platform %q must look like linux/amd64", c.String("platform")), 2)
-			}
-			res, err := registry.BuildToLayout(c.Context, registry.BuildOptions{
-				Context: c.String("context"), Base: c.String("base"), Platform: *plat,
-				Workdir: c.String("workdir"), Entrypoint: entrypoint.get(), Cmd: cmd.get(),
-				Env: env.get(), User: c.String("user"), Ports: port.get(), Labels: labels,
-				Created: created,
-				Remote:  []remote.Option{remote.WithAuthFromKeychain(authn.DefaultKeychain)},
-			}, c.String("out"))
+			res, err := pipeline.Build(c.Context, pipeline.BuildRequest{
+				Context: c.String("context"), Base: c.String("base"), Platform: c.String("platform"),
+				Workdir: c.String("workdir"), Entrypoint: entrypoint.get(), Cmd: cmd.get(), Env: env.get(),
+				User: c.String("user"), Ports: port.get(), Labels: label.get(),
+				Commit: c.String("commit"), Branch: c.String("branch"), BuildNumber: c.String("build-number"),
+				Job: c.String("job"), BuildTime: c.String("build-time"),
+				Out: c.String("out"), Result: c.String("result"),
+				Keychain: registry.Credentials(os.Getenv),
+			}, os.Getenv, c.App.ErrWriter)
 			if err != nil {
 				return exitFor(err)
 			}
-			if err := pipeline.WriteJSON(c.String("result"), res); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.ErrWriter, "tsys-ci build: wrote %s to %s and %s\n", res.Digest, res.Layout, c.String("result"))
 			fmt.Fprintln(c.App.Writer, res.Digest)
 			return nil
 		},

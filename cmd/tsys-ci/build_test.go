@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,16 +13,13 @@ import (
 // main would use.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	app := newApp()
-	var out, errOut bytes.Buffer
-	app.Writer, app.ErrWriter = &out, &errOut
-	err := app.Run(append([]string{"tsys-ci"}, args...))
+	out, errOut, err := runApp(t, args...)
 	code := 0
 	if err != nil {
 		code = exitCode(err)
-		errOut.WriteString(err.Error())
+		errOut += err.Error()
 	}
-	return out.String(), errOut.String(), code
+	return out, errOut, code
 }
 
 func TestBuildCommandWritesResult(t *testing.T) {

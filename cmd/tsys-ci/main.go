@@ -34,6 +34,11 @@ func newApp() *cli.App {
 			buildCommand(),
 			pushCommand(),
 			platformCommand(),
+			signCommand(),
+			verifyCommand(),
+			registryCommand(),
+			jenkinsCommand(),
+			promoteCommand(), statusCommand(), abortCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},

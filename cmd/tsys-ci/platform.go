@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/fs"
 
@@ -18,6 +19,10 @@ func platformCommand() *cli.Command {
 		Usage: "bootstrap and check the k3s platform described by platform.yaml",
 		Subcommands: []*cli.Command{
 			platformRenderCommand(),
+			platformLDAPCommand(),
+			platformDoctorCommand(),
+			platformPlanCommand(),
+			platformApplyCommand(),
 		},
 	}
 }
@@ -61,6 +66,61 @@ func platformRenderCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(c.App.ErrWriter, "wrote %d files under %s\n", len(files), c.String("out"))
+			return nil
+		},
+	}
+}
+
+// exitFindings is the exit code of a check that ran and found something
+// missing or severe (0: nothing found, 1: the check itself failed, 2: bad input).
+const exitFindings = 4
+
+var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}
+
+func checkOutput(c *cli.Context) error {
+	if o := c.String("output"); o != "table" && o != "json" {
+		return cli.Exit(fmt.Sprintf("--output %q: want table or json", o), 2)
+	}
+	return nil
+}
+
+func platformLDAPCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ldap",
+		Usage: "check the directory has what each component needs; print what is missing as LDIF and as a UCS checklist",
+		Description: "Binds as every bind account (passwords from the environment variables or files platform.yaml\n" +
+			"names), checks the user and group bases, each component's admin group and the test user's\n" +
+			"membership. Exit 0 when nothing is missing, 4 when something is, 1 when the directory cannot be reached.",
+		Flags: []cli.Flag{
+			specFlag,
+			&cli.StringFlag{Name: "user", Usage: "test user's login name (default: ldap.testUser)"},
+			outputFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if err := checkOutput(c); err != nil {
+				return err
+			}
+			spec, err := loadSpec(c)
+			if err != nil {
+				return err
+			}
+			report, err := platform.CheckLDAP(spec, platform.LDAPCheckOptions{TestUser: c.String("user")})
+			if err != nil {
+				return fmt.Errorf("checking the directory: %w", err)
+			}
+			if c.String("output") == "json" {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				err = enc.Encode(report)
+			} else {
+				err = platform.WriteLDAPReport(c.App.Writer, report)
+			}
+			if err != nil {
+				return err
+			}
+			if !report.OK() {
+				return cli.Exit("the directory lacks what the components need (see above)", exitFindings)
+			}
 			return nil
 		},
 	}

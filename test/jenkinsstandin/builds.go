@@ -418,3 +418,25 @@ func (s *Server) color(job *item) string {
 	}
 	return c
 }
+
+// IndexBranch does what branch indexing of a multibranch project does for
+// one branch: it makes the branch's pipeline job (fullName "folder/project")
+// if it is not there. The stand-in has no SCM to index, so tests call this.
+func (s *Server) IndexBranch(project, branch string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.root
+	for _, seg := range strings.Split(project, "/") {
+		if it = it.child(seg); it == nil {
+			return fmt.Errorf("Jenkins stand-in: no item %s", project)
+		}
+	}
+	if it.kind != kindMultibranch {
+		return fmt.Errorf("Jenkins stand-in: %s is not a multibranch project", project)
+	}
+	if it.child(branch) == nil {
+		config := []byte(`<flow-definition><description>branch ` + branch + `</description></flow-definition>`)
+		it.children = append(it.children, &item{name: branch, kind: kindPipeline, parent: it, config: config, nextBuild: 1})
+	}
+	return nil
+}

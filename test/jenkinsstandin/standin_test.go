@@ -440,3 +440,23 @@ func TestJenkinsStandInWithGojenkins(t *testing.T) {
 		t.Errorf("Init with a wrong password succeeded: %+v", bad)
 	}
 }
+
+func TestJenkinsStandInIndexBranch(t *testing.T) {
+	s, hs := standIn(t, Options{})
+	mb := `<org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject/>`
+	wantStatus(t, "multibranch", admin(t, "POST", hs.URL+"/createItem?name=web", "application/xml", mb), 200)
+	wantStatus(t, "job", admin(t, "POST", hs.URL+"/createItem?name=plain", "application/xml", pipelineXML), 200)
+	if err := s.IndexBranch("plain", "main"); err == nil {
+		t.Error("IndexBranch on a pipeline job succeeded")
+	}
+	if err := s.IndexBranch("web", "main"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "createItem in a multibranch project", admin(t, "POST", hs.URL+"/job/web/createItem?name=x", "application/xml", pipelineXML), 404)
+	m := decode(t, admin(t, "GET", hs.URL+"/job/web/api/json", "", ""))
+	jobs := m["jobs"].([]any)
+	if m["_class"] != multibranchClass || len(jobs) != 1 || jobs[0].(map[string]any)["name"] != "main" {
+		t.Errorf("multibranch JSON = %v", m)
+	}
+	wantStatus(t, "branch build", admin(t, "POST", hs.URL+"/job/web/job/main/build?delay=0sec", "", ""), 201)
+}

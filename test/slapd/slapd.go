@@ -179,6 +179,13 @@ userPassword: %s
 `, s.UserDN(uid), uid, uid, uid, uid, 2000+len(uid)*7+int(uid[0]), uid, password)
 }
 
+// BindAccountLDIF is a UCS "simple authentication account": it can bind
+// and read the directory but is no person.
+func (s *Server) BindAccountLDIF(uid, password string) string {
+	return fmt.Sprintf("dn: %s\nobjectClass: top\nobjectClass: account\nobjectClass: simpleSecurityObject\nuid: %s\nuserPassword: %s\n",
+		s.UserDN(uid), uid, password)
+}
+
 // GroupLDIF is a UCS-shaped group: posixGroup with memberUid and
 // univentionGroup with uniqueMember, both naming members.
 func (s *Server) GroupLDIF(cn string, members ...string) string {
