@@ -54,15 +54,16 @@ type Deployer interface {
 // deploy is not.
 var ErrRolledBack = errors.New("new version failed its probes and was rolled back")
 
-// ErrPromoteUnavailable is the error of the Deployer serve is built with
-// until rollout's promote lands: never a pretend success.
-var ErrPromoteUnavailable = errors.New("promote is not available in this build (rollout's promote has not landed); nothing was deployed")
+// ErrNoCluster is the error of the Deployer serve runs with when it was
+// started without a cluster (--no-cluster, for trying the API locally):
+// never a pretend success.
+var ErrNoCluster = errors.New("serve runs without a cluster (--no-cluster); nothing was deployed")
 
-// UnavailableDeployer refuses every deploy with ErrPromoteUnavailable.
-type UnavailableDeployer struct{}
+// NoClusterDeployer refuses every deploy with ErrNoCluster.
+type NoClusterDeployer struct{}
 
 // Deploy refuses.
-func (UnavailableDeployer) Deploy(context.Context, DeployRequest) error { return ErrPromoteUnavailable }
+func (NoClusterDeployer) Deploy(context.Context, DeployRequest) error { return ErrNoCluster }
 
 // DeployRecord is a deploy as the API shows it.
 type DeployRecord struct {
