@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			registryCommand(),
 			jenkinsCommand(),
 			promoteCommand(), statusCommand(), abortCommand(),
+			serveCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},
