@@ -8,7 +8,6 @@ package clustertest
 import (
 	"context"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -179,12 +179,18 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ssa, err := platform.ServerSideApply(server.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
 	opts := platform.HelmOptions{Config: helmConfig(t), LoadChart: platform.ChartsDir("../testdata/charts"), Templates: tmpl,
-		Wait: true, Timeout: time.Minute, Progress: io.Discard}
+		Wait: true, Timeout: time.Minute, Progress: &progress, ApplyObjects: ssa}
 	steps, err := platform.Apply(spec, opts)
 	if err != nil {
-		t.Fatalf("first apply: %v", err)
+		t.Fatalf("first apply: %v\n%s", err, progress.String())
 	}
+	t.Logf("first apply:\n%s", progress.String())
 	if len(steps) != 6 {
 		t.Fatalf("steps %+v", steps)
 	}
@@ -195,6 +201,29 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	}
 	if !strings.Contains(cm.Data["values.yaml"], "createDefaultDiskLabeledNodes: true") {
 		t.Errorf("longhorn values in the cluster:\n%s", cm.Data["values.yaml"])
+	}
+	_, dyn := clients(t)
+	pool, err := dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "ipaddresspools"}).
+		Namespace("metallb-system").Get(context.Background(), "lan", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("MetalLB pool not applied after MetalLB's chart: %v", err)
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(context.Background(), "metallb-system", metav1.GetOptions{})
+	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("metallb-system lacks the privileged Pod Security label: %v %v", ns.Labels, err)
+	}
+	progress.Reset()
+	if _, err := platform.Apply(spec, opts); err != nil {
+		t.Fatalf("second apply: %v", err)
+	}
+	if !strings.Contains(progress.String(), "namespaces: 0 of 6 changed") || !strings.Contains(progress.String(), "L2 advertisements: 0 of 2 changed") ||
+		strings.Count(progress.String(), ": unchanged (") != 6 {
+		t.Errorf("second apply changed something:\n%s", progress.String())
+	}
+	again, err := dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "ipaddresspools"}).
+		Namespace("metallb-system").Get(context.Background(), "lan", metav1.GetOptions{})
+	if err != nil || again.GetResourceVersion() != pool.GetResourceVersion() {
+		t.Errorf("the pool was rewritten by the second apply (%v)", err)
 	}
 	plan, err := platform.Plan(spec, opts)
 	if err != nil {
