@@ -46,5 +46,15 @@ lab-down:
 lab-status:
 	@$(GO) run ./test/lab/cmd/lab status
 
+# The lab's add-on images (CoreDNS, MetalLB, local-path-provisioner, registry), cached.
+.PHONY: addon-images
+addon-images: deps
+	@scripts/addon-images.sh
+
 clean:
 	rm -rf bin
+
+# The real cosign CLI the signature interop tests run (cached under ~/.cache/tsys-ci/cosign/).
+.PHONY: cosign
+cosign:
+	@scripts/cosign.sh

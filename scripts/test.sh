@@ -43,6 +43,7 @@ stage lint make --no-print-directory lint
 stage build make --no-print-directory build
 # Kubernetes and etcd for test/apiserver and the lab: minutes cold, a second warm.
 stage k8s-bins scripts/k8s-bins.sh
+stage addon-images scripts/addon-images.sh
 stage go-test go test -timeout 20m ./...
 # The lab's end-to-end tests (test/e2e, docs/lab.md): they bring the lab up
 # (about 1 min with cached images, ~8 min cold) and leave it up for the next run.

@@ -31,6 +31,14 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			versionCommand(),
+			buildCommand(),
+			pushCommand(),
+			platformCommand(),
+			signCommand(),
+			verifyCommand(),
+			registryCommand(),
+			jenkinsCommand(),
+			promoteCommand(), statusCommand(), abortCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},

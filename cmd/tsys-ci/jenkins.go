@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tsys-group/tsys-ci/jenkins"
+)
+
+// jenkinsFlags are how every jenkins subcommand reaches Jenkins.
+type jenkinsFlags struct {
+	url, user, token string
+}
+
+func jenkinsConnectionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "url", EnvVars: []string{"JENKINS_URL"}, Usage: "Jenkins' URL"},
+		&cli.StringFlag{Name: "user", EnvVars: []string{"JENKINS_USER"}, Usage: "Jenkins user"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"JENKINS_API_TOKEN"}, Usage: "the user's API token (better from JENKINS_API_TOKEN than on the command line)"},
+	}
+}
+
+func connectJenkins(ctx context.Context, c *cli.Context) (*jenkins.Client, error) {
+	f := jenkinsFlags{c.String("url"), c.String("user"), c.String("token")}
+	var missing []string
+	for _, m := range []struct{ v, name string }{{f.url, "--url (JENKINS_URL)"}, {f.user, "--user (JENKINS_USER)"}, {f.token, "--token (JENKINS_API_TOKEN)"}} {
+		if m.v == "" {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, cli.Exit("jenkins: set "+strings.Join(missing, ", "), 2)
+	}
+	// gojenkins ignores contexts; the client timeout bounds each request.
+	hc := &http.Client{Timeout: 30 * time.Second}
+	return jenkins.Connect(ctx, hc, f.url, f.user, f.token)
+}
+
+func jenkinsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "jenkins",
+		Usage: "seed Jenkins jobs from templates and run them",
+		Subcommands: []*cli.Command{
+			jenkinsSeedCommand(),
+			jenkinsRunCommand(),
+		},
+	}
+}
+
+func jenkinsSeedCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "seed",
+		Usage:     "create or update Jenkins folders and jobs from jobs.yaml; a second run changes nothing",
+		ArgsUsage: " ",
+		Flags: append(jenkinsConnectionFlags(),
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Required: true, Usage: "the jobs file (see templates/jenkins/jobs.yaml)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, with diffs, and change nothing"},
+			&cli.BoolFlag{Name: "prune", Usage: "delete folders and jobs that are in Jenkins but not in the jobs file"},
+		),
+		Action: func(c *cli.Context) error {
+			data, err := os.ReadFile(c.String("file"))
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("jenkins seed: %v", err), 2)
+			}
+			f, err := jenkins.ParseJobsFile(data)
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("jenkins seed: %s: %v", c.String("file"), err), 2)
+			}
+			client, err := connectJenkins(c.Context, c)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.ErrWriter, "seeding Jenkins %s at %s from %s\n", client.Version, client.URL, c.String("file"))
+			_, err = jenkins.Seed(c.Context, client, f, jenkins.SeedOptions{
+				DryRun: c.Bool("dry-run"), Prune: c.Bool("prune"), Out: c.App.Writer,
+			})
+			return err
+		},
+	}
+}
+
+func jenkinsRunCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "trigger a Jenkins job and follow it to its result, printing its console",
+		ArgsUsage: "FOLDER/JOB",
+		Flags: append(jenkinsConnectionFlags(),
+			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "build parameter NAME=VALUE (repeatable)"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "give up waiting after this long (the build goes on in Jenkins)"},
+			&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "how often to ask Jenkins"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("jenkins run: name one job, e.g. tsys-ci jenkins run platform/promote", 2)
+			}
+			params := map[string]string{}
+			for _, p := range c.StringSlice("param") {
+				k, v, ok := strings.Cut(p, "=")
+				if !ok || k == "" {
+					return cli.Exit(fmt.Sprintf("jenkins run: --param %q is not NAME=VALUE", p), 2)
+				}
+				params[k] = v
+			}
+			ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+			defer cancel()
+			client, err := connectJenkins(ctx, c)
+			if err != nil {
+				return err
+			}
+			_, err = jenkins.Run(ctx, client, c.Args().First(), jenkins.RunOptions{
+				Params: params, Poll: c.Duration("poll"), Console: c.App.Writer, Progress: c.App.ErrWriter,
+			})
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("%w: gave up after --timeout %s; the build goes on in Jenkins", err, c.Duration("timeout"))
+			}
+			return err
+		},
+	}
+}

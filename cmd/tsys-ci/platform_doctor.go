@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tsys-group/tsys-ci/platform"
+)
+
+func platformDoctorCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "doctor",
+		Usage: "report every single point of failure of a live cluster, by severity, with why and how to fix",
+		Description: "Reads the cluster with the kubeconfig kubectl would use (--kubeconfig, $KUBECONFIG,\n" +
+			"~/.kube/config; --context), or a `kubectl get -o yaml` dump with --snapshot.\n" +
+			"Exit 0 when nothing at or above --fail-on is found, 4 when something is, 1 on errors.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"},
+			&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: the current one)"},
+			&cli.StringFlag{Name: "snapshot", Usage: "analyse objects from this YAML file (kubectl get -A -o yaml ...) instead of a live cluster"},
+			&cli.StringSliceFlag{Name: "replicated-class", Usage: "storage class that replicates although its provisioner does not say so (repeatable)"},
+			&cli.StringFlag{Name: "fail-on", Value: "critical", Usage: "exit 4 when a finding is at least this severe: critical, warning, info or never"},
+			outputFlag,
+		},
+		Action: func(c *cli.Context) error {
+			if err := checkOutput(c); err != nil {
+				return err
+			}
+			failOn, ok := platform.ParseSeverity(c.String("fail-on"))
+			if !ok && c.String("fail-on") != "never" {
+				return cli.Exit(fmt.Sprintf("--fail-on %q: want critical, warning, info or never", c.String("fail-on")), 2)
+			}
+			snap, err := doctorSnapshot(c)
+			if err != nil {
+				return err
+			}
+			report := platform.NewDoctorReport(platform.Analyze(snap, platform.DoctorOptions{ReplicatedClasses: c.StringSlice("replicated-class")}))
+			if c.String("output") == "json" {
+				err = report.WriteJSON(c.App.Writer)
+			} else {
+				err = report.WriteTable(c.App.Writer)
+			}
+			if err != nil {
+				return err
+			}
+			if c.String("fail-on") != "never" && report.Worst() >= failOn {
+				return cli.Exit(fmt.Sprintf("found %d critical, %d warning single points of failure", report.Summary["critical"], report.Summary["warning"]), exitFindings)
+			}
+			return nil
+		},
+	}
+}
+
+func doctorSnapshot(c *cli.Context) (*platform.Snapshot, error) {
+	if path := c.String("snapshot"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("reading --snapshot: %v", err), 2)
+		}
+		snap, err := platform.ParseSnapshot(data)
+		if err != nil {
+			return nil, cli.Exit(fmt.Sprintf("%s: %v", path, err), 2)
+		}
+		return snap, nil
+	}
+	cfg, err := platform.RESTConfig(c.String("kubeconfig"), c.String("context"))
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
+	}
+	return platform.CollectSnapshot(c.Context, cs, dyn)
+}

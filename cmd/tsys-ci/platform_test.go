@@ -1,0 +1,94 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tsys-group/tsys-ci/test/slapd"
+)
+
+// runCombined runs tsys-ci in-process and returns stdout and stderr together.
+func runCombined(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, errOut, err := runApp(t, args...)
+	return out + errOut, err
+}
+
+func TestPlatformRenderWritesFiles(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runCombined(t, "platform", "render", "-f", "../../templates/platform/platform.yaml", "-o", dir)
+	if err != nil {
+		t.Fatalf("platform render: %v\n%s", err, out)
+	}
+	for _, p := range []string{"hosts/db1/config.yaml", "hosts/www1/config.yaml", "values/longhorn.yaml", "manifests/metallb-pools.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("render did not write %s: %v", p, err)
+		}
+	}
+}
+
+func TestPlatformRenderBadFileExits2(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "platform.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: tsys-ci.io/v1\nkind: Platform\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCombined(t, "platform", "render", "-f", bad, "-o", t.TempDir())
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "hosts") {
+		t.Fatalf("got %v (exit %d), want exit 2 naming the hosts field", err, exitCode(err))
+	}
+}
+
+func TestPlatformLDAPReportsMissingAndExits4(t *testing.T) {
+	s := slapd.Start(t)
+	s.LoadLDIF(t, s.BindAccountLDIF("svc-platform", "platform-pw")+"\n"+s.UserLDIF("platform-test", "pw"))
+	raw, err := os.ReadFile("../../templates/platform/platform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.ReplaceAll(string(raw), "dc=tsys,dc=lan", s.BaseDN)
+	doc = strings.Replace(doc, "ldaps://ucs.tsys.lan:7636", s.LDAPSURL, 1)
+	doc = strings.Replace(doc, "/etc/tsys-ci/ucs-ca.pem", s.CAFile, 1)
+	file := filepath.Join(t.TempDir(), "platform.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"TSYS_LDAP_BIND_PASSWORD": "platform-pw", "TSYS_LDAP_KEYCLOAK_PASSWORD": "x",
+		"TSYS_LDAP_HARBOR_PASSWORD": "x", "TSYS_LDAP_JENKINS_PASSWORD": "x"} {
+		t.Setenv(k, v)
+	}
+	out, err := runCombined(t, "platform", "ldap", "-f", file)
+	if err == nil || exitCode(err) != 4 {
+		t.Fatalf("got %v (exit %d), want exit 4\n%s", err, exitCode(err), out)
+	}
+	for _, want := range []string{"MISSING  bind", "dn: cn=platform-admins,cn=groups," + s.BaseDN, "# UCS checklist", "udm groups/group create"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("platform ldap output:\n%s", out)
+}
+
+func TestPlatformDoctorSeedSnapshot(t *testing.T) {
+	out, err := runCombined(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml")
+	if err == nil || exitCode(err) != 4 {
+		t.Fatalf("got %v (exit %d), want exit 4 for a cluster with critical findings\n%s", err, exitCode(err), out)
+	}
+	for _, want := range []string{"CRITICAL  lb-speakers", "speaker on db1 is CrashLoopBackOff (4633 restarts)", "6 critical, 3 warning, 0 info"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
+	if err != nil || !strings.Contains(out, `"critical": 6`) {
+		t.Fatalf("json with --fail-on never: %v\n%s", err, out)
+	}
+}
+
+func TestPlatformDoctorBadKubeconfig(t *testing.T) {
+	_, err := runCombined(t, "platform", "doctor", "--kubeconfig", filepath.Join(t.TempDir(), "missing"))
+	if err == nil || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Fatalf("got %v, want an error naming the kubeconfig", err)
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/registry"
+)
+
+// harborFlags are the Harbor URL and the admin login registry setup uses.
+func harborFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "harbor", EnvVars: []string{"TSYS_CI_HARBOR_URL"}, Usage: "Harbor URL, e.g. https://harbor.example.com (required)"},
+		&cli.StringFlag{Name: "harbor-username", EnvVars: []string{"TSYS_CI_HARBOR_USERNAME"}, Value: "admin", Usage: "Harbor admin user"},
+		&cli.StringFlag{Name: "harbor-password", EnvVars: []string{"TSYS_CI_HARBOR_PASSWORD"}, Usage: "Harbor admin password (better from the environment)"},
+	}
+}
+
+func registryCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "registry",
+		Usage: "set up Harbor for the pipeline, or serve the embedded registry",
+		Subcommands: []*cli.Command{
+			registrySetupCommand(),
+			registryServeCommand(),
+		},
+	}
+}
+
+func registrySetupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "setup",
+		Usage: "create or update the Harbor project, its robot account, webhook policy and tag retention; idempotent",
+		UsageText: "tsys-ci registry setup --harbor URL --project P [--robot ci] [--webhook-url URL] [--keep 10]\n" +
+			"   (admin login from TSYS_CI_HARBOR_USERNAME / TSYS_CI_HARBOR_PASSWORD)",
+		Flags: append(harborFlags(),
+			&cli.StringFlag{Name: "project", Usage: "Harbor project (required)"},
+			&cli.BoolFlag{Name: "public", Usage: "make a new project public (anyone may pull)"},
+			&cli.StringFlag{Name: "robot", Value: "ci", Usage: "robot account name (Harbor shows robot$PROJECT+NAME)"},
+			&cli.StringFlag{Name: "robot-secret-file", Value: ".tsys-ci/harbor-robot.json", Usage: "where a new robot's name and secret are written (mode 0600)"},
+			&cli.StringFlag{Name: "webhook-url", Usage: "tsys-ci serve's webhook URL; Harbor posts PUSH_ARTIFACT there"},
+			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Usage: "Authorization header Harbor sends with webhooks, e.g. 'Bearer TOKEN'"},
+			&cli.IntFlag{Name: "keep", Value: 10, Usage: "tag retention: keep this many most recently pushed artifacts per repository (0: no rule)"},
+			&cli.StringFlag{Name: "retention-cron", Value: "0 0 3 * * *", Usage: "when Harbor runs tag retention (six-field cron)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.String("harbor") == "" || c.String("project") == "" {
+				return cli.Exit("--harbor and --project are required", 2)
+			}
+			h, err := registry.NewHarbor(c.String("harbor"), c.String("harbor-username"), c.String("harbor-password"), nil)
+			if err != nil {
+				return exitFor(err)
+			}
+			res, err := h.Setup(c.Context, registry.SetupOptions{
+				Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
+				WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
+				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
+			})
+			if err != nil {
+				return exitFor(err)
+			}
+			if res.RobotSecret != "" {
+				file := c.String("robot-secret-file")
+				if err := pipeline.WriteSecret(file, map[string]string{"username": res.RobotName, "password": res.RobotSecret}); err != nil {
+					return fmt.Errorf("robot %s was created, but its secret could not be saved: %w; refresh it in Harbor", res.RobotName, err)
+				}
+				res.Changes = append(res.Changes, "wrote the robot's name and secret to "+file+" (Harbor shows the secret only once)")
+			}
+			if len(res.Changes) == 0 {
+				fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", c.String("harbor"), c.String("project"))
+				if c.Bool("dry-run") {
+					fmt.Fprintln(c.App.ErrWriter, "(dry run: nothing would change either)")
+				}
+				return nil
+			}
+			for _, ch := range res.Changes {
+				fmt.Fprintln(c.App.Writer, ch)
+			}
+			return nil
+		},
+	}
+}
+
+func registryServeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "serve",
+		Usage:     "serve the embedded registry on loopback (the default when no registry is configured)",
+		UsageText: "tsys-ci registry serve [--addr " + registry.EmbeddedAddr + "] [--data DIR]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: registry.EmbeddedAddr, Usage: "loopback HOST:PORT to listen on"},
+			&cli.StringFlag{Name: "data", Value: defaultRegistryData(), Usage: "folder for blobs and manifests; they survive restarts"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err := registry.ServeEmbedded(ctx, c.String("addr"), c.String("data"), func(a net.Addr) {
+				fmt.Fprintf(c.App.ErrWriter, "tsys-ci registry serve: embedded registry on http://%s, data in %s (Ctrl-C stops it)\n", a, c.String("data"))
+			})
+			return exitFor(err)
+		},
+	}
+}
+
+// defaultRegistryData is $XDG_DATA_HOME/tsys-ci/registry, else
+// ~/.local/share/tsys-ci/registry.
+func defaultRegistryData() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "tsys-ci", "registry")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(".tsys-ci", "registry")
+	}
+	return filepath.Join(home, ".local", "share", "tsys-ci", "registry")
+}

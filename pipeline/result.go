@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Default places of the results, relative to the workspace.
+const (
+	DefaultBuildResult = ".tsys-ci/build.json"
+	DefaultPushResult  = ".tsys-ci/push.json"
+	DefaultLayout      = ".tsys-ci/image"
+)
+
+// BuildResult is what tsys-ci build writes and tsys-ci push reads.
+type BuildResult struct {
+	Digest string            `json:"digest"`
+	Layout string            `json:"layout"`
+	Labels map[string]string `json:"labels"`
+}
+
+// PushResult is what tsys-ci push writes and tsys-ci promote reads.
+type PushResult struct {
+	Image  string   `json:"image"` // HOST/PROJECT/NAME@sha256:...
+	Digest string   `json:"digest"`
+	Tags   []string `json:"tags"`
+	Signed bool     `json:"signed"`
+}
+
+// WriteJSON writes v as indented JSON to path, creating its folder, through
+// a temporary file so a reader never sees half a result.
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadBuildResult reads a build result; what says which step wanted it.
+func ReadBuildResult(path string) (BuildResult, error) {
+	var r BuildResult
+	if err := readJSON(path, &r, "run 'tsys-ci build' first, or pass --from"); err != nil {
+		return r, err
+	}
+	if r.Digest == "" || r.Layout == "" {
+		return r, fmt.Errorf("reading %s: no digest or layout in it; run 'tsys-ci build' again", path)
+	}
+	return r, nil
+}
+
+// ReadPushResult reads a push result.
+func ReadPushResult(path string) (PushResult, error) {
+	var r PushResult
+	if err := readJSON(path, &r, "run 'tsys-ci push' first"); err != nil {
+		return r, err
+	}
+	if r.Image == "" || r.Digest == "" {
+		return r, fmt.Errorf("reading %s: no image or digest in it; run 'tsys-ci push' again", path)
+	}
+	return r, nil
+}
+
+func readJSON(path string, v any, hint string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading %s: it does not exist; %s", path, hint)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("reading %s: not valid JSON (%v); %s", path, err, hint)
+	}
+	return nil
+}
+
+// WriteSecret writes v as JSON to path readable by its owner only, from the
+// first byte on (a robot account's login, for Jenkins' credentials store).
+func WriteSecret(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	os.Remove(tmp) // a stale one may have other permissions
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package platform
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/kube"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+)
+
+// These tests exercise plan/apply's own logic (order, change detection,
+// stopping, rollback) on Helm's in-memory release storage and Helm's own
+// printing kube client. No API server is involved; that test waits for
+// test/apiserver.
+
+// flakyKube fails the next failWaits waits, like resources that never get ready.
+type flakyKube struct {
+	kubefake.PrintingKubeClient
+	failWaits int
+}
+
+func (f *flakyKube) Wait(kube.ResourceList, time.Duration) error { return f.wait() }
+
+func (f *flakyKube) WaitWithJobs(kube.ResourceList, time.Duration) error { return f.wait() }
+
+func (f *flakyKube) wait() error {
+	if f.failWaits > 0 {
+		f.failWaits--
+		return errors.New("timed out waiting for the condition")
+	}
+	return nil
+}
+
+// helmWorld is one fake cluster: release storage and a kube client per namespace.
+type helmWorld struct {
+	configs map[string]*action.Configuration
+	kubes   map[string]*flakyKube
+}
+
+func newHelmWorld() *helmWorld {
+	return &helmWorld{configs: map[string]*action.Configuration{}, kubes: map[string]*flakyKube{}}
+}
+
+func (w *helmWorld) kube(ns string) *flakyKube {
+	if w.kubes[ns] == nil {
+		w.kubes[ns] = &flakyKube{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
+	}
+	return w.kubes[ns]
+}
+
+func (w *helmWorld) config(ns string) (*action.Configuration, error) {
+	if w.configs[ns] == nil {
+		mem := driver.NewMemory()
+		mem.SetNamespace(ns)
+		w.configs[ns] = &action.Configuration{
+			Releases:     storage.Init(mem),
+			KubeClient:   w.kube(ns),
+			Capabilities: chartutil.DefaultCapabilities,
+			Log:          func(string, ...interface{}) {},
+		}
+	}
+	return w.configs[ns], nil
+}
+
+func (w *helmWorld) revision(t *testing.T, spec *Spec, component string) int {
+	t.Helper()
+	cfg, _ := w.config(spec.Components[component].Namespace)
+	rel, err := action.NewGet(cfg).Run(component)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel.Version
+}
+
+func helmOptions(t *testing.T, w *helmWorld, progress io.Writer) HelmOptions {
+	return HelmOptions{
+		Config: w.config, LoadChart: ChartsDir("testdata/charts"), Templates: templatesFS(t),
+		Wait: true, Timeout: time.Minute, Progress: progress,
+	}
+}
+
+func actions(steps []Step) string {
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.Component+":"+s.Action)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestApplyInstallsInOrderAndSecondApplyChangesNothing(t *testing.T) {
+	spec := loadExample(t)
+	w := newHelmWorld()
+	var progress bytes.Buffer
+	steps, err := Apply(spec, helmOptions(t, w, &progress))
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, progress.String())
+	}
+	if got := actions(steps); got != "metallb:install longhorn:install keycloak:install rancher:install harbor:install jenkins:install" {
+		t.Fatalf("steps: %s", got)
+	}
+	if !strings.Contains(progress.String(), "[2/6] longhorn: install longhorn-1.12.2 in longhorn-system, waiting up to 1m0s") {
+		t.Errorf("progress lacks the longhorn step:\n%s", progress.String())
+	}
+	cfg, _ := w.config("longhorn-system")
+	rel, err := action.NewGet(cfg).Run("longhorn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rel.Manifest, "nodeDownPodDeletionPolicy: delete-both-statefulset-and-deployment-pod") {
+		t.Errorf("longhorn's release did not get the rendered values:\n%s", rel.Manifest)
+	}
+
+	plan, err := Plan(spec, helmOptions(t, w, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(plan); strings.Count(got, ":unchanged") != 6 {
+		t.Fatalf("plan after apply: %s", got)
+	}
+	progress.Reset()
+	if _, err := Apply(spec, helmOptions(t, w, &progress)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ComponentOrder {
+		if r := w.revision(t, spec, c); r != 1 {
+			t.Errorf("%s is at revision %d after a second apply, want 1", c, r)
+		}
+	}
+	if strings.Count(progress.String(), "unchanged") != 6 {
+		t.Errorf("second apply progress:\n%s", progress.String())
+	}
+}
+
+func TestPlanNamesWhatChanged(t *testing.T) {
+	spec := loadExample(t)
+	w := newHelmWorld()
+	if _, err := Apply(spec, helmOptions(t, w, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	spec.Storage.ReplicaCount = 2
+	// A newer harbor chart in another charts directory.
+	dir := t.TempDir()
+	copyChart(t, "testdata/charts/harbor", filepath.Join(dir, "harbor"), "1.18.4", "1.18.5")
+	h := spec.Components["harbor"]
+	h.Version, h.Repo = "1.18.5", "file://"+filepath.Join(dir, "harbor")
+	spec.Components["harbor"] = h
+
+	plan, err := Plan(spec, helmOptions(t, w, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "metallb:unchanged longhorn:upgrade keycloak:unchanged rancher:unchanged harbor:upgrade jenkins:unchanged"
+	if got := actions(plan); got != want {
+		t.Fatalf("plan: %s, want %s", got, want)
+	}
+	if r := plan[1].Reason; r != "values changed, manifests changed" {
+		t.Errorf("longhorn reason %q", r)
+	}
+	if r := plan[4].Reason; !strings.HasPrefix(r, "chart 1.18.4 -> 1.18.5") {
+		t.Errorf("harbor reason %q", r)
+	}
+	if _, err := Apply(spec, helmOptions(t, w, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	if w.revision(t, spec, "longhorn") != 2 || w.revision(t, spec, "harbor") != 2 || w.revision(t, spec, "jenkins") != 1 {
+		t.Errorf("revisions after the upgrade: longhorn %d harbor %d jenkins %d", w.revision(t, spec, "longhorn"), w.revision(t, spec, "harbor"), w.revision(t, spec, "jenkins"))
+	}
+}
+
+func TestApplyRollsBackAFailedUpgradeAndStops(t *testing.T) {
+	spec := loadExample(t)
+	w := newHelmWorld()
+	if _, err := Apply(spec, helmOptions(t, w, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	spec.Storage.ReplicaCount = 2                 // longhorn changes
+	spec.Domains.Harbor = "registry.tsys.example" // harbor changes
+	w.kube("longhorn-system").failWaits = 1       // longhorn's new pods never get ready
+	var progress bytes.Buffer
+	done, err := Apply(spec, helmOptions(t, w, &progress))
+	var aerr *ApplyError
+	if !errors.As(err, &aerr) {
+		t.Fatalf("got %v, want an ApplyError", err)
+	}
+	if aerr.Step.Component != "longhorn" || aerr.RolledBack != 1 || aerr.RollbackErr != nil {
+		t.Fatalf("error %+v", aerr)
+	}
+	if !strings.Contains(err.Error(), "rolled back to revision 1") || !strings.Contains(err.Error(), "timed out waiting") {
+		t.Errorf("message: %v", err)
+	}
+	if got := actions(done); got != "metallb:unchanged" {
+		t.Errorf("steps done before the failure: %s", got)
+	}
+	cfg, _ := w.config("longhorn-system")
+	rel, err := action.NewGet(cfg).Run("longhorn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Version != 3 || !strings.Contains(rel.Manifest, "defaultReplicaCount: 3") {
+		t.Errorf("after rollback longhorn is revision %d with:\n%s", rel.Version, rel.Manifest)
+	}
+	if r := w.revision(t, spec, "harbor"); r != 1 {
+		t.Errorf("harbor, after the failure in the order, was touched: revision %d", r)
+	}
+	// Fixed: the next apply upgrades longhorn and harbor.
+	if _, err := Apply(spec, helmOptions(t, w, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	if w.revision(t, spec, "longhorn") != 4 || w.revision(t, spec, "harbor") != 2 {
+		t.Errorf("after the retry: longhorn %d, harbor %d", w.revision(t, spec, "longhorn"), w.revision(t, spec, "harbor"))
+	}
+}
+
+func TestApplyRemovesAFailedInstallAndStops(t *testing.T) {
+	spec := loadExample(t)
+	w := newHelmWorld()
+	w.kube("longhorn-system").failWaits = 1
+	done, err := Apply(spec, helmOptions(t, w, io.Discard))
+	var aerr *ApplyError
+	if !errors.As(err, &aerr) || aerr.Step.Component != "longhorn" || !strings.Contains(err.Error(), "failed release was removed") {
+		t.Fatalf("got %v", err)
+	}
+	if got := actions(done); got != "metallb:install" {
+		t.Errorf("done: %s", got)
+	}
+	for _, c := range []string{"longhorn", "keycloak", "jenkins"} {
+		if r := w.revision(t, spec, c); r != 0 {
+			t.Errorf("%s has revision %d after the stop, want none", c, r)
+		}
+	}
+	if _, err := Apply(spec, helmOptions(t, w, io.Discard)); err != nil {
+		t.Fatalf("apply after the cause is gone: %v", err)
+	}
+}
+
+func TestChartsDirRefusesAnotherVersion(t *testing.T) {
+	spec := loadExample(t)
+	m := spec.Components["metallb"]
+	m.Version = "0.16.0"
+	_, err := ChartsDir("testdata/charts")("metallb", m)
+	if err == nil || !strings.Contains(err.Error(), "pins 0.16.0") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = ChartsDir(t.TempDir())("metallb", spec.Components["metallb"])
+	if err == nil || !strings.Contains(err.Error(), "helm pull") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func copyChart(t *testing.T, from, to, oldVersion, newVersion string) {
+	t.Helper()
+	for _, f := range []string{"Chart.yaml", "templates/values.yaml"} {
+		b, err := os.ReadFile(filepath.Join(from, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "Chart.yaml" {
+			b = bytes.Replace(b, []byte("version: "+oldVersion), []byte("version: "+newVersion), 1)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(to, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

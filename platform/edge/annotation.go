@@ -1,0 +1,84 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Well-known names shared with the rollout area (see the contract in the
+// design notes): rollout writes them on each app's Service, the edge reads them.
+const (
+	// AnnotationEdge holds the JSON list of Exposures of a Service.
+	AnnotationEdge = "tsys-ci.io/edge"
+	// LabelManagedBy and ManagedByValue select the Services tsys-ci manages.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedByValue = "tsys-ci"
+	// LabelAppName names the app a Service belongs to.
+	LabelAppName = "app.kubernetes.io/name"
+)
+
+// Exposure is one entry of the tsys-ci.io/edge annotation: how one Service
+// port is reached from outside. Exactly one of Hosts (HTTP routed by host
+// name on the edge's HTTPS frontend) and TCPFrontendPort (TCP passed through
+// on that port of the edge) is set.
+type Exposure struct {
+	Port            string   `json:"port"`
+	Hosts           []string `json:"hosts,omitempty"`
+	TCPFrontendPort int      `json:"tcpFrontendPort,omitempty"`
+}
+
+// ParseAnnotation parses and checks the value of the tsys-ci.io/edge
+// annotation. It is strict (unknown fields are errors) so that a typo such as
+// "host" for "hosts" is reported instead of silently exposing nothing.
+func ParseAnnotation(value string) ([]Exposure, error) {
+	dec := json.NewDecoder(bytes.NewReader([]byte(value)))
+	dec.DisallowUnknownFields()
+	var list []Exposure
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("annotation %s is not a JSON list of {\"port\":NAME,\"hosts\":[...]} or {\"port\":NAME,\"tcpFrontendPort\":N}: %v", AnnotationEdge, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("annotation %s has data after its JSON list", AnnotationEdge)
+	}
+	if list == nil {
+		return nil, fmt.Errorf("annotation %s is null; use [] to expose nothing", AnnotationEdge)
+	}
+	seen := map[string]bool{}
+	for i, e := range list {
+		if err := e.check(); err != nil {
+			return nil, fmt.Errorf("annotation %s entry %d: %w", AnnotationEdge, i, err)
+		}
+		if seen[e.Port] {
+			return nil, fmt.Errorf("annotation %s names port %q twice; merge its entries", AnnotationEdge, e.Port)
+		}
+		seen[e.Port] = true
+	}
+	return list, nil
+}
+
+func (e Exposure) check() error {
+	if e.Port == "" {
+		return fmt.Errorf(`"port" (the Service port name) is missing`)
+	}
+	if len(e.Hosts) > 0 && e.TCPFrontendPort != 0 {
+		return fmt.Errorf("port %q has both \"hosts\" and \"tcpFrontendPort\"; an exposed port is either HTTP by host name or TCP pass-through", e.Port)
+	}
+	if len(e.Hosts) == 0 && e.TCPFrontendPort == 0 {
+		return fmt.Errorf("port %q has neither \"hosts\" nor \"tcpFrontendPort\"", e.Port)
+	}
+	if e.TCPFrontendPort != 0 && (e.TCPFrontendPort < 1 || e.TCPFrontendPort > 65535) {
+		return fmt.Errorf("port %q: tcpFrontendPort %d is not a TCP port (1-65535)", e.Port, e.TCPFrontendPort)
+	}
+	hosts := map[string]bool{}
+	for _, h := range e.Hosts {
+		if err := ValidateHost(h); err != nil {
+			return fmt.Errorf("port %q: %w", e.Port, err)
+		}
+		if hosts[h] {
+			return fmt.Errorf("port %q lists host %q twice", e.Port, h)
+		}
+		hosts[h] = true
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Selector selects the Services tsys-ci manages.
+const Selector = LabelManagedBy + "=" + ManagedByValue
+
+// ListServices reads the Services tsys-ci manages in namespace (all
+// namespaces when it is empty).
+func ListServices(ctx context.Context, client kubernetes.Interface, namespace string) ([]corev1.Service, error) {
+	list, err := client.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{LabelSelector: Selector})
+	if err != nil {
+		where := "all namespaces"
+		if namespace != "" {
+			where = "namespace " + namespace
+		}
+		return nil, fmt.Errorf("listing Services labelled %s in %s: %w", Selector, where, err)
+	}
+	return list.Items, nil
+}
+
+// RenderCluster is `tsys-ci edge render`: the cluster's edge wiring,
+// checked and rendered.
+func RenderCluster(ctx context.Context, client kubernetes.Interface, namespace string, opts Options) (*Model, Files, error) {
+	services, err := ListServices(ctx, client, namespace)
+	if err != nil {
+		return nil, Files{}, err
+	}
+	m, err := Build(services, opts)
+	if err != nil {
+		return nil, Files{}, err
+	}
+	return m, Render(m, opts), nil
+}
+
+// Summary is one line saying what a Model holds, for logs and the CLI.
+func (m *Model) Summary() string {
+	s := fmt.Sprintf("%d backends, %d host routes, %d TCP frontends", len(m.Backends), len(m.Routes), len(m.TCPFrontends))
+	if len(m.Pending) > 0 {
+		s += fmt.Sprintf("; waiting for a load-balancer address: %v", m.Pending)
+	}
+	return s
+}

@@ -1,0 +1,269 @@
+package edge
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Model is what the edge must serve, built from the cluster's Services. Every
+// list is sorted, so rendering a Model is deterministic.
+type Model struct {
+	Backends     []Backend     // sorted by Name
+	Routes       []Route       // sorted by Host
+	TCPFrontends []TCPFrontend // sorted by Port
+	// Pending names the exposed ports that have no load-balancer address yet;
+	// their backends have no servers and answer 503 until one is assigned.
+	Pending []string
+}
+
+// Backend is one exposed port of one app, aimed at its load-balancer address.
+type Backend struct {
+	Name     string   // HAProxy backend name: tsys-ci.NAMESPACE.SERVICE.PORTNAME
+	App      string   // NAMESPACE/APP, for messages
+	PortName string   // the Service port name
+	Mode     string   // "http" or "tcp"
+	Hosts    []string // sorted; HTTP only
+	Servers  []Server // one per load-balancer ingress address, sorted by Name
+}
+
+// Server is one address of a Backend; HAProxy knows it as Backend.Name/Name.
+type Server struct {
+	Name string // lb0, lb1, ... in address order
+	Addr netip.Addr
+	Port int
+}
+
+// Route sends requests whose Host header is Host to Backend.
+type Route struct {
+	Host    string
+	Backend string
+}
+
+// TCPFrontend passes connections on Port of the edge through to Backend.
+type TCPFrontend struct {
+	Port    int
+	Backend string
+	App     string
+}
+
+// Options are the edge host's own facts: the ports it uses itself, the
+// address TCP frontends bind, and where certificates live.
+type Options struct {
+	// ReservedPorts are the edge's own ports (HTTP, HTTPS, stats...); no
+	// pass-through frontend may take them.
+	ReservedPorts []int
+	// TCPBind is the address pass-through frontends listen on; empty means
+	// every address of the edge host.
+	TCPBind string
+	// CertDir holds one PEM file per host name, HOST.pem (certificate, chain
+	// and key), as the company's certificate tooling writes them.
+	CertDir string
+}
+
+// DefaultOptions are the values for a standard edge host.
+func DefaultOptions() Options {
+	return Options{ReservedPorts: []int{22, 80, 443}, CertDir: "/etc/haproxy/certs"}
+}
+
+// InputError lists everything wrong with the cluster's edge wiring; nothing
+// is rendered or applied while there is any.
+type InputError struct {
+	Problems []string // sorted, each naming the apps involved
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("the edge wiring of the cluster has %d problem(s); nothing was applied:\n  %s",
+		len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// Build turns Services into the edge Model. Services not managed by tsys-ci
+// or without the tsys-ci.io/edge annotation are ignored. All problems are
+// collected into one *InputError so a user fixes them in one pass.
+func Build(services []corev1.Service, opts Options) (*Model, error) {
+	b := builder{opts: opts, hosts: map[string][]string{}, tcp: map[int][]string{}}
+	sorted := slices.Clone(services)
+	slices.SortFunc(sorted, func(x, y corev1.Service) int {
+		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
+	})
+	for i := range sorted {
+		b.addService(&sorted[i])
+	}
+	b.checkClaims()
+	if len(b.problems) > 0 {
+		sort.Strings(b.problems)
+		return nil, &InputError{Problems: slices.Compact(b.problems)}
+	}
+	m := &b.model
+	slices.SortFunc(m.Backends, func(x, y Backend) int { return cmp.Compare(x.Name, y.Name) })
+	slices.SortFunc(m.Routes, func(x, y Route) int { return cmp.Compare(x.Host, y.Host) })
+	slices.SortFunc(m.TCPFrontends, func(x, y TCPFrontend) int { return cmp.Compare(x.Port, y.Port) })
+	sort.Strings(m.Pending)
+	return m, nil
+}
+
+type builder struct {
+	opts     Options
+	model    Model
+	problems []string
+	hosts    map[string][]string // host -> "app (port P)" claiming it
+	tcp      map[int][]string    // tcp frontend port -> "app (port P)"
+}
+
+func (b *builder) problem(format string, args ...any) {
+	b.problems = append(b.problems, fmt.Sprintf(format, args...))
+}
+
+// AppOf names the app a Service belongs to as NAMESPACE/APP.
+func AppOf(svc *corev1.Service) string {
+	name := svc.Labels[LabelAppName]
+	if name == "" {
+		name = svc.Name
+	}
+	return svc.Namespace + "/" + name
+}
+
+// Managed reports whether the edge looks at svc at all.
+func Managed(svc *corev1.Service) bool {
+	_, ok := svc.Annotations[AnnotationEdge]
+	return ok && svc.Labels[LabelManagedBy] == ManagedByValue
+}
+
+func (b *builder) addService(svc *corev1.Service) {
+	if !Managed(svc) {
+		return
+	}
+	app := AppOf(svc)
+	exposures, err := ParseAnnotation(svc.Annotations[AnnotationEdge])
+	if err != nil {
+		b.problem("app %s (Service %s/%s): %v", app, svc.Namespace, svc.Name, err)
+		return
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		b.problem("app %s: Service %s/%s is of type %q; the edge needs a LoadBalancer Service (promote creates one)",
+			app, svc.Namespace, svc.Name, svc.Spec.Type)
+		return
+	}
+	addrs, err := ingressAddrs(svc)
+	if err != nil {
+		b.problem("app %s: %v", app, err)
+		return
+	}
+	for _, e := range exposures {
+		b.addExposure(svc, app, e, addrs)
+	}
+}
+
+func ingressAddrs(svc *corev1.Service) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP == "" {
+			return nil, fmt.Errorf("Service %s/%s has a load-balancer ingress without an IP (hostname %q); the edge needs addresses (MetalLB gives them)",
+				svc.Namespace, svc.Name, in.Hostname)
+		}
+		a, err := netip.ParseAddr(in.IP)
+		if err != nil {
+			return nil, fmt.Errorf("Service %s/%s has load-balancer ingress IP %q that is not an IP address", svc.Namespace, svc.Name, in.IP)
+		}
+		addrs = append(addrs, a.Unmap())
+	}
+	slices.SortFunc(addrs, func(x, y netip.Addr) int { return x.Compare(y) })
+	return slices.Compact(addrs), nil
+}
+
+func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs []netip.Addr) {
+	sp, ok := findPort(svc, e.Port)
+	if !ok {
+		b.problem("app %s: annotation %s names port %q, but Service %s/%s has ports %s",
+			app, AnnotationEdge, e.Port, svc.Namespace, svc.Name, portNames(svc))
+		return
+	}
+	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {
+		b.problem("app %s: port %q is %s; the edge passes only TCP", app, e.Port, sp.Protocol)
+		return
+	}
+	be := Backend{
+		Name:     BackendName(svc.Namespace, svc.Name, e.Port),
+		App:      app,
+		PortName: e.Port,
+		Mode:     "http",
+		Hosts:    slices.Sorted(slices.Values(e.Hosts)),
+	}
+	owner := fmt.Sprintf("%s (port %s)", app, e.Port)
+	if e.TCPFrontendPort != 0 {
+		be.Mode = "tcp"
+		b.tcp[e.TCPFrontendPort] = append(b.tcp[e.TCPFrontendPort], owner)
+		b.model.TCPFrontends = append(b.model.TCPFrontends, TCPFrontend{Port: e.TCPFrontendPort, Backend: be.Name, App: app})
+	}
+	for _, h := range be.Hosts {
+		b.hosts[h] = append(b.hosts[h], owner)
+		b.model.Routes = append(b.model.Routes, Route{Host: h, Backend: be.Name})
+	}
+	for i, a := range addrs {
+		be.Servers = append(be.Servers, Server{Name: "lb" + strconv.Itoa(i), Addr: a, Port: int(sp.Port)})
+	}
+	if len(addrs) == 0 {
+		b.model.Pending = append(b.model.Pending, owner)
+	}
+	b.model.Backends = append(b.model.Backends, be)
+}
+
+// checkClaims reports hosts and TCP ports claimed more than once, and TCP
+// ports that are the edge's own.
+func (b *builder) checkClaims() {
+	for h, owners := range b.hosts {
+		if len(owners) > 1 {
+			b.problem("host %q is claimed by %s; each host name belongs to one app port: remove it from all but one",
+				h, strings.Join(owners, " and "))
+		}
+	}
+	for p, owners := range b.tcp {
+		if len(owners) > 1 {
+			b.problem("TCP frontend port %d is claimed by %s; give each its own tcpFrontendPort", p, strings.Join(owners, " and "))
+		}
+		if slices.Contains(b.opts.ReservedPorts, p) {
+			b.problem("%s asks for TCP frontend port %d, which the edge itself uses (reserved: %s); choose another tcpFrontendPort",
+				strings.Join(owners, " and "), p, joinInts(b.opts.ReservedPorts))
+		}
+	}
+}
+
+// BackendName is the HAProxy backend of one Service port. Namespaces,
+// Service names and port names never contain dots, so the name is unique.
+func BackendName(namespace, service, port string) string {
+	return "tsys-ci." + namespace + "." + service + "." + port
+}
+
+func findPort(svc *corev1.Service, name string) (corev1.ServicePort, bool) {
+	for _, p := range svc.Spec.Ports {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return corev1.ServicePort{}, false
+}
+
+func portNames(svc *corev1.Service) string {
+	var names []string
+	for _, p := range svc.Spec.Ports {
+		names = append(names, strconv.Quote(p.Name))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,155 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/tsys-group/tsys-ci/test/testenv"
+)
+
+// cosignVersion is the release of the real cosign CLI the interop tests
+// run; scripts/cosign.sh builds it into the cache.
+const cosignVersion = "v2.6.5"
+
+// cosignBinary returns the real cosign CLI. Missing, it is built by
+// scripts/cosign.sh under `make test` (about 3 minutes cold) and the test
+// skips on a developer's machine.
+func cosignBinary(t *testing.T) string {
+	t.Helper()
+	home, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(home, "tsys-ci", "cosign", cosignVersion, "cosign")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if !testenv.Required() {
+		testenv.Missing(t, "cosign "+cosignVersion+" is not built; run scripts/cosign.sh")
+	}
+	_, self, _, _ := runtime.Caller(0)
+	out, err := exec.Command(filepath.Join(filepath.Dir(self), "..", "scripts", "cosign.sh")).Output()
+	if err != nil {
+		t.Fatalf("scripts/cosign.sh: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// cosignEnv runs cosign offline against the test registry: credentials from
+// a Docker config of its own, a private HOME, the key's password.
+func cosignEnv(t *testing.T, reg *testRegistry, password string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{
+		reg.host: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte("ci:secret"))},
+	}})
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{
+		"HOME=" + dir, "DOCKER_CONFIG=" + dir, "TUF_ROOT=" + filepath.Join(dir, "tuf"),
+		"COSIGN_PASSWORD=" + password, "PATH=" + os.Getenv("PATH"),
+	}
+}
+
+func runCosign(t *testing.T, bin string, env []string, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env, cmd.Dir = env, dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// TestCosignVerifiesTsysCISignature: an image signed by tsys-ci, with a key
+// tsys-ci generated, passes the real `cosign verify`; and cosign refuses it
+// with another key, so the check is real.
+func TestCosignVerifiesTsysCISignature(t *testing.T) {
+	bin := cosignBinary(t)
+	reg := newTestRegistry(t)
+	ref := pushRandom(t, reg, "demo/app")
+	sv, _, priv, pub := keyPair(t, "pw")
+	if err := basicClient("ci", "secret").Sign(context.Background(), ref, sv); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tsys.pub"), pub, 0o644)
+	os.WriteFile(filepath.Join(dir, "tsys.key"), priv, 0o600)
+	env := cosignEnv(t, reg, "pw")
+	out, err := runCosign(t, bin, env, dir, "verify", "--key", "tsys.pub", "--insecure-ignore-tlog=true", ref.String())
+	if err != nil {
+		t.Fatalf("cosign verify of tsys-ci's signature failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, ref.DigestStr()) {
+		t.Errorf("cosign verify output does not name the digest:\n%s", out)
+	}
+	_, _, _, otherPub := keyPair(t, "other")
+	os.WriteFile(filepath.Join(dir, "other.pub"), otherPub, 0o644)
+	if out, err := runCosign(t, bin, env, dir, "verify", "--key", "other.pub", "--insecure-ignore-tlog=true", ref.String()); err == nil {
+		t.Fatalf("cosign verify with another key succeeded:\n%s", out)
+	}
+	// cosign reads tsys-ci's encrypted private key: it signs a second image
+	// with it, and tsys-ci verifies that with the matching public key.
+	ref2 := pushRandom(t, reg, "demo/app2")
+	if out, err := runCosign(t, bin, env, dir, "sign", "--key", "tsys.key", "--tlog-upload=false", "-y", ref2.String()); err != nil {
+		t.Fatalf("cosign sign with tsys-ci's key: %v\n%s", err, out)
+	}
+	v, err := LoadPublicKey("tsys.pub", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := basicClient("ci", "secret").Verify(context.Background(), ref2, v); err != nil {
+		t.Fatalf("tsys-ci verify of cosign's signature with tsys-ci's key: %v", err)
+	}
+}
+
+// TestTsysCIVerifiesCosignSignature: keys from `cosign generate-key-pair`,
+// an image signed by `cosign sign`; tsys-ci verifies it, refuses it with
+// another key, and signs with cosign's private key in a way cosign accepts.
+func TestTsysCIVerifiesCosignSignature(t *testing.T) {
+	bin := cosignBinary(t)
+	reg := newTestRegistry(t)
+	ref := pushRandom(t, reg, "demo/app")
+	dir := t.TempDir()
+	env := cosignEnv(t, reg, "pw")
+	if out, err := runCosign(t, bin, env, dir, "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	if out, err := runCosign(t, bin, env, dir, "sign", "--key", "cosign.key", "--tlog-upload=false", "-y", ref.String()); err != nil {
+		t.Fatalf("cosign sign: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	v, err := LoadPublicKey("cosign.pub", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := basicClient("ci", "secret")
+	if _, err := c.Verify(context.Background(), ref, v); err != nil {
+		t.Fatalf("tsys-ci verify of cosign's signature: %v", err)
+	}
+	_, other, _, _ := keyPair(t, "other")
+	if _, err := c.Verify(context.Background(), ref, other); err == nil {
+		t.Fatal("tsys-ci verify with another key accepted cosign's signature")
+	}
+	priv, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
+	sv, err := LoadPrivateKey("cosign.key", priv, []byte("pw"))
+	if err != nil {
+		t.Fatalf("loading cosign's private key: %v", err)
+	}
+	ref2 := pushRandom(t, reg, "demo/app2")
+	if err := c.Sign(context.Background(), ref2, sv); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCosign(t, bin, env, dir, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", ref2.String()); err != nil {
+		t.Fatalf("cosign verify of tsys-ci's signature made with cosign's key: %v\n%s", err, out)
+	}
+}

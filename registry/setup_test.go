@@ -1,0 +1,167 @@
+package registry
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"github.com/tsys-group/tsys-ci/test/harborstandin"
+)
+
+// These tests run against the Harbor stand-in (test/harborstandin), not a
+// real Harbor: none can run on these machines.
+
+func startHarbor(t *testing.T) (*httptest.Server, *Harbor) {
+	t.Helper()
+	srv := httptest.NewServer(harborstandin.New(harborstandin.Options{}))
+	t.Cleanup(srv.Close)
+	h, err := NewHarbor(srv.URL, "admin", "Harbor12345", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, h
+}
+
+func setupOptions() SetupOptions {
+	return SetupOptions{Project: "demo", Robot: "ci", WebhookURL: "http://tsys-ci.example:8080/hooks/harbor",
+		WebhookAuthHeader: "Bearer s3cret", KeepLatest: 10, RetentionCron: "0 0 3 * * *"}
+}
+
+func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
+	_, h := startHarbor(t)
+	ctx := context.Background()
+	dry := setupOptions()
+	dry.DryRun = true
+	plan, err := h.Setup(ctx, dry)
+	if err != nil {
+		t.Fatalf("Harbor stand-in: dry run: %v", err)
+	}
+	if len(plan.Changes) != 4 || !strings.HasPrefix(plan.Changes[0], "would create project demo") {
+		t.Fatalf("Harbor stand-in: dry run on an empty Harbor planned %q", plan.Changes)
+	}
+	if exists, _ := h.ProjectExists(ctx, "demo"); exists {
+		t.Fatal("Harbor stand-in: the dry run created the project")
+	}
+	first, err := h.Setup(ctx, setupOptions())
+	if err != nil {
+		t.Fatalf("Harbor stand-in: first setup: %v", err)
+	}
+	want := []string{"created project demo", "created robot robot$demo+ci", "created webhook policy tsys-ci", "created tag retention"}
+	if len(first.Changes) != len(want) {
+		t.Fatalf("Harbor stand-in: first setup changed %q, want %d changes", first.Changes, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(first.Changes[i], w) {
+			t.Errorf("Harbor stand-in: change %d = %q, want it to start with %q", i, first.Changes[i], w)
+		}
+	}
+	if first.RobotSecret == "" || first.RobotName != "robot$demo+ci" {
+		t.Errorf("Harbor stand-in: robot %q secret %q", first.RobotName, first.RobotSecret)
+	}
+	second, err := h.Setup(ctx, setupOptions())
+	if err != nil {
+		t.Fatalf("Harbor stand-in: second setup: %v", err)
+	}
+	if len(second.Changes) != 0 || second.RobotSecret != "" {
+		t.Fatalf("Harbor stand-in: second setup changed %q (secret %q), want nothing", second.Changes, second.RobotSecret)
+	}
+	// A changed option changes exactly that.
+	o := setupOptions()
+	o.WebhookURL, o.KeepLatest = "http://tsys-ci.example:9090/hooks/harbor", 5
+	third, err := h.Setup(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(third.Changes) != 2 || !strings.HasPrefix(third.Changes[0], "updated webhook policy") || !strings.HasPrefix(third.Changes[1], "updated tag retention") {
+		t.Fatalf("Harbor stand-in: third setup changed %q, want the webhook and the retention updated", third.Changes)
+	}
+	if again, _ := h.Setup(ctx, o); len(again.Changes) != 0 {
+		t.Fatalf("Harbor stand-in: repeating the third setup changed %q", again.Changes)
+	}
+	// A dry run against the set-up project plans exactly the differences.
+	dry = setupOptions()
+	dry.DryRun = true
+	plan, err = h.Setup(ctx, dry)
+	if err != nil || len(plan.Changes) != 2 || !strings.HasPrefix(plan.Changes[0], "would update webhook policy") || !strings.HasPrefix(plan.Changes[1], "would update tag retention") {
+		t.Fatalf("Harbor stand-in: dry run after a change: %q, %v", plan.Changes, err)
+	}
+	if again, _ := h.Setup(ctx, o); len(again.Changes) != 0 {
+		t.Fatalf("Harbor stand-in: the dry run changed something: %q", again.Changes)
+	}
+}
+
+func TestSetupRobotPushesToItsProjectOnly(t *testing.T) {
+	srv, h := startHarbor(t)
+	ctx := context.Background()
+	res, err := h.Setup(ctx, setupOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := setupOptions()
+	other.Project, other.WebhookURL, other.KeepLatest = "other", "", 0
+	if _, err := h.Setup(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	robot := basicClient(res.RobotName, res.RobotSecret)
+	img, _ := random.Image(100, 1)
+	sv, _, _, _ := keyPair(t, "pw")
+	for _, tc := range []struct {
+		repo string
+		ok   bool
+	}{{"demo/app", true}, {"other/app", false}} {
+		repo, _ := ParseRepository(host + "/" + tc.repo)
+		tags, _ := ParseTags(repo, []string{"v1"})
+		p, err := robot.Push(ctx, img, repo, tags, sv, nopWriter{})
+		if tc.ok && err != nil {
+			t.Fatalf("Harbor stand-in: robot push to %s: %v", tc.repo, err)
+		}
+		if !tc.ok {
+			if err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+				t.Fatalf("Harbor stand-in: robot push to %s: %v, want a refusal", tc.repo, err)
+			}
+			continue
+		}
+		// The robot's own login sees Harbor list the cosign signature.
+		rh, _ := NewHarbor(srv.URL, res.RobotName, res.RobotSecret, nil)
+		shown, err := rh.SignatureShown(ctx, repo.RepositoryStr(), p.Digest.String())
+		if err != nil || !shown {
+			t.Fatalf("Harbor stand-in: signature shown = %v, %v", shown, err)
+		}
+		ref, _ := name.NewDigest(p.Ref.String())
+		if _, err := robot.Verify(ctx, ref, mustVerifier(t, sv)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSetupErrorsAgainstHarborStandIn(t *testing.T) {
+	srv, _ := startHarbor(t)
+	ctx := context.Background()
+	wrong, _ := NewHarbor(srv.URL, "admin", "wrong", nil)
+	if _, err := wrong.Setup(ctx, setupOptions()); err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "password") {
+		t.Errorf("Harbor stand-in: setup with a wrong password: %v", err)
+	}
+	_, h := startHarbor(t)
+	bad := setupOptions()
+	bad.Project = "Bad_Name"
+	if _, err := h.Setup(ctx, bad); !IsUsage(err) {
+		t.Errorf("bad project name: %v", err)
+	}
+	bad = setupOptions()
+	bad.WebhookURL = "ftp://x"
+	if _, err := h.Setup(ctx, bad); !IsUsage(err) {
+		t.Errorf("bad webhook URL: %v", err)
+	}
+	if _, err := NewHarbor("harbor.example.com", "a", "b", nil); !IsUsage(err) {
+		t.Errorf("Harbor URL without scheme: %v", err)
+	}
+	unreachable, _ := NewHarbor("http://127.0.0.1:1", "admin", "x", nil)
+	if _, err := unreachable.Setup(ctx, setupOptions()); err == nil || !strings.Contains(err.Error(), "check the URL") {
+		t.Errorf("unreachable Harbor: %v", err)
+	}
+}

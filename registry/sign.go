@@ -1,0 +1,208 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+)
+
+// What cosign stores, and Harbor looks for (see notes/harbor-api.md §6): a
+// manifest tagged sha256-<hex>.sig next to the image, one layer per
+// signature whose blob is the simple-signing payload and whose annotation
+// holds the base64 signature of that payload.
+const (
+	SimpleSigningMediaType = types.MediaType("application/vnd.dev.cosign.simplesigning.v1+json")
+	SignatureAnnotation    = "dev.cosignproject.cosign/signature"
+)
+
+// SignatureTag is the tag cosign keeps an image's signatures under.
+func SignatureTag(repo name.Repository, d v1.Hash) name.Tag {
+	return repo.Tag(d.Algorithm + "-" + d.Hex + ".sig")
+}
+
+// Sign signs the image at ref in cosign's format with sv and stores the
+// signature next to it. Signing again with the same key adds nothing.
+func (c Client) Sign(ctx context.Context, ref name.Digest, sv signature.SignerVerifier) error {
+	d, err := v1.NewHash(ref.DigestStr())
+	if err != nil {
+		return fmt.Errorf("signing %s: %w", ref, err)
+	}
+	body, err := payload.Cosign{Image: ref, ClaimedIdentity: ref.Context().Name()}.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("signing %s: %w", ref, err)
+	}
+	sig, err := sv.SignMessage(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("signing %s: %w", ref, err)
+	}
+	b64 := base64.StdEncoding.EncodeToString(sig)
+	tag := SignatureTag(ref.Context(), d)
+	reg := ref.Context().RegistryStr()
+	// The image must be there: a signature of nothing would be misleading.
+	if _, err := remote.Head(ref, c.options(ctx)...); err != nil {
+		return fmt.Errorf("signing %s: the image is not in the registry: %w", ref, explain(err, reg))
+	}
+	base, err := c.signatures(ctx, tag)
+	if err != nil {
+		return err
+	}
+	if base != nil {
+		m, err := base.Manifest()
+		if err != nil {
+			return fmt.Errorf("reading the signatures %s: %w", tag, err)
+		}
+		for _, l := range m.Layers {
+			if l.MediaType == SimpleSigningMediaType && c.verifyLayer(base, l, sv, d) == nil {
+				return nil // already signed with this key
+			}
+		}
+	} else {
+		base = mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	}
+	sigImg, err := mutate.Append(base, mutate.Addendum{
+		Layer:       static.NewLayer(body, SimpleSigningMediaType),
+		Annotations: map[string]string{SignatureAnnotation: b64},
+	})
+	if err != nil {
+		return fmt.Errorf("signing %s: %w", ref, err)
+	}
+	if err := remote.Write(tag, sigImg, c.options(ctx)...); err != nil {
+		return fmt.Errorf("storing the signature of %s as %s: %w", ref, tag.TagStr(), explain(err, reg))
+	}
+	return nil
+}
+
+// signatures fetches the signature manifest at tag; nil when there is none.
+func (c Client) signatures(ctx context.Context, tag name.Tag) (v1.Image, error) {
+	img, err := remote.Image(tag, c.options(ctx)...)
+	var te *transport.Error
+	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the signatures %s: %w", tag, explain(err, tag.RegistryStr()))
+	}
+	return img, nil
+}
+
+// ErrUnsigned and ErrWrongKey say why Verify refused an image.
+var (
+	ErrUnsigned = errors.New("the image has no cosign signature")
+	ErrWrongKey = errors.New("the image is signed, but no signature verifies with this key")
+)
+
+// Verify checks that the image at ref (a tag or a digest) carries a cosign
+// signature made with the key of v, for exactly the digest ref resolves to
+// now. It returns that digest. Like `cosign verify --key
+// --insecure-ignore-tlog`, any one good signature is enough.
+func (c Client) Verify(ctx context.Context, ref name.Reference, v signature.Verifier) (name.Digest, error) {
+	reg := ref.Context().RegistryStr()
+	desc, err := remote.Head(ref, c.options(ctx)...)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("verifying %s: %w", ref, explain(err, reg))
+	}
+	dref := ref.Context().Digest(desc.Digest.String())
+	sigs, err := c.signatures(ctx, SignatureTag(ref.Context(), desc.Digest))
+	if err != nil {
+		return dref, err
+	}
+	if sigs == nil {
+		return dref, fmt.Errorf("verifying %s: %w (no %s tag); sign it with 'tsys-ci sign' or 'tsys-ci push --sign'", dref, ErrUnsigned, SignatureTag(ref.Context(), desc.Digest).TagStr())
+	}
+	m, err := sigs.Manifest()
+	if err != nil {
+		return dref, fmt.Errorf("verifying %s: reading its signatures: %w", dref, err)
+	}
+	var why []string
+	for i, l := range m.Layers {
+		if l.MediaType != SimpleSigningMediaType {
+			continue
+		}
+		if err := c.verifyLayer(sigs, l, v, desc.Digest); err != nil {
+			why = append(why, fmt.Sprintf("signature %d: %v", i+1, err))
+			continue
+		}
+		return dref, nil
+	}
+	if len(why) == 0 {
+		return dref, fmt.Errorf("verifying %s: %w (the signature manifest holds no simple-signing layer)", dref, ErrUnsigned)
+	}
+	return dref, fmt.Errorf("verifying %s: %w (%s)", dref, ErrWrongKey, strings.Join(why, "; "))
+}
+
+func (c Client) verifyLayer(sigs v1.Image, l v1.Descriptor, v signature.Verifier, want v1.Hash) error {
+	b64, ok := l.Annotations[SignatureAnnotation]
+	if !ok {
+		return errors.New("no " + SignatureAnnotation + " annotation")
+	}
+	sig, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return fmt.Errorf("the signature is not base64: %w", err)
+	}
+	layer, err := sigs.LayerByDigest(l.Digest)
+	if err != nil {
+		return fmt.Errorf("fetching the payload: %w", err)
+	}
+	rc, err := layer.Compressed() // checked against l.Digest while read
+	if err != nil {
+		return fmt.Errorf("fetching the payload: %w", err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return fmt.Errorf("fetching the payload: %w", err)
+	}
+	if err := v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(body)); err != nil {
+		return errors.New("made with another key")
+	}
+	var p payload.SimpleContainerImage
+	if err := json.Unmarshal(body, &p); err != nil {
+		return fmt.Errorf("the payload is not simple-signing JSON: %w", err)
+	}
+	if p.Critical.Type != payload.CosignSignatureType {
+		return fmt.Errorf("payload type %q is not a cosign signature", p.Critical.Type)
+	}
+	if p.Critical.Image.DockerManifestDigest != want.String() {
+		return fmt.Errorf("it signs %s, not %s", p.Critical.Image.DockerManifestDigest, want)
+	}
+	return nil
+}
+
+// Resolve turns a tag into the digest it points at now (a digest stays).
+func (c Client) Resolve(ctx context.Context, ref name.Reference) (name.Digest, error) {
+	if d, ok := ref.(name.Digest); ok {
+		return d, nil
+	}
+	desc, err := remote.Head(ref, c.options(ctx)...)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("resolving %s: %w", ref, explain(err, ref.Context().RegistryStr()))
+	}
+	return ref.Context().Digest(desc.Digest.String()), nil
+}
+
+// SignRef resolves ref (a tag or a digest) and signs the digest it points
+// at; it returns that digest.
+func (c Client) SignRef(ctx context.Context, ref name.Reference, sv signature.SignerVerifier) (name.Digest, error) {
+	d, err := c.Resolve(ctx, ref)
+	if err != nil {
+		return d, err
+	}
+	return d, c.Sign(ctx, d, sv)
+}

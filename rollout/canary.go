@@ -1,0 +1,93 @@
+package rollout
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// CanaryStep is one weight a canary promote really gives. Inside the
+// cluster a Service spreads connections evenly over ready endpoints, so the
+// weight is the share of pods on the new version: with N replicas only
+// multiples of 1/N exist. Requested lists the spec's steps this one stands
+// for (several requested steps can land on the same pod counts).
+type CanaryStep struct {
+	Requested  []int
+	CanaryPods int32
+	StablePods int32
+	// Weight is the canary's real share of traffic, in percent.
+	Weight float64
+	// Note says how the real weight differs from the requested one; empty
+	// when they are equal.
+	Note string
+}
+
+// WeightString formats the real weight ("50%", "33.3%").
+func (s CanaryStep) WeightString() string { return percent(s.Weight) }
+
+// PlanCanary turns requested weights (ascending, ending at 100) into the pod
+// counts replicas can give: the nearest share k/replicas, at least one
+// canary pod and, below 100 %, at least one stable pod. The total stays at
+// replicas, so a step costs no extra capacity once the canary pods are
+// ready. It never claims a weight the counts cannot give: each step's Note
+// says which weight was really used.
+func PlanCanary(replicas int32, steps []int) ([]CanaryStep, error) {
+	if replicas < 2 {
+		return nil, fmt.Errorf("canary with %d replica(s): a weight below 100%% needs at least 2 replicas; set replicas: 2 or more, or use strategy blueGreen", replicas)
+	}
+	var plan []CanaryStep
+	for _, w := range steps {
+		if w < 1 || w > 100 {
+			return nil, fmt.Errorf("canary step %d%%: a weight must be 1-100", w)
+		}
+		k := canaryPods(replicas, w)
+		if n := len(plan); n > 0 && plan[n-1].CanaryPods == k {
+			last := &plan[n-1]
+			last.Requested = append(last.Requested, w)
+			last.Note = note(replicas, last.Requested, k)
+			continue
+		}
+		plan = append(plan, CanaryStep{
+			Requested:  []int{w},
+			CanaryPods: k,
+			StablePods: replicas - k,
+			Weight:     100 * float64(k) / float64(replicas),
+			Note:       note(replicas, []int{w}, k),
+		})
+	}
+	if len(plan) == 0 || plan[len(plan)-1].StablePods != 0 {
+		return nil, fmt.Errorf("canary steps %v do not end at 100%%; add a last step of 100", steps)
+	}
+	return plan, nil
+}
+
+func canaryPods(replicas int32, w int) int32 {
+	if w == 100 {
+		return replicas
+	}
+	k := int32(math.Round(float64(w) * float64(replicas) / 100))
+	return max(1, min(k, replicas-1))
+}
+
+func note(replicas int32, requested []int, k int32) string {
+	given := 100 * float64(k) / float64(replicas)
+	asked := ""
+	for i, w := range requested {
+		if i > 0 {
+			asked += " and "
+		}
+		asked += strconv.Itoa(w) + "%"
+	}
+	if len(requested) == 1 && float64(requested[0]) == given {
+		return ""
+	}
+	msg := fmt.Sprintf("asked %s; %d replicas give %s (%d of %d pods on the new version)", asked, replicas, percent(given), k, replicas)
+	if len(requested) > 1 {
+		msg += ", so these steps are one"
+	}
+	return msg + "; exact weights need more replicas or weights at the edge"
+}
+
+func percent(w float64) string {
+	return strconv.FormatFloat(math.Round(w*10)/10, 'f', -1, 64) + "%"
+}

@@ -1,0 +1,166 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults of a Promoter.
+const (
+	DefaultPollInterval = 2 * time.Second
+	DefaultReadyTimeout = 5 * time.Minute
+)
+
+// ProbeFailedError means the new version failed its probes or its pods
+// failed, and promote rolled it back: traffic is on the previous version.
+// The CLI exits 3 on it.
+type ProbeFailedError struct {
+	App, Image, Reason string
+}
+
+func (e *ProbeFailedError) Error() string {
+	return fmt.Sprintf("promote of %s to %s failed and was rolled back: %s", e.App, e.Image, e.Reason)
+}
+
+// errAborted is returned by waits when 'tsys-ci abort' asked to stop.
+var errAborted = errors.New("aborted by 'tsys-ci abort'")
+
+// ProbeTarget says where probes reach one Service port of the app and with
+// which client; ServiceProxy gives the API server's service proxy, so a
+// promote run from a laptop probes the preview Service without a route
+// into the cluster.
+type ProbeTarget func(namespace, service, port string) (baseURL string, client *http.Client)
+
+// Promoter runs promotes, rollbacks and aborts of apps on one cluster. One
+// value serves the CLI, 'tsys-ci serve' and the Jenkins steps.
+type Promoter struct {
+	Client    kubernetes.Interface
+	Clock     Clock
+	Out       io.Writer // progress lines for a Jenkins console
+	Allocator *Allocator
+	Probe     ProbeTarget
+	// Holder identifies this process in the app's Lease.
+	Holder        string
+	LeaseDuration time.Duration
+	PollInterval  time.Duration
+	ReadyTimeout  time.Duration
+}
+
+// Request is one promote: the app's spec and the image to put live.
+type Request struct {
+	Spec     *AppSpec
+	Image    string
+	Revision string
+	// Strategy overrides the spec's strategy when set.
+	Strategy string
+}
+
+// Result is what a promote did, for -o json and the Jenkins step.
+type Result struct {
+	App      string        `json:"app"`
+	Strategy string        `json:"strategy"`
+	Image    string        `json:"image"`
+	Result   string        `json:"result"`
+	Reason   string        `json:"reason,omitempty"`
+	Resumed  bool          `json:"resumed,omitempty"`
+	Address  *Allocation   `json:"address,omitempty"`
+	Steps    []CanaryStep  `json:"canarySteps,omitempty"`
+	Probes   []ProbeResult `json:"probes,omitempty"`
+	Duration time.Duration `json:"duration"`
+}
+
+// run is one promote, rollback or abort under the app's lease.
+type run struct {
+	p      *Promoter
+	spec   *AppSpec
+	store  *StateStore
+	state  *State
+	result *Result
+}
+
+func (p *Promoter) defaults() {
+	if p.Clock == nil {
+		p.Clock = RealClock{}
+	}
+	if p.Out == nil {
+		p.Out = io.Discard
+	}
+	if p.LeaseDuration == 0 {
+		p.LeaseDuration = DefaultLeaseDuration
+	}
+	if p.PollInterval == 0 {
+		p.PollInterval = DefaultPollInterval
+	}
+	if p.ReadyTimeout == 0 {
+		p.ReadyTimeout = DefaultReadyTimeout
+	}
+}
+
+// locked takes the app's lease, loads its state and calls fn; the lease is
+// renewed while fn runs and released after. If renewal fails fn's context
+// is cancelled: another process may own the app now.
+func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx context.Context, r *run) error) error {
+	p.defaults()
+	lock, err := AcquireLock(ctx, p.Client, p.Clock, spec.Namespace, spec.Name, p.Holder, p.LeaseDuration)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		lock.KeepAlive(ctx, func(err error) { cancel(err) })
+	}()
+	defer func() {
+		// Stop renewing before releasing, so the two never race.
+		cancel(nil)
+		<-kept
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			p.logf(spec.Name, "warning: %v (the lease expires on its own in %s)", err, p.LeaseDuration)
+		}
+	}()
+	store := &StateStore{Client: p.Client, Namespace: spec.Namespace, App: spec.Name, Clock: p.Clock}
+	state, err := store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	r := &run{p: p, spec: spec, store: store, state: state}
+	err = fn(ctx, r)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("%w (lost the lease: %v)", err, cause)
+	}
+	return err
+}
+
+func (p *Promoter) logf(app, format string, args ...any) {
+	fmt.Fprintf(p.Out, "[%s] %s: %s\n", p.Clock.Now().UTC().Format("15:04:05"), app, fmt.Sprintf(format, args...))
+}
+
+func (r *run) logf(format string, args ...any) { r.p.logf(r.spec.Name, format, args...) }
+
+// save writes the state; a failure here stops the promote, since a re-run
+// must find the truth in the cluster. While the lease is held the only
+// other writer is 'tsys-ci abort' asking to stop: on a conflict the state
+// is read again, the request kept, and the write repeated.
+func (r *run) save(ctx context.Context, phase Phase, msg string) error {
+	r.state.Phase, r.state.Message = phase, msg
+	err := r.store.Save(ctx, r.state)
+	if !apierrors.IsConflict(err) {
+		return err
+	}
+	fresh, err := r.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if fresh.AbortRequested && phase != PhaseStable && phase != PhaseRollingBack {
+		r.state.AbortRequested = true
+	}
+	return r.store.Save(ctx, r.state)
+}

@@ -1,0 +1,211 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+func (r *run) allocate(ctx context.Context) (*Allocation, error) {
+	ports := ExposedPorts(r.spec)
+	if len(ports) == 0 {
+		return nil, nil
+	}
+	if r.p.Allocator == nil {
+		return nil, fmt.Errorf("app %s exposes ports %v but no load-balancer pool is configured", r.spec.Name, ports)
+	}
+	alloc, err := r.p.Allocator.Allocate(ctx, AppKey(r.spec.Namespace, r.spec.Name), ports)
+	if err != nil {
+		return nil, err
+	}
+	return alloc, nil
+}
+
+// applyCandidate applies what the new version needs: volumes, the PDB,
+// the preview Service on its color and its Deployment with n pods.
+func (r *run) applyCandidate(ctx context.Context, n int32) error {
+	owner := r.store.Owner()
+	for _, pvc := range RenderClaims(r.spec) {
+		if err := Apply(ctx, r.p.Client, pvc); err != nil {
+			return err
+		}
+	}
+	if pdb := RenderPDB(r.spec, owner); pdb != nil {
+		if err := Apply(ctx, r.p.Client, pdb); err != nil {
+			return err
+		}
+	}
+	c := r.state.Candidate
+	if err := Apply(ctx, r.p.Client, RenderPreviewService(r.spec, c.Color, owner)); err != nil {
+		return err
+	}
+	r.logf("deploying %s on %s: %d pod(s)", c.Image, c.Color, n)
+	return r.applyDeployment(ctx, *c, n)
+}
+
+func (r *run) applyDeployment(ctx context.Context, rel Release, n int32) error {
+	d := RenderDeployment(r.spec, Version{Color: rel.Color, Image: rel.Image, Revision: rel.Revision, Replicas: n}, r.store.Owner())
+	return Apply(ctx, r.p.Client, d)
+}
+
+// scale sets the pod count of one color without touching its template, so
+// a previous version comes back exactly as it ran.
+func (r *run) scale(ctx context.Context, color string, n int32) error {
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"replicas": n}})
+	name := DeploymentName(r.spec.Name, color)
+	_, err := r.p.Client.AppsV1().Deployments(r.spec.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
+		return fmt.Errorf("scaling %s/%s to %d: %w", r.spec.Namespace, name, n, err)
+	}
+	return nil
+}
+
+func (r *run) deleteDeployment(ctx context.Context, color string) error {
+	name := DeploymentName(r.spec.Name, color)
+	err := r.p.Client.AppsV1().Deployments(r.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing %s/%s: %w", r.spec.Namespace, name, err)
+	}
+	return nil
+}
+
+// switchTo points the app's Service at one color ("" for both).
+func (r *run) switchTo(ctx context.Context, color string) error {
+	alloc, err := r.allocate(ctx)
+	if err != nil {
+		return err
+	}
+	svc, err := RenderService(r.spec, alloc, color, r.store.Owner())
+	if err != nil {
+		return err
+	}
+	return Apply(ctx, r.p.Client, svc)
+}
+
+// finish ends a switched promote: after the scale-down delay (watching the
+// new version's pods; a failure there still rolls back) the previous
+// version is scaled to zero and kept for 'promote --rollback'.
+func (r *run) finish(ctx context.Context, wait bool) error {
+	s := r.state
+	if wait && s.Previous != nil && s.Previous.Color != s.Active.Color {
+		delay := r.spec.Strategy.BlueGreen.ScaleDownDelay.Duration
+		r.logf("keeping %s (%s) for %s for an instant rollback", s.Previous.Color, s.Previous.Image, delay)
+		if err := r.watch(ctx, *s.Active, *r.spec.Replicas, delay); err != nil {
+			return err
+		}
+	}
+	if s.Previous != nil && s.Previous.Color != s.Active.Color {
+		if err := r.scale(ctx, s.Previous.Color, 0); err != nil {
+			return err
+		}
+		r.logf("scaled %s (%s) to 0", s.Previous.Color, s.Previous.Image)
+	}
+	s.Record(HistoryEntry{Release: *s.Active, Strategy: s.Strategy, Result: ResultPromoted, At: r.p.Clock.Now().UTC()})
+	s.Candidate, s.Step = nil, 0
+	if err := r.save(ctx, PhaseStable, "promoted "+s.Active.Image); err != nil {
+		return err
+	}
+	r.logf("done: %s serves %s", s.Active.Color, s.Active.Image)
+	return nil
+}
+
+// canary moves traffic in the steps the replica count can give (pod
+// ratios), probing the new version at each.
+func (r *run) canary(ctx context.Context) error {
+	s, n := r.state, *r.spec.Replicas
+	plan, err := PlanCanary(n, r.spec.Strategy.Canary.Steps)
+	if err != nil {
+		return err
+	}
+	r.result.Steps = plan
+	if s.Active == nil {
+		// Nothing to weigh against: the first version takes all traffic
+		// once probed, as with blue/green.
+		plan = plan[len(plan)-1:]
+	}
+	if s.Phase == PhaseDeploying {
+		if err := r.applyCandidate(ctx, plan[0].CanaryPods); err != nil {
+			return err
+		}
+		if err := r.waitReady(ctx, *s.Candidate, plan[0].CanaryPods); err != nil {
+			return err
+		}
+		if err := r.save(ctx, PhaseProbing, "probing "+s.Candidate.Image); err != nil {
+			return err
+		}
+	}
+	if s.Phase == PhaseProbing {
+		if err := r.runProbes(ctx); err != nil {
+			return err
+		}
+		s.Step = 0
+		if err := r.save(ctx, PhaseCanary, "canary step 1"); err != nil {
+			return err
+		}
+	}
+	for s.Phase == PhaseCanary && s.Step < len(plan) && plan[s.Step].StablePods > 0 {
+		if err := r.canaryStep(ctx, plan, s.Step); err != nil {
+			return err
+		}
+		s.Step++
+		if err := r.save(ctx, PhaseCanary, fmt.Sprintf("canary step %d", s.Step+1)); err != nil {
+			return err
+		}
+	}
+	if s.Phase == PhaseCanary {
+		c := *s.Candidate
+		if err := r.applyDeployment(ctx, c, n); err != nil {
+			return err
+		}
+		if err := r.waitReady(ctx, c, n); err != nil {
+			return err
+		}
+		if err := r.switchTo(ctx, c.Color); err != nil {
+			return err
+		}
+		if s.Active != nil {
+			prev := *s.Active
+			s.Previous = &prev
+		}
+		s.Active = s.Candidate
+		if err := r.save(ctx, PhaseSwitched, "traffic on "+c.Color); err != nil {
+			return err
+		}
+		r.logf("step %d/%d: 100%% (%d of %d pods new): all traffic on %s", len(plan), len(plan), n, n, c.Color)
+	}
+	if s.Phase == PhaseSwitched {
+		return r.finish(ctx, true)
+	}
+	return fmt.Errorf("canary promote found at unexpected phase %s", s.Phase)
+}
+
+// canaryStep puts one step's pod counts in place (new pods ready first,
+// then old ones removed, so capacity never drops) and probes through it.
+func (r *run) canaryStep(ctx context.Context, plan []CanaryStep, i int) error {
+	st, c, old := plan[i], *r.state.Candidate, *r.state.Active
+	if err := r.applyDeployment(ctx, c, st.CanaryPods); err != nil {
+		return err
+	}
+	if err := r.waitReady(ctx, c, st.CanaryPods); err != nil {
+		return err
+	}
+	if err := r.switchTo(ctx, ""); err != nil {
+		return err
+	}
+	if err := r.scale(ctx, old.Color, st.StablePods); err != nil {
+		return err
+	}
+	line := fmt.Sprintf("step %d/%d: %s of traffic on the new version (%d of %d pods)", i+1, len(plan), st.WeightString(), st.CanaryPods, st.CanaryPods+st.StablePods)
+	if st.Note != "" {
+		line += "; " + st.Note
+	}
+	r.logf("%s", line)
+	if err := r.runProbes(ctx); err != nil {
+		return err
+	}
+	return r.watch(ctx, c, st.CanaryPods, r.spec.Strategy.Canary.StepPause.Duration)
+}

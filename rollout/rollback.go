@@ -1,0 +1,150 @@
+package rollout
+
+import (
+	"context"
+	"fmt"
+)
+
+// rollback returns all traffic to the version that served before the
+// candidate and removes the candidate. It is idempotent: a re-run after a
+// crash in the middle of it does it again.
+func (r *run) rollback(ctx context.Context, reason, result string) error {
+	s, n := r.state, *r.spec.Replicas
+	cand := s.Candidate
+	restore := s.Active
+	if s.Phase == PhaseSwitched || (restore != nil && cand != nil && *restore == *cand) {
+		restore = s.Previous
+	}
+	if err := r.save(ctx, PhaseRollingBack, reason); err != nil {
+		return err
+	}
+	switch {
+	case cand == nil:
+	case restore == nil:
+		r.logf("no previous version: removing %s", cand.Image)
+		if err := r.deleteDeployment(ctx, cand.Color); err != nil {
+			return err
+		}
+	case restore.Color == cand.Color:
+		r.logf("putting %s back on %s", restore.Image, restore.Color)
+		if err := r.applyDeployment(ctx, *restore, n); err != nil {
+			return err
+		}
+		if err := r.waitReady(ctx, *restore, n); err != nil {
+			return fmt.Errorf("the previous version is not healthy either: %w", err)
+		}
+	default:
+		if err := r.scale(ctx, restore.Color, n); err != nil {
+			return err
+		}
+		if err := r.waitReady(ctx, *restore, n); err != nil {
+			return fmt.Errorf("the previous version is not healthy either: %w", err)
+		}
+		if err := r.switchTo(ctx, restore.Color); err != nil {
+			return err
+		}
+		r.logf("all traffic back on %s (%s)", restore.Color, restore.Image)
+		if err := r.deleteDeployment(ctx, cand.Color); err != nil {
+			return err
+		}
+		r.logf("removed %s (%s)", cand.Color, cand.Image)
+	}
+	if cand != nil {
+		s.Record(HistoryEntry{Release: *cand, Strategy: s.Strategy, Result: result, Reason: reason, At: r.p.Clock.Now().UTC()})
+	}
+	if restore != nil && s.Previous != nil && *restore == *s.Previous {
+		s.Previous = nil
+	}
+	s.Active, s.Candidate, s.Step, s.AbortRequested = restore, nil, 0, false
+	return r.save(ctx, PhaseStable, "rolled back: "+reason)
+}
+
+// Rollback puts the previous version back ('tsys-ci promote --rollback'):
+// it is scaled up, checked, and the Service switched to it; the version it
+// replaces is kept scaled to zero, so rolling back again goes forward.
+func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error) {
+	res := &Result{App: spec.Name, Result: ResultRolledBack}
+	p.defaults()
+	start := p.Clock.Now()
+	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
+		r.result = res
+		s := r.state
+		if s.InProgress() {
+			return r.rollback(ctx, "rolled back by 'tsys-ci promote --rollback'", ResultRolledBack)
+		}
+		if s.Previous == nil || s.Active == nil {
+			return fmt.Errorf("%s has no previous version to roll back to", spec.Name)
+		}
+		res.Strategy, res.Image = s.Strategy, s.Previous.Image
+		if s.Previous.Color == s.Active.Color {
+			return fmt.Errorf("%s: the previous version ran on the same Deployment (%s, rolling or recreate); promote %s again to go back to it", spec.Name, s.Active.Color, s.Previous.Image)
+		}
+		cand := *s.Previous
+		s.Candidate = &cand
+		return r.manualSwitch(ctx)
+	})
+	res.Duration = p.Clock.Now().Sub(start)
+	return res, err
+}
+
+// manualSwitch brings the candidate (the previous version) up and switches
+// to it, keeping the current one at zero for the next rollback.
+func (r *run) manualSwitch(ctx context.Context) error {
+	s, n := r.state, *r.spec.Replicas
+	c, cur := *s.Candidate, *s.Active
+	if err := r.save(ctx, PhaseRollingBack, "rolling back to "+c.Image); err != nil {
+		return err
+	}
+	r.logf("rolling back to %s on %s", c.Image, c.Color)
+	if err := r.scale(ctx, c.Color, n); err != nil {
+		return err
+	}
+	if err := r.waitReady(ctx, c, n); err != nil {
+		return fmt.Errorf("the previous version does not come up (traffic stays on %s): %w", cur.Image, err)
+	}
+	if err := r.switchTo(ctx, c.Color); err != nil {
+		return err
+	}
+	if err := r.scale(ctx, cur.Color, 0); err != nil {
+		return err
+	}
+	s.Record(HistoryEntry{Release: c, Strategy: s.Strategy, Result: ResultRolledBack, Reason: "manual rollback from " + cur.Image, At: r.p.Clock.Now().UTC()})
+	s.Active, s.Previous, s.Candidate = &c, &cur, nil
+	r.logf("all traffic on %s (%s)", c.Color, c.Image)
+	return r.save(ctx, PhaseStable, "rolled back to "+c.Image)
+}
+
+// Abort stops a promote. If another process holds the app's lease it asks
+// that process to roll back (it checks between steps); if none does, it
+// rolls the unfinished promote back itself.
+func (p *Promoter) Abort(ctx context.Context, spec *AppSpec) (*Result, error) {
+	p.defaults()
+	res := &Result{App: spec.Name, Result: ResultAborted}
+	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
+		r.result = res
+		if !r.state.InProgress() {
+			res.Result = "unchanged"
+			r.logf("no promote in progress")
+			return nil
+		}
+		return r.rollback(ctx, "aborted by 'tsys-ci abort'", ResultAborted)
+	})
+	if held, ok := err.(*HeldError); ok {
+		return res, p.requestAbort(ctx, spec, held)
+	}
+	return res, err
+}
+
+func (p *Promoter) requestAbort(ctx context.Context, spec *AppSpec, held *HeldError) error {
+	store := &StateStore{Client: p.Client, Namespace: spec.Namespace, App: spec.Name, Clock: p.Clock}
+	s, err := store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	s.AbortRequested = true
+	if err := store.Save(ctx, s); err != nil {
+		return fmt.Errorf("asking the running promote (%s) to abort: %w; try again", held.Holder, err)
+	}
+	p.logf(spec.Name, "asked the running promote (%s) to roll back; it does so at its next check ('tsys-ci status %s' shows it)", held.Holder, spec.Name)
+	return nil
+}

@@ -1,0 +1,186 @@
+// Package rollout puts a version of an app on the cluster and moves traffic
+// to it: the app spec (tsys-ci.yaml), the Kubernetes objects rendered from
+// it, canary weights the replica counts can really give, probes, and the
+// promote state machine whose state lives in the cluster so any process can
+// resume or roll back a promote another one started.
+package rollout
+
+import "time"
+
+// AppSpec is the content of an app's tsys-ci.yaml. Zero values mean "use the
+// default"; Load fills the defaults in and validates the result.
+type AppSpec struct {
+	Name      string      `json:"name"`
+	Namespace string      `json:"namespace,omitempty"`
+	Replicas  *int32      `json:"replicas,omitempty"`
+	Ports     []Port      `json:"ports,omitempty"`
+	Env       []EnvVar    `json:"env,omitempty"`
+	Volumes   []Volume    `json:"volumes,omitempty"`
+	Health    Health      `json:"health,omitempty"`
+	Resources Resources   `json:"resources,omitempty"`
+	Shutdown  Shutdown    `json:"shutdown,omitempty"`
+	Strategy  Strategy    `json:"strategy,omitempty"`
+	Probes    []HTTPProbe `json:"probes,omitempty"`
+}
+
+// Port protocols. HTTP ports are routed by host name at the edge; TCP ports
+// are passed through it on a frontend port of their own.
+const (
+	ProtocolHTTP = "http"
+	ProtocolTCP  = "tcp"
+)
+
+// Port is one container port. Expose puts it on the app's load-balancer
+// address (a MetalLB address and a port from the pool); Hosts and
+// TCPFrontendPort tell the edge how to reach it by name.
+type Port struct {
+	Name            string   `json:"name"`
+	ContainerPort   int32    `json:"containerPort"`
+	Protocol        string   `json:"protocol,omitempty"`
+	Expose          bool     `json:"expose,omitempty"`
+	Hosts           []string `json:"hosts,omitempty"`
+	TCPFrontendPort int32    `json:"tcpFrontendPort,omitempty"`
+}
+
+// EnvVar is a plain value or a reference to one key of a Secret, so secrets
+// never sit in the app's repository.
+type EnvVar struct {
+	Name      string     `json:"name"`
+	Value     string     `json:"value,omitempty"`
+	SecretRef *SecretKey `json:"secretRef,omitempty"`
+}
+
+// SecretKey names one key of a Secret in the app's namespace.
+type SecretKey struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// Access modes a volume may ask for. ReadWriteOnce and ReadWriteOncePod are
+// single-writer: such an app cannot run two copies.
+const (
+	AccessReadWriteMany    = "ReadWriteMany"
+	AccessReadWriteOnce    = "ReadWriteOnce"
+	AccessReadWriteOncePod = "ReadWriteOncePod"
+)
+
+// DefaultVolumeClass is the replicated storage class (Longhorn in
+// production, GlusterFS in the lab); volumes use it unless they opt out.
+const DefaultVolumeClass = "replicated"
+
+// Volume is a persistent volume claim mounted into every copy of the app.
+type Volume struct {
+	Name       string `json:"name"`
+	Size       string `json:"size"`
+	MountPath  string `json:"mountPath"`
+	Class      string `json:"class,omitempty"`
+	AccessMode string `json:"accessMode,omitempty"`
+}
+
+// SingleWriter reports whether only one pod may write the volume.
+func (v Volume) SingleWriter() bool {
+	return v.AccessMode == AccessReadWriteOnce || v.AccessMode == AccessReadWriteOncePod
+}
+
+// Health holds the pods' own checks, run by the kubelet.
+type Health struct {
+	Readiness *Check `json:"readiness,omitempty"`
+	Liveness  *Check `json:"liveness,omitempty"`
+}
+
+// Check is an HTTP GET of Path on Port, or a TCP connect to Port when Path
+// is empty and TCP is set. Port is a port name from the spec.
+type Check struct {
+	HTTP             string   `json:"http,omitempty"`
+	TCP              bool     `json:"tcp,omitempty"`
+	Port             string   `json:"port,omitempty"`
+	Period           Duration `json:"period,omitempty"`
+	FailureThreshold int32    `json:"failureThreshold,omitempty"`
+}
+
+// Resources are Kubernetes quantities ("100m", "128Mi").
+type Resources struct {
+	Requests ResourceList `json:"requests,omitempty"`
+	Limits   ResourceList `json:"limits,omitempty"`
+}
+
+// ResourceList holds the CPU and memory quantities of requests or limits.
+type ResourceList struct {
+	CPU    string `json:"cpu,omitempty"`
+	Memory string `json:"memory,omitempty"`
+}
+
+// Shutdown says how long a pod keeps serving after it is told to stop, so
+// endpoints drain before the process exits: Drain is spent in preStop while
+// kube-proxy and the load balancer take the pod out, then the process gets
+// SIGTERM and has the rest of GracePeriod.
+type Shutdown struct {
+	Drain       Duration `json:"drain,omitempty"`
+	GracePeriod Duration `json:"gracePeriod,omitempty"`
+}
+
+// Strategy types.
+const (
+	StrategyBlueGreen = "blueGreen"
+	StrategyCanary    = "canary"
+	StrategyRolling   = "rolling"
+	StrategyRecreate  = "recreate"
+)
+
+// Strategy says how a new version replaces the running one.
+type Strategy struct {
+	Type      string        `json:"type,omitempty"`
+	BlueGreen BlueGreenSpec `json:"blueGreen,omitempty"`
+	Canary    CanarySpec    `json:"canary,omitempty"`
+}
+
+// BlueGreenSpec: the old version is kept for ScaleDownDelay after the
+// switch, so a rollback is instant while it runs.
+type BlueGreenSpec struct {
+	ScaleDownDelay Duration `json:"scaleDownDelay,omitempty"`
+}
+
+// CanarySpec lists the requested weights in percent, ascending, ending at
+// 100; probes run at each step for at least StepPause.
+type CanarySpec struct {
+	Steps     []int    `json:"steps,omitempty"`
+	StepPause Duration `json:"stepPause,omitempty"`
+}
+
+// HTTPProbe is a check promote runs against the new version before and
+// while it gets traffic. It passes after Successes consecutive good answers
+// and fails on the first bad one after Timeout.
+type HTTPProbe struct {
+	Name         string   `json:"name,omitempty"`
+	Port         string   `json:"port"`
+	Path         string   `json:"path,omitempty"`
+	Host         string   `json:"host,omitempty"`
+	ExpectStatus int      `json:"expectStatus,omitempty"`
+	BodyMatch    string   `json:"bodyMatch,omitempty"`
+	MaxLatency   Duration `json:"maxLatency,omitempty"`
+	Successes    int      `json:"successes,omitempty"`
+	Interval     Duration `json:"interval,omitempty"`
+	Timeout      Duration `json:"timeout,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s" or "5m" in the spec.
+type Duration struct{ time.Duration }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return errDuration(s)
+	}
+	v, err := time.ParseDuration(s[1 : len(s)-1])
+	if err != nil {
+		return errDuration(s)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + d.Duration.String() + `"`), nil
+}

@@ -1,0 +1,445 @@
+package addons
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// GlusterFS replica-3 volume on db1-3, mounted on every node at the
+// `replicated` class's shared path (lab-facts: GlusterFS section).
+//
+// What the node containers must provide (the lab area's part):
+//   - glusterfs-server and glusterfs-client in the node image;
+//   - --device /dev/fuse on every node (the FUSE mount);
+//   - on db1-3, named Docker volumes on /var/lib/glusterd (peer and volume
+//     state) and on BrickRoot (the brick), so both survive `docker rm` as well
+//     as `docker stop`/`start`; bricks on the container's own layer die with it.
+
+// Defaults of the replicated volume.
+const (
+	GlusterVolume = "replicated"
+	// BrickRoot is the named volume's mount point on db1-3; the brick is a
+	// directory inside it, so an unmounted volume never silently becomes a
+	// brick on the container's root filesystem.
+	BrickRoot = "/srv/gluster"
+	// PingTimeoutSeconds is network.ping-timeout. The default, 42 s, stalls
+	// every write for 60-64 s when a server freezes or is cut off (measured
+	// here: detection takes 1-2 x ping-timeout). 5 s gave 5-10 s, but this
+	// 2-core machine is shared by parallel builds (load averages near 20 were
+	// seen), and a server wrongly declared dead costs a reconnect and a heal of
+	// everything written meanwhile. 10 s bounds a write stall to 10-20 s while
+	// staying far above any scheduling delay seen on this machine.
+	PingTimeoutSeconds = 10
+	// HealTimeoutSeconds is cluster.heal-timeout, how often the self-heal
+	// daemon looks for work on its own (default 600 s: after a node froze and
+	// came back, nothing healed for 10 minutes). Heal also triggers it at once.
+	HealTimeoutSeconds = 30
+)
+
+// Gluster describes the volume and where it is mounted.
+type Gluster struct {
+	Volume string
+	// Servers are the three brick hosts (db1-3), in order; all three names
+	// appear in every mount's volfile server list.
+	Servers []Node
+	// Clients are the nodes that mount the volume (all six).
+	Clients []Node
+	// MountPath is the same path on every client: local-path-provisioner's
+	// sharedFileSystemPath for the `replicated` class.
+	MountPath string
+}
+
+// NewGluster lays the volume over the cluster's control-plane nodes and
+// mounts it on every node at mountPath.
+func NewGluster(nodes []Node, mountPath string) (Gluster, error) {
+	g := Gluster{Volume: GlusterVolume, Servers: controlPlane(nodes), Clients: nodes, MountPath: mountPath}
+	if len(g.Servers) != 3 {
+		return g, fmt.Errorf("a replica-3 GlusterFS volume needs exactly 3 control-plane nodes, the lab has %d", len(g.Servers))
+	}
+	for _, n := range nodes {
+		if !n.Address.IsValid() || n.Name == "" {
+			return g, fmt.Errorf("node %q has no name or address", n.Name)
+		}
+	}
+	if !strings.HasPrefix(mountPath, "/") || strings.Count(mountPath, "/") < 2 {
+		return g, fmt.Errorf("mount path %q must be absolute and not directly under /", mountPath)
+	}
+	return g, nil
+}
+
+// Brick is a server's brick path.
+func (g Gluster) Brick(server Node) string {
+	return server.Address.String() + ":" + BrickRoot + "/" + g.Volume + "/brick"
+}
+
+func gluster(args ...string) []string {
+	return append([]string{"gluster", "--mode=script"}, args...)
+}
+
+// StartGlusterdCmd starts glusterd in a node unless it runs (it daemonizes).
+func StartGlusterdCmd() []string {
+	return []string{"sh", "-c", "pgrep -x glusterd >/dev/null || glusterd --log-level=WARNING"}
+}
+
+// PeerProbeCmd adds a server to db1's trusted pool (idempotent in GlusterFS).
+func PeerProbeCmd(server Node) []string { return gluster("peer", "probe", server.Address.String()) }
+
+// PeerStatusCmd lists the other servers and their state.
+func PeerStatusCmd() []string { return gluster("peer", "status") }
+
+// BrickDirCmd creates the brick directory inside the named volume.
+func (g Gluster) BrickDirCmd() []string {
+	return []string{"mkdir", "-p", BrickRoot + "/" + g.Volume + "/brick"}
+}
+
+// VolumeInfoCmd shows the volume; it fails when the volume does not exist.
+func (g Gluster) VolumeInfoCmd() []string { return gluster("volume", "info", g.Volume) }
+
+// CreateCmd creates the replica-3 volume. `force` is needed because GlusterFS
+// refuses a brick it believes is on the root filesystem, and inside a
+// container it cannot tell the named volume from the container's own layer.
+func (g Gluster) CreateCmd() []string {
+	args := []string{"volume", "create", g.Volume, "replica", "3", "transport", "tcp"}
+	for _, s := range g.Servers {
+		args = append(args, g.Brick(s))
+	}
+	return gluster(append(args, "force")...)
+}
+
+// SetCmds tune the volume (reasons at the constants).
+func (g Gluster) SetCmds() [][]string {
+	return [][]string{
+		gluster("volume", "set", g.Volume, "network.ping-timeout", strconv.Itoa(PingTimeoutSeconds)),
+		gluster("volume", "set", g.Volume, "cluster.heal-timeout", strconv.Itoa(HealTimeoutSeconds)),
+		// Writes need 2 of 3 bricks: a lone brick never takes writes the other
+		// two miss (split brain). This is GlusterFS' default for replica 3,
+		// set so it is visible here.
+		gluster("volume", "set", g.Volume, "cluster.quorum-type", "auto"),
+	}
+}
+
+// StartCmd starts the volume; with force it also restarts any brick process
+// that is down on a started volume (used after a server returns).
+func (g Gluster) StartCmd(force bool) []string {
+	args := []string{"volume", "start", g.Volume}
+	if force {
+		args = append(args, "force")
+	}
+	return gluster(args...)
+}
+
+// HealCmd starts a heal of every file that needs one.
+func (g Gluster) HealCmd() []string { return gluster("volume", "heal", g.Volume) }
+
+// HealInfoCmd lists, per brick, its state and the entries still to heal.
+func (g Gluster) HealInfoCmd() []string { return gluster("volume", "heal", g.Volume, "info") }
+
+// mountScript mounts the volume unless a working mount is there; a mount left
+// stale by a dead server set ("Transport endpoint is not connected") is
+// lazily unmounted and made again. Arguments: $1 primary server, $2 backup
+// servers (colon-separated), $3 volume, $4 mount path.
+const mountScript = `set -e
+mkdir -p "$4"
+if mountpoint -q "$4"; then
+	if stat -f "$4" >/dev/null 2>&1; then exit 0; fi
+	umount -l "$4"
+fi
+mount -t glusterfs -o backup-volfile-servers="$2" "$1:/$3" "$4"`
+
+// MountCmd mounts the volume on the i-th client. The primary volfile server
+// rotates over db1-3 so no single server is every client's first choice, and
+// backup-volfile-servers names the other two: a new mount naming a dead
+// primary then succeeds in seconds instead of failing after 42 s.
+func (g Gluster) MountCmd(i int) []string {
+	primary := g.Servers[i%len(g.Servers)]
+	var backups []string
+	for j := 1; j < len(g.Servers); j++ {
+		backups = append(backups, g.Servers[(i+j)%len(g.Servers)].Address.String())
+	}
+	return []string{"sh", "-c", mountScript, "sh", primary.Address.String(), strings.Join(backups, ":"), g.Volume, g.MountPath}
+}
+
+// ConnectedPeers counts "Peer in Cluster (Connected)" in `gluster peer status`.
+func ConnectedPeers(out string) int {
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "State: Peer in Cluster (Connected)" {
+			n++
+		}
+	}
+	return n
+}
+
+// VolumeStatus returns the "Status:" of `gluster volume info` (Created,
+// Started, Stopped), or "" if the output has none.
+func VolumeStatus(out string) string {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Status: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// HealState is what `gluster volume heal VOL info` says.
+type HealState struct {
+	// Bricks lists every brick; Connected those reachable.
+	Bricks, Connected int
+	// Pending sums the entries still to heal over the connected bricks.
+	Pending int
+}
+
+// Healed reports whether all want bricks are up and nothing is left to heal.
+func (h HealState) Healed(want int) bool {
+	return h.Bricks == want && h.Connected == want && h.Pending == 0
+}
+
+// ParseHealInfo reads `gluster volume heal VOL info`: blocks of
+// "Brick HOST:PATH", "Status: ...", "Number of entries: N|-".
+func ParseHealInfo(out string) (HealState, error) {
+	var h HealState
+	sc := bufio.NewScanner(strings.NewReader(out))
+	inBrick, connected, hasStatus, hasCount := false, false, false, false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "Brick "):
+			if inBrick && connected && !hasCount {
+				return h, fmt.Errorf("brick %d is connected but has no entry count", h.Bricks)
+			}
+			h.Bricks++
+			inBrick, connected, hasStatus, hasCount = true, false, false, false
+		case strings.HasPrefix(line, "Status: ") && inBrick:
+			if hasStatus {
+				return h, fmt.Errorf("brick %d has two Status lines", h.Bricks)
+			}
+			hasStatus = true
+			connected = strings.TrimPrefix(line, "Status: ") == "Connected"
+			if connected {
+				h.Connected++
+			}
+		case strings.HasPrefix(line, "Number of entries: ") && inBrick:
+			if hasCount {
+				return h, fmt.Errorf("brick %d has two entry counts", h.Bricks)
+			}
+			hasCount = true
+			v := strings.TrimPrefix(line, "Number of entries: ")
+			if v == "-" {
+				if connected {
+					return h, fmt.Errorf("brick %d is connected but lists no entry count", h.Bricks)
+				}
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return h, fmt.Errorf("brick %d: entry count %q is not a number", h.Bricks, v)
+			}
+			if connected {
+				h.Pending += n
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return h, err
+	}
+	if inBrick && connected && !hasCount {
+		return h, fmt.Errorf("brick %d is connected but has no entry count", h.Bricks)
+	}
+	if h.Bricks == 0 {
+		return h, fmt.Errorf("no brick in heal info output %q", firstLine(out))
+	}
+	return h, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	if len(line) > 200 {
+		line = line[:200]
+	}
+	return line
+}
+
+// SetupGluster makes the volume and mounts it everywhere. Every step is
+// idempotent: running it on a lab where it ran before changes nothing.
+func SetupGluster(ctx context.Context, c Cluster, g Gluster, progress io.Writer) error {
+	first := g.Servers[0]
+	for _, s := range g.Servers {
+		if _, err := c.Exec(ctx, s.Name, StartGlusterdCmd()...); err != nil {
+			return fmt.Errorf("starting glusterd on %s (the node image needs glusterfs-server): %w", s.Name, err)
+		}
+	}
+	for _, s := range g.Servers {
+		// glusterd answers its CLI a moment after it starts.
+		if err := waitFor(ctx, time.Minute, "glusterd on "+s.Name+" to answer", func() (bool, error) {
+			_, err := c.Exec(ctx, s.Name, PeerStatusCmd()...)
+			return err == nil, nil
+		}); err != nil {
+			return err
+		}
+	}
+	for _, s := range g.Servers[1:] {
+		if out, err := c.Exec(ctx, first.Name, PeerProbeCmd(s)...); err != nil {
+			return fmt.Errorf("gluster peer probe %s from %s: %w (%s)", s.Address, first.Name, err, firstLine(string(out)))
+		}
+	}
+	want := len(g.Servers) - 1
+	if err := waitFor(ctx, time.Minute, fmt.Sprintf("%d GlusterFS peers connected on %s", want, first.Name), func() (bool, error) {
+		out, err := c.Exec(ctx, first.Name, PeerStatusCmd()...)
+		return err == nil && ConnectedPeers(string(out)) == want, nil
+	}); err != nil {
+		return err
+	}
+	for _, s := range g.Servers {
+		if _, err := c.Exec(ctx, s.Name, g.BrickDirCmd()...); err != nil {
+			return fmt.Errorf("creating the brick directory on %s: %w", s.Name, err)
+		}
+	}
+	out, err := c.Exec(ctx, first.Name, g.VolumeInfoCmd()...)
+	if err != nil {
+		fmt.Fprintf(progress, "creating GlusterFS volume %s (replica 3 over %s)\n", g.Volume, serverNames(g.Servers))
+		if out, err := c.Exec(ctx, first.Name, g.CreateCmd()...); err != nil {
+			return fmt.Errorf("creating GlusterFS volume %s on %s: %w (%s)", g.Volume, first.Name, err, firstLine(string(out)))
+		}
+		out, err = c.Exec(ctx, first.Name, g.VolumeInfoCmd()...)
+		if err != nil {
+			return fmt.Errorf("GlusterFS volume %s missing right after creating it: %w", g.Volume, err)
+		}
+	}
+	for _, cmd := range g.SetCmds() {
+		if out, err := c.Exec(ctx, first.Name, cmd...); err != nil {
+			return fmt.Errorf("%s on %s: %w (%s)", strings.Join(cmd, " "), first.Name, err, firstLine(string(out)))
+		}
+	}
+	if VolumeStatus(string(out)) != "Started" {
+		if out, err := c.Exec(ctx, first.Name, g.StartCmd(false)...); err != nil {
+			return fmt.Errorf("starting GlusterFS volume %s: %w (%s)", g.Volume, err, firstLine(string(out)))
+		}
+	}
+	if err := waitHealed(ctx, c, g, first.Name, 2*time.Minute); err != nil {
+		return err
+	}
+	return MountAll(ctx, c, g, progress)
+}
+
+// MountAll mounts the volume on every client that lacks a working mount.
+func MountAll(ctx context.Context, c Cluster, g Gluster, progress io.Writer) error {
+	for i, n := range g.Clients {
+		if out, err := c.Exec(ctx, n.Name, g.MountCmd(i)...); err != nil {
+			return fmt.Errorf("mounting GlusterFS volume %s at %s on %s (needs glusterfs-client and /dev/fuse in the node): %w (%s)",
+				g.Volume, g.MountPath, n.Name, err, firstLine(string(out)))
+		}
+	}
+	fmt.Fprintf(progress, "GlusterFS volume %s mounted at %s on %d nodes\n", g.Volume, g.MountPath, len(g.Clients))
+	return nil
+}
+
+// Heal brings the volume back to three healthy copies after a server
+// returned (stopped, paused or cut off before): it starts glusterd where it
+// is missing, restarts missing brick processes, triggers the self-heal at
+// once instead of waiting for the daemon's next crawl, waits until nothing is
+// left to heal, and remounts wherever a mount went stale.
+func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, progress io.Writer) error {
+	for _, s := range g.Servers {
+		if _, err := c.Exec(ctx, s.Name, StartGlusterdCmd()...); err != nil {
+			return fmt.Errorf("starting glusterd on %s: %w", s.Name, err)
+		}
+	}
+	// Any server can run the volume commands; use the first that answers.
+	var admin string
+	if err := waitFor(ctx, time.Minute, "a GlusterFS server to answer", func() (bool, error) {
+		for _, s := range g.Servers {
+			if _, err := c.Exec(ctx, s.Name, PeerStatusCmd()...); err == nil {
+				admin = s.Name
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		return err
+	}
+	if out, err := c.Exec(ctx, admin, g.StartCmd(true)...); err != nil {
+		return fmt.Errorf("restarting GlusterFS bricks of %s: %w (%s)", g.Volume, err, firstLine(string(out)))
+	}
+	start := time.Now()
+	if err := waitFor(ctx, timeout, "all bricks of "+g.Volume+" connected", func() (bool, error) {
+		out, err := c.Exec(ctx, admin, g.HealInfoCmd()...)
+		if err != nil {
+			return false, nil
+		}
+		h, err := ParseHealInfo(string(out))
+		return err == nil && h.Connected == len(g.Servers), nil
+	}); err != nil {
+		return err
+	}
+	// The returned server's self-heal daemon starts a moment after its brick:
+	// until then the heal launch fails ("Glusterd Syncop Mgmt brick op 'Heal'
+	// failed"), so it is retried.
+	var healOut []byte
+	if err := waitFor(ctx, timeout, "the self-heal daemons to start a heal of "+g.Volume, func() (bool, error) {
+		out, err := c.Exec(ctx, admin, g.HealCmd()...)
+		healOut = out
+		return err == nil, nil
+	}); err != nil {
+		return fmt.Errorf("%w; last answer: %s", err, strings.TrimSpace(string(healOut)))
+	}
+	if err := waitHealed(ctx, c, g, admin, timeout); err != nil {
+		return err
+	}
+	fmt.Fprintf(progress, "GlusterFS volume %s healed in %s\n", g.Volume, time.Since(start).Round(100*time.Millisecond))
+	return MountAll(ctx, c, g, progress)
+}
+
+func waitHealed(ctx context.Context, c Cluster, g Gluster, admin string, timeout time.Duration) error {
+	var last string
+	err := waitFor(ctx, timeout, "GlusterFS volume "+g.Volume+" healthy with nothing to heal", func() (bool, error) {
+		out, err := c.Exec(ctx, admin, g.HealInfoCmd()...)
+		last = string(out)
+		if err != nil {
+			return false, nil
+		}
+		h, err := ParseHealInfo(last)
+		return err == nil && h.Healed(len(g.Servers)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; last `gluster volume heal %s info`: %s", err, g.Volume, strings.TrimSpace(last))
+	}
+	return nil
+}
+
+func serverNames(nodes []Node) string {
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// waitFor polls cond every 500 ms until it is true, it errs, ctx ends or
+// timeout passes; the error names what was awaited.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: gave up after %s", what, timeout)
+		case <-tick.C:
+		}
+	}
+}
