@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
@@ -60,7 +61,7 @@ func (l *Lab) writeConfig() error {
 		return err
 	}
 	for name, data := range map[string][]byte{"boot.sh": bootScript, "routes.sh": routesScript} {
-		if err := os.WriteFile(filepath.Join(common, name), data, 0o755); err != nil {
+		if err := writeIfChanged(filepath.Join(common, name), data, 0o755); err != nil {
 			return err
 		}
 	}
@@ -69,23 +70,23 @@ func (l *Lab) writeConfig() error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(common, f), b, 0o644); err != nil {
+		if err := writeIfChanged(filepath.Join(common, f), b, 0o644); err != nil {
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(common, "ca.crt"), ca.CertPEM, 0o644); err != nil {
+	if err := writeIfChanged(filepath.Join(common, "ca.crt"), ca.CertPEM, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(common, "ca.key"), ca.KeyPEM, 0o600); err != nil {
+	if err := writeIfChanged(filepath.Join(common, "ca.key"), ca.KeyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(common, "resolv.conf"), podResolvConf(), 0o644); err != nil {
+	if err := writeIfChanged(filepath.Join(common, "resolv.conf"), podResolvConf(), 0o644); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(l.state, "containerd-certs.d"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(l.state, "haproxy.cfg"), haproxyConfig(), 0o644); err != nil {
+	if err := writeIfChanged(filepath.Join(l.state, "haproxy.cfg"), haproxyConfig(), 0o644); err != nil {
 		return err
 	}
 
@@ -310,7 +311,7 @@ func (l *Lab) writeNodeConfig(ca *pki.CA, n Node, apiURL string) error {
 		return err
 	}
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		if err := writeIfChanged(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			return err
 		}
 	}
@@ -501,4 +502,14 @@ contexts:
   context: {cluster: tsys-lab, user: user}
 current-context: tsys-lab
 `, server, b64(caPEM), b64(p.CertPEM), b64(p.KeyPEM))
+}
+
+// writeIfChanged leaves a file alone when it already holds data: programs
+// in running nodes watch their files (kube-proxy exits when its
+// configuration file is written, even with the same bytes).
+func writeIfChanged(path string, data []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return os.WriteFile(path, data, mode)
 }

@@ -100,7 +100,16 @@ func (l *Lab) startContainer(ctx context.Context, log io.Writer, container strin
 			return err
 		}
 		// The disconnect removed eth0 and every route through it.
-		return run(ctx, log, "docker", "exec", container, "/lab/common/routes.sh")
+		if err := run(ctx, log, "docker", "exec", container, "/lab/common/routes.sh"); err != nil {
+			return err
+		}
+		// A node whose power comes back boots with new connections. A
+		// resumed one still holds its old connections to the API address,
+		// and the load balancer's side of them sits in TCP retransmission
+		// backoff: kube-proxy's watch then stayed stale for up to ~50 s
+		// (a Service made meanwhile was unreachable from the node). Reset
+		// them, as a reboot would.
+		return run(ctx, log, "docker", "exec", container, "ss", "-K", "-t", "dst", APIAddress, "dport", "=", fmt.Sprint(APIPort))
 	default:
 		if node != nil {
 			if err := setFreezer(*node, "THAWED"); err != nil {
