@@ -257,6 +257,9 @@ func (s *Syncer) reload(ctx context.Context, before Procs, want map[string]Serve
 	for {
 		select {
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("interrupted while waiting for HAProxy's new workers (last: %v): %w", last, context.Cause(ctx))
+			}
 			return fmt.Errorf("HAProxy did not come up with the new configuration within %s (last: %v); the old workers keep serving", timeout, last)
 		case <-tick.C:
 		}
