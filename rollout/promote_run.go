@@ -62,7 +62,17 @@ func (r *run) promote(ctx context.Context, want Release) error {
 		}
 	}
 	if s.Active != nil && s.Active.Image == want.Image {
-		r.logf("%s already serves %s; nothing to do", s.Active.Color, want.Image)
+		// The version runs already; the spec's Service side (ports, hosts
+		// for the edge) and budget may still have changed, so apply them.
+		if err := r.switchTo(ctx, s.Active.Color); err != nil {
+			return err
+		}
+		if pdb := RenderPDB(r.spec, r.store.Owner()); pdb != nil {
+			if err := Apply(ctx, r.p.Client, pdb); err != nil {
+				return err
+			}
+		}
+		r.logf("%s already serves %s; Service and budget applied, pods unchanged (a change to the pods needs a new image)", s.Active.Color, want.Image)
 		r.result.Result = "unchanged"
 		return nil
 	}

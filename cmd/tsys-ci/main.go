@@ -40,6 +40,7 @@ func newApp() *cli.App {
 			jenkinsCommand(),
 			promoteCommand(), statusCommand(), abortCommand(),
 			edgeCommand(),
+			serveCommand(),
 		},
 		// Errors are printed once by main, not again by the library.
 		ExitErrHandler: func(*cli.Context, error) {},
