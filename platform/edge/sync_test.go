@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,6 +180,43 @@ func TestSyncWithRealHAProxy(t *testing.T) {
 		if a := <-slow; a.Status != 200 || !strings.HasPrefix(a.Body, "slow-start green ") {
 			t.Fatalf("the request in flight during the reload got %+v", a)
 		}
+		mustSync(t, s, m, ActionNone)
+	})
+
+	t.Run("TCP is passed through on its frontend port", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.5:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				io.WriteString(conn, "SSH-2.0-forge\r\n")
+				conn.Close()
+			}
+		}()
+		port := edgetest.FreePort(t)
+		forge := lbService("git", "forge", fmt.Sprintf(`[{"port":"ssh","tcpFrontendPort":%d}]`, port),
+			map[string]int32{"ssh": int32(ln.Addr().(*net.TCPAddr).Port)}, "127.0.0.5")
+		m = mustBuild(t, opts, shopAt(green), forge)
+		mustSync(t, s, m, ActionReload)
+		var banner []byte
+		edgetest.WaitFor(t, 10*time.Second, "the banner through the TCP frontend", func() error {
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			banner, err = io.ReadAll(conn)
+			if err == nil && string(banner) != "SSH-2.0-forge\r\n" {
+				err = fmt.Errorf("read %q", banner)
+			}
+			return err
+		})
 		mustSync(t, s, m, ActionNone)
 	})
 
