@@ -285,7 +285,7 @@ func (s *Syncer) reload(ctx context.Context, before Procs, want map[string]Serve
 			continue
 		}
 		if !sameServerSet(want, running) || !sameAddrs(want, running) {
-			last = errors.New("the new worker does not serve the new servers yet")
+			last = fmt.Errorf("the new worker does not serve the edge's servers (is HAProxy started with -f %s?)", filepath.Join(s.Dir, FileConfig))
 			continue
 		}
 		return nil
