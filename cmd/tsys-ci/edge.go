@@ -28,7 +28,7 @@ func edgeCommand() *cli.Command {
 			{
 				Name:   "render",
 				Usage:  "write the HAProxy fragment, host map and crt-list for the apps in the cluster",
-				Flags:  append(edgeClusterFlags(), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "directory to write edge.cfg, hosts.map, crt-list and hosts.txt into; without it edge.cfg goes to stdout"}),
+				Flags:  append(edgeClusterFlags(), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "directory to write edge.cfg, hosts.map, crt-list and hosts.txt into, to inspect them or feed the certificate tooling (install with sync: its crt-list leaves out missing certificates); without it edge.cfg goes to stdout"}),
 				Action: edgeRender,
 			},
 			{

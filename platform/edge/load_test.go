@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
 	"github.com/tsys-group/tsys-ci/test/testenv"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -55,7 +56,7 @@ func startLoad(h *haproxyUnderTest, host string, clients int, max int64) *load {
 
 func (l *load) one(c *http.Client, h *haproxyUnderTest, host string) {
 	sentAfterMove := l.moved.Load()
-	req, _ := http.NewRequest(http.MethodGet, "https://"+h.httpsAddr+"/", nil)
+	req, _ := http.NewRequest(http.MethodGet, "https://"+h.HTTPSAddr+"/", nil)
 	req.Host = host
 	resp, err := c.Do(req)
 	if err == nil {
@@ -91,7 +92,7 @@ func (l *load) waitApp(t *testing.T, app string, n int) {
 	l.mu.Lock()
 	target := l.byApp[app] + n
 	l.mu.Unlock()
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d answers from %s under load", n, app), func() error {
+	edgetest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d answers from %s under load", n, app), func() error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.byApp[app] < target {
@@ -110,15 +111,15 @@ func TestNoFailedRequestsWhileTheEdgeChanges(t *testing.T) {
 	haproxy := testenv.LookPath(t, "haproxy")
 	opts := DefaultOptions()
 	opts.CertDir = t.TempDir()
-	writeCert(t, CertPath(opts, "shop.company.example"), "shop.company.example")
-	blue, green := startApp(t, "127.0.0.2", "blue"), startApp(t, "127.0.0.3", "green")
-	shopAt := func(a *appServer) corev1.Service {
-		return lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example"]}]`, map[string]int32{"http": a.port}, a.ip)
+	edgetest.WriteCert(t, CertPath(opts, "shop.company.example"), "shop.company.example")
+	blue, green := edgetest.StartApp(t, "127.0.0.2", "blue"), edgetest.StartApp(t, "127.0.0.3", "green")
+	shopAt := func(a *edgetest.App) corev1.Service {
+		return lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example"]}]`, map[string]int32{"http": a.Port}, a.IP)
 	}
 	m := mustBuild(t, opts, shopAt(blue))
 	h := startHAProxy(t, haproxy, m, opts)
 	s := h.syncer(t, haproxy, opts)
-	h.reaches(t, "shop.company.example", "blue")
+	h.Reaches(t, "shop.company.example", "blue")
 
 	start := time.Now()
 	l := startLoad(h, "shop.company.example", 4, 200000)
@@ -131,10 +132,10 @@ func TestNoFailedRequestsWhileTheEdgeChanges(t *testing.T) {
 	l.moved.Store(true)
 	l.waitApp(t, "green", 200)
 
-	blog := startApp(t, "127.0.0.4", "blog")
+	blog := edgetest.StartApp(t, "127.0.0.4", "blog")
 	t0 = time.Now()
 	mustSync(t, s, mustBuild(t, opts, shopAt(green),
-		lbService("blog", "blog", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": blog.port}, blog.ip)), ActionReload)
+		lbService("blog", "blog", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": blog.Port}, blog.IP)), ActionReload)
 	reloadSync := time.Since(t0)
 	l.waitApp(t, "green", 200)
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -130,7 +131,7 @@ func TestWatchLoopSyncsAtStartAndAfterAChange(t *testing.T) {
 
 func TestWatchLoopLogsBadWiringAndDoesNotSync(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
-	var log syncBuffer
+	var log edgetest.Buffer
 	rec := &recorder{synced: make(chan struct{}, 10)}
 	w := &Watcher{Options: DefaultOptions(), Sync: rec.sync, Debounce: time.Second, Clock: clk, Log: slog.New(slog.NewTextHandler(&log, nil))}
 	bad := []corev1.Service{
@@ -160,7 +161,7 @@ func waitSynced(t *testing.T, rec *recorder) {
 // waitTimers waits until the loop has armed n timers or tickers on clk.
 func waitTimers(t *testing.T, clk *clocktesting.FakeClock, n int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the loop to arm its timers", func() error {
+	edgetest.WaitFor(t, 10*time.Second, "the loop to arm its timers", func() error {
 		if clk.Waiters() < n {
 			return context.DeadlineExceeded
 		}

@@ -38,19 +38,21 @@ func client(t *testing.T) kubernetes.Interface {
 	return c
 }
 
-// namespace makes a fresh namespace for one test.
-func namespace(t *testing.T, c kubernetes.Interface, name string) string {
+// namespace makes a fresh namespace for one test (a new name each run, as
+// -count=N reuses the API server).
+func namespace(t *testing.T, c kubernetes.Interface, prefix string) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if _, err := c.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	ns, err := c.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return name
+	return ns.Name
 }
 
 // createApp writes a Service as promote does and gives it the address
 // MetalLB would (status.loadBalancer.ingress).
-func createApp(t *testing.T, c kubernetes.Interface, ns, name, annotation, ip string) *corev1.Service {
+func createApp(t *testing.T, c kubernetes.Interface, ns, name, annotation, ip string, port int32) *corev1.Service {
 	t.Helper()
 	ctx := context.Background()
 	svc := &corev1.Service{
@@ -58,7 +60,7 @@ func createApp(t *testing.T, c kubernetes.Interface, ns, name, annotation, ip st
 			Labels:      map[string]string{edge.LabelManagedBy: edge.ManagedByValue, edge.LabelAppName: name},
 			Annotations: map[string]string{edge.AnnotationEdge: annotation}},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}}},
+			Ports: []corev1.ServicePort{{Name: "http", Port: port, Protocol: corev1.ProtocolTCP}}},
 	}
 	svc, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
 	if err != nil {
@@ -81,7 +83,7 @@ func setIP(t *testing.T, c kubernetes.Interface, svc *corev1.Service, ip string)
 func TestRenderFromTheAPIServer(t *testing.T) {
 	c := client(t)
 	ns := namespace(t, c, "edge-render")
-	createApp(t, c, ns, "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, "10.0.0.30")
+	createApp(t, c, ns, "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, "10.0.0.30", 8080)
 	// Not managed by tsys-ci: the label selector leaves it out.
 	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other",
 		Annotations: map[string]string{edge.AnnotationEdge: `[{"port":"http","hosts":["shop.company.example"]}]`}},
@@ -128,7 +130,7 @@ func TestWatchFollowsTheCluster(t *testing.T) {
 	waitModel(t, models, "the sync at start, with no apps", func(m *edge.Model) error {
 		return want(len(m.Backends) == 0, "backends %v", m.Backends)
 	})
-	svc := createApp(t, c, ns, "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, "10.0.0.31")
+	svc := createApp(t, c, ns, "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, "10.0.0.31", 8080)
 	waitModel(t, models, "the new app", func(m *edge.Model) error {
 		return want(len(m.Backends) == 1 && len(m.Backends[0].Servers) == 1 && m.Backends[0].Servers[0].Addr.String() == "10.0.0.31", "backends %+v", m.Backends)
 	})
