@@ -53,9 +53,10 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "what runs, what is in progress, and the history of versions of an app",
-		UsageText: "tsys-ci status APP [--spec tsys-ci.yaml] [-o json]",
-		Flags:     clusterFlags(),
-		Action:    runStatus,
+		UsageText: "tsys-ci status APP [--spec tsys-ci.yaml | --namespace NS] [-o json]",
+		Flags: append(clusterFlags(),
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the app's namespace, to ask without its spec (default: the app's name)"}),
+		Action: runStatus,
 	}
 }
 
@@ -75,8 +76,8 @@ func appArgs(c *cli.Context) (*rollout.AppSpec, error) {
 		return nil, cli.Exit(fmt.Sprintf("tsys-ci %s takes one argument, the app's name; got %q", c.Command.Name, c.Args().Slice()), 2)
 	}
 	app := c.Args().First()
-	if o := c.String("output"); o != "text" && o != "json" {
-		return nil, cli.Exit(fmt.Sprintf("-o %q: use text or json", o), 2)
+	if err := checkPromoteOutput(c); err != nil {
+		return nil, err
 	}
 	spec, err := rollout.LoadSpec(c.String("spec"))
 	if err != nil {
@@ -239,16 +240,38 @@ func writeResult(c *cli.Context, res *rollout.Result) error {
 	return nil
 }
 
+func checkPromoteOutput(c *cli.Context) error {
+	if o := c.String("output"); o != "text" && o != "json" {
+		return cli.Exit(fmt.Sprintf("-o %q: use text or json", o), 2)
+	}
+	return nil
+}
+
 func runStatus(c *cli.Context) error {
-	spec, err := appArgs(c)
-	if err != nil {
+	if err := checkPromoteOutput(c); err != nil {
 		return err
+	}
+	var app, ns string
+	if c.IsSet("namespace") || (!c.IsSet("spec") && !fileExists(c.String("spec"))) {
+		if c.NArg() != 1 {
+			return cli.Exit(fmt.Sprintf("tsys-ci status takes one argument, the app's name; got %q", c.Args().Slice()), 2)
+		}
+		app, ns = c.Args().First(), c.String("namespace")
+		if ns == "" {
+			ns = app
+		}
+	} else {
+		spec, err := appArgs(c)
+		if err != nil {
+			return err
+		}
+		app, ns = spec.Name, spec.Namespace
 	}
 	_, cs, err := kubeConfig(c)
 	if err != nil {
 		return err
 	}
-	st, err := rollout.Status(c.Context, cs, spec.Namespace, spec.Name)
+	st, err := rollout.Status(c.Context, cs, ns, app)
 	if err != nil {
 		return err
 	}
@@ -257,7 +280,7 @@ func runStatus(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	printStatus(c.App.Writer, spec.Name, st)
+	printStatus(c.App.Writer, app, st)
 	return nil
 }
 
@@ -281,6 +304,11 @@ func printStatus(w io.Writer, app string, st *rollout.State) {
 		h := st.History[i]
 		fmt.Fprintf(w, "  %s  %-11s %s (%s) %s\n", h.At.Format("2006-01-02 15:04:05Z"), h.Result, h.Image, h.Strategy, strings.TrimSpace(h.Reason))
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func runAbort(c *cli.Context) error {
