@@ -339,7 +339,7 @@ func TestAbortLeftPromote(t *testing.T) {
 // refused with who holds it; abort then asks the holder to stop.
 func TestPromoteWhileHeld(t *testing.T) {
 	a := newApp(t, nil)
-	lock, err := rollout.AcquireLock(context.Background(), a.cs, rollout.RealClock{}, a.ns, a.spec.Name, "other-process", time.Minute)
+	lock, err := rollout.AcquireLock(context.Background(), a.cs, rollout.RealClock{}, a.ns, a.spec.Name, "other-process", time.Minute, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
