@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -143,11 +145,15 @@ func runPromote(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Ctrl-C or Jenkins aborting the build stops between steps, leaves the
+	// phase in the cluster and frees the lease, so a re-run need not wait.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var res *rollout.Result
 	if c.Bool("rollback") {
-		res, err = p.Rollback(c.Context, spec)
+		res, err = p.Rollback(ctx, spec)
 	} else {
-		res, err = p.Promote(c.Context, req)
+		res, err = p.Promote(ctx, req)
 	}
 	if res != nil {
 		if werr := writeResult(c, res); werr != nil && err == nil {
@@ -324,7 +330,9 @@ func runAbort(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := p.Abort(c.Context, spec)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := p.Abort(ctx, spec)
 	if err != nil {
 		return err
 	}
