@@ -1,9 +1,10 @@
 package pipeline
 
 // A small LDAP client for logins against the company's directory (UCS):
-// find a user, check a password, list the user's groups. platform/ only
-// validates LDAP settings and renders them for other components; it has no
-// client, so this file is the one place tsys-ci talks LDAP itself.
+// find a user, check a password, list the user's groups. platform's
+// CheckLDAP is a diagnostic of platform.yaml's bind accounts, bases and
+// groups (unexported helpers bound to platform.Spec) and logs nobody in, so
+// serve's login lives here, in its own file.
 
 import (
 	"crypto/tls"

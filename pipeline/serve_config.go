@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/tsys-group/tsys-ci/rollout"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 )
 
@@ -252,4 +255,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ServeConfigKey is the key of serve.yaml in its ConfigMap.
+const ServeConfigKey = "serve.yaml"
+
+// ServeConfigFromConfigMap reads serve.yaml from a ConfigMap through the
+// API (no volume needed). Relative spec paths are taken from specDir.
+func ServeConfigFromConfigMap(ctx context.Context, cs kubernetes.Interface, namespace, name, specDir string) (*ServeConfig, error) {
+	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading serve config from ConfigMap %s/%s: %w", namespace, name, err)
+	}
+	data, ok := cm.Data[ServeConfigKey]
+	if !ok {
+		return nil, fmt.Errorf("ConfigMap %s/%s has no key %s; put serve.yaml under it", namespace, name, ServeConfigKey)
+	}
+	cfg, err := ParseServeConfig([]byte(data), specDir)
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", namespace, name, err)
+	}
+	return cfg, nil
 }

@@ -39,7 +39,7 @@ type DeployRequest struct {
 	Tag       string    `json:"tag,omitempty"`
 	Trigger   string    `json:"trigger"` // "harbor" or "api"
 	By        string    `json:"by"`      // Harbor's operator, or the LDAP login
-	PushedAt  time.Time `json:"pushedAt,omitempty"`
+	PushedAt  time.Time `json:"pushedAt,omitzero"`
 }
 
 // Deployer carries out one deploy. It is rollout's promote in production;
@@ -54,15 +54,16 @@ type Deployer interface {
 // deploy is not.
 var ErrRolledBack = errors.New("new version failed its probes and was rolled back")
 
-// ErrPromoteUnavailable is the error of the Deployer serve is built with
-// until rollout's promote lands: never a pretend success.
-var ErrPromoteUnavailable = errors.New("promote is not available in this build (rollout's promote has not landed); nothing was deployed")
+// ErrNoCluster is the error of the Deployer serve runs with when it was
+// started without a cluster (--no-cluster, for trying the API locally):
+// never a pretend success.
+var ErrNoCluster = errors.New("serve runs without a cluster (--no-cluster); nothing was deployed")
 
-// UnavailableDeployer refuses every deploy with ErrPromoteUnavailable.
-type UnavailableDeployer struct{}
+// NoClusterDeployer refuses every deploy with ErrNoCluster.
+type NoClusterDeployer struct{}
 
 // Deploy refuses.
-func (UnavailableDeployer) Deploy(context.Context, DeployRequest) error { return ErrPromoteUnavailable }
+func (NoClusterDeployer) Deploy(context.Context, DeployRequest) error { return ErrNoCluster }
 
 // DeployRecord is a deploy as the API shows it.
 type DeployRecord struct {
@@ -71,8 +72,8 @@ type DeployRecord struct {
 	Result   string    `json:"result,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Queued   time.Time `json:"queued"`
-	Started  time.Time `json:"started,omitempty"`
-	Finished time.Time `json:"finished,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
 	Seconds  float64   `json:"seconds,omitempty"`
 }
 

@@ -145,13 +145,13 @@ func TestDeployQueueDrain(t *testing.T) {
 	})
 }
 
-func TestUnavailableDeployerNeverPretends(t *testing.T) {
-	q, sink := newTestQueue(UnavailableDeployer{})
+func TestNoClusterDeployerNeverPretends(t *testing.T) {
+	q, sink := newTestQueue(NoClusterDeployer{})
 	if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "shop", Namespace: "ns"}); err != nil {
 		t.Fatal(err)
 	}
 	rec := <-sink.got
-	if rec.Result != ResultFailed || !strings.Contains(rec.Error, "promote is not available in this build") {
+	if rec.Result != ResultFailed || !strings.Contains(rec.Error, "nothing was deployed") {
 		t.Fatalf("record %+v", rec)
 	}
 	_ = q.Drain(context.Background())

@@ -202,10 +202,9 @@ func (l *Lab) writeNodeConfig(ca *pki.CA, n Node, apiURL string) error {
 		if err := kc("scheduler.kubeconfig", "system:kube-scheduler", nil, local); err != nil {
 			return err
 		}
-		var cluster, servers []string
+		var cluster []string
 		for _, d := range dbNodes() {
 			cluster = append(cluster, fmt.Sprintf("%s=http://%s:2380", d.Name, d.IP))
-			servers = append(servers, fmt.Sprintf("http://%s:2379", d.IP))
 		}
 		writeArray(&env, "ETCD_ARGS", []string{
 			"--name=" + n.Name,
@@ -223,20 +222,16 @@ func (l *Lab) writeNodeConfig(ca *pki.CA, n Node, apiURL string) error {
 			fmt.Sprintf("--election-timeout=%d", etcdElectionTimeoutMSec),
 			"--log-level=warn",
 		})
-		// The local member first; the others keep the API server up while
-		// its own member restarts.
-		own := "http://127.0.0.1:2379"
-		etcdServers := []string{own}
-		for _, s := range servers {
-			if !strings.Contains(s, n.IP) {
-				etcdServers = append(etcdServers, s)
-			}
-		}
+		// Only the node's own etcd member, as k3s and kubeadm's stacked etcd
+		// do: etcd's client spreads requests over every endpoint it is
+		// given, and requests sent to a frozen member hang until its
+		// keepalive gives up (~40 s). A node whose member is down has no
+		// ready API server, and the load balancer stops sending it work.
 		writeArray(&env, "APISERVER_ARGS", []string{
 			"--advertise-address=" + n.IP,
 			"--bind-address=0.0.0.0",
 			fmt.Sprintf("--secure-port=%d", APIPort),
-			"--etcd-servers=" + strings.Join(etcdServers, ","),
+			"--etcd-servers=http://127.0.0.1:2379",
 			"--service-cluster-ip-range=" + ServiceCIDR,
 			"--authorization-mode=Node,RBAC",
 			"--enable-admission-plugins=NodeRestriction",
@@ -464,6 +459,7 @@ defaults
   log global
   option tcplog
   timeout connect 3s
+  timeout check 2s
   timeout client 1h
   timeout server 1h
   timeout tunnel 1h

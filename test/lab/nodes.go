@@ -202,14 +202,23 @@ func (l *Lab) ImportImage(ctx context.Context, tarPath string) error {
 	return errors.Join(errs...)
 }
 
+// Kubectl returns the path of the kubectl built with the lab's components.
+func (l *Lab) Kubectl(ctx context.Context) (string, error) {
+	bin, err := l.k8sBins(ctx, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(bin, "kubectl"), nil
+}
+
 // Apply applies a manifest file or folder to the lab with server-side apply
 // (kubectl from the lab's own build).
 func (l *Lab) Apply(ctx context.Context, manifestPath string) ([]byte, error) {
-	bin, err := l.k8sBins(ctx, io.Discard)
+	kubectl, err := l.Kubectl(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return runOut(ctx, nil, nil, filepath.Join(bin, "kubectl"), "--kubeconfig", l.Kubeconfig(),
+	return runOut(ctx, nil, nil, kubectl, "--kubeconfig", l.Kubeconfig(),
 		"apply", "--server-side", "--force-conflicts", "--field-manager=tsys-ci-lab", "-f", manifestPath)
 }
 

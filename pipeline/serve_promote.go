@@ -1,0 +1,94 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tsys-group/tsys-ci/rollout"
+)
+
+// PromoterDeployer carries out serve's deploys with rollout's promote, the
+// same code the CLI and the Jenkins step run: the app's lease, the
+// recorded state, the probes and the automatic rollback are promote's.
+type PromoterDeployer struct {
+	// Promoter is copied for each deploy, with Out set to the deploy's log.
+	Promoter rollout.Promoter
+	// Verify checks the image's signature and returns it by digest; it is
+	// required (the CLI's --verify-key or --allow-unsigned choice).
+	Verify func(ctx context.Context, image string) (string, error)
+	Log    *slog.Logger
+}
+
+// Deploy runs one promote or rollback. A promote whose new version failed
+// its probes returns an error wrapping ErrRolledBack.
+func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error {
+	spec, err := rollout.LoadSpec(req.Spec)
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", req.Policy, err)
+	}
+	if spec.Name != req.App || spec.Namespace != req.Namespace {
+		return fmt.Errorf("policy %s: the spec %s now describes %s/%s, not %s/%s; fix the policy or the spec", req.Policy, req.Spec, spec.Namespace, spec.Name, req.Namespace, req.App)
+	}
+	out := &lineLog{log: d.Log.With("id", req.ID, "app", req.App, "namespace", req.Namespace)}
+	defer out.flush()
+	p := d.Promoter
+	p.Out = out
+	var res *rollout.Result
+	switch req.Kind {
+	case DeployRollback:
+		res, err = p.Rollback(ctx, spec)
+	case DeployPromote:
+		image, verr := d.Verify(ctx, req.Image)
+		if verr != nil {
+			return fmt.Errorf("refusing to promote %s: %w", req.Image, verr)
+		}
+		res, err = p.Promote(ctx, rollout.Request{Spec: spec, Image: image, Strategy: req.Strategy, Revision: req.Tag})
+	default:
+		return fmt.Errorf("unknown deploy kind %q", req.Kind)
+	}
+	var failed *rollout.ProbeFailedError
+	if errors.As(err, &failed) {
+		return fmt.Errorf("%w: %v", ErrRolledBack, err)
+	}
+	if err != nil {
+		return err
+	}
+	d.Log.Info("promote result", "id", req.ID, "app", res.App, "strategy", res.Strategy, "image", res.Image,
+		"result", res.Result, "resumed", res.Resumed, "seconds", res.Duration.Seconds())
+	return nil
+}
+
+// lineLog turns promote's progress lines (written for a Jenkins console)
+// into log records.
+type lineLog struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.log.Info("promote progress", "line", string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func (l *lineLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 {
+		l.log.Info("promote progress", "line", string(l.buf))
+		l.buf = nil
+	}
+}

@@ -1,0 +1,273 @@
+package templates_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tsys-group/tsys-ci/pipeline"
+)
+
+const serveValues = `
+webhookSecret: "Bearer 0123456789abcdef0123456789abcdef"
+ldapBindPassword: "bind-pw"
+ldapCA: |
+  -----BEGIN CERTIFICATE-----
+  MIIB
+  -----END CERTIFICATE-----
+allowUnsigned: true
+appNamespaces: [shop, web]
+config:
+  policies:
+    - {name: shop-main, repository: demo/shop, tags: "main-*", app: shop, namespace: shop, spec: specs/shop.yaml}
+    - {name: blog, repository: web/blog, tags: "v*", app: blog, namespace: web, strategy: canary, spec: specs/blog.yaml}
+  ldap:
+    url: ldaps://ucs.company.example:7636
+    caFile: /etc/tsys-ci/ldap-ca.pem
+    baseDN: dc=company,dc=example
+    bindDN: uid=tsys-ci,cn=users,dc=company,dc=example
+    bindPasswordEnv: LDAP_BIND_PASSWORD
+  access:
+    shop: cn=shop-deployers,cn=groups,dc=company,dc=example
+specs:
+  shop.yaml: |
+    name: shop
+    ports: [{name: http, containerPort: 8080, expose: true, hosts: [shop.company.example]}]
+  blog.yaml: |
+    name: blog
+    namespace: web
+    ports: [{name: http, containerPort: 8080, expose: true, hosts: [blog.company.example]}]
+`
+
+// renderServe renders templates/serve with the Helm v3 SDK (loader and
+// engine, no cluster) and returns the manifests by template name.
+func renderServe(t *testing.T, values string) (map[string]string, error) {
+	t.Helper()
+	chrt, err := loader.Load("serve")
+	if err != nil {
+		t.Fatalf("loading the chart: %v", err)
+	}
+	vals, err := chartutil.ReadValues([]byte(values))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := chartutil.ToRenderValues(chrt, vals, chartutil.ReleaseOptions{Name: "tsys-ci", Namespace: "tsys-ci", IsInstall: true}, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatalf("values: %v", err)
+	}
+	return engine.Render(chrt, top)
+}
+
+// decodeStrict decodes every document as its typed Kubernetes object;
+// an unknown or misspelt field is an error.
+func decodeStrict(t *testing.T, files map[string]string) []runtime.Object {
+	t.Helper()
+	dec := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme, json.SerializerOptions{Yaml: true, Strict: true})
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var objs []runtime.Object
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tpl") {
+			continue
+		}
+		for i, doc := range strings.Split(files[n], "\n---") {
+			if strings.TrimSpace(strings.Trim(strings.TrimSpace(doc), "-")) == "" {
+				continue
+			}
+			obj, gvk, err := dec.Decode([]byte(doc), nil, nil)
+			if err != nil {
+				t.Fatalf("%s document %d does not decode strictly: %v\n%s", n, i, err, doc)
+			}
+			if gvk.Kind == "" {
+				t.Fatalf("%s document %d has no kind", n, i)
+			}
+			objs = append(objs, obj)
+		}
+	}
+	return objs
+}
+
+func TestServeChartRendersValidObjects(t *testing.T) {
+	files, err := renderServe(t, serveValues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeStrict(t, files)
+	var dep *appsv1.Deployment
+	var pdb *policyv1.PodDisruptionBudget
+	var cm *corev1.ConfigMap
+	specs := map[string]string{}
+	bindings := map[string]bool{}
+	kinds := map[string]int{}
+	for _, o := range objs {
+		kinds[kindOf(o)]++
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			dep = o
+		case *policyv1.PodDisruptionBudget:
+			pdb = o
+		case *corev1.ConfigMap:
+			if strings.HasSuffix(o.Name, "-specs") {
+				specs = o.Data
+			} else {
+				cm = o
+			}
+		case *rbacv1.RoleBinding:
+			if o.RoleRef.Name == "tsys-ci-serve-promote" {
+				bindings[o.Namespace] = true
+			}
+		}
+	}
+	for _, k := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s rendered (kinds: %v)", k, kinds)
+		}
+	}
+	if dep == nil || pdb == nil || cm == nil {
+		t.Fatal("deployment, PDB or config missing")
+	}
+	pod := dep.Spec.Template.Spec
+	c := pod.Containers[0]
+	switch {
+	case *dep.Spec.Replicas != 2:
+		t.Errorf("replicas %d", *dep.Spec.Replicas)
+	case pod.Affinity == nil || len(pod.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) != 1 ||
+		pod.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution[0].TopologyKey != "kubernetes.io/hostname":
+		t.Errorf("no anti-affinity across nodes: %+v", pod.Affinity)
+	case pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1:
+		t.Errorf("PDB %+v", pdb.Spec)
+	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz":
+		t.Errorf("probes %+v %+v", c.ReadinessProbe, c.LivenessProbe)
+	case *pod.TerminationGracePeriodSeconds < 300+10:
+		t.Errorf("grace period %d is shorter than the shutdown timeout plus preStop", *pod.TerminationGracePeriodSeconds)
+	case !bindings["shop"] || !bindings["web"] || !bindings["tsys-ci-system"] || len(bindings) != 3:
+		t.Errorf("promote RoleBindings in %v, want shop, web and the pool namespace", bindings)
+	}
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--webhook-secret-file=/var/run/tsys-ci/webhook-secret", "--allow-unsigned", "--lease-name=tsys-ci-serve"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	// The rendered serve.yaml is a config serve accepts, with the specs
+	// where the pod mounts them.
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "specs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for n, s := range specs {
+		if err := os.WriteFile(filepath.Join(dir, "specs", n), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := pipeline.ParseServeConfig([]byte(cm.Data["serve.yaml"]), dir)
+	if err != nil {
+		t.Fatalf("serve rejects the rendered serve.yaml: %v\n%s", err, cm.Data["serve.yaml"])
+	}
+	if len(cfg.Policies) != 2 || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
+		t.Fatalf("rendered config %+v", cfg)
+	}
+	var projected []string
+	for _, src := range pod.Volumes[0].Projected.Sources {
+		for _, it := range src.ConfigMap.Items {
+			projected = append(projected, it.Path)
+		}
+	}
+	if strings.Join(projected, ",") != "specs/blog.yaml,specs/shop.yaml" {
+		t.Errorf("specs projected as %v", projected)
+	}
+}
+
+func kindOf(o runtime.Object) string {
+	gvks, _, err := scheme.Scheme.ObjectKinds(o)
+	if err != nil || len(gvks) == 0 {
+		return "?"
+	}
+	return gvks[0].Kind
+}
+
+func TestServeChartRefusesMissingChoices(t *testing.T) {
+	for _, tc := range []struct{ drop, words string }{
+		{"webhookSecret", "webhookSecret is required"},
+		{"allowUnsigned", "set verifyKey"},
+	} {
+		var vals map[string]any
+		if err := yaml.Unmarshal([]byte(serveValues), &vals); err != nil {
+			t.Fatal(err)
+		}
+		delete(vals, tc.drop)
+		b, _ := yaml.Marshal(vals)
+		if _, err := renderServe(t, string(b)); err == nil || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("without %s: %v, want an error saying %q", tc.drop, err, tc.words)
+		}
+	}
+	// An existing Secret replaces the rendered one.
+	files, err := renderServe(t, strings.Replace(serveValues, `webhookSecret: "Bearer 0123456789abcdef0123456789abcdef"`, "existingSecret: serve-secrets", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range decodeStrict(t, files) {
+		if s, ok := o.(*corev1.Secret); ok {
+			t.Fatalf("Secret %s rendered although existingSecret is set", s.Name)
+		}
+		if d, ok := o.(*appsv1.Deployment); ok && d.Spec.Template.Spec.Volumes[1].Secret.SecretName != "serve-secrets" {
+			t.Fatalf("deployment mounts %s", d.Spec.Template.Spec.Volumes[1].Secret.SecretName)
+		}
+	}
+}
+
+var updateManifests = flag.Bool("update-serve-manifests", false, "rewrite templates/serve/manifests.yaml from the chart")
+
+// templates/serve/manifests.yaml is the chart rendered with the example
+// values above, for `kubectl apply` without Helm (replace the placeholders
+// first); this test keeps it in step with the chart.
+func TestServeManifestsMatchChart(t *testing.T) {
+	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: Bearer <32 random characters>", 1)
+	example = strings.Replace(example, `ldapBindPassword: "bind-pw"`, `ldapBindPassword: "REPLACE-WITH-THE-BIND-PASSWORD"`, 1)
+	files, err := renderServe(t, example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decodeStrict(t, files)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		if !strings.HasSuffix(n, ".tpl") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("# Generated from the chart in this folder with the example values of\n# templates/serve_chart_test.go: go test ./templates -run ServeManifests -update-serve-manifests\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", n, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(files[n]), "---")))
+	}
+	path := filepath.Join("serve", "manifests.yaml")
+	if *updateManifests {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != b.String() {
+		t.Fatalf("%s is not the chart's current output (%v); run go test ./templates -run ServeManifests -update-serve-manifests", path, err)
+	}
+}
