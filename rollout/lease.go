@@ -66,6 +66,9 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, name
 		if apierrors.IsAlreadyExists(err) {
 			return nil, l.heldNow(ctx, namespace)
 		}
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("namespace %s does not exist: create it ('kubectl create namespace %s'), or set namespace: in tsys-ci.yaml", namespace, namespace)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("creating lease %s/%s: %w", namespace, LeaseName(app), err)
 		}

@@ -383,3 +383,12 @@ func TestStoppedCanaryRollsBack(t *testing.T) {
 		t.Fatalf("state %+v", s)
 	}
 }
+
+func TestPromoteIntoMissingNamespace(t *testing.T) {
+	a := newApp(t, nil)
+	a.spec.Namespace = "no-such-namespace"
+	_, err := a.promote("reg/shop@sha256:v1")
+	if err == nil || !strings.Contains(err.Error(), "namespace no-such-namespace does not exist: create it") {
+		t.Fatalf("promote into a missing namespace: %v", err)
+	}
+}
