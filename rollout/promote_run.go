@@ -124,6 +124,15 @@ func (r *run) drive(ctx context.Context) error {
 		}
 		r.result.Result, r.result.Reason = ResultRolledBack, failed.reason
 		return &ProbeFailedError{App: r.spec.Name, Image: r.result.Image, Reason: failed.reason}
+	case errors.Is(err, context.Canceled) && r.state.Phase == PhaseCanary:
+		// Stopped on purpose (Ctrl-C, an aborted Jenkins build) while
+		// traffic is split: do not leave it split until someone re-runs.
+		r.logf("stopped during a canary step; returning all traffic to the stable version")
+		if rbErr := r.rollback(context.WithoutCancel(ctx), "stopped during a canary step", ResultAborted); rbErr != nil {
+			return fmt.Errorf("stopped during a canary step, and the rollback failed: %w", rbErr)
+		}
+		r.result.Result, r.result.Reason = ResultAborted, "stopped during a canary step"
+		return fmt.Errorf("promote of %s stopped during a canary step; rolled back", r.spec.Name)
 	default:
 		// The cluster or this process failed, not the version: leave the
 		// recorded phase so a re-run resumes or rolls back.

@@ -339,7 +339,7 @@ func TestAbortLeftPromote(t *testing.T) {
 // refused with who holds it; abort then asks the holder to stop.
 func TestPromoteWhileHeld(t *testing.T) {
 	a := newApp(t, nil)
-	lock, err := rollout.AcquireLock(context.Background(), a.cs, rollout.RealClock{}, a.ns, a.spec.Name, "other-process", time.Minute)
+	lock, err := rollout.AcquireLock(context.Background(), a.cs, rollout.RealClock{}, a.ns, a.spec.Name, "other-process", time.Minute, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,4 +355,40 @@ func TestPromoteWhileHeld(t *testing.T) {
 		t.Fatal("abort did not ask the holder to stop")
 	}
 	_ = lock.Release(context.Background())
+}
+
+// TestStoppedCanaryRollsBack: a promote stopped on purpose (Ctrl-C, an
+// aborted Jenkins build) while a canary step splits traffic does not leave
+// it split: the stable version gets all its pods and all traffic back.
+func TestStoppedCanaryRollsBack(t *testing.T) {
+	a := newApp(t, func(s *rollout.AppSpec) { s.Strategy.Type = rollout.StrategyCanary })
+	mustPromote(t, a, "reg/shop@sha256:v1")
+	ctx, stop := context.WithCancel(context.Background())
+	a.mu.Lock()
+	a.onProbe = func() {
+		svc, err := a.cs.CoreV1().Services(a.ns).Get(context.Background(), a.spec.Name, metav1.GetOptions{})
+		if err == nil && svc.Spec.Selector[rollout.LabelColor] == "" {
+			stop() // traffic is split now
+		}
+	}
+	a.mu.Unlock()
+	res, err := a.promoter("ctrl-c").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
+	if err == nil || res.Result != rollout.ResultAborted {
+		t.Fatalf("stopped canary: %+v %v\n%s", res, err, a.out)
+	}
+	if c, blue, green := a.serviceColor(), a.replicas(rollout.ColorBlue), a.replicas(rollout.ColorGreen); c != rollout.ColorBlue || blue != 2 || green != -1 {
+		t.Fatalf("after the stop: service on %q, blue %d, green %d\n%s", c, blue, green, a.out)
+	}
+	if s := a.state(); s.Phase != rollout.PhaseStable || s.Active.Image != "reg/shop@sha256:v1" {
+		t.Fatalf("state %+v", s)
+	}
+}
+
+func TestPromoteIntoMissingNamespace(t *testing.T) {
+	a := newApp(t, nil)
+	a.spec.Namespace = "no-such-namespace"
+	_, err := a.promote("reg/shop@sha256:v1")
+	if err == nil || !strings.Contains(err.Error(), "namespace no-such-namespace does not exist: create it") {
+		t.Fatalf("promote into a missing namespace: %v", err)
+	}
 }
