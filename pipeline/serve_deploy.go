@@ -179,33 +179,52 @@ func (q *DeployQueue) init() {
 
 // Enqueue queues req and returns its record (with its new ID).
 func (q *DeployQueue) Enqueue(req DeployRequest) (DeployRecord, error) {
+	recs, err := q.EnqueueAll([]DeployRequest{req})
+	if err != nil {
+		return DeployRecord{}, err
+	}
+	return recs[0], nil
+}
+
+// EnqueueAll queues all of reqs or none: a Harbor event that matches two
+// policies must not deploy one of them now and both again on its retry.
+func (q *DeployQueue) EnqueueAll(reqs []DeployRequest) ([]DeployRecord, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.init()
 	if q.closed {
-		return DeployRecord{}, ErrShuttingDown
+		return nil, ErrShuttingDown
 	}
-	key := req.Namespace + "/" + req.App
-	ch := q.queues[key]
-	if ch == nil {
-		ch = make(chan DeployRequest, q.PerApp)
-		q.queues[key] = ch
-		q.wg.Add(1)
-		go q.worker(ch)
+	want := map[string]int{}
+	for _, req := range reqs {
+		key := req.Namespace + "/" + req.App
+		want[key]++
+		// Only Enqueue sends, under q.mu, so the room seen here stays.
+		if ch := q.queues[key]; want[key] > q.PerApp || (ch != nil && len(ch)+want[key] > cap(ch)) {
+			return nil, fmt.Errorf("%s: %w", key, ErrQueueFull)
+		}
 	}
-	q.seq++
-	now := q.Clock.Now()
-	req.ID = fmt.Sprintf("%s-%d", now.UTC().Format("20060102T150405Z"), q.seq)
-	if len(ch) == cap(ch) { // only Enqueue sends, under q.mu: the check holds
-		return DeployRecord{}, ErrQueueFull
+	out := make([]DeployRecord, 0, len(reqs))
+	for _, req := range reqs {
+		key := req.Namespace + "/" + req.App
+		ch := q.queues[key]
+		if ch == nil {
+			ch = make(chan DeployRequest, q.PerApp)
+			q.queues[key] = ch
+			q.wg.Add(1)
+			go q.worker(ch)
+		}
+		q.seq++
+		now := q.Clock.Now()
+		req.ID = fmt.Sprintf("%s-%d", now.UTC().Format("20060102T150405Z"), q.seq)
+		rec := &DeployRecord{DeployRequest: req, State: "queued", Queued: now}
+		out = append(out, *rec)
+		// Recorded before it is sent, so the worker always finds the record.
+		q.Recorder.add(rec)
+		ch <- req
+		q.Log.Info("deploy queued", "id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace,
+			"policy", req.Policy, "image", req.Image, "trigger", req.Trigger, "by", req.By)
 	}
-	rec := &DeployRecord{DeployRequest: req, State: "queued", Queued: now}
-	out := *rec
-	// Recorded before it is sent, so the worker always finds the record.
-	q.Recorder.add(rec)
-	ch <- req
-	q.Log.Info("deploy queued", "id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace,
-		"policy", req.Policy, "image", req.Image, "trigger", req.Trigger, "by", req.By)
 	return out, nil
 }
 

@@ -48,6 +48,14 @@ func TestDeployQueueOneAtATimePerApp(t *testing.T) {
 	if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "shop", Namespace: "ns"}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("fourth waiting deploy of one app: %v, want ErrQueueFull", err)
 	}
+	// All or nothing: blog has room, shop has none, so neither is queued.
+	before := len(q.Recorder.Recent())
+	if _, err := q.EnqueueAll([]DeployRequest{{Kind: DeployPromote, App: "blog", Namespace: "ns"}, {Kind: DeployPromote, App: "shop", Namespace: "ns"}}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("two deploys, one queue full: %v", err)
+	}
+	if after := len(q.Recorder.Recent()); after != before {
+		t.Fatalf("a refused EnqueueAll queued %d deploys", after-before)
+	}
 	results := []error{nil, fmt.Errorf("probes: %w", ErrRolledBack), errors.New("boom"), nil, nil, nil, nil}
 	for _, err := range results {
 		d.gate <- err

@@ -104,20 +104,23 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"result": "ignored", "reason": reason})
 		return
 	}
-	var ids []string
+	reqs := make([]DeployRequest, 0, len(policies))
 	for _, p := range policies {
-		rec, err := s.queue.Enqueue(DeployRequest{
+		reqs = append(reqs, DeployRequest{
 			Kind: DeployPromote, Policy: p.Name, App: p.App, Namespace: p.Namespace, Strategy: p.Strategy, Spec: p.Spec,
 			Image: ev.Image(), Tag: ev.Tag(), Trigger: "harbor", By: ev.Operator, PushedAt: occur,
 		})
-		if err != nil {
-			// Deploys queued so far stay queued; the retry is refused as a
-			// replay only if nothing failed, so record nothing here.
-			w.Header().Set("Retry-After", "30")
-			refuse(http.StatusServiceUnavailable, "queue_full", err.Error(), append(evAttrs, "policy", p.Name, "queued", ids)...)
-			return
-		}
-		ids = append(ids, rec.ID)
+	}
+	recs, err := s.queue.EnqueueAll(reqs)
+	if err != nil {
+		// Nothing was queued and nothing recorded: Harbor's retry is taken.
+		w.Header().Set("Retry-After", "30")
+		refuse(http.StatusServiceUnavailable, "queue_full", err.Error(), evAttrs...)
+		return
+	}
+	ids := make([]string, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.ID)
 	}
 	s.replay.Record(key, now)
 	s.metrics.WebhookEvents.WithLabelValues("accepted").Inc()

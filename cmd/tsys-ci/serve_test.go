@@ -2,10 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/tsys-group/tsys-ci/pipeline"
 )
 
 func TestServeUsageErrorsExit2(t *testing.T) {
@@ -33,5 +43,89 @@ func TestServeUsageErrorsExit2(t *testing.T) {
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tc.words) {
 			t.Errorf("serve %v: %v (exit %d), want exit 2 saying %q", tc.args, err, exitCode(err), tc.words)
 		}
+	}
+}
+
+// tsys-ci serve --no-cluster takes a Harbor push, records the deploy as
+// failed ("nothing was deployed"), and stops cleanly when its context ends.
+func TestServeNoClusterRunsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte("Bearer 0123456789abcdef0123\n"), 0o600)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	app := newApp()
+	var logs bytes.Buffer
+	app.Writer, app.ErrWriter = io.Discard, &syncWriter{w: &logs}
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunContext(ctx, []string{"tsys-ci", "serve", "--listen", addr, "--no-cluster",
+			"--config", "../../pipeline/testdata/serve/serve.yaml", "--webhook-secret-file", secret})
+	}()
+	base := "http://" + addr
+	waitUntil(t, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$demo+ci","event_data":{"resources":[{"digest":"sha256:%s","tag":"main-1","resource_url":"h.example/demo/shop:main-1"}],"repository":{"name":"shop","namespace":"demo","repo_full_name":"demo/shop","repo_type":"private"}}}`,
+		time.Now().Unix(), strings.Repeat("c", 64))
+	req, _ := http.NewRequest(http.MethodPost, base+"/webhook/harbor", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	var deploys struct{ Deploys []pipeline.DeployRecord }
+	waitUntil(t, func() bool {
+		resp, err := http.Get(base + "/api/v1/deploys")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		deploys.Deploys = nil
+		json.NewDecoder(resp.Body).Decode(&deploys)
+		return len(deploys.Deploys) == 1 && deploys.Deploys[0].State == "done"
+	})
+	if d := deploys.Deploys[0]; d.Result != pipeline.ResultFailed || !strings.Contains(d.Error, "nothing was deployed") {
+		t.Fatalf("deploy without a cluster: %+v", d)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve after its context ended: %v\n%s", err, logs.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

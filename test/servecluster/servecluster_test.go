@@ -207,3 +207,30 @@ func TestPromoterDeployerRunsPromote(t *testing.T) {
 		t.Fatalf("spec for another namespace: %v", bad)
 	}
 }
+
+// serve.yaml read from a ConfigMap through the API, with the same strict
+// checks as a file.
+func TestServeConfigFromConfigMap(t *testing.T) {
+	c := client(t)
+	namespace(t, c, "serve-cm")
+	good := "policies:\n- {name: shop-main, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
+	for name, data := range map[string]map[string]string{
+		"good":  {pipeline.ServeConfigKey: good},
+		"bad":   {pipeline.ServeConfigKey: good + "polices: []\n"},
+		"nokey": {"config.yaml": good},
+	} {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "serve-cm"}, Data: data}
+		if _, err := c.CoreV1().ConfigMaps("serve-cm").Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := pipeline.ServeConfigFromConfigMap(context.Background(), c, "serve-cm", "good", "../../pipeline/testdata/serve")
+	if err != nil || len(cfg.Policies) != 1 || !strings.HasSuffix(cfg.Policies[0].Spec, "testdata/serve/shop.yaml") {
+		t.Fatalf("good ConfigMap: %v %+v", err, cfg)
+	}
+	for name, words := range map[string]string{"bad": `unknown field "polices"`, "nokey": "has no key serve.yaml", "missing": "not found"} {
+		if _, err := pipeline.ServeConfigFromConfigMap(context.Background(), c, "serve-cm", name, "."); err == nil || !strings.Contains(err.Error(), words) {
+			t.Errorf("ConfigMap %s: %v, want %q", name, err, words)
+		}
+	}
+}
