@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,18 @@ type HelmOptions struct {
 	// Progress receives one line per step as it starts and ends.
 	Progress io.Writer
 	Now      func() time.Time
+	// ApplyObjects applies the plain objects around the charts (namespaces,
+	// MetalLB's pool); nil leaves them to the operator.
+	ApplyObjects ObjectApplier
+	// Context bounds the plain-object calls (default: background).
+	Context context.Context
+}
+
+func (o *HelmOptions) ctx() context.Context {
+	if o.Context == nil {
+		return context.Background()
+	}
+	return o.Context
 }
 
 func (o *HelmOptions) defaults() {
@@ -247,11 +260,17 @@ func Apply(spec *Spec, opts HelmOptions) ([]Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := opts.applyObjects("namespaces", namespaces(spec)); err != nil {
+		return nil, err
+	}
 	for i := range steps {
 		s := &steps[i]
 		prefix := fmt.Sprintf("[%d/%d] %s", i+1, len(steps), s.Component)
 		if s.Action == StepUnchanged {
 			fmt.Fprintf(opts.Progress, "%s: unchanged (%s)\n", prefix, s.From)
+			if err := opts.applyObjects(manifestsAfter(spec, s.Component)); err != nil {
+				return steps[:i+1], err
+			}
 			continue
 		}
 		cfg, err := opts.Config(s.Namespace)
@@ -266,6 +285,9 @@ func Apply(spec *Spec, opts HelmOptions) ([]Step, error) {
 		}
 		s.Revision = rel.Version
 		fmt.Fprintf(opts.Progress, "%s: %s, revision %d, in %s\n", prefix, rel.Info.Status, rel.Version, opts.Now().Sub(start).Round(time.Second))
+		if err := opts.applyObjects(manifestsAfter(spec, s.Component)); err != nil {
+			return steps[:i+1], err
+		}
 	}
 	return steps, nil
 }

@@ -2,7 +2,9 @@ package platform
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -144,6 +146,36 @@ func TestApplyInstallsInOrderAndSecondApplyChangesNothing(t *testing.T) {
 	}
 }
 
+func TestApplyAppliesNamespacesFirstAndPoolsAfterMetalLB(t *testing.T) {
+	spec := loadExample(t)
+	w := newHelmWorld()
+	var progress bytes.Buffer
+	opts := helmOptions(t, w, &progress)
+	var applied []string
+	opts.ApplyObjects = func(_ context.Context, objs []map[string]any) (int, error) {
+		var kinds []string
+		for _, o := range objs {
+			kinds = append(kinds, o["kind"].(string))
+		}
+		// MetalLB's release must exist when its pools are applied.
+		applied = append(applied, fmt.Sprintf("%s (metallb revision %d)", strings.Join(kinds, ","), w.revision(t, spec, "metallb")))
+		return len(objs), nil
+	}
+	if _, err := Apply(spec, opts); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"Namespace,Namespace,Namespace,Namespace,Namespace,Namespace (metallb revision 0)",
+		"IPAddressPool,L2Advertisement (metallb revision 1)",
+	}
+	if strings.Join(applied, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("applied:\n%s\nwant:\n%s", strings.Join(applied, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(progress.String(), "MetalLB pools and L2 advertisements: 2 of 2 changed") {
+		t.Errorf("progress:\n%s", progress.String())
+	}
+}
+
 func TestPlanNamesWhatChanged(t *testing.T) {
 	spec := loadExample(t)
 	w := newHelmWorld()
@@ -275,6 +307,25 @@ func copyChart(t *testing.T, from, to, oldVersion, newVersion string) {
 		}
 		if err := os.WriteFile(filepath.Join(to, f), b, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+func TestHasFields(t *testing.T) {
+	live := map[string]any{"metadata": map[string]any{"name": "lan", "resourceVersion": "7", "labels": map[string]any{"a": "b"}},
+		"spec": map[string]any{"addresses": []any{"10.0.0.1-10.0.0.9"}, "autoAssign": true}}
+	cases := []struct {
+		want map[string]any
+		ok   bool
+	}{
+		{map[string]any{"metadata": map[string]any{"name": "lan"}, "spec": map[string]any{"addresses": []string{"10.0.0.1-10.0.0.9"}}}, true},
+		{map[string]any{"spec": map[string]any{"addresses": []string{"10.0.0.1-10.0.0.8"}}}, false},
+		{map[string]any{"metadata": map[string]any{"labels": map[string]any{"a": "c"}}}, false},
+		{map[string]any{"spec": map[string]any{"interfaces": []string{"eth0"}}}, false},
+	}
+	for i, tc := range cases {
+		if got := hasFields(live, tc.want); got != tc.ok {
+			t.Errorf("case %d: hasFields = %v, want %v", i, got, tc.ok)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 var systemNamespaces = map[string]bool{
 	"kube-system": true, "metallb-system": true, "ingress-nginx": true, "longhorn-system": true,
 	"cattle-system": true, "cert-manager": true, "kube-public": true, "kube-node-lease": true,
+	"local-path-storage": true,
 }
 
 // clusterServiceInfo says why a known cluster service matters and how to

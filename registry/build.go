@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -76,15 +75,13 @@ func Build(ctx context.Context, o BuildOptions) (*Built, error) {
 	if mt == types.DockerManifestSchema2 {
 		layerType = types.DockerLayer
 	}
-	tarPath, err := writeContextTar(o.Context, o.Workdir, o.Created)
+	// The layer is gzipped once, to a file, with its digests taken on the
+	// way: no copy of it is held in memory, whatever the size of the app.
+	layer, err := writeContextLayer(o.Context, o.Workdir, o.Created, layerType)
 	if err != nil {
 		return nil, err
 	}
-	layer, err := tarball.LayerFromFile(tarPath, tarball.WithMediaType(layerType), tarball.WithCompressedCaching)
-	if err != nil {
-		os.Remove(tarPath)
-		return nil, fmt.Errorf("compressing the layer of %s: %w", o.Context, err)
-	}
+	tarPath := layer.path
 	img, err := mutate.Append(base, mutate.Addendum{
 		Layer: layer,
 		History: v1.History{

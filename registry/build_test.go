@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
 var linuxAMD64 = v1.Platform{OS: "linux", Architecture: "amd64"}
@@ -91,6 +92,11 @@ func TestBuildConfigAndFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	// go-containerregistry's own check: digests, diff IDs, sizes, config
+	// and manifest agree with the bytes.
+	if err := validate.Image(b.Image); err != nil {
+		t.Fatalf("the built image does not validate: %v", err)
+	}
 	cf, err := b.Image.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +157,9 @@ func TestBuildOnBaseImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	if err := validate.Image(b.Image); err != nil {
+		t.Fatalf("the image built on a base does not validate: %v", err)
+	}
 	layers, _ := b.Image.Layers()
 	if len(layers) != 3 {
 		t.Errorf("image has %d layers, want the base's 2 plus 1", len(layers))

@@ -2,22 +2,77 @@ package registry
 
 import (
 	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// writeContextTar writes the files under dir into a tar file, placed under
-// workdir in the image, and returns its path. The tar is reproducible: names
-// in byte order, every time set to mtime, owner root, no user or group names,
-// only permission bits kept from the files.
-func writeContextTar(dir, workdir string, mtime time.Time) (string, error) {
-	f, err := os.CreateTemp("", "tsys-ci-layer-*.tar")
+// fileLayer is a gzipped tar layer in a file whose digests were taken while
+// it was written: one pass over the app's files, no copy in memory.
+type fileLayer struct {
+	path      string
+	digest    v1.Hash // of the gzipped file
+	diffID    v1.Hash // of the tar inside
+	size      int64
+	mediaType types.MediaType
+}
+
+func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
+func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
+func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
+	f, err := os.Open(l.path)
 	if err != nil {
-		return "", fmt.Errorf("creating a temporary file for the layer: %w", err)
+		return nil, err
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, f}, nil
+}
+
+// countingHash hashes and counts what is written through it.
+type countingHash struct {
+	h hash.Hash
+	n int64
+}
+
+func (c *countingHash) Write(b []byte) (int, error) {
+	c.n += int64(len(b))
+	return c.h.Write(b)
+}
+
+func (c *countingHash) sum() v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(c.h.Sum(nil))}
+}
+
+// writeContextLayer writes the files under dir into a gzipped tar file,
+// placed under workdir in the image. It is reproducible: names in byte
+// order, every time set to mtime, owner root, no user or group names, only
+// permission bits kept from the files, and a gzip header without name or
+// time (gzip at BestSpeed, as go-containerregistry compresses).
+func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.MediaType) (*fileLayer, error) {
+	f, err := os.CreateTemp("", "tsys-ci-layer-*.tar.gz")
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary file for the layer: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -26,7 +81,13 @@ func writeContextTar(dir, workdir string, mtime time.Time) (string, error) {
 			os.Remove(f.Name())
 		}
 	}()
-	tw := tar.NewWriter(f)
+	compressed := &countingHash{h: sha256.New()}
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(f, compressed), gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	uncompressed := &countingHash{h: sha256.New()}
+	tw := tar.NewWriter(io.MultiWriter(zw, uncompressed))
 	hdr := func(name string, typ byte, mode int64) *tar.Header {
 		return &tar.Header{Name: name, Typeflag: typ, Mode: mode, ModTime: mtime, Format: tar.FormatPAX}
 	}
@@ -36,7 +97,7 @@ func writeContextTar(dir, workdir string, mtime time.Time) (string, error) {
 		parts := strings.Split(wd, "/")
 		for i := range parts {
 			if err := tw.WriteHeader(hdr(strings.Join(parts[:i+1], "/")+"/", tar.TypeDir, 0o755)); err != nil {
-				return "", fmt.Errorf("writing the layer: %w", err)
+				return nil, fmt.Errorf("writing the layer: %w", err)
 			}
 		}
 	}
@@ -92,14 +153,17 @@ func writeContextTar(dir, workdir string, mtime time.Time) (string, error) {
 		return nil
 	}
 	if err := walk(""); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := tw.Close(); err != nil {
-		return "", fmt.Errorf("writing the layer: %w", err)
+		return nil, fmt.Errorf("writing the layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("writing the layer: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("writing the layer: %w", err)
+		return nil, fmt.Errorf("writing the layer: %w", err)
 	}
 	ok = true
-	return f.Name(), nil
+	return &fileLayer{path: f.Name(), digest: compressed.sum(), diffID: uncompressed.sum(), size: compressed.n, mediaType: mediaType}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestPlace(t *testing.T) {
@@ -75,4 +77,31 @@ func TestPoolAddresses(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
+}
+
+// FuzzPool feeds arbitrary pool.json text (written by hand or by the
+// platform into a ConfigMap) to the pool checks: no panic, a bounded
+// address list, and placement only on the pool's own addresses and ports.
+func FuzzPool(f *testing.F) {
+	f.Add(`{"addresses":["10.0.0.240/29","10.0.1.1-10.0.1.3"],"ports":{"min":30000,"max":30010}}`)
+	f.Add(`{"addresses":["fd00::1-fd00::3"],"ports":{"min":1,"max":65535}}`)
+	f.Add(`{"addresses":["10.0.0.1"],"ports":{"min":5,"max":4}}`)
+	f.Fuzz(func(t *testing.T, raw string) {
+		cm := &corev1.ConfigMap{Data: map[string]string{PoolKey: raw}}
+		pool, allocs, err := decodeAllocations(cm)
+		if err != nil {
+			return
+		}
+		addrs, err := pool.addresses()
+		if err != nil || len(addrs) == 0 || len(addrs) > maxPoolAddresses {
+			t.Fatalf("valid pool expands to %d addresses (%v)", len(addrs), err)
+		}
+		al, _, err := place(pool, allocs, "a/b", []string{"http"})
+		if err != nil {
+			return
+		}
+		if al.Address != addrs[0] || al.Ports["http"] != pool.Ports.Min {
+			t.Fatalf("first placement %+v on pool %+v", al, pool)
+		}
+	})
 }

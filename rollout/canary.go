@@ -12,14 +12,14 @@ import (
 // multiples of 1/N exist. Requested lists the spec's steps this one stands
 // for (several requested steps can land on the same pod counts).
 type CanaryStep struct {
-	Requested  []int
-	CanaryPods int32
-	StablePods int32
+	Requested  []int `json:"requested"`
+	CanaryPods int32 `json:"canaryPods"`
+	StablePods int32 `json:"stablePods"`
 	// Weight is the canary's real share of traffic, in percent.
-	Weight float64
+	Weight float64 `json:"weight"`
 	// Note says how the real weight differs from the requested one; empty
 	// when they are equal.
-	Note string
+	Note string `json:"note,omitempty"`
 }
 
 // WeightString formats the real weight ("50%", "33.3%").

@@ -46,7 +46,12 @@ type Lock struct {
 // another holder's lease has not expired. Two callers racing for a free or
 // expired lease cannot both win: creation and update are conditional on the
 // object's absence or resourceVersion.
-func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, namespace, app, holder string, duration time.Duration) (*Lock, error) {
+//
+// A lease another holder let expire is taken over only after watching it
+// stay unchanged for one lease duration: its renew time was written by
+// another machine's clock, and a clock running ahead here must not let two
+// promotes interleave. logf (may be nil) is told about that wait.
+func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, namespace, app, holder string, duration time.Duration, logf func(string, ...any)) (*Lock, error) {
 	l := &Lock{cs: cs, clock: clock, app: app, holder: holder, duration: duration}
 	leases := cs.CoordinationV1().Leases(namespace)
 	now := metav1.NewMicroTime(clock.Now())
@@ -61,6 +66,9 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, name
 		if apierrors.IsAlreadyExists(err) {
 			return nil, l.heldNow(ctx, namespace)
 		}
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("namespace %s does not exist: create it ('kubectl create namespace %s'), or set namespace: in tsys-ci.yaml", namespace, namespace)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("creating lease %s/%s: %w", namespace, LeaseName(app), err)
 		}
@@ -72,6 +80,11 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, name
 	}
 	if held := l.heldBy(cur); held != nil {
 		return nil, held
+	}
+	if other := cur.Spec.HolderIdentity; other != nil && *other != "" && *other != holder {
+		if cur, err = l.confirmExpired(ctx, namespace, cur, logf); err != nil {
+			return nil, err
+		}
 	}
 	next := cur.DeepCopy()
 	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds = &holder, &secs
@@ -106,6 +119,30 @@ func (l *Lock) heldBy(lease *coordinationv1.Lease) *HeldError {
 		return nil
 	}
 	return &HeldError{App: l.app, Holder: *s.HolderIdentity, Renewed: s.RenewTime.Time, Expires: expires}
+}
+
+// confirmExpired waits one lease duration and succeeds only if nobody
+// renewed the lease meanwhile.
+func (l *Lock) confirmExpired(ctx context.Context, namespace string, cur *coordinationv1.Lease, logf func(string, ...any)) (*coordinationv1.Lease, error) {
+	if logf != nil {
+		logf("lease %s/%s of %s looks expired; watching it for %s before taking it over", namespace, cur.Name, *cur.Spec.HolderIdentity, l.duration)
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.clock.After(l.duration):
+	}
+	again, err := l.cs.CoordinationV1().Leases(namespace).Get(ctx, cur.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading lease %s/%s again: %w", namespace, cur.Name, err)
+	}
+	if again.ResourceVersion == cur.ResourceVersion {
+		return again, nil
+	}
+	if h := again.Spec.HolderIdentity; h != nil && *h != "" && *h != l.holder && again.Spec.RenewTime != nil {
+		return nil, &HeldError{App: l.app, Holder: *h, Renewed: again.Spec.RenewTime.Time, Expires: again.Spec.RenewTime.Add(l.duration)}
+	}
+	return again, nil
 }
 
 // heldNow explains a lost race: somebody else wrote the lease first.

@@ -108,7 +108,8 @@ func (p *Promoter) defaults() {
 // is cancelled: another process may own the app now.
 func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx context.Context, r *run) error) error {
 	p.defaults()
-	lock, err := AcquireLock(ctx, p.Client, p.Clock, spec.Namespace, spec.Name, p.Holder, p.LeaseDuration)
+	lock, err := AcquireLock(ctx, p.Client, p.Clock, spec.Namespace, spec.Name, p.Holder, p.LeaseDuration,
+		func(format string, args ...any) { p.logf(spec.Name, format, args...) })
 	if err != nil {
 		return err
 	}

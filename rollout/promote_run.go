@@ -62,7 +62,17 @@ func (r *run) promote(ctx context.Context, want Release) error {
 		}
 	}
 	if s.Active != nil && s.Active.Image == want.Image {
-		r.logf("%s already serves %s; nothing to do", s.Active.Color, want.Image)
+		// The version runs already; the spec's Service side (ports, hosts
+		// for the edge) and budget may still have changed, so apply them.
+		if err := r.switchTo(ctx, s.Active.Color); err != nil {
+			return err
+		}
+		if pdb := RenderPDB(r.spec, r.store.Owner()); pdb != nil {
+			if err := Apply(ctx, r.p.Client, pdb); err != nil {
+				return err
+			}
+		}
+		r.logf("%s already serves %s; Service and budget applied, pods unchanged (a change to the pods needs a new image)", s.Active.Color, want.Image)
 		r.result.Result = "unchanged"
 		return nil
 	}
@@ -114,6 +124,15 @@ func (r *run) drive(ctx context.Context) error {
 		}
 		r.result.Result, r.result.Reason = ResultRolledBack, failed.reason
 		return &ProbeFailedError{App: r.spec.Name, Image: r.result.Image, Reason: failed.reason}
+	case errors.Is(err, context.Canceled) && r.state.Phase == PhaseCanary:
+		// Stopped on purpose (Ctrl-C, an aborted Jenkins build) while
+		// traffic is split: do not leave it split until someone re-runs.
+		r.logf("stopped during a canary step; returning all traffic to the stable version")
+		if rbErr := r.rollback(context.WithoutCancel(ctx), "stopped during a canary step", ResultAborted); rbErr != nil {
+			return fmt.Errorf("stopped during a canary step, and the rollback failed: %w", rbErr)
+		}
+		r.result.Result, r.result.Reason = ResultAborted, "stopped during a canary step"
+		return fmt.Errorf("promote of %s stopped during a canary step; rolled back", r.spec.Name)
 	default:
 		// The cluster or this process failed, not the version: leave the
 		// recorded phase so a re-run resumes or rolls back.

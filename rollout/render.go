@@ -92,11 +92,16 @@ func podSpec(spec *AppSpec, v Version, labels map[string]string) corev1.PodSpec 
 	ps := corev1.PodSpec{
 		TerminationGracePeriodSeconds: ptr(int64(spec.Shutdown.GracePeriod.Seconds())),
 		EnableServiceLinks:            ptr(false),
+		// One pod per node before any node gets a second. Tainted nodes
+		// (the control plane, a node that went down) are not counted:
+		// with the default policy they count as empty domains, and four
+		// replicas on three workers beside three servers never schedule.
 		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
 			MaxSkew:           1,
 			TopologyKey:       "kubernetes.io/hostname",
 			WhenUnsatisfiable: corev1.DoNotSchedule,
 			LabelSelector:     &metav1.LabelSelector{MatchLabels: labels},
+			NodeTaintsPolicy:  ptr(corev1.NodeInclusionPolicyHonor),
 		}},
 	}
 	for _, vol := range spec.Volumes {

@@ -66,6 +66,7 @@ func TestRenderDeployment(t *testing.T) {
 				{"spread key", pod.TopologySpreadConstraints[0].TopologyKey, "kubernetes.io/hostname"},
 				{"spread selector", pod.TopologySpreadConstraints[0].LabelSelector.MatchLabels, want},
 				{"spread skew", pod.TopologySpreadConstraints[0].MaxSkew, int32(1)},
+				{"spread ignores tainted nodes", *pod.TopologySpreadConstraints[0].NodeTaintsPolicy, corev1.NodeInclusionPolicyHonor},
 				{"ports", len(ctr.Ports), 3},
 				{"readiness", ctr.ReadinessProbe.HTTPGet.Path, "/healthz"},
 				{"readiness port", ctr.ReadinessProbe.HTTPGet.Port.StrVal, "http"},

@@ -128,6 +128,9 @@ func (st *StateStore) Load(ctx context.Context) (*State, error) {
 		if apierrors.IsAlreadyExists(err) {
 			cm, err = cms.Get(ctx, StateName(st.App), metav1.GetOptions{})
 		}
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("namespace %s does not exist: create it ('kubectl create namespace %s'), or set namespace: in tsys-ci.yaml", st.Namespace, st.Namespace)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading rollout state %s/%s: %w", st.Namespace, StateName(st.App), err)

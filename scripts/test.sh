@@ -44,5 +44,10 @@ stage build make --no-print-directory build
 # Kubernetes and etcd for test/apiserver and the lab: minutes cold, a second warm.
 stage k8s-bins scripts/k8s-bins.sh
 stage addon-images scripts/addon-images.sh
+# The real cosign v2.6.5, to prove signatures interoperate: minutes cold, cached after.
+stage cosign scripts/cosign.sh
 stage go-test go test -timeout 20m ./...
+# The lab's end-to-end tests (test/e2e, docs/lab.md): they bring the lab up
+# (about 1 min with cached images, ~8 min cold) and leave it up for the next run.
+stage e2e go test -tags e2e -timeout 30m ./test/e2e/
 summary

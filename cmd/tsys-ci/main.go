@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			registryCommand(),
 			jenkinsCommand(),
 			promoteCommand(), statusCommand(), abortCommand(),
+			edgeCommand(),
 			serveCommand(),
 		},
 		// Errors are printed once by main, not again by the library.

@@ -96,6 +96,14 @@ func platformApplyCommand() *cli.Command {
 				return err
 			}
 			opts.Wait, opts.Timeout = !c.Bool("no-wait"), c.Duration("timeout")
+			restConfig, err := platform.RESTConfig(c.String("kubeconfig"), c.String("context"))
+			if err != nil {
+				return err
+			}
+			if opts.ApplyObjects, err = platform.ServerSideApply(restConfig); err != nil {
+				return fmt.Errorf("connecting to the cluster: %w", err)
+			}
+			opts.Context = c.Context
 			steps, err := platform.Apply(spec, opts)
 			if werr := writeSteps(c, steps); werr != nil && err == nil {
 				err = werr

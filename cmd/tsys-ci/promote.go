@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -53,9 +55,10 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "what runs, what is in progress, and the history of versions of an app",
-		UsageText: "tsys-ci status APP [--spec tsys-ci.yaml] [-o json]",
-		Flags:     clusterFlags(),
-		Action:    runStatus,
+		UsageText: "tsys-ci status APP [--spec tsys-ci.yaml | --namespace NS] [-o json]",
+		Flags: append(clusterFlags(),
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the app's namespace, to ask without its spec (default: the app's name)"}),
+		Action: runStatus,
 	}
 }
 
@@ -75,8 +78,8 @@ func appArgs(c *cli.Context) (*rollout.AppSpec, error) {
 		return nil, cli.Exit(fmt.Sprintf("tsys-ci %s takes one argument, the app's name; got %q", c.Command.Name, c.Args().Slice()), 2)
 	}
 	app := c.Args().First()
-	if o := c.String("output"); o != "text" && o != "json" {
-		return nil, cli.Exit(fmt.Sprintf("-o %q: use text or json", o), 2)
+	if err := checkPromoteOutput(c); err != nil {
+		return nil, err
 	}
 	spec, err := rollout.LoadSpec(c.String("spec"))
 	if err != nil {
@@ -142,11 +145,15 @@ func runPromote(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Ctrl-C or Jenkins aborting the build stops between steps, leaves the
+	// phase in the cluster and frees the lease, so a re-run need not wait.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var res *rollout.Result
 	if c.Bool("rollback") {
-		res, err = p.Rollback(c.Context, spec)
+		res, err = p.Rollback(ctx, spec)
 	} else {
-		res, err = p.Promote(c.Context, req)
+		res, err = p.Promote(ctx, req)
 	}
 	if res != nil {
 		if werr := writeResult(c, res); werr != nil && err == nil {
@@ -239,16 +246,38 @@ func writeResult(c *cli.Context, res *rollout.Result) error {
 	return nil
 }
 
+func checkPromoteOutput(c *cli.Context) error {
+	if o := c.String("output"); o != "text" && o != "json" {
+		return cli.Exit(fmt.Sprintf("-o %q: use text or json", o), 2)
+	}
+	return nil
+}
+
 func runStatus(c *cli.Context) error {
-	spec, err := appArgs(c)
-	if err != nil {
+	if err := checkPromoteOutput(c); err != nil {
 		return err
+	}
+	var app, ns string
+	if c.IsSet("namespace") || (!c.IsSet("spec") && !fileExists(c.String("spec"))) {
+		if c.NArg() != 1 {
+			return cli.Exit(fmt.Sprintf("tsys-ci status takes one argument, the app's name; got %q", c.Args().Slice()), 2)
+		}
+		app, ns = c.Args().First(), c.String("namespace")
+		if ns == "" {
+			ns = app
+		}
+	} else {
+		spec, err := appArgs(c)
+		if err != nil {
+			return err
+		}
+		app, ns = spec.Name, spec.Namespace
 	}
 	_, cs, err := kubeConfig(c)
 	if err != nil {
 		return err
 	}
-	st, err := rollout.Status(c.Context, cs, spec.Namespace, spec.Name)
+	st, err := rollout.Status(c.Context, cs, ns, app)
 	if err != nil {
 		return err
 	}
@@ -257,7 +286,7 @@ func runStatus(c *cli.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	printStatus(c.App.Writer, spec.Name, st)
+	printStatus(c.App.Writer, app, st)
 	return nil
 }
 
@@ -283,6 +312,11 @@ func printStatus(w io.Writer, app string, st *rollout.State) {
 	}
 }
 
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 func runAbort(c *cli.Context) error {
 	spec, err := appArgs(c)
 	if err != nil {
@@ -296,7 +330,9 @@ func runAbort(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := p.Abort(c.Context, spec)
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := p.Abort(ctx, spec)
 	if err != nil {
 		return err
 	}

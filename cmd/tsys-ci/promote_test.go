@@ -47,6 +47,8 @@ func TestPromoteUsageErrors(t *testing.T) {
 		{[]string{"promote", "--spec", spec, "--image", "reg/shop:v1", "--verify-key", filepath.Join(dir, "none.pub"), "shop"}, 2, "reading --verify-key"},
 		{[]string{"promote", "--spec", spec, "--image", "Not A Ref", "--allow-unsigned", "shop"}, 2, "not a valid reference"},
 		{[]string{"status", "--spec", spec, "-o", "yaml", "shop"}, 2, `-o "yaml": use text or json`},
+		{[]string{"status", "-n", "shop", "-o", "yaml", "shop"}, 2, `-o "yaml": use text or json`},
+		{[]string{"status", "-n", "shop"}, 2, "takes one argument"},
 		{[]string{"status", "--spec", filepath.Join(dir, "missing.yaml"), "shop"}, 2, "reading app spec"},
 	}
 	for _, c := range cases {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
 	"github.com/tsys-group/tsys-ci/test/testenv"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -81,7 +82,7 @@ func checkWithHAProxy(t *testing.T, haproxy string, m *Model) {
 		t.Fatal(err)
 	}
 	for _, r := range m.Routes {
-		writeCert(t, CertPath(opts, r.Host), r.Host)
+		edgetest.WriteCert(t, CertPath(opts, r.Host), r.Host)
 	}
 	edgeDir := filepath.Join(dir, "edge")
 	files := Render(m, opts)
@@ -92,7 +93,7 @@ func checkWithHAProxy(t *testing.T, haproxy string, m *Model) {
 	if got := strings.ReplaceAll(string(files.CrtList), opts.CertDir, DefaultOptions().CertDir); got != string(golden.CrtList) {
 		t.Fatalf("crt-list with another certificate directory differs beyond the directory:\n%s", got)
 	}
-	haproxyCheck(t, haproxy, writeCompany(t, company{Dir: dir, EdgeDir: edgeDir}), edgeDir)
+	edgetest.Check(t, haproxy, edgetest.WriteCompany(t, edgetest.Company{Dir: dir, EdgeDir: edgeDir}), edgeDir)
 }
 
 func TestSkeletonBlanksOnlyAddresses(t *testing.T) {
@@ -114,5 +115,13 @@ func TestSkeletonBlanksOnlyAddresses(t *testing.T) {
 	}
 	if !strings.Contains(Skeleton(render(a)), "server lb0 ADDR check") {
 		t.Errorf("skeleton does not blank the server address:\n%s", Skeleton(render(a)))
+	}
+}
+
+// The harness spells the edge's file and variable names itself (it cannot
+// import this package); they must agree.
+func TestHarnessAgreesOnNames(t *testing.T) {
+	if edgetest.Fragment != FileConfig || edgetest.EnvEdgeDir != EnvEdgeDir {
+		t.Fatalf("edgetest uses %q and %q, the edge %q and %q", edgetest.Fragment, edgetest.EnvEdgeDir, FileConfig, EnvEdgeDir)
 	}
 }

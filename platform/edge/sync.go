@@ -257,6 +257,9 @@ func (s *Syncer) reload(ctx context.Context, before Procs, want map[string]Serve
 	for {
 		select {
 		case <-ctx.Done():
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("interrupted while waiting for HAProxy's new workers (last: %v): %w", last, context.Cause(ctx))
+			}
 			return fmt.Errorf("HAProxy did not come up with the new configuration within %s (last: %v); the old workers keep serving", timeout, last)
 		case <-tick.C:
 		}
@@ -282,7 +285,7 @@ func (s *Syncer) reload(ctx context.Context, before Procs, want map[string]Serve
 			continue
 		}
 		if !sameServerSet(want, running) || !sameAddrs(want, running) {
-			last = errors.New("the new worker does not serve the new servers yet")
+			last = fmt.Errorf("the new worker does not serve the edge's servers (is HAProxy started with -f %s?)", filepath.Join(s.Dir, FileConfig))
 			continue
 		}
 		return nil

@@ -5,7 +5,30 @@
 // It knows nothing of how the lab's nodes are made: the lab hands it a
 // Cluster, a small interface over the node containers and the API server.
 // The images come from scripts/addon-images.sh (see BuildImages); the
-// manifests from the manifests package.
+// manifests from the manifests package. Wiring it to test/lab:
+//
+//	type labCluster struct{ *lab.Lab }
+//
+//	func (labCluster) Nodes() []addons.Node {
+//		var out []addons.Node
+//		for _, n := range lab.Nodes {
+//			out = append(out, addons.Node{Name: n.Name, Address: netip.MustParseAddr(n.IP), ControlPlane: n.Role == "db"})
+//		}
+//		return out
+//	}
+//	func (labCluster) Subnet() netip.Prefix   { return netip.MustParsePrefix(lab.Subnet) }
+//	func (labCluster) ClusterDNS() netip.Addr { return netip.MustParseAddr(lab.ClusterDNS) }
+//	func (labCluster) LoadBalancerPool() (netip.Addr, netip.Addr) {
+//		first, last, _ := strings.Cut(lab.MetalLBRange, "-")
+//		return netip.MustParseAddr(first), netip.MustParseAddr(last)
+//	}
+//	func (c labCluster) ContainerdCertsDir() string { return filepath.Join(c.StateDir(), "containerd-certs.d") }
+//
+//	images, err := addons.BuildImages(ctx, root, os.Stderr)
+//	kubectl, err := l.Kubectl(ctx)
+//	res, err := addons.Install(ctx, labCluster{l}, addons.Options{Images: images, Kubectl: kubectl,
+//		ManifestDir: filepath.Join(l.StateDir(), "addons"), Upstreams: []string{"/etc/resolv.conf"}, Progress: os.Stderr})
+//	// after a node drill: addons.Heal(ctx, labCluster{l}, res.Gluster, 3*time.Minute, os.Stderr)
 package addons
 
 import (
@@ -28,6 +51,10 @@ type Cluster interface {
 	ClusterDNS() netip.Addr
 	// Kubeconfig is the path of an admin kubeconfig for the lab's stable API address.
 	Kubeconfig() string
+	// ContainerdCertsDir is the host folder every node mounts as
+	// /etc/containerd/certs.d (containerd's registry config_path), where the
+	// registry's hosts.toml goes; "" means writing it into each node by Exec.
+	ContainerdCertsDir() string
 	// ImportImage loads a `docker save` tarball on the host into every node's
 	// containerd (k8s.io namespace), now and whenever a node boots again.
 	ImportImage(ctx context.Context, tarPath string) error

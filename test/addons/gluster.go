@@ -15,10 +15,16 @@ import (
 //
 // What the node containers must provide (the lab area's part):
 //   - glusterfs-server and glusterfs-client in the node image;
-//   - --device /dev/fuse on every node (the FUSE mount);
-//   - on db1-3, named Docker volumes on /var/lib/glusterd (peer and volume
-//     state) and on BrickRoot (the brick), so both survive `docker rm` as well
-//     as `docker stop`/`start`; bricks on the container's own layer die with it.
+//   - --device /dev/fuse and CAP_SYS_ADMIN on every node (the FUSE mount,
+//     and setfattr trusted.* on the bricks);
+//   - /var/lib/glusterd (peer and volume state) and BrickRoot (the brick) on
+//     db1-3 kept and lost together: both in the container's writable layer
+//     (they survive docker stop/start, die with docker rm), or both on named
+//     volumes removed together with the node's other volumes. A brick kept
+//     without its glusterd state makes the next `volume create` fail with
+//     "... is already part of a volume";
+//   - the node's boot script running BootScriptPath, if present, before the
+//     kubelet (see BootScript).
 
 // Defaults of the replicated volume.
 const (
@@ -162,6 +168,38 @@ func (g Gluster) MountCmd(i int) []string {
 		backups = append(backups, g.Servers[(i+j)%len(g.Servers)].Address.String())
 	}
 	return []string{"sh", "-c", mountScript, "sh", primary.Address.String(), strings.Join(backups, ":"), g.Volume, g.MountPath}
+}
+
+// BootScriptPath is where Install leaves each node's GlusterFS boot hook.
+// The node's boot script runs it, if present, before starting the kubelet:
+//
+//	[ -x /etc/tsys-lab/gluster-boot.sh ] && /etc/tsys-lab/gluster-boot.sh
+//
+// so a node that comes back never starts pods on a `replicated` volume whose
+// GlusterFS mount is missing (the hostPath would be a plain local folder).
+const BootScriptPath = "/etc/tsys-lab/gluster-boot.sh"
+
+// BootScript is the i-th client's boot hook: glusterd on a server, then the
+// mount, retried for up to a minute (the other servers may be booting too).
+// It exits non-zero if the volume could not be mounted, for the boot log.
+func (g Gluster) BootScript(i int) string {
+	cmd := g.MountCmd(i)
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\n# Written by test/addons (GlusterFS at boot, before the kubelet).\n")
+	for _, s := range g.Servers {
+		if s.Name == g.Clients[i].Name {
+			b.WriteString(StartGlusterdCmd()[2] + "\n")
+		}
+	}
+	fmt.Fprintf(&b, "mount_volume() {\n%s\n}\n", mountScript)
+	fmt.Fprintf(&b, "for _ in $(seq 1 60); do\n\t( mount_volume %s %s %s %s ) 2>/dev/null && exit 0\n\tsleep 1\ndone\n", cmd[4], cmd[5], cmd[6], cmd[7])
+	fmt.Fprintf(&b, "echo \"gluster-boot: could not mount %s:/%s at %s within 60 s\" >&2\nexit 1\n", cmd[4], cmd[6], cmd[7])
+	return b.String()
+}
+
+// BootScriptCmd writes the i-th client's boot hook into its node.
+func (g Gluster) BootScriptCmd(i int) []string {
+	return []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && printf '%s' "$2" > "$1" && chmod 755 "$1"`, "sh", BootScriptPath, g.BootScript(i)}
 }
 
 // ConnectedPeers counts "Peer in Cluster (Connected)" in `gluster peer status`.
@@ -328,9 +366,13 @@ func SetupGluster(ctx context.Context, c Cluster, g Gluster, progress io.Writer)
 	return MountAll(ctx, c, g, progress)
 }
 
-// MountAll mounts the volume on every client that lacks a working mount.
+// MountAll mounts the volume on every client that lacks a working mount and
+// leaves the boot hook (BootScriptPath) that mounts it again at each boot.
 func MountAll(ctx context.Context, c Cluster, g Gluster, progress io.Writer) error {
 	for i, n := range g.Clients {
+		if out, err := c.Exec(ctx, n.Name, g.BootScriptCmd(i)...); err != nil {
+			return fmt.Errorf("writing %s on %s: %w (%s)", BootScriptPath, n.Name, err, firstLine(string(out)))
+		}
 		if out, err := c.Exec(ctx, n.Name, g.MountCmd(i)...); err != nil {
 			return fmt.Errorf("mounting GlusterFS volume %s at %s on %s (needs glusterfs-client and /dev/fuse in the node): %w (%s)",
 				g.Volume, g.MountPath, n.Name, err, firstLine(string(out)))

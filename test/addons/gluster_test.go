@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -201,12 +204,14 @@ type scriptedCluster struct {
 	volume    string // "", "Created", "Started"
 	ran       []string
 	failMount string
+	certsDir  string
 }
 
-func (s *scriptedCluster) Nodes() []Node          { return labNodes() }
-func (s *scriptedCluster) Subnet() netip.Prefix   { return netip.MustParsePrefix("172.30.0.0/24") }
-func (s *scriptedCluster) ClusterDNS() netip.Addr { return netip.MustParseAddr("10.96.0.10") }
-func (s *scriptedCluster) Kubeconfig() string     { return "/nonexistent/kubeconfig" }
+func (s *scriptedCluster) Nodes() []Node              { return labNodes() }
+func (s *scriptedCluster) Subnet() netip.Prefix       { return netip.MustParsePrefix("172.30.0.0/24") }
+func (s *scriptedCluster) ClusterDNS() netip.Addr     { return netip.MustParseAddr("10.96.0.10") }
+func (s *scriptedCluster) ContainerdCertsDir() string { return s.certsDir }
+func (s *scriptedCluster) Kubeconfig() string         { return "/nonexistent/kubeconfig" }
 func (s *scriptedCluster) LoadBalancerPool() (netip.Addr, netip.Addr) {
 	return netip.Addr{}, netip.Addr{}
 }
@@ -301,5 +306,42 @@ func TestHealRestartsBricksAndTriggersHeal(t *testing.T) {
 	}
 	if len(order) < 3 || order[0] != "volume start replicated force" || !slices.Contains(order, "volume heal replicated") {
 		t.Errorf("heal ran %q; want bricks restarted, then heal triggered and awaited", order)
+	}
+}
+
+func TestBootScript(t *testing.T) {
+	g := labGluster(t)
+	db2, www3 := g.BootScript(1), g.BootScript(5)
+	if !strings.Contains(db2, "pgrep -x glusterd >/dev/null || glusterd") || strings.Contains(www3, "glusterd --log") {
+		t.Errorf("glusterd must start on servers only:\ndb2:\n%s\nwww3:\n%s", db2, www3)
+	}
+	for _, want := range []string{"mount_volume 172.30.0.13 172.30.0.11:172.30.0.12 replicated /var/lib/tsys-lab/replicated", "exit 1", mountScript} {
+		if !strings.Contains(www3, want) {
+			t.Errorf("www3's boot script lacks %q:\n%s", want, www3)
+		}
+	}
+	cmd := g.BootScriptCmd(5)
+	if cmd[4] != BootScriptPath || cmd[5] != www3 {
+		t.Errorf("boot script command %q", cmd[:5])
+	}
+	// The script is valid sh.
+	sh := exec.Command("sh", "-n")
+	sh.Stdin = strings.NewReader(db2)
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
+	}
+}
+
+func TestRegistryHostsOnTheHost(t *testing.T) {
+	c := &scriptedCluster{certsDir: t.TempDir()}
+	if err := configureRegistryAccess(t.Context(), c, "10.213.0.200:5000"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(c.certsDir, "10.213.0.200:5000", "hosts.toml"))
+	if err != nil || string(b) != RegistryHostsToml("10.213.0.200:5000") {
+		t.Errorf("hosts.toml %q (%v)", b, err)
+	}
+	if len(c.ran) != 0 {
+		t.Errorf("wrote into nodes although the cluster shares a certs.d folder: %q", c.ran)
 	}
 }

@@ -31,10 +31,11 @@ const drillPrefix = "labaddons-gdrill-"
 
 type dockerCluster struct{ nodes []Node }
 
-func (d *dockerCluster) Nodes() []Node          { return d.nodes }
-func (d *dockerCluster) Subnet() netip.Prefix   { return netip.MustParsePrefix("172.31.251.0/24") }
-func (d *dockerCluster) ClusterDNS() netip.Addr { return netip.MustParseAddr("10.96.0.10") }
-func (d *dockerCluster) Kubeconfig() string     { return "" }
+func (d *dockerCluster) Nodes() []Node              { return d.nodes }
+func (d *dockerCluster) Subnet() netip.Prefix       { return netip.MustParsePrefix("172.31.251.0/24") }
+func (d *dockerCluster) ClusterDNS() netip.Addr     { return netip.MustParseAddr("10.96.0.10") }
+func (d *dockerCluster) ContainerdCertsDir() string { return "" }
+func (d *dockerCluster) Kubeconfig() string         { return "" }
 func (d *dockerCluster) LoadBalancerPool() (netip.Addr, netip.Addr) {
 	return netip.Addr{}, netip.Addr{}
 }
@@ -152,6 +153,15 @@ func TestGlusterDrill(t *testing.T) {
 	if _, err := docker(ctx, "start", drillPrefix+"db2"); err != nil {
 		t.Fatal(err)
 	}
+	// What the node's boot script does before its kubelet: the hook Install left.
+	start = time.Now()
+	if out, err := c.Exec(ctx, "db2", BootScriptPath); err != nil {
+		t.Fatalf("boot hook on db2: %v\n%s", err, out)
+	}
+	if _, err := c.Exec(ctx, "db2", "mountpoint", "-q", g.MountPath); err != nil {
+		t.Fatalf("db2 has no GlusterFS mount after its boot hook: %v", err)
+	}
+	t.Logf("boot hook on db2 (glusterd + mount) took %s", time.Since(start).Round(100*time.Millisecond))
 	start = time.Now()
 	if err := Heal(ctx, c, g, 3*time.Minute, &progress); err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())

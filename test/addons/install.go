@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -209,11 +210,40 @@ func Install(ctx context.Context, c Cluster, o Options) (Result, error) {
 		if err := apply("registry.yaml"); err != nil {
 			return err
 		}
-		return k.run(ctx, RolloutStatusArgs("lab-registry", "deployment/registry", o.Timeout)...)
+		if err := k.run(ctx, RolloutStatusArgs("lab-registry", "deployment/registry", o.Timeout)...); err != nil {
+			return err
+		}
+		// From the host, as the tests push: MetalLB announces the address,
+		// the Service reaches the pod, the pod serves from its replicated volume.
+		return WaitRegistry(ctx, res.Registry, o.Timeout)
 	}); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// WaitRegistry waits until http://registry/v2/ answers 200 from here.
+func WaitRegistry(ctx context.Context, registry string, timeout time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	err := waitFor(ctx, timeout, "the registry at "+registry+" to answer GET /v2/", func() (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+registry+"/v2/", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (last: %s); check the MetalLB speakers and `kubectl -n lab-registry get svc,pods`", err, last)
+	}
+	return nil
 }
 
 // RegistryHostsToml is containerd's registry host config for the lab
@@ -232,6 +262,16 @@ func RegistryHostsCmd(registry string) []string {
 }
 
 func configureRegistryAccess(ctx context.Context, c Cluster, registry string) error {
+	if dir := c.ContainerdCertsDir(); dir != "" {
+		path := filepath.Join(dir, registry, "hosts.toml")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("making %s: %w", filepath.Dir(path), err)
+		}
+		if err := os.WriteFile(path, []byte(RegistryHostsToml(registry)), 0o644); err != nil {
+			return fmt.Errorf("writing containerd's hosts.toml for %s: %w", registry, err)
+		}
+		return nil
+	}
 	for _, n := range c.Nodes() {
 		if out, err := c.Exec(ctx, n.Name, RegistryHostsCmd(registry)...); err != nil {
 			return fmt.Errorf("writing containerd's hosts.toml for %s on %s: %w (%s)", registry, n.Name, err, firstLine(string(out)))

@@ -1,11 +1,14 @@
 package addons_test
 
 import (
+	"github.com/tsys-group/tsys-ci/test/addons"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/test/addons/localregistry"
 	"github.com/tsys-group/tsys-ci/test/addons/manifests"
@@ -50,5 +53,23 @@ func TestLabRegistryConfigServes(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %s; log:\n%s", u, resp.Status, r.Log())
 		}
+	}
+}
+
+func TestWaitRegistry(t *testing.T) {
+	r := localregistry.ForTest(t)
+	if err := addons.WaitRegistry(t.Context(), r.Addr, 10*time.Second); err != nil {
+		t.Errorf("a running registry: %v", err)
+	}
+	// A port where nothing listens: the error names the registry and what to check.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	err = addons.WaitRegistry(t.Context(), addr, time.Second)
+	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "MetalLB") {
+		t.Errorf("no registry: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
@@ -60,7 +61,7 @@ func (l *Lab) writeConfig() error {
 		return err
 	}
 	for name, data := range map[string][]byte{"boot.sh": bootScript, "routes.sh": routesScript} {
-		if err := os.WriteFile(filepath.Join(common, name), data, 0o755); err != nil {
+		if err := writeIfChanged(filepath.Join(common, name), data, 0o755); err != nil {
 			return err
 		}
 	}
@@ -69,23 +70,23 @@ func (l *Lab) writeConfig() error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(common, f), b, 0o644); err != nil {
+		if err := writeIfChanged(filepath.Join(common, f), b, 0o644); err != nil {
 			return err
 		}
 	}
-	if err := os.WriteFile(filepath.Join(common, "ca.crt"), ca.CertPEM, 0o644); err != nil {
+	if err := writeIfChanged(filepath.Join(common, "ca.crt"), ca.CertPEM, 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(common, "ca.key"), ca.KeyPEM, 0o600); err != nil {
+	if err := writeIfChanged(filepath.Join(common, "ca.key"), ca.KeyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(common, "resolv.conf"), podResolvConf(), 0o644); err != nil {
+	if err := writeIfChanged(filepath.Join(common, "resolv.conf"), podResolvConf(), 0o644); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(l.state, "containerd-certs.d"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(l.state, "haproxy.cfg"), haproxyConfig(), 0o644); err != nil {
+	if err := writeIfChanged(filepath.Join(l.state, "haproxy.cfg"), haproxyConfig(), 0o644); err != nil {
 		return err
 	}
 
@@ -202,10 +203,9 @@ func (l *Lab) writeNodeConfig(ca *pki.CA, n Node, apiURL string) error {
 		if err := kc("scheduler.kubeconfig", "system:kube-scheduler", nil, local); err != nil {
 			return err
 		}
-		var cluster, servers []string
+		var cluster []string
 		for _, d := range dbNodes() {
 			cluster = append(cluster, fmt.Sprintf("%s=http://%s:2380", d.Name, d.IP))
-			servers = append(servers, fmt.Sprintf("http://%s:2379", d.IP))
 		}
 		writeArray(&env, "ETCD_ARGS", []string{
 			"--name=" + n.Name,
@@ -223,20 +223,16 @@ func (l *Lab) writeNodeConfig(ca *pki.CA, n Node, apiURL string) error {
 			fmt.Sprintf("--election-timeout=%d", etcdElectionTimeoutMSec),
 			"--log-level=warn",
 		})
-		// The local member first; the others keep the API server up while
-		// its own member restarts.
-		own := "http://127.0.0.1:2379"
-		etcdServers := []string{own}
-		for _, s := range servers {
-			if !strings.Contains(s, n.IP) {
-				etcdServers = append(etcdServers, s)
-			}
-		}
+		// Only the node's own etcd member, as k3s and kubeadm's stacked etcd
+		// do: etcd's client spreads requests over every endpoint it is
+		// given, and requests sent to a frozen member hang until its
+		// keepalive gives up (~40 s). A node whose member is down has no
+		// ready API server, and the load balancer stops sending it work.
 		writeArray(&env, "APISERVER_ARGS", []string{
 			"--advertise-address=" + n.IP,
 			"--bind-address=0.0.0.0",
 			fmt.Sprintf("--secure-port=%d", APIPort),
-			"--etcd-servers=" + strings.Join(etcdServers, ","),
+			"--etcd-servers=http://127.0.0.1:2379",
 			"--service-cluster-ip-range=" + ServiceCIDR,
 			"--authorization-mode=Node,RBAC",
 			"--enable-admission-plugins=NodeRestriction",
@@ -315,7 +311,7 @@ func (l *Lab) writeNodeConfig(ca *pki.CA, n Node, apiURL string) error {
 		return err
 	}
 	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		if err := writeIfChanged(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			return err
 		}
 	}
@@ -464,6 +460,7 @@ defaults
   log global
   option tcplog
   timeout connect 3s
+  timeout check 2s
   timeout client 1h
   timeout server 1h
   timeout tunnel 1h
@@ -505,4 +502,14 @@ contexts:
   context: {cluster: tsys-lab, user: user}
 current-context: tsys-lab
 `, server, b64(caPEM), b64(p.CertPEM), b64(p.KeyPEM))
+}
+
+// writeIfChanged leaves a file alone when it already holds data: programs
+// in running nodes watch their files (kube-proxy exits when its
+// configuration file is written, even with the same bytes).
+func writeIfChanged(path string, data []byte, mode os.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return os.WriteFile(path, data, mode)
 }

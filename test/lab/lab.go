@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -67,7 +68,13 @@ func Open(opts Options) (*Lab, error) {
 		l.state = os.Getenv(StateDirEnv)
 	}
 	if l.state == "" {
-		l.state = filepath.Join(l.root, ".lab")
+		// Docker's names are machine-wide, so there is one lab per machine:
+		// a lab already made from another checkout is used, not fought.
+		if other := runningLabState(); other != "" {
+			l.state = other
+		} else {
+			l.state = filepath.Join(l.root, ".lab")
+		}
 	}
 	if l.cache == "" {
 		l.cache = os.Getenv("TSYS_CI_CACHE")
@@ -84,6 +91,22 @@ func Open(opts Options) (*Lab, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// runningLabState is the state folder of a lab already in Docker, if its
+// folder is still there.
+func runningLabState() string {
+	out, err := exec.Command("docker", "ps", "-a", "--filter", "label="+labelLab,
+		"--format", `{{.Label "`+labelState+`"}}`).Output()
+	if err != nil {
+		return ""
+	}
+	for _, dir := range strings.Fields(string(out)) {
+		if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); err == nil {
+			return dir
+		}
+	}
+	return ""
 }
 
 // StateDir is the folder holding the lab's keys, configs and logs.
@@ -107,6 +130,27 @@ func (l *Lab) LogDir() string { return filepath.Join(l.state, "logs") }
 
 func (l *Lab) logf(format string, args ...any) {
 	fmt.Fprintf(l.progress, "[lab %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// lock takes the machine-wide lab lock: one Up or Down at a time, since
+// every checkout on the machine shares the one lab. It waits, saying so.
+func (l *Lab) lock() (unlock func(), err error) {
+	dir := filepath.Join(l.cache, "lab")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		l.logf("another lab up/down is running on this machine; waiting for it")
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+	}
+	return func() { f.Close() }, nil
 }
 
 // step runs one named step, printing its start and its duration; a failure

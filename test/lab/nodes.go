@@ -100,7 +100,16 @@ func (l *Lab) startContainer(ctx context.Context, log io.Writer, container strin
 			return err
 		}
 		// The disconnect removed eth0 and every route through it.
-		return run(ctx, log, "docker", "exec", container, "/lab/common/routes.sh")
+		if err := run(ctx, log, "docker", "exec", container, "/lab/common/routes.sh"); err != nil {
+			return err
+		}
+		// A node whose power comes back boots with new connections. A
+		// resumed one still holds its old connections to the API address,
+		// and the load balancer's side of them sits in TCP retransmission
+		// backoff: kube-proxy's watch then stayed stale for up to ~50 s
+		// (a Service made meanwhile was unreachable from the node). Reset
+		// them, as a reboot would.
+		return run(ctx, log, "docker", "exec", container, "ss", "-K", "-t", "dst", APIAddress, "dport", "=", fmt.Sprint(APIPort))
 	default:
 		if node != nil {
 			if err := setFreezer(*node, "THAWED"); err != nil {
@@ -202,14 +211,23 @@ func (l *Lab) ImportImage(ctx context.Context, tarPath string) error {
 	return errors.Join(errs...)
 }
 
+// Kubectl returns the path of the kubectl built with the lab's components.
+func (l *Lab) Kubectl(ctx context.Context) (string, error) {
+	bin, err := l.k8sBins(ctx, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(bin, "kubectl"), nil
+}
+
 // Apply applies a manifest file or folder to the lab with server-side apply
 // (kubectl from the lab's own build).
 func (l *Lab) Apply(ctx context.Context, manifestPath string) ([]byte, error) {
-	bin, err := l.k8sBins(ctx, io.Discard)
+	kubectl, err := l.Kubectl(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return runOut(ctx, nil, nil, filepath.Join(bin, "kubectl"), "--kubeconfig", l.Kubeconfig(),
+	return runOut(ctx, nil, nil, kubectl, "--kubeconfig", l.Kubeconfig(),
 		"apply", "--server-side", "--force-conflicts", "--field-manager=tsys-ci-lab", "-f", manifestPath)
 }
 

@@ -43,6 +43,11 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 
 // Up is the method form of the package's Up.
 func (l *Lab) Up(ctx context.Context) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	start := time.Now()
 	if err := l.step("checking Docker", "up", func(log io.Writer) error {
 		if err := run(ctx, log, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
@@ -51,6 +56,9 @@ func (l *Lab) Up(ctx context.Context) error {
 		return l.checkOwner(ctx)
 	}); err != nil {
 		return err
+	}
+	if filepath.Dir(l.state) != l.root {
+		l.logf("using the lab kept in %s (one lab per machine; %s overrides)", l.state, StateDirEnv)
 	}
 	if err := l.step("node image "+NodeImage(), "node-image", func(log io.Writer) error { return l.ensureNodeImage(ctx, log) }); err != nil {
 		return err
@@ -76,13 +84,16 @@ func (l *Lab) Up(ctx context.Context) error {
 	if err := l.step("Docker network "+Network, "up", func(log io.Writer) error { return ensureNetwork(ctx, log) }); err != nil {
 		return err
 	}
+	// Nodes count as Ready only once they renewed their lease after this:
+	// a node just started still shows the Ready of its previous life.
+	since := time.Now()
 	if err := l.step("containers", "up", func(log io.Writer) error { return l.ensureContainers(ctx, log, spec, bin) }); err != nil {
 		return err
 	}
 	if err := l.step("API server ready at "+l.apiURL(), "up", func(log io.Writer) error { return l.waitAPI(ctx, log, 4*time.Minute) }); err != nil {
 		return err
 	}
-	if err := l.step("six nodes Ready", "up", func(log io.Writer) error { return l.WaitNodesReady(ctx, 4*time.Minute, nodeNames()...) }); err != nil {
+	if err := l.step("six nodes Ready", "up", func(log io.Writer) error { return l.WaitNodesReadySince(ctx, since, 4*time.Minute, nodeNames()...) }); err != nil {
 		return err
 	}
 	l.logf("lab up in %s", time.Since(start).Round(time.Second))
@@ -116,11 +127,16 @@ func (l *Lab) k8sBins(ctx context.Context, log io.Writer) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// containerRecipe names the shape of the containers' other arguments
+// (volumes, mounts); change it when they change, so labs made before are
+// replaced.
+const containerRecipe = "2: glusterd state and brick volumes on db nodes"
+
 // spec is a hash of everything the containers are made from: a lab whose
 // containers carry another spec is replaced.
 func (l *Lab) spec(bin string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "bin=%s\nnode=%s\npause=%s\nrecipe=%s\n", bin, NodeImage(), PauseImage(), strings.Join(runFlags(), " "))
+	fmt.Fprintf(h, "bin=%s\nnode=%s\npause=%s\nflags=%s\nrecipe=%s\n", bin, NodeImage(), PauseImage(), strings.Join(runFlags(), " "), containerRecipe)
 	files := []string{"common/boot.sh", "common/routes.sh", "common/ca.crt", "haproxy.cfg"}
 	for _, n := range Nodes {
 		for _, f := range []string{"env", "kubelet.yaml", "kube-proxy.yaml", "containerd.toml", "cni/10-lab.conflist"} {
@@ -262,7 +278,13 @@ func (l *Lab) ensureContainers(ctx context.Context, log io.Writer, spec, bin str
 			"-v", bin+":/opt/k8s/bin:ro",
 		)
 		if n.Role == "db" {
-			args = append(args, "-v", n.Container()+"-etcd:/var/lib/etcd")
+			// etcd's data, and GlusterFS' state and brick (test/addons),
+			// which must be kept and lost together.
+			args = append(args,
+				"-v", n.Container()+"-etcd:/var/lib/etcd",
+				"-v", n.Container()+"-glusterd:/var/lib/glusterd",
+				"-v", n.Container()+"-gluster:/srv/gluster",
+			)
 		}
 		args = append(args, NodeImage())
 		if err := l.ensureContainer(ctx, log, n.Container(), args); err != nil {
@@ -452,6 +474,11 @@ func containerNames() []string {
 // Down removes every container, volume and network the lab made, its cgroup
 // folders and its state folder. Built images stay cached. Safe to run twice.
 func (l *Lab) Down(ctx context.Context) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := l.removeDocker(ctx, io.Discard); err != nil {
 		return err
 	}
@@ -500,7 +527,8 @@ func (l *Lab) removeDocker(ctx context.Context, log io.Writer) error {
 	var vols []string
 	for _, v := range strings.Fields(string(out)) {
 		for _, n := range Nodes {
-			if v == n.Container()+"-containerd" || v == n.Container()+"-etcd" {
+			switch v {
+			case n.Container() + "-containerd", n.Container() + "-etcd", n.Container() + "-glusterd", n.Container() + "-gluster":
 				vols = append(vols, v)
 			}
 		}

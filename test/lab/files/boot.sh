@@ -93,6 +93,19 @@ if [ "$ROLE" = db ]; then
 	supervise kube-controller-manager kube-controller-manager "${CONTROLLER_MANAGER_ARGS[@]}"
 	supervise kube-scheduler kube-scheduler "${SCHEDULER_ARGS[@]}"
 fi
+# Boot hooks the add-ons leave in the node (e.g. test/addons' GlusterFS
+# mount): run before the kubelet, so no pod starts on a volume whose mount is
+# missing. A failing hook is logged and the node boots on.
+for h in /etc/tsys-lab/*-boot.sh; do
+	[ -x "$h" ] || continue
+	log "running boot hook $h"
+	if "$h" >>"$LOG/boot-hooks.log" 2>&1; then
+		log "boot hook $h done"
+	else
+		log "boot hook $h failed ($?); see $LOG/boot-hooks.log"
+	fi
+done
+
 supervise kubelet kubelet "${KUBELET_ARGS[@]}"
 supervise kube-proxy kube-proxy "${PROXY_ARGS[@]}"
 log "started"

@@ -4,6 +4,7 @@
 //	go run ./test/lab/cmd/lab up|down|status
 //	go run ./test/lab/cmd/lab stop NODE [freeze|kill]   (default freeze)
 //	go run ./test/lab/cmd/lab start NODE
+//	go run ./test/lab/cmd/lab stats [DURATION]   CPU and memory, pods included
 //	go run ./test/lab/cmd/lab exec NODE CMD [ARG...]
 //	go run ./test/lab/cmd/lab import IMAGE.tar
 //	go run ./test/lab/cmd/lab apply MANIFEST
@@ -20,7 +21,7 @@ import (
 	"github.com/tsys-group/tsys-ci/test/lab"
 )
 
-const usage = `usage: lab up | down | status | stop NODE [freeze|kill] | start NODE |
+const usage = `usage: lab up | down | status | stats [DURATION] | stop NODE [freeze|kill] | start NODE |
            exec NODE CMD [ARG...] | import IMAGE.tar | apply MANIFEST
 nodes: db1 db2 db3 www1 www2 www3`
 
@@ -78,6 +79,20 @@ func run(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "%s Ready again %s after start\n", args[1], time.Since(start).Round(100*time.Millisecond))
 		return nil
+	case "stats":
+		d := 30 * time.Second
+		if len(args) > 1 {
+			var err error
+			if d, err = time.ParseDuration(args[1]); err != nil {
+				return fmt.Errorf("stats: %w (e.g. 30s)", err)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "sampling CPU for %s ...\n", d)
+		us, err := l.MeasureUsage(ctx, d)
+		if err != nil {
+			return err
+		}
+		return lab.WriteUsage(os.Stdout, us)
 	case "exec":
 		need(3)
 		out, err := l.Exec(ctx, args[1], args[2:]...)

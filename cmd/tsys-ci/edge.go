@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tsys-group/tsys-ci/platform/edge"
+)
+
+// edgeCommand is `tsys-ci edge`: the company's HAProxy in front of the
+// cluster, rendered from and kept in sync with tsys-ci's Services.
+func edgeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "edge",
+		Usage: "render the HAProxy edge from the cluster and keep the running HAProxy in sync",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "render",
+				Usage:  "write the HAProxy fragment, host map and crt-list for the apps in the cluster",
+				Flags:  append(edgeClusterFlags(), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "directory to write edge.cfg, hosts.map, crt-list and hosts.txt into, to inspect them or feed the certificate tooling (install with sync: its crt-list leaves out missing certificates); without it edge.cfg goes to stdout"}),
+				Action: edgeRender,
+			},
+			{
+				Name:  "sync",
+				Usage: "on the HAProxy host: install the rendered edge, through the runtime API when only addresses changed, else by a validated graceful reload",
+				Flags: append(edgeClusterFlags(),
+					&cli.StringFlag{Name: "dir", Value: "/etc/haproxy/tsys-ci", Usage: "the edge directory HAProxy loads edge.cfg from"},
+					&cli.StringSliceFlag{Name: "haproxy-config", Value: cli.NewStringSlice("/etc/haproxy/haproxy.cfg"), Usage: "the company's configuration files, in HAProxy's -f order, without the fragment (repeatable)"},
+					&cli.StringFlag{Name: "haproxy", Value: "haproxy", Usage: "the haproxy program used for haproxy -c"},
+					&cli.StringFlag{Name: "stats-socket", Value: "/run/haproxy/admin.sock", Usage: "HAProxy's stats socket (level admin)"},
+					&cli.StringFlag{Name: "master-socket", Value: "/run/haproxy-master.sock", Usage: "HAProxy's master CLI socket (haproxy -W -S PATH)"},
+					&cli.BoolFlag{Name: "watch", Usage: "keep syncing from cluster events until interrupted"},
+					&cli.DurationFlag{Name: "debounce", Value: 2 * time.Second, Usage: "with --watch: wait this long after the last change before syncing"},
+					&cli.DurationFlag{Name: "resync", Value: 10 * time.Minute, Usage: "with --watch: also sync this often, to repair drift"},
+				),
+				Action: edgeSync,
+			},
+		},
+	}
+}
+
+func edgeClusterFlags() []cli.Flag {
+	def := edge.DefaultOptions()
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file; default as kubectl: $KUBECONFIG, ~/.kube/config, then the in-cluster account"},
+		&cli.StringFlag{Name: "context", Usage: "kubeconfig context; default its current context"},
+		&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "only this namespace; default all"},
+		&cli.IntSliceFlag{Name: "reserved-port", Value: cli.NewIntSlice(def.ReservedPorts...), Usage: "the edge host's own ports, never given to a pass-through app (repeatable)"},
+		&cli.StringFlag{Name: "tcp-bind", Usage: "address pass-through frontends listen on; default every address"},
+		&cli.StringFlag{Name: "cert-dir", Value: def.CertDir, Usage: "directory with one HOST.pem per host name, for the crt-list"},
+	}
+}
+
+func edgeOptions(c *cli.Context) edge.Options {
+	return edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
+}
+
+// kubeClient loads the kubeconfig the way kubectl does.
+func kubeClient(c *cli.Context) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = c.String("kubeconfig")
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: c.String("context")}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if err != nil {
+		return nil, cli.Exit(fmt.Sprintf("loading the kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config, as kubectl does): %v", err), 2)
+	}
+	cfg.UserAgent = "tsys-ci-edge/" + version
+	return kubernetes.NewForConfig(cfg)
+}
+
+// edgeExit gives bad cluster wiring exit code 2 (bad input) and keeps
+// every other error at 1.
+func edgeExit(err error) error {
+	var ie *edge.InputError
+	if errors.As(err, &ie) {
+		return cli.Exit(err.Error(), 2)
+	}
+	return err
+}
+
+func edgeRender(c *cli.Context) error {
+	client, err := kubeClient(c)
+	if err != nil {
+		return err
+	}
+	m, files, err := edge.RenderCluster(c.Context, client, c.String("namespace"), edgeOptions(c))
+	if err != nil {
+		return edgeExit(err)
+	}
+	out := c.String("out")
+	if out == "" {
+		_, err := c.App.Writer.Write(files.Config)
+		return err
+	}
+	if err := files.Write(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "tsys-ci edge render: wrote %s: %s\n", out, m.Summary())
+	return nil
+}
+
+func edgeSync(c *cli.Context) error {
+	client, err := kubeClient(c)
+	if err != nil {
+		return err
+	}
+	haproxy, err := exec.LookPath(c.String("haproxy"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("finding haproxy for haproxy -c: %v (install it or pass --haproxy)", err), 2)
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	opts := edgeOptions(c)
+	s := &edge.Syncer{
+		Dir: c.String("dir"), HAProxy: haproxy, Configs: c.StringSlice("haproxy-config"), Options: opts, Log: log,
+		Runtime: edge.Runtime{StatsSocket: c.String("stats-socket"), MasterSocket: c.String("master-socket")},
+	}
+	if c.Bool("watch") {
+		w := &edge.Watcher{Client: client, Namespace: c.String("namespace"), Options: opts, Sync: s.Sync, Log: log,
+			Debounce: c.Duration("debounce"), Resync: c.Duration("resync")}
+		ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return w.Run(ctx)
+	}
+	services, err := edge.ListServices(c.Context, client, c.String("namespace"))
+	if err != nil {
+		return err
+	}
+	m, err := edge.Build(services, opts)
+	if err != nil {
+		return edgeExit(err)
+	}
+	res, err := s.Sync(c.Context, m)
+	if err != nil {
+		return err
+	}
+	printSyncResult(c, m, res)
+	return nil
+}
+
+func printSyncResult(c *cli.Context, m *edge.Model, res edge.Result) {
+	w := c.App.ErrWriter
+	switch res.Action {
+	case edge.ActionNone:
+		fmt.Fprintf(w, "tsys-ci edge sync: already in sync (%s); nothing changed\n", m.Summary())
+	case edge.ActionRuntime:
+		fmt.Fprintf(w, "tsys-ci edge sync: changed at run time, no reload (%s):\n  %s\n", m.Summary(), strings.Join(res.Changes, "\n  "))
+	case edge.ActionReload:
+		fmt.Fprintf(w, "tsys-ci edge sync: validated and reloaded gracefully (%s):\n  %s\n", m.Summary(), strings.Join(res.Changes, "\n  "))
+	}
+	if len(res.MissingCerts) > 0 {
+		fmt.Fprintf(w, "tsys-ci edge sync: no certificate yet for %s (served with the default certificate); request them (list: hosts.txt) and sync again\n",
+			strings.Join(res.MissingCerts, ", "))
+	}
+}

@@ -1,0 +1,144 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+)
+
+// ObjectApplier applies plain objects (server-side apply) and reports how
+// many changed. Apply uses it for what is not a chart: namespaces with
+// their Pod Security labels before MetalLB, and MetalLB's pools and L2
+// advertisements once MetalLB's CRDs exist.
+type ObjectApplier func(ctx context.Context, objs []map[string]any) (changed int, err error)
+
+// FieldManager names tsys-ci's changes in managedFields.
+const FieldManager = "tsys-ci"
+
+// ServerSideApply returns an ObjectApplier for a cluster.
+func ServerSideApply(cfg *rest.Config) (ObjectApplier, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cached := memory.NewMemCacheClient(dc)
+	return func(ctx context.Context, objs []map[string]any) (int, error) {
+		// CRDs installed by the previous chart must be visible.
+		cached.Invalidate()
+		mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+		changed := 0
+		for _, o := range objs {
+			u := &unstructured.Unstructured{Object: o}
+			gvk := u.GroupVersionKind()
+			what := fmt.Sprintf("%s %s/%s", gvk.Kind, u.GetNamespace(), u.GetName())
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				return changed, fmt.Errorf("applying %s: %w (is the chart that defines it installed?)", what, err)
+			}
+			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+			if m.Scope.Name() == meta.RESTScopeNameNamespace {
+				ri = dyn.Resource(m.Resource).Namespace(u.GetNamespace())
+			}
+			before := ""
+			cur, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+			switch {
+			case err == nil && hasFields(cur.Object, o):
+				continue // already as wanted: writing would only churn managedFields
+			case err == nil:
+				before = cur.GetResourceVersion()
+			case !apierrors.IsNotFound(err):
+				return changed, fmt.Errorf("reading %s: %w", what, err)
+			}
+			body, err := u.MarshalJSON()
+			if err != nil {
+				return changed, fmt.Errorf("encoding %s: %w", what, err)
+			}
+			force := true
+			after, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+			if err != nil {
+				return changed, fmt.Errorf("applying %s: %w", what, err)
+			}
+			if after.GetResourceVersion() != before {
+				changed++
+			}
+		}
+		return changed, nil
+	}, nil
+}
+
+// manifestsAfter are the objects applied once a component's chart is
+// installed (they need its CRDs).
+func manifestsAfter(spec *Spec, component string) (string, []obj) {
+	if component == "metallb" {
+		return "MetalLB pools and L2 advertisements", metallbPools(spec)
+	}
+	return "", nil
+}
+
+func (o *HelmOptions) applyObjects(what string, objs []obj) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	if o.ApplyObjects == nil {
+		fmt.Fprintf(o.Progress, "    %s: not applied (no cluster connection for plain objects); apply them from `platform render`\n", what)
+		return nil
+	}
+	plain := make([]map[string]any, len(objs))
+	for i, x := range objs {
+		plain[i] = x
+	}
+	changed, err := o.ApplyObjects(o.ctx(), plain)
+	if err != nil {
+		return fmt.Errorf("applying %s: %w", what, err)
+	}
+	fmt.Fprintf(o.Progress, "    %s: %d of %d changed\n", what, changed, len(objs))
+	return nil
+}
+
+// hasFields reports whether live already holds every field of want (maps
+// compared key by key, everything else by value as JSON sees it).
+func hasFields(live, want any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		l, ok := live.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, v := range w {
+			if !hasFields(l[k], v) {
+				return false
+			}
+		}
+		return true
+	default:
+		return reflect.DeepEqual(jsonNormal(live), jsonNormal(want))
+	}
+}
+
+func jsonNormal(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return v
+	}
+	return out
+}

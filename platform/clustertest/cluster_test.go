@@ -1,0 +1,270 @@
+// Package clustertest runs platform doctor and apply against a real
+// kube-apiserver and etcd (test/apiserver): the seed cluster's objects are
+// created through the API and read back with client-go, and Helm releases
+// are installed, upgraded and rolled back through the API server's own
+// validation.
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/templates"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
+)
+
+var server *apiserver.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(apiserver.RunTests(m, func(s *apiserver.Server) { server = s }))
+}
+
+func clients(t *testing.T) (kubernetes.Interface, dynamic.Interface) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(server.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(server.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, dyn
+}
+
+func ensureNamespace(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// replay creates every object of a snapshot through the API, status included.
+func replay(ctx context.Context, t *testing.T, cs kubernetes.Interface, s *platform.Snapshot) {
+	t.Helper()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("replaying %s: %v", what, err)
+		}
+	}
+	for _, n := range s.Nodes {
+		n := n
+		created, err := cs.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
+		must("node "+n.Name, err)
+		created.Status = n.Status
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		must("node status "+n.Name, err)
+	}
+	for _, sc := range s.StorageClasses {
+		sc := sc
+		_, err := cs.StorageV1().StorageClasses().Create(ctx, &sc, metav1.CreateOptions{})
+		must("storage class "+sc.Name, err)
+	}
+	for _, d := range s.Deployments {
+		d := d
+		ensureNamespace(ctx, t, cs, d.Namespace)
+		created, err := cs.AppsV1().Deployments(d.Namespace).Create(ctx, &d, metav1.CreateOptions{})
+		must("deployment "+d.Name, err)
+		created.Status = d.Status
+		_, err = cs.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		must("deployment status "+d.Name, err)
+	}
+	for _, ds := range s.DaemonSets {
+		ds := ds
+		ensureNamespace(ctx, t, cs, ds.Namespace)
+		created, err := cs.AppsV1().DaemonSets(ds.Namespace).Create(ctx, &ds, metav1.CreateOptions{})
+		must("daemonset "+ds.Name, err)
+		created.Status = ds.Status
+		_, err = cs.AppsV1().DaemonSets(ds.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		must("daemonset status "+ds.Name, err)
+	}
+	for _, svc := range s.Services {
+		svc := svc
+		ensureNamespace(ctx, t, cs, svc.Namespace)
+		_, err := cs.CoreV1().Services(svc.Namespace).Create(ctx, &svc, metav1.CreateOptions{})
+		must("service "+svc.Name, err)
+	}
+	for _, p := range s.Pods {
+		p := p
+		ensureNamespace(ctx, t, cs, p.Namespace)
+		created, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, &p, metav1.CreateOptions{})
+		must("pod "+p.Name, err)
+		created.Status = p.Status
+		_, err = cs.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		must("pod status "+p.Name, err)
+	}
+}
+
+func keys(fs []platform.Finding) string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Severity.String()+" "+f.Check+" "+f.Object+": "+f.Problem)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestDoctorOnReplayedSeedCluster creates the company's cluster as the plan
+// shows it on a real API server, reads it back with CollectSnapshot and
+// expects the same findings as the analysis of the file.
+func TestDoctorOnReplayedSeedCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data, err := os.ReadFile("../testdata/doctor/seed-cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := platform.ParseSnapshot(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, dyn := clients(t)
+	replay(ctx, t, cs, fromFile)
+
+	live, err := platform.CollectSnapshot(ctx, cs, dyn)
+	if err != nil {
+		t.Fatalf("collecting from the API server: %v", err)
+	}
+	if live.Longhorn != nil {
+		t.Errorf("Longhorn reported although its CRDs are absent")
+	}
+	want := keys(platform.Analyze(fromFile, platform.DoctorOptions{}))
+	got := keys(platform.Analyze(live, platform.DoctorOptions{}))
+	if got != want {
+		t.Fatalf("findings from the API server differ from the file's\ngot:\n%s\nwant:\n%s", got, want)
+	}
+	for _, w := range []string{"speaker on db1 is CrashLoopBackOff (4633 restarts)", "speaker on www1 is CrashLoopBackOff (1458 restarts)", "coredns: 1 replica"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("missing %q in:\n%s", w, got)
+		}
+	}
+}
+
+// helmConfig is Helm's view of the test API server, through its kubeconfig.
+func helmConfig(t *testing.T) func(ns string) (*action.Configuration, error) {
+	return func(ns string) (*action.Configuration, error) {
+		kubeconfig := server.Kubeconfig
+		flags := genericclioptions.NewConfigFlags(false)
+		flags.KubeConfig, flags.Namespace = &kubeconfig, &ns
+		cfg := &action.Configuration{}
+		if err := cfg.Init(flags, ns, "secret", func(string, ...interface{}) {}); err != nil {
+			return nil, err
+		}
+		return cfg, nil
+	}
+}
+
+func TestApplyOnRealAPIServer(t *testing.T) {
+	spec, err := platform.LoadSpec("../../templates/platform/platform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := fs.Sub(templates.Platform, "platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssa, err := platform.ServerSideApply(server.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress strings.Builder
+	opts := platform.HelmOptions{Config: helmConfig(t), LoadChart: platform.ChartsDir("../testdata/charts"), Templates: tmpl,
+		Wait: true, Timeout: time.Minute, Progress: &progress, ApplyObjects: ssa}
+	steps, err := platform.Apply(spec, opts)
+	if err != nil {
+		t.Fatalf("first apply: %v\n%s", err, progress.String())
+	}
+	t.Logf("first apply:\n%s", progress.String())
+	if len(steps) != 6 {
+		t.Fatalf("steps %+v", steps)
+	}
+	cs, _ := clients(t)
+	cm, err := cs.CoreV1().ConfigMaps("longhorn-system").Get(context.Background(), "longhorn-values", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the longhorn release's ConfigMap is not in the API server: %v", err)
+	}
+	if !strings.Contains(cm.Data["values.yaml"], "createDefaultDiskLabeledNodes: true") {
+		t.Errorf("longhorn values in the cluster:\n%s", cm.Data["values.yaml"])
+	}
+	_, dyn := clients(t)
+	pool, err := dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "ipaddresspools"}).
+		Namespace("metallb-system").Get(context.Background(), "lan", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("MetalLB pool not applied after MetalLB's chart: %v", err)
+	}
+	ns, err := cs.CoreV1().Namespaces().Get(context.Background(), "metallb-system", metav1.GetOptions{})
+	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+		t.Errorf("metallb-system lacks the privileged Pod Security label: %v %v", ns.Labels, err)
+	}
+	progress.Reset()
+	if _, err := platform.Apply(spec, opts); err != nil {
+		t.Fatalf("second apply: %v", err)
+	}
+	if !strings.Contains(progress.String(), "namespaces: 0 of 6 changed") || !strings.Contains(progress.String(), "L2 advertisements: 0 of 2 changed") ||
+		strings.Count(progress.String(), ": unchanged (") != 6 {
+		t.Errorf("second apply changed something:\n%s", progress.String())
+	}
+	again, err := dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "ipaddresspools"}).
+		Namespace("metallb-system").Get(context.Background(), "lan", metav1.GetOptions{})
+	if err != nil || again.GetResourceVersion() != pool.GetResourceVersion() {
+		t.Errorf("the pool was rewritten by the second apply (%v)", err)
+	}
+	plan, err := platform.Plan(spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range plan {
+		if s.Action != platform.StepUnchanged {
+			t.Errorf("after apply, plan wants to %s %s (%s)", s.Action, s.Component, s.Reason)
+		}
+	}
+	// An upgrade the API server rejects (an invalid object name) fails and
+	// is rolled back; harbor, later in the order and also changed, is not touched.
+	l := spec.Components["longhorn"]
+	l.Values = map[string]any{"testExtraConfigMap": "Not_A_Valid_Name"}
+	spec.Components["longhorn"] = l
+	h := spec.Components["harbor"]
+	h.Values = map[string]any{"testExtraConfigMap": "harbor-extra"}
+	spec.Components["harbor"] = h
+	_, err = platform.Apply(spec, opts)
+	var aerr *platform.ApplyError
+	if !errors.As(err, &aerr) || aerr.Step.Component != "longhorn" || aerr.RolledBack != 1 || aerr.RollbackErr != nil {
+		t.Fatalf("got %v, want longhorn's upgrade rejected and rolled back to 1", err)
+	}
+	t.Logf("apply error as shown: %v", err)
+	for _, c := range []struct {
+		ns, name string
+		revision int
+	}{{"longhorn-system", "longhorn", 3}, {"harbor", "harbor", 1}} {
+		cfg, err := helmConfig(t)(c.ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, err := action.NewGet(cfg).Run(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel.Version != c.revision || rel.Info.Status != "deployed" {
+			t.Errorf("%s after the failed apply: revision %d, %s; want %d, deployed", c.name, rel.Version, rel.Info.Status, c.revision)
+		}
+	}
+	if _, err := cs.CoreV1().ConfigMaps("harbor").Get(context.Background(), "harbor-extra", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("harbor's new ConfigMap exists (or the lookup failed: %v): harbor was upgraded after the failure", err)
+	}
+}

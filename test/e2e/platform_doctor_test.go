@@ -1,0 +1,66 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tsys-group/tsys-ci/platform"
+)
+
+// TestPlatformDoctorOnLab reads the lab with tsys-ci platform doctor. With
+// the add-ons installed (the platform's own setup: CoreDNS, MetalLB, the
+// replicated class) it must find no critical single point of failure. On a
+// bare lab the only critical finding allowed is the missing replicated
+// storage the add-ons bring; anything else (fewer servers, NotReady nodes,
+// a crash-looping speaker) fails. Warnings are logged.
+func TestPlatformDoctorOnLab(t *testing.T) {
+	cfg, err := theLab.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	snap, err := platform.CollectSnapshot(ctx, cs, dyn)
+	if err != nil {
+		t.Fatalf("reading the lab: %v", err)
+	}
+	report := platform.NewDoctorReport(platform.Analyze(snap, platform.DoctorOptions{ReplicatedClasses: []string{"replicated"}}))
+	t.Logf("doctor read %d nodes and %d pods in %s", len(snap.Nodes), len(snap.Pods), time.Since(start).Round(time.Millisecond))
+	var out bytes.Buffer
+	if err := report.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("doctor on the lab:\n%s", out.String())
+
+	_, err = cs.StorageV1().StorageClasses().Get(ctx, "replicated", metav1.GetOptions{})
+	addons := err == nil
+	if !addons {
+		t.Logf("the add-ons are not installed (no storage class \"replicated\"): only the missing replicated storage may be critical")
+	}
+	for _, f := range report.Findings {
+		if f.Severity != platform.SeverityCritical {
+			continue
+		}
+		if !addons && f.Check == platform.CheckStorageClass && f.Object == "cluster" {
+			continue
+		}
+		t.Errorf("critical: %s: %s", f.Object, f.Problem)
+	}
+}
