@@ -104,3 +104,27 @@ func TestMatchPolicies(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseServeConfig: any serve.yaml is either refused with an error or
+// yields policies that all passed validation.
+func FuzzParseServeConfig(f *testing.F) {
+	seed, err := os.ReadFile("testdata/serve/serve.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("policies: [{name: p, repository: a/b, tags: '[', app: x, namespace: y, spec: shop.yaml}]\n"))
+	f.Add([]byte("ldap: {url: 'ldaps://h', baseDN: 'dc=x'}\naccess: {shop: 'cn=g,dc=x'}\n"))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseServeConfig(data, "testdata/serve")
+		if err != nil {
+			return
+		}
+		for _, p := range cfg.Policies {
+			if !repoRE.MatchString(p.Repository) || p.App == "" || p.Namespace == "" {
+				t.Fatalf("accepted policy %+v", p)
+			}
+		}
+	})
+}

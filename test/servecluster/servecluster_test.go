@@ -80,6 +80,22 @@ func (r *replica) leader(t *testing.T) bool {
 
 func startReplica(t *testing.T, c kubernetes.Interface, name, leaseNS string, d pipeline.Deployer) *replica {
 	t.Helper()
+	return startReplicaWith(t, &pipeline.LeaderElection{Client: c, Namespace: leaseNS, Name: "tsys-ci-serve", Identity: name,
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startReplicaWith runs a serve replica (deploys fail: no cluster deployer)
+// electing its leader with le.
+func startReplicaWith(t *testing.T, le *pipeline.LeaderElection) *replica {
+	t.Helper()
+	name, d := le.Identity, pipeline.Deployer(pipeline.NoClusterDeployer{})
 	conf, err := pipeline.LoadServeConfig("../../pipeline/testdata/serve/serve.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +113,7 @@ func startReplica(t *testing.T, c kubernetes.Interface, name, leaseNS string, d 
 	r := &replica{name: name, url: "http://" + l.Addr().String(), stop: stop, done: make(chan error, 1)}
 	go func() {
 		r.done <- pipeline.Run(ctx, pipeline.RunOptions{Server: s, Listener: l, ShutdownTimeout: 20 * time.Second,
-			Leader: &pipeline.LeaderElection{Client: c, Namespace: leaseNS, Name: "tsys-ci-serve", Identity: name,
-				LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond}})
+			Leader: le})
 	}()
 	t.Cleanup(func() { stop(); <-r.done })
 	return r
