@@ -3,11 +3,12 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -100,7 +101,7 @@ func ParseServeConfig(data []byte, specDir string) (*ServeConfig, error) {
 	if cfg.LDAP != nil {
 		v.ldap("ldap", cfg.LDAP)
 	}
-	for _, ns := range sortedKeys(cfg.Access) {
+	for _, ns := range slices.Sorted(maps.Keys(cfg.Access)) {
 		f := "access." + ns
 		for _, msg := range validation.IsDNS1123Label(ns) {
 			v.add(f, "%q is not a namespace name: %s", ns, msg)
@@ -147,7 +148,7 @@ func (c *cfgChecker) policy(f string, p *DeployPolicy) {
 			c.add(f+"."+fv[0], "%q is not a valid name: %s", fv[1], msg)
 		}
 	}
-	if p.Strategy != "" && !contains(strategies, p.Strategy) {
+	if p.Strategy != "" && !slices.Contains(strategies, p.Strategy) {
 		c.add(f+".strategy", "%q is not one of %s", p.Strategy, strings.Join(strategies, ", "))
 	}
 	if p.Spec == "" {
@@ -237,24 +238,6 @@ func Match(policies []DeployPolicy, ev *HarborEvent) ([]DeployPolicy, string) {
 	default:
 		return nil, fmt.Sprintf("no policy for repository %s", repo)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // ServeConfigKey is the key of serve.yaml in its ConfigMap.

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	storagev1 "k8s.io/api/storage/v1"
@@ -11,7 +12,7 @@ const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
 
 // replicates reports whether volumes of a class survive losing a node.
 func (a *analysis) replicates(sc *storagev1.StorageClass) bool {
-	if contains(a.opts.ReplicatedClasses, sc.Name) || sc.Annotations[ReplicatedClassAn] == "true" {
+	if slices.Contains(a.opts.ReplicatedClasses, sc.Name) || sc.Annotations[ReplicatedClassAn] == "true" {
 		return true
 	}
 	if sc.Provisioner == "driver.longhorn.io" {

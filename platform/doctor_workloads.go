@@ -2,6 +2,8 @@ package platform
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,7 +95,7 @@ func selectorString(sel *metav1.LabelSelector) string {
 		return "its pods"
 	}
 	var parts []string
-	for _, k := range sortedKeys(sel.MatchLabels) {
+	for _, k := range slices.Sorted(maps.Keys(sel.MatchLabels)) {
 		parts = append(parts, k+"="+sel.MatchLabels[k])
 	}
 	return strings.Join(parts, ",")

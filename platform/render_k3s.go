@@ -3,6 +3,8 @@ package platform
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -92,7 +94,7 @@ func renderHosts(spec *Spec, out Rendered) error {
 
 func nodeLabels(h Host, storage bool) []string {
 	var labels []string
-	for _, k := range sortedKeys(h.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
 		labels = append(labels, k+"="+h.Labels[k])
 	}
 	if storage {

@@ -3,6 +3,8 @@ package platform
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"sigs.k8s.io/yaml"
@@ -125,8 +127,8 @@ var PackagedServices = map[string]ClusterService{
 
 func enabledPackaged(spec *Spec) []ClusterService {
 	var out []ClusterService
-	for _, key := range sortedKeys(PackagedServices) {
-		if !contains(spec.K3s.Disable, key) {
+	for _, key := range slices.Sorted(maps.Keys(PackagedServices)) {
+		if !slices.Contains(spec.K3s.Disable, key) {
 			out = append(out, PackagedServices[key])
 		}
 	}
@@ -138,7 +140,7 @@ func clusterServicePDBs(spec *Spec) []obj {
 	for _, s := range enabledPackaged(spec) {
 		docs = append(docs, pdb(s.Name, "kube-system", s.Selector))
 	}
-	if !contains(spec.K3s.Disable, "traefik") {
+	if !slices.Contains(spec.K3s.Disable, "traefik") {
 		docs = append(docs, obj{
 			"apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig",
 			"metadata": obj{"name": "traefik", "namespace": "kube-system"},

@@ -2,12 +2,13 @@ package platform
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
@@ -155,7 +156,7 @@ func (v *validator) k3s(k *K3s) {
 	}
 	hasServiceLB := false
 	for i, d := range k.Disable {
-		if !contains(k3sDisablables, d) {
+		if !slices.Contains(k3sDisablables, d) {
 			v.add(fmt.Sprintf("k3s.disable[%d]", i), "%q is not a k3s component; known: %s", d, strings.Join(k3sDisablables, ", "))
 		}
 		hasServiceLB = hasServiceLB || d == "servicelb"
@@ -163,10 +164,10 @@ func (v *validator) k3s(k *K3s) {
 	if !hasServiceLB {
 		v.add("k3s.disable", "must contain servicelb: k3s's own load balancer fights MetalLB over every Service's address")
 	}
-	if k.FlannelBackend != "" && !contains([]string{"vxlan", "host-gw", "wireguard-native", "none"}, k.FlannelBackend) {
+	if k.FlannelBackend != "" && !slices.Contains([]string{"vxlan", "host-gw", "wireguard-native", "none"}, k.FlannelBackend) {
 		v.add("k3s.flannelBackend", "%q is not vxlan, host-gw, wireguard-native or none", k.FlannelBackend)
 	}
-	if k.EgressSelectorMode != "" && !contains([]string{"agent", "cluster", "pod", "disabled"}, k.EgressSelectorMode) {
+	if k.EgressSelectorMode != "" && !slices.Contains([]string{"agent", "cluster", "pod", "disabled"}, k.EgressSelectorMode) {
 		v.add("k3s.egressSelectorMode", "%q is not agent, cluster, pod or disabled", k.EgressSelectorMode)
 	}
 	for i, t := range k.ServerTaints {
@@ -312,7 +313,7 @@ func (v *validator) storage(st *Storage, hosts map[string]Host) {
 		v.add("storage.replicaCount", "%d replicas need %d storage nodes (one replica per node), have %d", replicas, replicas, len(seen))
 	}
 	policies := []string{"do-nothing", "delete-statefulset-pod", "delete-deployment-pod", "delete-both-statefulset-and-deployment-pod"}
-	if st.NodeDownPodDeletionPolicy != "" && !contains(policies, st.NodeDownPodDeletionPolicy) {
+	if st.NodeDownPodDeletionPolicy != "" && !slices.Contains(policies, st.NodeDownPodDeletionPolicy) {
 		v.add("storage.nodeDownPodDeletionPolicy", "%q is not one of %s", st.NodeDownPodDeletionPolicy, strings.Join(policies, ", "))
 	}
 	if st.DataPath != "" && !filepath.IsAbs(st.DataPath) {
@@ -366,7 +367,7 @@ func (v *validator) ldap(l *LDAP) {
 	if l.GroupObjectClass != "" && !ldapAttr.MatchString(l.GroupObjectClass) {
 		v.add("ldap.groupObjectClass", "%q is not an object class name", l.GroupObjectClass)
 	}
-	if l.GroupMembership != "" && !contains(groupMemberships, l.GroupMembership) {
+	if l.GroupMembership != "" && !slices.Contains(groupMemberships, l.GroupMembership) {
 		v.add("ldap.groupMembership", "%q is not one of %s", l.GroupMembership, strings.Join(groupMemberships, ", "))
 	}
 	if l.AdminGroup == "" || strings.ContainsAny(l.AdminGroup, "=,()*\\") {
@@ -410,7 +411,7 @@ func (v *validator) account(path string, a *Account) {
 }
 
 func (v *validator) components(cs map[string]Component) {
-	for _, name := range sortedKeys(cs) {
+	for _, name := range slices.Sorted(maps.Keys(cs)) {
 		if _, ok := componentDefaults[name]; !ok {
 			v.add("components."+name, "unknown component; known: %s", strings.Join(ComponentOrder, ", "))
 		}
@@ -443,22 +444,4 @@ func (v *validator) components(cs map[string]Component) {
 			v.add(p+".adminGroup", "%q: give a group cn", c.AdminGroup)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
