@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/bndr/gojenkins v1.1.0
+	github.com/coder/websocket v1.8.15
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/go-openapi/runtime v0.21.0
 	github.com/goharbor/go-client v0.26.2

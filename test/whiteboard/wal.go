@@ -264,6 +264,10 @@ func (w *WAL) Compact(snapshot []byte) error {
 func (w *WAL) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.log == nil {
+		return nil
+	}
+	w.fail = fmt.Errorf("the log in %s is closed: the server is shutting down", w.dir)
 	err := w.log.Sync()
 	if cerr := w.log.Close(); err == nil {
 		err = cerr
@@ -271,6 +275,7 @@ func (w *WAL) Close() error {
 	if cerr := w.lock.Close(); err == nil { // closing the file releases the flock
 		err = cerr
 	}
+	w.log = nil
 	if err != nil {
 		return fmt.Errorf("closing the log in %s: %w", w.dir, err)
 	}
