@@ -41,7 +41,7 @@ func browser(t *testing.T, ctx context.Context, exe string) context.Context {
 
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 gives PNG, below it JPEG
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
