@@ -85,9 +85,16 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// healthz fails on purpose (the demo's broken version) or when the log
+// failed a write or fsync: then the process must restart and recover, and
+// the kubelet's liveness check does that.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	if s.failHealth {
 		http.Error(w, "unhealthy on purpose (WHITEBOARD_FAIL_HEALTH)", http.StatusInternalServerError)
+		return
+	}
+	if st := s.store.Load(); st != nil && st.Err() != nil {
+		http.Error(w, st.Err().Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Write([]byte("ok\n"))
@@ -101,6 +108,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 	case s.store.Load() == nil:
 		http.Error(w, "recovering the boards from the log", http.StatusServiceUnavailable)
+	case s.store.Load().Err() != nil:
+		http.Error(w, s.store.Load().Err().Error(), http.StatusServiceUnavailable)
 	default:
 		w.Write([]byte("ready\n"))
 	}

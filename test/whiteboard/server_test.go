@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,5 +243,47 @@ func TestStoreCompactsAndRecovers(t *testing.T) {
 	}
 	if got := mustJSON(s.Board("c")); !bytes.Equal(got, want) {
 		t.Fatalf("board after compaction and recovery:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestFailedFsyncIsNeverAcknowledged: when the disk fails the fsync, the
+// stroke is refused (503), not shown on the board nor sent to watchers, every
+// later stroke is refused too, and the health checks fail so the kubelet
+// restarts the process into recovery.
+func TestFailedFsyncIsNeverAcknowledged(t *testing.T) {
+	srv, ts := startServer(t, t.TempDir())
+	if code, _ := postStroke(t, ts.URL, "d", `{"kind":"text","text":"kept"}`); code != 201 {
+		t.Fatal("first stroke refused")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	watcher := dial(t, ctx, ts.URL, "d")
+	readUntil(t, ctx, watcher, "board")
+	wal := srv.store.Load().wal
+	wal.mu.Lock()
+	wal.sync = func(*os.File) error { return syscall.EIO }
+	wal.mu.Unlock()
+	for _, text := range []string{"lost", "after"} {
+		if code, body := postStroke(t, ts.URL, "d", `{"kind":"text","text":"`+text+`"}`); code != 503 || !strings.Contains(string(body), "fsync") {
+			t.Fatalf("stroke %q with a failing fsync: %d %s", text, code, body)
+		}
+	}
+	if _, body := get(t, ts.URL+"/api/boards/d"); strings.Count(string(body), `"kind"`) != 1 {
+		t.Fatalf("board shows an unacknowledged stroke: %s", body)
+	}
+	if code, _ := get(t, ts.URL+"/healthz"); code != 500 {
+		t.Errorf("healthz after a failed fsync: %d", code)
+	}
+	if code, _ := get(t, ts.URL+"/readyz"); code != 503 {
+		t.Errorf("readyz after a failed fsync: %d", code)
+	}
+	// A stroke sent over the socket is refused too, and the next message
+	// the watcher gets is that refusal: the refused HTTP strokes never
+	// reached it.
+	watcher.Write(ctx, websocket.MessageText, []byte(`{"type":"stroke","ref":"x","stroke":{"kind":"text","text":"ws"}}`))
+	_, data, err := watcher.Read(ctx)
+	var m Message
+	if err != nil || json.Unmarshal(data, &m) != nil || m.Type != "error" || m.Ref != "x" || !strings.Contains(m.Error, "fsync") {
+		t.Fatalf("watcher's next message: %s (%v)", data, err)
 	}
 }

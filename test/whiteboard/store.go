@@ -222,6 +222,9 @@ func (s *Store) Board(id string) Board {
 	return Board{ID: id, Strokes: append([]Stroke{}, s.boards[id]...)}
 }
 
+// Err is the log's failure, if any (see WAL.Err).
+func (s *Store) Err() error { return s.wal.Err() }
+
 // Close fsyncs and closes the log and releases the data dir's lock.
 func (s *Store) Close() error {
 	s.mu.Lock()

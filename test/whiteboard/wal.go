@@ -32,6 +32,11 @@ type WAL struct {
 	n    int    // records in the log (after the snapshot)
 	buf  []byte
 	fail error // set once a write or fsync failed: the log's state is unknown
+	// closed is set by Close; appends after it fail without marking the
+	// log broken.
+	closed bool
+	// sync is (*os.File).Sync; tests replace it to simulate a failing disk.
+	sync func(*os.File) error
 }
 
 // Recovered is what Open found on disk.
@@ -57,7 +62,7 @@ func Open(dir string) (*WAL, Recovered, error) {
 	if err != nil {
 		return nil, rec, err
 	}
-	w := &WAL{dir: dir, lock: lock}
+	w := &WAL{dir: dir, lock: lock, sync: (*os.File).Sync}
 	rec, err = w.recover()
 	if err != nil {
 		lock.Close()
@@ -193,6 +198,14 @@ func (w *WAL) LastSeq() uint64 {
 	return w.seq
 }
 
+// Err is why the log stopped taking appends after a failed write or fsync,
+// or nil. The process must restart: only recovery knows what is on disk.
+func (w *WAL) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fail
+}
+
 // Len is the number of records in the log since the last snapshot.
 func (w *WAL) Len() int {
 	w.mu.Lock()
@@ -213,13 +226,16 @@ func (w *WAL) Append(payload []byte) (uint64, error) {
 	if w.fail != nil {
 		return 0, w.fail
 	}
+	if w.closed {
+		return 0, fmt.Errorf("the log in %s is closed: the server is shutting down", w.dir)
+	}
 	seq := w.seq + 1
 	w.buf = AppendRecord(w.buf[:0], Record{Seq: seq, Payload: payload})
 	if _, err := w.log.Write(w.buf); err != nil {
 		w.fail = fmt.Errorf("writing to %s failed, restart to recover: %w", w.log.Name(), err)
 		return 0, w.fail
 	}
-	if err := w.log.Sync(); err != nil {
+	if err := w.sync(w.log); err != nil {
 		w.fail = fmt.Errorf("fsync of %s failed, restart to recover: %w", w.log.Name(), err)
 		return 0, w.fail
 	}
@@ -239,6 +255,9 @@ func (w *WAL) Compact(snapshot []byte) error {
 	if w.fail != nil {
 		return w.fail
 	}
+	if w.closed {
+		return fmt.Errorf("the log in %s is closed", w.dir)
+	}
 	tmp := filepath.Join(w.dir, snapshotTmp)
 	if err := writeFileSync(tmp, AppendRecord(nil, Record{Seq: w.seq, Payload: snapshot})); err != nil {
 		return err
@@ -252,7 +271,7 @@ func (w *WAL) Compact(snapshot []byte) error {
 	if err := w.log.Truncate(0); err != nil {
 		return fmt.Errorf("emptying %s after the snapshot: %w", w.log.Name(), err)
 	}
-	if err := w.log.Sync(); err != nil {
+	if err := w.sync(w.log); err != nil {
 		w.fail = fmt.Errorf("fsync of %s failed, restart to recover: %w", w.log.Name(), err)
 		return w.fail
 	}
@@ -264,10 +283,10 @@ func (w *WAL) Compact(snapshot []byte) error {
 func (w *WAL) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.log == nil {
+	if w.closed {
 		return nil
 	}
-	w.fail = fmt.Errorf("the log in %s is closed: the server is shutting down", w.dir)
+	w.closed = true
 	err := w.log.Sync()
 	if cerr := w.log.Close(); err == nil {
 		err = cerr
@@ -275,7 +294,6 @@ func (w *WAL) Close() error {
 	if cerr := w.lock.Close(); err == nil { // closing the file releases the flock
 		err = cerr
 	}
-	w.log = nil
 	if err != nil {
 		return fmt.Errorf("closing the log in %s: %w", w.dir, err)
 	}
