@@ -58,3 +58,16 @@ clean:
 .PHONY: cosign
 cosign:
 	@scripts/cosign.sh
+
+# The demo whiteboard's image (test/whiteboard, issue 8): a static binary in a
+# scratch image, built by tsys-ci itself. Writes bin/whiteboard/image (OCI
+# layout) and bin/whiteboard/build.json for `tsys-ci push --from`.
+WHITEBOARD_VERSION ?= $(VERSION)
+.PHONY: whiteboard-image
+whiteboard-image: build
+	@rm -rf bin/whiteboard && mkdir -p bin/whiteboard/context
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags '-s -w -X main.version=$(WHITEBOARD_VERSION)' \
+		-o bin/whiteboard/context/whiteboard ./test/whiteboard/cmd/whiteboard
+	$(BIN) build --context bin/whiteboard/context --base scratch --workdir /app \
+		--entrypoint /app/whiteboard --env WHITEBOARD_DATA=/data --env WHITEBOARD_ADDR=:8080 --port 8080 \
+		--job whiteboard --out bin/whiteboard/image --result bin/whiteboard/build.json
