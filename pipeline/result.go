@@ -33,23 +33,7 @@ type PushResult struct {
 
 // WriteJSON writes v as indented JSON to path, creating its folder, through
 // a temporary file so a reader never sees half a result.
-func WriteJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", path, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
+func WriteJSON(path string, v any) error { return writeJSONFile(path, v, 0o644) }
 
 // ReadBuildResult reads a build result; what says which step wanted it.
 func ReadBuildResult(path string) (BuildResult, error) {
@@ -91,7 +75,13 @@ func readJSON(path string, v any, hint string) error {
 
 // WriteSecret writes v as JSON to path readable by its owner only, from the
 // first byte on (a robot account's login, for Jenkins' credentials store).
-func WriteSecret(path string, v any) error {
+func WriteSecret(path string, v any) error { return writeJSONFile(path, v, 0o600) }
+
+// writeJSONFile writes v as indented JSON to path with mode perm, creating
+// its folder, through a temporary file renamed over path. A stale temporary
+// file is removed first: os.WriteFile keeps an existing file's mode, which
+// could leave a secret readable by others.
+func writeJSONFile(path string, v any, perm os.FileMode) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
@@ -100,8 +90,10 @@ func WriteSecret(path string, v any) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	tmp := path + ".tmp"
-	os.Remove(tmp) // a stale one may have other permissions
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("writing %s: removing the stale %s: %w", path, tmp, err)
+	}
+	if err := os.WriteFile(tmp, append(b, '\n'), perm); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

@@ -22,7 +22,7 @@ func RESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: kubeContext}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config): %w", err)
+		return nil, fmt.Errorf("loading the kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config, as kubectl does): %w", err)
 	}
 	return cfg, nil
 }

@@ -192,20 +192,33 @@ func ServeEmbedded(ctx context.Context, addr, dir string, ready func(net.Addr)) 
 		return fmt.Errorf("listening on %s: %w; is another registry running there? pass --addr", addr, err)
 	}
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second}
-	stopped := make(chan struct{})
+	served := make(chan struct{})
+	stopped := make(chan error, 1)
 	go func() {
-		defer close(stopped)
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		select {
+		case <-ctx.Done():
+		case <-served: // Serve failed on its own: nothing to shut down
+			stopped <- nil
+			return
+		}
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), embeddedShutdownTimeout)
 		defer cancel()
-		srv.Shutdown(shutdown)
+		stopped <- srv.Shutdown(shutdown)
 	}()
 	if ready != nil {
 		ready(l.Addr())
 	}
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving the embedded registry: %w", err)
+	err = srv.Serve(l)
+	close(served)
+	if !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving the embedded registry on %s: %w", addr, err)
 	}
-	<-stopped
+	if err := <-stopped; err != nil {
+		return fmt.Errorf("stopping the embedded registry: requests still running after %s were cut off (%w); a push cut off must be run again", embeddedShutdownTimeout, err)
+	}
 	return nil
 }
+
+// embeddedShutdownTimeout is how long a stopping embedded registry lets
+// running requests (a blob upload) finish.
+const embeddedShutdownTimeout = 10 * time.Second

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-openapi/runtime"
 	httptransport "github.com/go-openapi/runtime/client"
@@ -20,8 +22,18 @@ import (
 // Harbor talks to Harbor's v2.0 API through goharbor/go-client.
 type Harbor struct {
 	URL string // as given, for messages
-	api *v2client.HarborAPI
+	// Timeout bounds each API call, answer included (DefaultHarborTimeout
+	// from NewHarbor; 0: none). go-client's runtime drops its own 30s
+	// timeout as soon as a context is passed, and the CLI's context has no
+	// deadline, so without this a Harbor that accepts the connection and
+	// never answers hangs a push or a setup for ever.
+	Timeout time.Duration
+	api     *v2client.HarborAPI
 }
+
+// DefaultHarborTimeout is NewHarbor's Timeout: generous for one API call
+// (Harbor answers in well under a second when healthy).
+const DefaultHarborTimeout = 30 * time.Second
 
 // NewHarbor connects to the Harbor at rawURL (https://harbor.example.com)
 // with basic auth. Unlike go-client's NewClientSet it verifies TLS (the
@@ -36,9 +48,48 @@ func NewHarbor(rawURL, user, password string, transport http.RoundTripper) (*Har
 		transport = http.DefaultTransport
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/api/v2.0") + "/api/v2.0"
-	return &Harbor{URL: rawURL, api: v2client.New(v2client.Config{
-		URL: u, Transport: transport, AuthInfo: httptransport.BasicAuth(user, password),
-	})}, nil
+	h := &Harbor{URL: rawURL, Timeout: DefaultHarborTimeout}
+	h.api = v2client.New(v2client.Config{
+		URL: u, Transport: timeoutTransport{next: transport, timeout: &h.Timeout}, AuthInfo: httptransport.BasicAuth(user, password),
+	})
+	return h, nil
+}
+
+// timeoutTransport gives each request *timeout to be answered and read; the
+// deadline ends when the answer's body is closed (go-client reads it whole
+// before it returns).
+type timeoutTransport struct {
+	next    http.RoundTripper
+	timeout *time.Duration
+}
+
+func (t timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if *t.timeout <= 0 {
+		return t.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), *t.timeout)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, fmt.Errorf("no answer within %s: %w", *t.timeout, err)
+		}
+		return nil, err
+	}
+	resp.Body = cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's deadline once its answer is read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // status digs the HTTP status out of go-client's errors: typed responses

@@ -13,8 +13,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/platform/edge"
 )
 
@@ -66,14 +66,12 @@ func edgeOptions(c *cli.Context) edge.Options {
 	return edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
 }
 
-// kubeClient loads the kubeconfig the way kubectl does.
+// kubeClient loads the kubeconfig the way kubectl does (platform.RESTConfig);
+// a kubeconfig that cannot be loaded is bad input (exit 2).
 func kubeClient(c *cli.Context) (kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = c.String("kubeconfig")
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: c.String("context")}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	cfg, err := platform.RESTConfig(c.String("kubeconfig"), c.String("context"))
 	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("loading the kubeconfig (--kubeconfig, $KUBECONFIG or ~/.kube/config, as kubectl does): %v", err), 2)
+		return nil, cli.Exit(err.Error(), 2)
 	}
 	cfg.UserAgent = "tsys-ci-edge/" + version
 	return kubernetes.NewForConfig(cfg)

@@ -14,9 +14,9 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
@@ -92,11 +92,9 @@ func appArgs(c *cli.Context) (*rollout.AppSpec, error) {
 }
 
 func kubeConfig(c *cli.Context) (*rest.Config, kubernetes.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = c.String("kubeconfig")
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := platform.RESTConfig(c.String("kubeconfig"), "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading the cluster's credentials (--kubeconfig, KUBECONFIG or ~/.kube/config): %w", err)
+		return nil, nil, err
 	}
 	cfg.UserAgent = "tsys-ci/" + version
 	cs, err := kubernetes.NewForConfig(cfg)
