@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,20 +35,7 @@ func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) er
 	case ResultCanceled:
 		reason, typ = "DeployCanceled", corev1.EventTypeWarning
 	}
-	msg := fmt.Sprintf("%s %s by %s (%s", rec.Kind, rec.Image, rec.By, rec.Trigger)
-	if rec.Policy != "" {
-		msg += ", policy " + rec.Policy
-	}
-	if rec.Tag != "" {
-		msg += ", tag " + rec.Tag
-	}
-	msg += fmt.Sprintf("): %s after %.0fs", rec.Result, rec.Seconds)
-	if rec.Error != "" {
-		msg += ": " + rec.Error
-	}
-	if len(msg) > 1024 { // the API server refuses longer messages
-		msg = msg[:1021] + "..."
-	}
+	msg := eventMessage(rec)
 	now := metav1.NewTime(rec.Finished)
 	if rec.Finished.IsZero() {
 		now = metav1.NewTime(time.Now())
@@ -83,4 +71,34 @@ func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) er
 
 func metaFor(namespace, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}
+
+// maxEventMessage is the longest Event message serve writes, in bytes
+// (the limit events.k8s.io puts on a note).
+const maxEventMessage = 1024
+
+// eventMessage says what was deployed, by whom, why and how it ended, cut
+// to maxEventMessage bytes at a rune boundary: a cut inside a UTF-8
+// sequence (an error quoting a non-ASCII name) leaves invalid UTF-8, which
+// the JSON encoding sends as U+FFFD, garbled and longer than the limit.
+func eventMessage(rec DeployRecord) string {
+	msg := fmt.Sprintf("%s %s by %s (%s", rec.Kind, rec.Image, rec.By, rec.Trigger)
+	if rec.Policy != "" {
+		msg += ", policy " + rec.Policy
+	}
+	if rec.Tag != "" {
+		msg += ", tag " + rec.Tag
+	}
+	msg += fmt.Sprintf("): %s after %.0fs", rec.Result, rec.Seconds)
+	if rec.Error != "" {
+		msg += ": " + rec.Error
+	}
+	if len(msg) <= maxEventMessage {
+		return msg
+	}
+	cut := maxEventMessage - len("...")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "..."
 }

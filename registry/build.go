@@ -201,7 +201,7 @@ func baseImage(ctx context.Context, o BuildOptions) (v1.Image, error) {
 	if err != nil {
 		return nil, &UsageError{fmt.Sprintf("--base %q is not a valid image reference: %v", o.Base, err)}
 	}
-	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithPlatform(o.Platform)}, o.Remote...)
+	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithPlatform(o.Platform), remote.WithTransport(defaultTransport)}, o.Remote...)
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pulling base image %s: %w", ref, explain(err, ref.Context().RegistryStr()))

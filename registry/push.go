@@ -31,12 +31,14 @@ func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { r
 // Client is how tsys-ci reaches registries: credentials and transport, passed
 // in so tests and `tsys-ci serve` choose their own.
 type Client struct {
-	Keychain  authn.Keychain
-	Transport http.RoundTripper // nil: remote.DefaultTransport
+	Keychain authn.Keychain
+	// Transport carries the requests; nil is go-containerregistry's
+	// transport with ResponseHeaderTimeout.
+	Transport http.RoundTripper
 }
 
 func (c Client) options(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx)}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(defaultTransport)}
 	if c.Keychain != nil {
 		opts = append(opts, remote.WithAuthFromKeychain(c.Keychain))
 	}

@@ -104,7 +104,14 @@ func kubeConfig(c *cli.Context) (*rest.Config, kubernetes.Interface, error) {
 	return cfg, cs, nil
 }
 
-func newPromoter(c *cli.Context, cfg *rest.Config, cs kubernetes.Interface) (*rollout.Promoter, error) {
+// newPromoter connects to the cluster of the kubeconfig and returns the
+// Promoter promote and abort share; the lease holder names this host and
+// process, so a lease left behind says who held it.
+func newPromoter(c *cli.Context) (*rollout.Promoter, error) {
+	cfg, cs, err := kubeConfig(c)
+	if err != nil {
+		return nil, err
+	}
 	probe, err := rollout.ServiceProxy(cfg)
 	if err != nil {
 		return nil, err
@@ -135,11 +142,7 @@ func runPromote(c *cli.Context) error {
 			return err
 		}
 	}
-	cfg, cs, err := kubeConfig(c)
-	if err != nil {
-		return err
-	}
-	p, err := newPromoter(c, cfg, cs)
+	p, err := newPromoter(c)
 	if err != nil {
 		return err
 	}
@@ -320,11 +323,7 @@ func runAbort(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, cs, err := kubeConfig(c)
-	if err != nil {
-		return err
-	}
-	p, err := newPromoter(c, cfg, cs)
+	p, err := newPromoter(c)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -66,7 +67,10 @@ func (s *Syncer) Sync(ctx context.Context, m *Model) (Result, error) {
 		return Result{}, err
 	}
 	defer unlock()
-	desired, missing := s.renderForInstall(m)
+	desired, missing, err := s.renderForInstall(m)
+	if err != nil {
+		return Result{}, err
+	}
 	installed, err := ReadFiles(s.Dir)
 	if err != nil {
 		return Result{}, err
@@ -89,23 +93,31 @@ func (s *Syncer) Sync(ctx context.Context, m *Model) (Result, error) {
 // renderForInstall renders m, leaving out of the crt-list the hosts whose
 // certificate file does not exist yet: HAProxy refuses a crt-list naming a
 // missing file, and one new app without a certificate must not block the
-// others.
-func (s *Syncer) renderForInstall(m *Model) (Files, []string) {
+// others. Only a file that does not exist counts as missing: any other
+// error (no access to --cert-dir, --cert-dir not a directory) is the
+// operator's to fix, and would otherwise pass for "waiting for a
+// certificate".
+func (s *Syncer) renderForInstall(m *Model) (Files, []string, error) {
 	f := Render(m, s.Options)
 	var crt bytes.Buffer
 	var missing []string
 	for _, line := range strings.SplitAfter(string(f.CrtList), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) >= 2 && !strings.HasPrefix(fields[0], "#") {
-			if _, err := os.Stat(fields[0]); err != nil {
+			_, err := os.Stat(fields[0])
+			if errors.Is(err, fs.ErrNotExist) {
 				missing = append(missing, fields[len(fields)-1])
 				continue
+			}
+			if err != nil {
+				return Files{}, nil, fmt.Errorf("checking the certificate of %s: %w; sync needs to read --cert-dir %s (haproxy -c loads every certificate)",
+					fields[len(fields)-1], err, s.Options.CertDir)
 			}
 		}
 		crt.WriteString(line)
 	}
 	f.CrtList = crt.Bytes()
-	return f, missing
+	return f, missing, nil
 }
 
 func sameStructure(a, b Files) bool {

@@ -250,3 +250,27 @@ func installedFiles(t *testing.T, dir string) []byte {
 	}
 	return bytes.Join([][]byte{f.Config, f.HostMap, f.CrtList, f.Hosts}, []byte("\x00"))
 }
+
+// A --cert-dir sync cannot read is an error, not a list of hosts "waiting
+// for a certificate": only a file that does not exist is missing.
+func TestSyncRefusesACertDirItCannotRead(t *testing.T) {
+	opts := DefaultOptions()
+	notADir := filepath.Join(t.TempDir(), "certs")
+	if err := os.WriteFile(notADir, []byte("a file, not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts.CertDir = notADir
+	m := mustBuild(t, opts, lbService("web", "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, map[string]int32{"http": 8080}, "192.0.2.10"))
+	s := &Syncer{Dir: t.TempDir(), Options: opts}
+	res, err := s.Sync(context.Background(), m)
+	if err == nil || !strings.Contains(err.Error(), "checking the certificate of shop.company.example") || !strings.Contains(err.Error(), notADir) {
+		t.Fatalf("Sync with --cert-dir a file = %+v, %v; want an error naming the host and --cert-dir", res, err)
+	}
+
+	opts.CertDir = t.TempDir()
+	s.Options = opts
+	_, missing, err := s.renderForInstall(m)
+	if err != nil || len(missing) != 1 || missing[0] != "shop.company.example" {
+		t.Fatalf("renderForInstall with an empty --cert-dir = %v, %v; want shop.company.example missing", missing, err)
+	}
+}
