@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
@@ -74,50 +70,23 @@ func (s *Snapshot) add(obj map[string]any) error {
 			}
 		}
 	case group == "" && kind == "Node":
-		var v corev1.Node
-		err := into(&v)
-		s.Nodes = append(s.Nodes, v)
-		return err
+		return decodeInto(into, &s.Nodes)
 	case group == "" && kind == "Pod":
-		var v corev1.Pod
-		err := into(&v)
-		s.Pods = append(s.Pods, v)
-		return err
+		return decodeInto(into, &s.Pods)
 	case group == "" && kind == "Service":
-		var v corev1.Service
-		err := into(&v)
-		s.Services = append(s.Services, v)
-		return err
+		return decodeInto(into, &s.Services)
 	case group == "" && kind == "PersistentVolumeClaim":
-		var v corev1.PersistentVolumeClaim
-		err := into(&v)
-		s.PVCs = append(s.PVCs, v)
-		return err
+		return decodeInto(into, &s.PVCs)
 	case group == "apps" && kind == "Deployment":
-		var v appsv1.Deployment
-		err := into(&v)
-		s.Deployments = append(s.Deployments, v)
-		return err
+		return decodeInto(into, &s.Deployments)
 	case group == "apps" && kind == "StatefulSet":
-		var v appsv1.StatefulSet
-		err := into(&v)
-		s.StatefulSets = append(s.StatefulSets, v)
-		return err
+		return decodeInto(into, &s.StatefulSets)
 	case group == "apps" && kind == "DaemonSet":
-		var v appsv1.DaemonSet
-		err := into(&v)
-		s.DaemonSets = append(s.DaemonSets, v)
-		return err
+		return decodeInto(into, &s.DaemonSets)
 	case group == "policy" && kind == "PodDisruptionBudget":
-		var v policyv1.PodDisruptionBudget
-		err := into(&v)
-		s.PDBs = append(s.PDBs, v)
-		return err
+		return decodeInto(into, &s.PDBs)
 	case group == "storage.k8s.io" && kind == "StorageClass":
-		var v storagev1.StorageClass
-		err := into(&v)
-		s.StorageClasses = append(s.StorageClasses, v)
-		return err
+		return decodeInto(into, &s.StorageClasses)
 	case group == "longhorn.io" && kind == "Setting":
 		s.longhorn().Settings[name] = fmt.Sprint(obj["value"])
 	case group == "longhorn.io" && kind == "Volume":
@@ -147,4 +116,15 @@ func longhornVolume(name string, obj map[string]any) LonghornVolume {
 		v.Robustness, _ = st["robustness"].(string)
 	}
 	return v
+}
+
+// decodeInto converts the object into a T and appends it to list; a list
+// of each kind the snapshot keeps, one function for all of them.
+func decodeInto[T any](into func(any) error, list *[]T) error {
+	var v T
+	if err := into(&v); err != nil {
+		return err
+	}
+	*list = append(*list, v)
+	return nil
 }

@@ -103,6 +103,9 @@ func (p *Promoter) defaults() {
 	}
 }
 
+// releaseTimeout bounds the release of an app's lease after a promote.
+const releaseTimeout = 10 * time.Second
+
 // locked takes the app's lease, loads its state and calls fn; the lease is
 // renewed while fn runs and released after. If renewal fails fn's context
 // is cancelled: another process may own the app now.
@@ -123,7 +126,12 @@ func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx contex
 		// Stop renewing before releasing, so the two never race.
 		cancel(nil)
 		<-kept
-		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+		// Released even when ctx was cancelled (Ctrl-C), but not waited
+		// on for ever: an API server that does not answer would hang the
+		// exit, and the lease expires on its own anyway.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer rcancel()
+		if err := lock.Release(rctx); err != nil {
 			p.logf(spec.Name, "warning: %v (the lease expires on its own in %s)", err, p.LeaseDuration)
 		}
 	}()

@@ -160,13 +160,7 @@ func (r *run) phases(ctx context.Context) error {
 func (r *run) blueGreen(ctx context.Context) error {
 	s, n := r.state, *r.spec.Replicas
 	if s.Phase == PhaseDeploying {
-		if err := r.applyCandidate(ctx, n); err != nil {
-			return err
-		}
-		if err := r.waitReady(ctx, *s.Candidate, n); err != nil {
-			return err
-		}
-		if err := r.save(ctx, PhaseProbing, "probing "+s.Candidate.Image); err != nil {
+		if err := r.deployCandidate(ctx, n); err != nil {
 			return err
 		}
 	}

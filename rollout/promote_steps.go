@@ -25,6 +25,19 @@ func (r *run) allocate(ctx context.Context) (*Allocation, error) {
 	return alloc, nil
 }
 
+// deployCandidate is the Deploying phase of blue/green and canary: the new
+// version with n pods, ready, then the phase moves to Probing (saved, so a
+// resumed promote does not deploy again).
+func (r *run) deployCandidate(ctx context.Context, n int32) error {
+	if err := r.applyCandidate(ctx, n); err != nil {
+		return err
+	}
+	if err := r.waitReady(ctx, *r.state.Candidate, n); err != nil {
+		return err
+	}
+	return r.save(ctx, PhaseProbing, "probing "+r.state.Candidate.Image)
+}
+
 // applyCandidate applies what the new version needs: volumes, the PDB,
 // the preview Service on its color and its Deployment with n pods.
 func (r *run) applyCandidate(ctx context.Context, n int32) error {
@@ -128,13 +141,7 @@ func (r *run) canary(ctx context.Context) error {
 		plan = plan[len(plan)-1:]
 	}
 	if s.Phase == PhaseDeploying {
-		if err := r.applyCandidate(ctx, plan[0].CanaryPods); err != nil {
-			return err
-		}
-		if err := r.waitReady(ctx, *s.Candidate, plan[0].CanaryPods); err != nil {
-			return err
-		}
-		if err := r.save(ctx, PhaseProbing, "probing "+s.Candidate.Image); err != nil {
+		if err := r.deployCandidate(ctx, plan[0].CanaryPods); err != nil {
 			return err
 		}
 	}

@@ -64,7 +64,11 @@ func runServe(c *cli.Context) error {
 	}
 	identity := c.String("identity")
 	if identity == "" {
-		identity, _ = os.Hostname()
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			return cli.Exit(fmt.Sprintf("serve names this replica in its Lease and Events after the host name, which cannot be read (%v); pass --identity", err), 2)
+		}
+		identity = host
 	}
 
 	var cs kubernetes.Interface

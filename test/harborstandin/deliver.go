@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,7 +51,7 @@ func (s *Server) firePush(host, operator string, p *project, a *artifact, tag st
 		},
 	})
 	for _, pol := range s.policies {
-		if pol.ProjectID != p.ID || !pol.Enabled || !contains(pol.EventTypes, "PUSH_ARTIFACT") {
+		if pol.ProjectID != p.ID || !pol.Enabled || !slices.Contains(pol.EventTypes, "PUSH_ARTIFACT") {
 			continue
 		}
 		for _, t := range pol.Targets {
@@ -80,13 +81,4 @@ func (s *Server) deliver(policyID int64, t *target, body []byte) {
 	s.mu.Lock()
 	s.webhookSent = append(s.webhookSent, d)
 	s.mu.Unlock()
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

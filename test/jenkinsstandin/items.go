@@ -190,14 +190,8 @@ func (s *Server) createItem(q *request, parent *item) {
 	}
 	switch {
 	case isXML:
-		body, err := io.ReadAll(q.r.Body)
-		if err != nil {
-			serverError(q, "reading the request body: "+err.Error())
-			return
-		}
-		k, meta, config, err := parseConfig(body)
-		if err != nil {
-			serverError(q, "java.io.IOException: Unable to read "+name+"/config.xml: "+err.Error())
+		k, meta, config, ok := readConfig(q, name)
+		if !ok {
 			return
 		}
 		parent.children = append(parent.children, &item{name: name, kind: k, parent: parent, config: config, meta: meta, nextBuild: 1})
@@ -253,14 +247,8 @@ func (s *Server) serveConfig(q *request, it *item) {
 		if !s.allowed(q, PermConfigure) {
 			return
 		}
-		body, err := io.ReadAll(q.r.Body)
-		if err != nil {
-			serverError(q, "reading the request body: "+err.Error())
-			return
-		}
-		k, meta, config, err := parseConfig(body)
-		if err != nil {
-			serverError(q, "java.io.IOException: Unable to read "+it.fullName()+"/config.xml: "+err.Error())
+		k, meta, config, ok := readConfig(q, it.fullName())
+		if !ok {
 			return
 		}
 		if k != it.kind {
@@ -307,6 +295,23 @@ type paramDef struct{ name, defaultValue string }
 // root element) and returns its kind, what the stand-in needs from it, and
 // the XML without its declaration. Jenkins writes XML 1.1 declarations,
 // which Go's decoder refuses, so the declaration is cut off first.
+// readConfig reads and parses the config.xml posted for the item named
+// name (createItem, POST config.xml); on failure it has answered as Jenkins
+// does and reports false.
+func readConfig(q *request, name string) (kind, configMeta, []byte, bool) {
+	body, err := io.ReadAll(q.r.Body)
+	if err != nil {
+		serverError(q, "reading the request body: "+err.Error())
+		return 0, configMeta{}, nil, false
+	}
+	k, meta, config, err := parseConfig(body)
+	if err != nil {
+		serverError(q, "java.io.IOException: Unable to read "+name+"/config.xml: "+err.Error())
+		return 0, configMeta{}, nil, false
+	}
+	return k, meta, config, true
+}
+
 func parseConfig(body []byte) (kind, configMeta, []byte, error) {
 	body = StripXMLDeclaration(body)
 	var doc struct {
