@@ -266,6 +266,23 @@ func TestDoctorAnalyze(t *testing.T) {
 			s.PDBs = append(s.PDBs, pdbFor("whiteboard", d.Spec.Template.Labels))
 			s.Pods = append(s.Pods, runningPod("whiteboard", "wb-1", "www2", d.Spec.Template.Labels), runningPod("whiteboard", "wb-2", "www2", d.Spec.Template.Labels))
 		}, DoctorOptions{}, []string{"critical workload deployment/whiteboard/whiteboard | all 2 running replicas are on www2"}, nil},
+		{"managed app with one replica on a single-writer volume is a warning", func(s *Snapshot) {
+			healthy(s)
+			d := app("whiteboard", "whiteboard", 1, true, true)
+			d.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+			s.Deployments = append(s.Deployments, d)
+			cls := "replicated"
+			s.PVCs = append(s.PVCs, corev1.PersistentVolumeClaim{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "whiteboard", Name: "data"},
+				Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: &cls,
+					AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}})
+		}, DoctorOptions{ReplicatedClasses: []string{"replicated"}}, []string{"warning workload deployment/whiteboard/whiteboard | 1 replica on a single-writer volume"}, []string{"critical"}},
+		{"the idle color of a blue/green app, scaled to zero, is not a finding", func(s *Snapshot) {
+			healthy(s)
+			d := app("shop", "shop-blue", 0, true, true)
+			s.Deployments = append(s.Deployments, d)
+		}, DoctorOptions{}, nil, []string{"shop-blue"}},
 		{"other workload with one replica is a warning", func(s *Snapshot) {
 			healthy(s)
 			s.Deployments = append(s.Deployments, app("team", "wiki", 1, false, false))

@@ -43,6 +43,11 @@ func (a *analysis) workloads() {
 		if systemNamespaces[w.meta.Namespace] {
 			continue
 		}
+		if w.replicas == 0 {
+			// Scaled to zero on purpose (the idle color of a blue/green app,
+			// a paused workload): nothing runs, so nothing can fail.
+			continue
+		}
 		object := w.kind + "/" + w.meta.Namespace + "/" + w.meta.Name
 		managed := w.meta.Labels[LabelManagedBy] == ManagedByTsysCI
 		if isServe(w) {
@@ -64,6 +69,13 @@ func (a *analysis) workloads() {
 		pods := a.podsMatching(w.meta.Namespace, w.selector)
 		nodes := nodesOf(pods)
 		switch {
+		case w.replicas < 2 && a.singleWriter(w):
+			// Two copies cannot share a single-writer volume: one replica is
+			// the app's honest shape, and recovery is a reschedule.
+			a.add(SeverityWarning, CheckWorkload, object, fmt.Sprintf("%s with 1 replica on a single-writer volume", who),
+				"the app cannot run two copies, so when its node fails it is down until the pod is rescheduled on another node (in the lab about 35 s); its data survives only if the volume is on a replicated class.",
+				"Keep the volume on the replicated class and the node-failure timings short; to remove the outage, change the app to share its state (a database, or a ReadWriteMany volume it can write from two copies).")
+			continue
 		case w.replicas < 2:
 			a.add(sev, CheckWorkload, object, fmt.Sprintf("%s with %d replica", who, w.replicas),
 				"one pod is a single point of failure: when its node fails the service is down until the pod is rescheduled (5 minutes or more; longer with a single-writer volume).",
@@ -88,6 +100,29 @@ func (a *analysis) workloads() {
 				"Add a PodDisruptionBudget with maxUnavailable: 1 selecting "+selectorString(w.selector)+".")
 		}
 	}
+}
+
+// singleWriter reports whether a workload mounts a claim that only one node
+// can write (ReadWriteOnce or ReadWriteOncePod), so it cannot run two copies
+// spread over nodes.
+func (a *analysis) singleWriter(w workload) bool {
+	for _, v := range w.template.Spec.Volumes {
+		if v.PersistentVolumeClaim == nil {
+			continue
+		}
+		for i := range a.s.PVCs {
+			c := &a.s.PVCs[i]
+			if c.Namespace != w.meta.Namespace || c.Name != v.PersistentVolumeClaim.ClaimName {
+				continue
+			}
+			for _, m := range c.Spec.AccessModes {
+				if m == corev1.ReadWriteOnce || m == corev1.ReadWriteOncePod {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func selectorString(sel *metav1.LabelSelector) string {
