@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,6 +50,8 @@ type Options struct {
 type Lab struct {
 	root, state, cache string
 	progress           io.Writer
+	mu                 sync.Mutex
+	kubectl            string // Kubectl's answer, once found
 }
 
 // Open returns a handle without changing anything.
@@ -108,6 +111,9 @@ func runningLabState() string {
 	}
 	return ""
 }
+
+// RepoRoot is the tsys-ci repository the lab was opened in.
+func (l *Lab) RepoRoot() string { return l.root }
 
 // StateDir is the folder holding the lab's keys, configs and logs.
 func (l *Lab) StateDir() string { return l.state }

@@ -43,3 +43,16 @@ func TestStepFailureNamesStepAndLog(t *testing.T) {
 		t.Errorf("no progress line: %q", progress.String())
 	}
 }
+
+// Add-on archives all named image.tar in their own cache folders are kept
+// under different names, so none overwrites another for the next boot.
+func TestImportName(t *testing.T) {
+	a := importName("/c/addons/coredns-v1.15.0-4f30/image.tar")
+	b := importName("/c/addons/registry-v3.1.2-6e9a/image.tar")
+	if a == b {
+		t.Fatalf("both archives kept as %s", a)
+	}
+	if a != "coredns-v1.15.0-4f30-image.tar" {
+		t.Errorf("importName = %s, want coredns-v1.15.0-4f30-image.tar", a)
+	}
+}

@@ -192,13 +192,28 @@ func (l *Lab) Exec(ctx context.Context, node string, argv ...string) ([]byte, er
 
 // ImportImage loads an image archive (docker save or OCI layout tar) into
 // every node's containerd, now and at every later boot of a node. For the
-// add-ons: images the nodes cannot pull.
+// add-ons: images the nodes cannot pull. The archive is kept under the name
+// of its folder and file (the add-on caches all call theirs image.tar), and
+// an archive already imported into every node, unchanged since, is skipped,
+// so a second lab-up does not import it again.
 func (l *Lab) ImportImage(ctx context.Context, tarPath string) error {
 	dir := filepath.Join(l.state, "images")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	dst := filepath.Join(dir, filepath.Base(tarPath))
+	fi, err := os.Stat(tarPath)
+	if err != nil {
+		return fmt.Errorf("importing an image into the lab: %w", err)
+	}
+	dst := filepath.Join(dir, importName(tarPath))
+	stamp := fmt.Sprintf("%s %d %d\n", tarPath, fi.Size(), fi.ModTime().UnixNano())
+	done := dst + ".imported"
+	if b, err := os.ReadFile(done); err == nil && string(b) == stamp {
+		if _, err := os.Stat(dst); err == nil {
+			return nil
+		}
+	}
+	os.Remove(done)
 	if err := copyFile(tarPath, dst); err != nil {
 		return err
 	}
@@ -208,16 +223,36 @@ func (l *Lab) ImportImage(ctx context.Context, tarPath string) error {
 			errs = append(errs, fmt.Errorf("importing %s into %s: %w", tarPath, n.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return os.WriteFile(done, []byte(stamp), 0o644)
+}
+
+// importName is the name an archive is kept under in the lab's images
+// folder: its folder's name and its own, so archives all named image.tar in
+// folders of their own do not overwrite each other.
+func importName(tarPath string) string {
+	parent := filepath.Base(filepath.Dir(tarPath))
+	if parent == "." || parent == "/" || parent == "" {
+		return filepath.Base(tarPath)
+	}
+	return parent + "-" + filepath.Base(tarPath)
 }
 
 // Kubectl returns the path of the kubectl built with the lab's components.
 func (l *Lab) Kubectl(ctx context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kubectl != "" {
+		return l.kubectl, nil
+	}
 	bin, err := l.k8sBins(ctx, io.Discard)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(bin, "kubectl"), nil
+	l.kubectl = filepath.Join(bin, "kubectl")
+	return l.kubectl, nil
 }
 
 // Apply applies a manifest file or folder to the lab with server-side apply

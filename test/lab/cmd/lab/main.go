@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tsys-group/tsys-ci/test/lab"
+	"github.com/tsys-group/tsys-ci/test/labaddons"
 )
 
 const usage = `usage: lab up | down | status | stats [DURATION] | stop NODE [freeze|kill] | start NODE |
@@ -51,7 +52,21 @@ func run(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "up":
-		return l.Up(ctx)
+		// The cluster, then its add-ons (test/labaddons): CoreDNS, MetalLB,
+		// storage, the registry and the promote pool.
+		if err := l.Up(ctx); err != nil {
+			return err
+		}
+		r, err := labaddons.Install(ctx, l, os.Stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "add-ons ready in %s\n\n", r.Took.Round(100*time.Millisecond))
+		if err := labaddons.Status(ctx, os.Stderr, r); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "\nPush images to %s/PROJECT/NAME:TAG (plain HTTP); the nodes pull them from there.\n", r.Addons.Registry)
+		return nil
 	case "down":
 		return l.Down(ctx)
 	case "status":
