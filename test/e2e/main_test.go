@@ -5,8 +5,9 @@
 //
 //	go test -tags e2e ./test/e2e/
 //
-// TestMain brings the lab up (quick when it is already up) and leaves it up
-// afterwards for the next run; make lab-down removes it. Nodes a test stops
+// TestMain brings the lab up with its add-ons (test/labaddons; quick when
+// it is already up) and leaves it up afterwards for the next run; make
+// lab-down removes it. Nodes a test stops
 // are started again before it ends.
 package e2e
 
@@ -23,10 +24,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/test/lab"
+	"github.com/tsys-group/tsys-ci/test/labaddons"
 )
 
 var (
 	theLab *lab.Lab
+	// theAddons says where the add-ons are (registry, MetalLB pool).
+	theAddons *labaddons.Result
 	// host-wide sysctls as they were before the lab came up
 	hostSysctls map[string]string
 )
@@ -37,12 +41,13 @@ func TestMain(m *testing.M) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hostSysctls = readSysctls()
-	l, err := lab.Up(ctx, lab.Options{})
+	r, err := labaddons.Up(ctx, labaddons.Options{})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: the lab did not come up: %v\n", err)
 		os.Exit(1)
 	}
-	theLab = l
+	fmt.Fprintf(os.Stderr, "e2e: add-ons ready in %s; registry %s\n", r.Took.Round(100*time.Millisecond), r.Addons.Registry)
+	theLab, theAddons = r.Lab, r
 	os.Exit(m.Run())
 }
 

@@ -2,7 +2,7 @@
 // a real kube-apiserver (test/apiserver), without nodes: the API server must
 // accept every object (CRD schemas included), and each controller must do its
 // job with the RBAC the manifests give its ServiceAccount. What needs nodes
-// (pods running, ARP, GlusterFS) is the lab's e2e test (test/addons/e2e).
+// (pods running, ARP, GlusterFS) is the lab's e2e tests' (test/e2e).
 package apitest
 
 import (

@@ -1,0 +1,63 @@
+// Command hello is the lab's test app: a small static HTTP server the e2e
+// tests build into a scratch image with tsys-ci build.
+//
+//	hello                      serve on :8080 ("VERSION POD" on /, 200 on /healthz)
+//	hello write PATH TEXT      write TEXT to PATH (folders made), then exit
+//	hello read PATH            print PATH's contents, then exit
+//
+// HELLO_VERSION names the version; HELLO_BROKEN=1 makes /healthz answer 500.
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		if err := tool(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "hello:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	version, pod := os.Getenv("HELLO_VERSION"), os.Getenv("POD_NAME")
+	if pod == "" {
+		pod, _ = os.Hostname()
+	}
+	broken := os.Getenv("HELLO_BROKEN") == "1"
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s\n", version, pod)
+	})
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if broken {
+			http.Error(w, "broken on purpose", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	if err := http.ListenAndServe(":8080", nil); err != nil {
+		fmt.Fprintln(os.Stderr, "hello:", err)
+		os.Exit(1)
+	}
+}
+
+func tool(args []string) error {
+	switch {
+	case args[0] == "write" && len(args) == 3:
+		if err := os.MkdirAll(filepath.Dir(args[1]), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(args[1], []byte(args[2]), 0o644)
+	case args[0] == "read" && len(args) == 2:
+		b, err := os.ReadFile(args[1])
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	return fmt.Errorf("usage: hello [write PATH TEXT | read PATH]")
+}
