@@ -18,7 +18,7 @@ const strokesToDraw = 12
 // stepPromoteAndDraw promotes v1 and draws a board of a spiral and a label
 // through the same REST API the page uses, then reads it back.
 func (d *Demo) stepPromoteAndDraw(ctx context.Context) error {
-	out, took, err := d.promote(ctx, "whiteboard", d.whiteboardSpec(), d.wb[0], "")
+	out, took, err := d.promote(ctx, "whiteboard", "whiteboard", d.whiteboardSpec(), d.wb[0], "")
 	if err != nil {
 		return err
 	}

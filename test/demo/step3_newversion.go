@@ -50,7 +50,7 @@ func (d *Demo) stepNewVersion(ctx context.Context) error {
 	d.say("built, pushed and signed whiteboard v2 in %s: %s", round(time.Since(t)), d.wb[1].Ref)
 
 	ld := startLoad(ctx, d.wbAddr+"/api/boards/"+d.board, 2, 100*time.Millisecond)
-	out, took, err := d.promote(ctx, "whiteboard", d.whiteboardSpec(), d.wb[1], "")
+	out, took, err := d.promote(ctx, "whiteboard", "whiteboard", d.whiteboardSpec(), d.wb[1], "")
 	if err != nil {
 		ld.stop()
 		return err
@@ -85,7 +85,7 @@ func (d *Demo) stepNewVersion(ctx context.Context) error {
 		}
 	}
 	d.say("built, pushed and signed the stateless app demo-hello v1 and v2")
-	if out, took, err = d.promote(ctx, "demo-hello", spec, hello[0], ""); err != nil {
+	if out, took, err = d.promote(ctx, "demo-hello", "demo-hello", spec, hello[0], ""); err != nil {
 		return err
 	}
 	d.say("tsys-ci promote demo-hello v1 (blue/green, 2 replicas) in %s", round(took))
@@ -98,7 +98,7 @@ func (d *Demo) stepNewVersion(ctx context.Context) error {
 	}
 	ld = startLoad(ctx, addr+"/", 4, 20*time.Millisecond)
 	time.Sleep(2 * time.Second) // load before the switch, so the count covers it whole
-	out, took, err = d.promote(ctx, "demo-hello", spec, hello[1], "")
+	out, took, err = d.promote(ctx, "demo-hello", "demo-hello", spec, hello[1], "")
 	time.Sleep(2 * time.Second)
 	st = ld.stop()
 	if err != nil {

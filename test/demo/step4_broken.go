@@ -21,7 +21,7 @@ func (d *Demo) stepBroken(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	out, took, err := d.promote(ctx, "whiteboard", d.whiteboardSpec(), d.wb[2], "")
+	out, took, err := d.promote(ctx, "whiteboard", "whiteboard", d.whiteboardSpec(), d.wb[2], "")
 	switch code := exitCode(err); {
 	case err == nil:
 		return fmt.Errorf("promote of the broken version succeeded; it must fail its probes:\n%s", indent(out))
