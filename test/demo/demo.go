@@ -112,7 +112,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		fmt.Fprintf(o.Out, "=== step %d done in %s\n", i+1, round(took))
 		d.number(i+1, "step took", round(took).String())
 	}
-	fmt.Fprintf(o.Out, "\nmake demo took %s\n", round(time.Since(d.start)))
+	d.res.Numbers = append(d.res.Numbers, Number{Step: "all", What: "make demo took", Value: round(time.Since(d.start)).String()})
+	fmt.Fprintln(o.Out)
+	if err := WriteNumbers(o.Out, d.res.Numbers); err != nil {
+		return &d.res, err
+	}
 	return &d.res, nil
 }
 
@@ -136,8 +140,13 @@ func WriteNumbers(w io.Writer, ns []Number) error {
 }
 
 func round(d time.Duration) time.Duration {
-	if d > 10*time.Second {
+	switch {
+	case d > 10*time.Second:
 		return d.Round(100 * time.Millisecond)
+	case d > 100*time.Millisecond:
+		return d.Round(10 * time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(100 * time.Microsecond)
 	}
-	return d.Round(10 * time.Millisecond)
+	return d.Round(time.Microsecond)
 }

@@ -28,6 +28,9 @@ shutdown:
   gracePeriod: 15s
 strategy:
   type: blueGreen
+  # The old copies stay this long after the switch (instant rollback while
+  # they run); the load keeps going through their removal.
+  blueGreen: {scaleDownDelay: 15s}
 probes:
   - name: hello
     port: http
