@@ -110,7 +110,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		took := time.Since(d.stepAt)
 		fmt.Fprintf(o.Out, "=== step %d done in %s\n", i+1, round(took))
-		d.number(i+1, "step took", round(took).String())
+		if took > time.Second {
+			d.number(i+1, "step took", round(took).String())
+		}
 	}
 	d.res.Numbers = append(d.res.Numbers, Number{Step: "all", What: "make demo took", Value: round(time.Since(d.start)).String()})
 	fmt.Fprintln(o.Out)

@@ -63,7 +63,10 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 		return fmt.Errorf("the whiteboard was not served again after freezing %v: %w", frozen, err)
 	}
 	back := time.Since(t0)
-	where, _ := d.whiteboardNode(ctx)
+	where, err := d.waitWhiteboardNode(ctx)
+	if err != nil {
+		return err
+	}
 	d.say("the board is served again after %s, from %s", round(back), where)
 	d.number(5, "whiteboard back after freezing "+strings.Join(frozen, "+"), round(back).String()+" (now on "+where+")")
 	if err := checkBoard(after, d.board, d.res.Acked); err != nil {
@@ -135,6 +138,26 @@ func (d *Demo) whiteboardNode(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no ready whiteboard pod in namespace whiteboard")
+}
+
+// waitWhiteboardNode asks for the node of the ready pod until the API (one
+// of whose servers may have been frozen) answers it, for up to a minute.
+func (d *Demo) waitWhiteboardNode(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := d.whiteboardNode(ctx)
+		if err == nil {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("finding where the whiteboard runs now: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // waitNoE2E waits, up to DrillWait, until no e2e test (which freezes nodes
