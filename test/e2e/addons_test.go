@@ -61,8 +61,9 @@ var (
 // helloImage builds testdata/hello (a static Go HTTP server) into a scratch
 // image with tsys-ci build and pushes it to the lab registry from the host
 // with tsys-ci push; it returns the pushed reference (by digest). Once per
-// tag and test binary.
-func helloImage(t *testing.T, tag string) string {
+// tag and test binary. The image's HELLO_VERSION is the tag; env adds
+// other variables (HELLO_BROKEN=1).
+func helloImage(t *testing.T, tag string, env ...string) string {
 	t.Helper()
 	helloMu.Lock()
 	defer helloMu.Unlock()
@@ -77,9 +78,13 @@ func helloImage(t *testing.T, tag string) string {
 	ctxDir := filepath.Join(work, "context")
 	run(t, filepath.Join(theLab.RepoRoot(), "test", "e2e", "testdata", "hello"), []string{"CGO_ENABLED=0"},
 		"go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(ctxDir, "hello"), ".")
-	run(t, work, nil, bin, "build", "--base", "scratch", "--context", ctxDir, "--entrypoint", "/app/hello",
-		"--port", "8080", "--user", "65532", "--commit", "e2e"+tag, "--build-number", "1", "--job", "e2e",
-		"--build-time", "2026-01-01T00:00:00Z")
+	args := []string{"build", "--base", "scratch", "--context", ctxDir, "--entrypoint", "/app/hello",
+		"--port", "8080", "--user", "65532", "--commit", "e2e" + tag, "--build-number", "1", "--job", "e2e",
+		"--build-time", "2026-01-01T00:00:00Z", "--env", "HELLO_VERSION=" + tag}
+	for _, e := range env {
+		args = append(args, "--env", e)
+	}
+	run(t, work, nil, bin, args...)
 	run(t, work, nil, bin, "push", "--repository", theAddons.Addons.Registry+"/e2e/hello", "--tag", tag)
 	b, err := os.ReadFile(filepath.Join(work, pipeline.DefaultPushResult))
 	if err != nil {

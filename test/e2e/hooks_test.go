@@ -39,7 +39,7 @@ func TestImportImageAndApply(t *testing.T) {
 	if err := theLab.ImportImage(ctx, archive); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.Remove(filepath.Join(theLab.StateDir(), "images", "lab-hooktest.tar")) })
+	t.Cleanup(func() { _ = theLab.ForgetImage(archive) })
 
 	manifest := filepath.Join(t.TempDir(), "ds.yaml")
 	if err := os.WriteFile(manifest, []byte(`apiVersion: apps/v1

@@ -48,7 +48,7 @@ func echoImage(ctx context.Context, t *testing.T) string {
 		t.Fatal(err)
 	}
 	// Not re-imported at every later boot: it is this test's.
-	t.Cleanup(func() { _ = os.Remove(filepath.Join(theLab.StateDir(), "images", filepath.Base(archive))) })
+	t.Cleanup(func() { _ = theLab.ForgetImage(archive) })
 	return "docker.io/" + ref
 }
 

@@ -229,6 +229,18 @@ func (l *Lab) ImportImage(ctx context.Context, tarPath string) error {
 	return os.WriteFile(done, []byte(stamp), 0o644)
 }
 
+// ForgetImage stops the lab from importing tarPath (given to ImportImage)
+// at later boots; the nodes keep the image they have.
+func (l *Lab) ForgetImage(tarPath string) error {
+	dst := filepath.Join(l.state, "images", importName(tarPath))
+	for _, p := range []string{dst, dst + ".imported"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // importName is the name an archive is kept under in the lab's images
 // folder: its folder's name and its own, so archives all named image.tar in
 // folders of their own do not overwrite each other.

@@ -28,7 +28,9 @@ func main() {
 	case "get":
 		want, _ := strconv.Atoi(os.Args[3])
 		timeout, _ := time.ParseDuration(os.Args[4])
-		client := &http.Client{Timeout: 2 * time.Second}
+		// A new connection per request: a kept-alive one stays with the
+		// replica it first reached, and the other is never seen.
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		seen := map[string]bool{}
 		deadline := time.Now().Add(timeout)
 		for len(seen) < want {
