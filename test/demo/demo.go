@@ -102,6 +102,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		{"freeze the whiteboard's node and a storage node at once", d.stepFailover},
 		{"open it yourself", d.stepSummary},
 	}
+	// The lab is shared: e2e tests stop and start its nodes, and lab-up
+	// would start a node one of them stopped on purpose. Start after them.
+	d.stepAt = time.Now()
+	if err := d.waitNoE2E(ctx); err != nil {
+		return &d.res, fmt.Errorf("%w; run make demo when they are done", err)
+	}
 	for i, s := range steps {
 		d.stepAt = time.Now()
 		fmt.Fprintf(o.Out, "\n=== step %d/%d: %s\n", i+1, len(steps), s.title)

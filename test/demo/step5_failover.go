@@ -186,7 +186,7 @@ func (d *Demo) waitNoE2E(ctx context.Context) error {
 }
 
 func e2eRunning() string {
-	for _, pat := range []string{"e2e.test", "test/e2e"} {
+	for _, pat := range []string{"e2e.test", "test/e2e", "addons/e2e"} {
 		out, err := exec.Command("pgrep", "-f", pat).Output()
 		if err == nil && len(bytes.TrimSpace(out)) > 0 {
 			return "pgrep -f " + pat + ": " + strings.Join(strings.Fields(string(out)), ",")
