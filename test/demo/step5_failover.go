@@ -1,0 +1,196 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tsys-group/tsys-ci/test/addons"
+	"github.com/tsys-group/tsys-ci/test/lab"
+	"github.com/tsys-group/tsys-ci/test/labaddons"
+)
+
+// dbNodeToFreeze is the storage node frozen with the whiteboard's node; two
+// of three etcd members and GlusterFS bricks stay.
+const dbNodeToFreeze = "db2"
+
+// stepFailover freezes the whiteboard's www node and a db node at once (the
+// lab's Freeze: cgroups frozen, container paused and disconnected: peers hear
+// nothing), waits for the board to be served again from another node,
+// compares it byte for byte, then brings both back and heals GlusterFS.
+func (d *Demo) stepFailover(ctx context.Context) error {
+	if d.o.SkipDrill {
+		d.say("skipped (SkipDrill)")
+		return nil
+	}
+	waited := time.Now()
+	err := d.waitNoE2E(ctx)
+	if w := time.Since(waited); w > time.Second {
+		d.number(5, "waited for the e2e tests (shared lab)", round(w).String())
+	}
+	if err != nil {
+		d.say("SKIPPED the node drill: %v", err)
+		d.number(5, "node drill", "skipped: "+err.Error())
+		return nil
+	}
+	d.stepAt = time.Now() // the step's times count from here, not from the wait
+	www, err := d.whiteboardNode(ctx)
+	if err != nil {
+		return err
+	}
+	frozen := []string{www, dbNodeToFreeze}
+	d.say("the whiteboard runs on %s; freezing %s and %s at once", www, www, dbNodeToFreeze)
+	t0 := time.Now()
+	if err := d.parallel(frozen, func(n string) error { return d.lab.StopNode(ctx, n, lab.Freeze) }); err != nil {
+		return err
+	}
+	d.res.DrillRan = true
+	// However this ends, the nodes come back and the storage heals.
+	defer func() {
+		if err := d.restore(context.WithoutCancel(ctx), frozen); err != nil {
+			d.say("RESTORING FAILED: %v (bring them back: go run ./test/lab/cmd/lab start NODE)", err)
+		}
+	}()
+	d.say("frozen in %s; now only timeouts tell the cluster (16s node grace + 15s toleration, then a new pod)", round(time.Since(t0)))
+	after, err := waitServed(ctx, d.wbAddr+"/api/boards/"+d.board, 6*time.Minute)
+	if err != nil {
+		return fmt.Errorf("the whiteboard was not served again after freezing %v: %w", frozen, err)
+	}
+	back := time.Since(t0)
+	where, err := d.waitWhiteboardNode(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("the board is served again after %s, from %s", round(back), where)
+	d.number(5, "whiteboard back after freezing "+strings.Join(frozen, "+"), round(back).String()+" (now on "+where+")")
+	if err := checkBoard(after, d.board, d.res.Acked); err != nil {
+		return err
+	}
+	d.res.BoardAfter = after
+	if !bytes.Equal(d.res.BoardBefore, after) {
+		return fmt.Errorf("the board differs after the failover:\nbefore %s\nafter  %s", d.res.BoardBefore, after)
+	}
+	d.say("the board is byte for byte what was acknowledged before (%d bytes, %d strokes)", len(after), len(d.res.Acked))
+	d.number(5, "board after failover", "identical, byte for byte")
+	return nil
+}
+
+// restore starts the frozen nodes, waits for them Ready and heals GlusterFS.
+func (d *Demo) restore(ctx context.Context, nodes []string) error {
+	t := time.Now()
+	if err := d.parallel(nodes, func(n string) error { return d.lab.StartNode(ctx, n) }); err != nil {
+		return err
+	}
+	if err := d.lab.WaitNodesReady(ctx, 4*time.Minute, nodes...); err != nil {
+		return err
+	}
+	d.say("%s back and Ready in %s", strings.Join(nodes, " and "), round(time.Since(t)))
+	t = time.Now()
+	var log bytes.Buffer
+	if err := addons.Heal(ctx, labaddons.Cluster{Lab: d.lab}, d.addons.Addons.Gluster, 5*time.Minute, &log); err != nil {
+		return fmt.Errorf("%w\n%s", err, indent(log.String()))
+	}
+	d.say("GlusterFS healed in %s", round(time.Since(t)))
+	d.number(5, "nodes back + GlusterFS healed", round(time.Since(t)).String())
+	return nil
+}
+
+func (d *Demo) parallel(nodes []string, fn func(string) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = fn(n) }()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// whiteboardNode is the node of the whiteboard's ready pod.
+func (d *Demo) whiteboardNode(ctx context.Context) (string, error) {
+	c, err := d.lab.Client()
+	if err != nil {
+		return "", err
+	}
+	pods, err := c.CoreV1().Pods("whiteboard").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=whiteboard"})
+	if err != nil {
+		return "", fmt.Errorf("listing the whiteboard's pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == "Ready" && c.Status == "True" {
+				return p.Spec.NodeName, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no ready whiteboard pod in namespace whiteboard")
+}
+
+// waitWhiteboardNode asks for the node of the ready pod until the API (one
+// of whose servers may have been frozen) answers it, for up to a minute.
+func (d *Demo) waitWhiteboardNode(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		n, err := d.whiteboardNode(ctx)
+		if err == nil {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("finding where the whiteboard runs now: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// waitNoE2E waits, up to DrillWait, until no e2e test (which freezes nodes
+// of the same shared lab) runs.
+func (d *Demo) waitNoE2E(ctx context.Context) error {
+	deadline := time.Now().Add(d.o.DrillWait)
+	said := false
+	for {
+		running := e2eRunning()
+		if running == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("e2e tests still running after %s (%s); they freeze nodes of the same lab", d.o.DrillWait, running)
+		}
+		if !said {
+			d.say("waiting (up to %s) for the running e2e tests to end: %s", d.o.DrillWait, running)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func e2eRunning() string {
+	for _, pat := range []string{"e2e.test", "test/e2e", "addons/e2e"} {
+		out, err := exec.Command("pgrep", "-f", pat).Output()
+		if err == nil && len(bytes.TrimSpace(out)) > 0 {
+			return "pgrep -f " + pat + ": " + strings.Join(strings.Fields(string(out)), ",")
+		}
+	}
+	return ""
+}
