@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/test/testenv"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -29,7 +31,7 @@ func hostAddress(t *testing.T) net.IP {
 			return n.IP
 		}
 	}
-	t.Skip("no non-loopback IPv4 address to put behind a Service")
+	testenv.Missing(t, "no non-loopback IPv4 address on this machine to put behind a Service")
 	return nil
 }
 

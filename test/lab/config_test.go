@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 func TestParseMirror(t *testing.T) {
@@ -34,10 +36,7 @@ func FuzzParseMirror(f *testing.F) {
 // The env file's arrays reach the node's programs exactly, whatever the
 // flag values hold: bash reads them back as written.
 func TestWriteArrayRoundTripsThroughBash(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
+	bash := testenv.LookPath(t, "bash")
 	items := []string{"--a=b", "with space", `it's "quoted"`, "$HOME", "a\\b", "--x=1,2;3"}
 	var b strings.Builder
 	writeArray(&b, "ARGS", items)
