@@ -9,21 +9,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/test/whiteboard"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Stroke is what the whiteboard's API takes and returns (test/whiteboard).
-type Stroke struct {
-	Seq    uint64    `json:"seq"`
-	Board  string    `json:"board"`
-	Kind   string    `json:"kind"`
-	Color  string    `json:"color"`
-	Width  float64   `json:"width"`
-	Points []float64 `json:"points,omitempty"`
-	Text   string    `json:"text,omitempty"`
-	X      float64   `json:"x,omitempty"`
-	Y      float64   `json:"y,omitempty"`
-}
+// Stroke is the whiteboard's own type: the demo speaks its API, so it uses
+// its definition rather than a copy that could drift.
+type Stroke = whiteboard.Stroke
 
 var client = &http.Client{Timeout: 3 * time.Second}
 
