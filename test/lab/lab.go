@@ -138,9 +138,10 @@ func (l *Lab) logf(format string, args ...any) {
 	fmt.Fprintf(l.progress, "[lab %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-// lock takes the machine-wide lab lock: one Up or Down at a time, since
-// every checkout on the machine shares the one lab. It waits, saying so.
-func (l *Lab) lock() (unlock func(), err error) {
+// Lock takes the machine-wide lab lock: one Up, Down or add-on install at a
+// time, since every checkout on the machine shares the one lab. It waits,
+// saying so.
+func (l *Lab) Lock() (unlock func(), err error) {
 	dir := filepath.Join(l.cache, "lab")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 
 // Up is the method form of the package's Up.
 func (l *Lab) Up(ctx context.Context) error {
-	unlock, err := l.lock()
+	unlock, err := l.Lock()
 	if err != nil {
 		return err
 	}
@@ -161,12 +161,27 @@ func (l *Lab) checkOwner(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	orphaned := false
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 2 && f[1] != l.state {
+		if len(f) != 2 {
+			continue
+		}
+		// A lab whose state folder is gone (a deleted clone, such as CI's
+		// temporary checkout) cannot be used by anyone: its keys went
+		// with the folder. Its containers are removed, not fought.
+		if _, err := os.Stat(filepath.Join(f[1], "kubeconfig")); errors.Is(err, os.ErrNotExist) {
+			orphaned = true
+			continue
+		}
+		if f[1] != l.state {
 			return fmt.Errorf("container %s belongs to the lab kept in %s, not %s: use that lab (%s=%s) or remove it first (make lab-down there)",
 				f[0], f[1], l.state, StateDirEnv, f[1])
 		}
+	}
+	if orphaned {
+		l.logf("removing the containers of a lab whose state folder is gone")
+		return l.removeDocker(ctx, io.Discard)
 	}
 	return nil
 }
@@ -474,7 +489,7 @@ func containerNames() []string {
 // Down removes every container, volume and network the lab made, its cgroup
 // folders and its state folder. Built images stay cached. Safe to run twice.
 func (l *Lab) Down(ctx context.Context) error {
-	unlock, err := l.lock()
+	unlock, err := l.Lock()
 	if err != nil {
 		return err
 	}

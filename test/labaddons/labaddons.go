@@ -129,6 +129,13 @@ func Up(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Test binaries of several checkouts may bring the shared lab up at
+	// once; their add-on installs take turns like lab.Up does.
+	unlock, err := l.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return Install(ctx, l, o.Progress)
 }
 
