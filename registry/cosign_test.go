@@ -24,11 +24,15 @@ const cosignVersion = "v2.6.5"
 // skips on a developer's machine.
 func cosignBinary(t *testing.T) string {
 	t.Helper()
-	home, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
+	cache := os.Getenv("TSYS_CI_CACHE") // where scripts/cosign.sh builds it
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache = filepath.Join(home, ".cache", "tsys-ci")
 	}
-	bin := filepath.Join(home, "tsys-ci", "cosign", cosignVersion, "cosign")
+	bin := filepath.Join(cache, "cosign", cosignVersion, "cosign")
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
