@@ -65,6 +65,10 @@ defaults ` + DefaultsName + `
     timeout http-request 10s
     timeout tunnel 1h
     default-server inter 2s fall 3 rise 2
+    # A retry picks the server again and so reads its address again: a
+    # connection still being attempted when sync moves a server at run time
+    # is retried at the new address, not at the old one until a 503.
+    option redispatch 1
 `
 
 // Render writes the Model as HAProxy reads it. It depends only on its

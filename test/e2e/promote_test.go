@@ -70,14 +70,24 @@ type load struct {
 	total    int
 	stop     chan struct{}
 	wg       sync.WaitGroup
+
+	// first and last say when each version answered first and last.
+	first, last map[string]time.Time
 }
 
 func startLoad(url string) *load {
-	l := &load{answers: map[string]int{}, byClient: map[string]map[string]int{}, failures: map[string][]string{}, stop: make(chan struct{})}
-	clients := map[string]*http.Client{
+	return startLoadWith(url, map[string]*http.Client{
 		"keep-alive":     {Timeout: 3 * time.Second, Transport: &http.Transport{}},
 		"new-connection": {Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
-	}
+	})
+}
+
+// startLoadWith is startLoad with the caller's clients, by name (the edge
+// test's go through HAProxy with TLS); report counts the failures of the
+// clients named keep-alive and new-connection.
+func startLoadWith(url string, clients map[string]*http.Client) *load {
+	l := &load{answers: map[string]int{}, byClient: map[string]map[string]int{}, failures: map[string][]string{},
+		first: map[string]time.Time{}, last: map[string]time.Time{}, stop: make(chan struct{})}
 	for name, hc := range clients {
 		l.wg.Add(1)
 		go func() {
@@ -96,6 +106,10 @@ func startLoad(url string) *load {
 				} else {
 					v := strings.Fields(answer)[0]
 					l.answers[v]++
+					if l.first[v].IsZero() {
+						l.first[v] = time.Now()
+					}
+					l.last[v] = time.Now()
 					if l.byClient[name] == nil {
 						l.byClient[name] = map[string]int{}
 					}
@@ -137,11 +151,17 @@ func (l *load) finish(t *testing.T) (total int, answers map[string]int, failures
 // promote runs tsys-ci promote in dir and returns its exit code and output.
 func promote(t *testing.T, dir string, args ...string) (int, string) {
 	t.Helper()
+	return promoteNamed(t, dir, promoteApp, args...)
+}
+
+// promoteNamed is promote for the app named app.
+func promoteNamed(t *testing.T, dir, app string, args ...string) (int, string) {
+	t.Helper()
 	bin, err := tsysCI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append(append([]string{"promote", "--spec", "tsys-ci.yaml", "--allow-unsigned", "-o", "json"}, args...), promoteApp)...)
+	cmd := exec.Command(bin, append(append([]string{"promote", "--spec", "tsys-ci.yaml", "--allow-unsigned", "-o", "json"}, args...), app)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+theLab.Kubeconfig())
 	out, err := cmd.CombinedOutput()

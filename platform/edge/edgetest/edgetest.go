@@ -145,7 +145,11 @@ type App struct {
 	Port    int32
 	Started chan struct{} // a /slow request arrived
 	Release chan struct{} // close to let /slow requests finish
+	srv     *http.Server
 }
+
+// Close stops the app: its address refuses connections from then on.
+func (a *App) Close() { a.srv.Close() }
 
 // StartApp starts an App on ip (any of 127.0.0.0/8) and a free port.
 func StartApp(t testing.TB, ip, name string) *App {
@@ -166,9 +170,72 @@ func StartApp(t testing.TB, ip, name string) *App {
 		}
 		fmt.Fprintf(w, "%s host=%s proto=%s", a.Name, r.Host, r.Header.Get("X-Forwarded-Proto"))
 	})}
+	a.srv = srv
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return a
+}
+
+// BlackHole is an address whose connections hang: its listener's queue is
+// full and never drained, so the kernel drops new SYNs and a connect waits
+// for its timeout, as to a VIP port kube-proxy no longer forwards.
+type BlackHole struct {
+	IP   string
+	Port int32
+}
+
+// StartBlackHole makes a BlackHole on ip (any of 127.0.0.0/8) and port (0:
+// a free one), and returns once a connection to it hangs. The port may be
+// one an App used until it was closed.
+func StartBlackHole(t testing.TB, ip string, port int) *BlackHole {
+	t.Helper()
+	addr := net.ParseIP(ip).To4()
+	if addr == nil {
+		t.Fatalf("black hole: %q is not an IPv4 address", ip)
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	// Its connections in TIME_WAIT must not keep a closed App's port.
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa := &syscall.SockaddrInet4{Port: port}
+	copy(sa.Addr[:], addr)
+	if err := syscall.Bind(fd, sa); err != nil {
+		t.Fatalf("black hole: binding %s port %d: %v", ip, port, err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	bound, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &BlackHole{IP: ip, Port: int32(bound.(*syscall.SockaddrInet4).Port)}
+	// Connections complete until the queue is full; from then on SYNs
+	// are dropped and a dial times out.
+	target := net.JoinHostPort(ip, strconv.Itoa(int(b.Port)))
+	var fillers []net.Conn
+	t.Cleanup(func() {
+		for _, c := range fillers {
+			c.Close()
+		}
+	})
+	WaitFor(t, 5*time.Second, "the black hole to drop connections", func() error {
+		c, err := net.DialTimeout("tcp", target, 200*time.Millisecond)
+		if err == nil {
+			fillers = append(fillers, c)
+			return fmt.Errorf("%s still takes connections (%d queued)", target, len(fillers))
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return nil
+		}
+		return err
+	})
+	return b
 }
 
 // HAProxy is a running HAProxy in master-worker mode.
