@@ -119,8 +119,10 @@ func (h *Harbor) Setup(ctx context.Context, o SetupOptions) (*SetupResult, error
 var projectNameRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 
 // robotPermissions: push and pull on the project's repositories (pushing
-// needs both), and listing its artifacts (to see signatures); nothing else,
-// and nothing in any other project.
+// needs both), and listing and reading its artifacts (tsys-ci push reads
+// the pushed artifact to see its signature: Harbor v2.12 answers 403 to
+// GET .../artifacts/{ref} without artifact:read); nothing else, and nothing
+// in any other project.
 func robotPermissions(projectName string) []*models.RobotPermission {
 	return []*models.RobotPermission{{
 		Kind: "project", Namespace: projectName,
@@ -128,6 +130,7 @@ func robotPermissions(projectName string) []*models.RobotPermission {
 			{Resource: "repository", Action: "pull"},
 			{Resource: "repository", Action: "push"},
 			{Resource: "artifact", Action: "list"},
+			{Resource: "artifact", Action: "read"},
 		},
 	}}
 }
@@ -263,7 +266,9 @@ func retentionPolicy(o SetupOptions, projectID int64) *models.RetentionPolicy {
 }
 
 // sameRetention compares what matters of two policies; numbers come back
-// from JSON as float64, so values are compared as printed.
+// from JSON as float64, so values are compared as printed. Of the trigger's
+// settings only the cron counts: Harbor adds next_scheduled_time to what it
+// returns.
 func sameRetention(a, b *models.RetentionPolicy) bool {
 	norm := func(p *models.RetentionPolicy) string {
 		var s []string
@@ -280,11 +285,26 @@ func sameRetention(a, b *models.RetentionPolicy) bool {
 			}
 		}
 		if p.Trigger != nil {
-			s = append(s, p.Trigger.Kind, fmt.Sprint(p.Trigger.Settings))
+			s = append(s, p.Trigger.Kind, retentionCron(p.Trigger.Settings))
 		}
 		return strings.Join(s, "|")
 	}
 	return norm(a) == norm(b)
+}
+
+// retentionCron is the cron of a retention trigger's settings, whichever
+// map type they come as.
+func retentionCron(settings interface{}) string {
+	switch m := settings.(type) {
+	case map[string]interface{}:
+		if c, ok := m["cron"].(string); ok {
+			return c
+		}
+		return ""
+	case map[string]string:
+		return m["cron"]
+	}
+	return fmt.Sprint(settings)
 }
 
 func (h *Harbor) ensureRetention(ctx context.Context, o SetupOptions, p *models.Project, res *SetupResult) error {
