@@ -198,3 +198,40 @@ func TestSetupAddsArtifactReadToAnOlderRobot(t *testing.T) {
 		t.Fatalf("Harbor stand-in: setup after the update: %q, %v", again.Changes, err)
 	}
 }
+
+// TestSetupWarnsAboutHarborVersionsWithoutTagEvents: against Harbor v2.11.1
+// to v2.12.0 (which send no PUSH_ARTIFACT when an image pushed by digest is
+// tagged) setup with a webhook warns that serve will deploy nothing; against
+// other versions, and without a webhook, it says nothing.
+func TestSetupWarnsAboutHarborVersionsWithoutTagEvents(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		version string
+		webhook bool
+		warn    bool
+	}{
+		{"v2.12.0-9da38ae0", true, true},
+		{"v2.11.1-abcdef01", true, true},
+		{"v2.12.0-9da38ae0", false, false},
+		{"v2.11.0-abcdef01", true, false},
+		{"v2.12.1-abcdef01", true, false},
+		{"v2.13.0-abcdef01", true, false},
+		{"dev", true, false},
+	} {
+		srv := httptest.NewServer(harborstandin.New(harborstandin.Options{HarborVersion: tc.version}))
+		h, _ := NewHarbor(srv.URL, "admin", "Harbor12345", nil)
+		o := setupOptions()
+		if !tc.webhook {
+			o.WebhookURL = ""
+		}
+		res, err := h.Setup(ctx, o)
+		srv.Close()
+		if err != nil {
+			t.Fatalf("Harbor stand-in as %s: %v", tc.version, err)
+		}
+		warned := len(res.Warnings) == 1 && strings.Contains(res.Warnings[0], "upgrade Harbor to v2.12.1")
+		if warned != tc.warn || (!tc.warn && len(res.Warnings) != 0) {
+			t.Errorf("Harbor stand-in as %s (webhook %v): warnings %q, want a warning: %v", tc.version, tc.webhook, res.Warnings, tc.warn)
+		}
+	}
+}

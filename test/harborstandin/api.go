@@ -77,7 +77,7 @@ func (s *statusOnly) WriteHeader(code int)        { s.status = code }
 // systemInfo answers as Harbor v2.12.0 does: a few fields for anyone, more
 // once logged in.
 func (s *Server) systemInfo(w http.ResponseWriter, r *http.Request) {
-	info := map[string]any{"auth_mode": "db_auth", "harbor_version": Version, "self_registration": false,
+	info := map[string]any{"auth_mode": "db_auth", "harbor_version": s.opts.HarborVersion, "self_registration": false,
 		"banner_message": "", "oidc_provider_name": "", "primary_auth_mode": false}
 	if !s.authenticate(r).anonymous() {
 		info["external_url"] = "http://" + r.Host

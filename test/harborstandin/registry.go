@@ -64,7 +64,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	// Harbor's token is a JWT in "token", with "access_token" empty; this
 	// one is opaque, which clients do not look into.
-	writeJSON(w, http.StatusOK, map[string]any{
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(map[string]any{
 		"token": t, "access_token": "", "expires_in": 1800,
 		"issued_at": s.opts.Now().UTC().Format(time.RFC3339),
 	})

@@ -81,7 +81,7 @@ func (s *Server) validRetention(w http.ResponseWriter, rt *retention) *project {
 }
 
 func (s *Server) createRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnlyAs(w, r, false) {
 		return
 	}
 	var rt retention
@@ -124,7 +124,7 @@ func (s *Server) retentionByPath(w http.ResponseWriter, r *http.Request) *retent
 // next_scheduled_time, as in Harbor (here a day from now, not worked out
 // from the cron).
 func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnlyAs(w, r, false) {
 		return
 	}
 	s.mu.Lock()
@@ -151,7 +151,7 @@ func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnlyAs(w, r, false) {
 		return
 	}
 	var req retention

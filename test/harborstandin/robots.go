@@ -98,14 +98,24 @@ type robotReq struct {
 // adminOnly answers 401/403 unless the request is the admin's. (Harbor also
 // lets project admins manage their project's robots; tsys-ci uses the admin.)
 func (s *Server) adminOnly(w http.ResponseWriter, r *http.Request) bool {
+	return s.adminOnlyAs(w, r, true)
+}
+
+// adminOnlyAs is adminOnly; nameIn403 puts the user's name in the 403's
+// message, as Harbor v2.12.0's robot endpoints do (the others say
+// "forbidden").
+func (s *Server) adminOnlyAs(w http.ResponseWriter, r *http.Request, nameIn403 bool) bool {
 	u := s.authenticate(r)
 	if u.anonymous() {
 		unauthorized(w)
 		return false
 	}
-	if !u.admin {
-		// Harbor v2.12.0 puts the user's name in this 403's message.
+	if !u.admin && nameIn403 {
 		writeError(w, http.StatusForbidden, "FORBIDDEN", u.name)
+		return false
+	}
+	if !u.admin {
+		forbidden(w)
 		return false
 	}
 	return true

@@ -50,6 +50,9 @@ type Options struct {
 	// nothing). The default fires on every manifest PUT, as Harbor up to
 	// v2.11.0 and from v2.12.1 on do.
 	PushEventOnCreateOnly bool
+	// HarborVersion is what /systeminfo reports as harbor_version; empty
+	// means Version.
+	HarborVersion string
 }
 
 // Server is the stand-in, an http.Handler. Use it with httptest.NewServer.
@@ -80,6 +83,9 @@ func New(o Options) *Server {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.HarborVersion == "" {
+		o.HarborVersion = Version
 	}
 	s := &Server{
 		opts:       o,
