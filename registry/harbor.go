@@ -126,7 +126,7 @@ func (h *Harbor) fail(doing string, err error) error {
 	case http.StatusUnauthorized:
 		return fmt.Errorf("Harbor %s: %s: not logged in (401: %s); check the Harbor user and password", h.URL, doing, msg)
 	case http.StatusForbidden:
-		return fmt.Errorf("Harbor %s: %s: forbidden (403: %s); the account needs admin rights here (Harbor also answers 403 for a project that does not exist)", h.URL, doing, msg)
+		return fmt.Errorf("Harbor %s: %s: forbidden (403: %s); the account lacks the right for this (a robot made before tsys-ci asked for artifact:read needs 'tsys-ci registry setup' again), or, for an account that is not an admin, the project does not exist", h.URL, doing, msg)
 	case 0:
 		return fmt.Errorf("Harbor %s: %s: %w; check the URL and that Harbor is running", h.URL, doing, err)
 	}

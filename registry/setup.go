@@ -12,6 +12,7 @@ import (
 
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/retention"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/robot"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/systeminfo"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/webhook"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 )
@@ -40,7 +41,10 @@ const WebhookPolicyName = "tsys-ci"
 // SetupResult says what Setup changed; RobotSecret is set only when the
 // robot was created (Harbor shows a secret once).
 type SetupResult struct {
-	Changes     []string `json:"changes"`
+	Changes []string `json:"changes"`
+	// Warnings are problems setup found but cannot fix, e.g. a Harbor
+	// version whose webhooks tsys-ci serve cannot deploy from.
+	Warnings    []string `json:"warnings,omitempty"`
 	RobotName   string   `json:"robot"`
 	RobotSecret string   `json:"-"`
 }
@@ -107,6 +111,9 @@ func (h *Harbor) Setup(ctx context.Context, o SetupOptions) (*SetupResult, error
 		if err := h.ensureWebhook(ctx, o, res); err != nil {
 			return nil, err
 		}
+		if w := h.webhookVersionWarning(ctx); w != "" {
+			res.Warnings = append(res.Warnings, w)
+		}
 	}
 	if o.KeepLatest > 0 {
 		if err := h.ensureRetention(ctx, o, p, res); err != nil {
@@ -118,9 +125,39 @@ func (h *Harbor) Setup(ctx context.Context, o SetupOptions) (*SetupResult, error
 
 var projectNameRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 
+var harborVersionRE = regexp.MustCompile(`^v(\d+)\.(\d+)\.(\d+)`)
+
+// webhookVersionWarning says why tsys-ci serve will not deploy from this
+// Harbor's webhooks, or "". Harbor v2.11.1 to v2.12.0 send PUSH_ARTIFACT
+// only for the first manifest PUT of a digest (goharbor/harbor#20828,
+// reverted in v2.12.1; seen on a real v2.12.0). tsys-ci push pushes by
+// digest, signs, then tags, so the tag's push, the one serve's policies
+// match, sends nothing there.
+func (h *Harbor) webhookVersionWarning(ctx context.Context) string {
+	info, err := h.api.Systeminfo.GetSystemInfo(ctx, &systeminfo.GetSystemInfoParams{})
+	if err != nil || info.Payload == nil || info.Payload.HarborVersion == nil {
+		return fmt.Sprintf("could not read Harbor's version (%v); Harbor v2.11.1 to v2.12.0 send no webhook when tsys-ci push tags an image, so tsys-ci serve would deploy nothing", err)
+	}
+	v := *info.Payload.HarborVersion
+	m := harborVersionRE.FindStringSubmatch(v)
+	if m == nil {
+		return ""
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	patch, _ := strconv.Atoi(m[3])
+	n := major*1_000_000 + minor*1_000 + patch
+	if n < 2_011_001 || n > 2_012_000 {
+		return ""
+	}
+	return fmt.Sprintf("Harbor %s sends PUSH_ARTIFACT only for the first push of a digest, not when tsys-ci push tags it afterwards (Harbor v2.11.1 to v2.12.0, goharbor/harbor#20828): tsys-ci serve will see no tagged push and deploy nothing; upgrade Harbor to v2.12.1 or later", v)
+}
+
 // robotPermissions: push and pull on the project's repositories (pushing
-// needs both), and listing its artifacts (to see signatures); nothing else,
-// and nothing in any other project.
+// needs both), and listing and reading its artifacts (tsys-ci push reads
+// the pushed artifact to see its signature: Harbor v2.12 answers 403 to
+// GET .../artifacts/{ref} without artifact:read); nothing else, and nothing
+// in any other project.
 func robotPermissions(projectName string) []*models.RobotPermission {
 	return []*models.RobotPermission{{
 		Kind: "project", Namespace: projectName,
@@ -128,6 +165,7 @@ func robotPermissions(projectName string) []*models.RobotPermission {
 			{Resource: "repository", Action: "pull"},
 			{Resource: "repository", Action: "push"},
 			{Resource: "artifact", Action: "list"},
+			{Resource: "artifact", Action: "read"},
 		},
 	}}
 }
@@ -263,7 +301,9 @@ func retentionPolicy(o SetupOptions, projectID int64) *models.RetentionPolicy {
 }
 
 // sameRetention compares what matters of two policies; numbers come back
-// from JSON as float64, so values are compared as printed.
+// from JSON as float64, so values are compared as printed. Of the trigger's
+// settings only the cron counts: Harbor adds next_scheduled_time to what it
+// returns.
 func sameRetention(a, b *models.RetentionPolicy) bool {
 	norm := func(p *models.RetentionPolicy) string {
 		var s []string
@@ -280,11 +320,26 @@ func sameRetention(a, b *models.RetentionPolicy) bool {
 			}
 		}
 		if p.Trigger != nil {
-			s = append(s, p.Trigger.Kind, fmt.Sprint(p.Trigger.Settings))
+			s = append(s, p.Trigger.Kind, retentionCron(p.Trigger.Settings))
 		}
 		return strings.Join(s, "|")
 	}
 	return norm(a) == norm(b)
+}
+
+// retentionCron is the cron of a retention trigger's settings, whichever
+// map type they come as.
+func retentionCron(settings interface{}) string {
+	switch m := settings.(type) {
+	case map[string]interface{}:
+		if c, ok := m["cron"].(string); ok {
+			return c
+		}
+		return ""
+	case map[string]string:
+		return m["cron"]
+	}
+	return fmt.Sprint(settings)
 }
 
 func (h *Harbor) ensureRetention(ctx context.Context, o SetupOptions, p *models.Project, res *SetupResult) error {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/robot"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/models"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
@@ -163,5 +165,73 @@ func TestSetupErrorsAgainstHarborStandIn(t *testing.T) {
 	unreachable, _ := NewHarbor("http://127.0.0.1:1", "admin", "x", nil)
 	if _, err := unreachable.Setup(ctx, setupOptions()); err == nil || !strings.Contains(err.Error(), "check the URL") {
 		t.Errorf("unreachable Harbor: %v", err)
+	}
+}
+
+// TestSetupAddsArtifactReadToAnOlderRobot: robots made before tsys-ci asked
+// for artifact:read cannot read the pushed artifact on a real Harbor v2.12
+// (403), so setup updates them, keeping their secret.
+func TestSetupAddsArtifactReadToAnOlderRobot(t *testing.T) {
+	_, h := startHarbor(t)
+	ctx := context.Background()
+	o := setupOptions()
+	o.WebhookURL, o.KeepLatest = "", 0
+	if _, err := h.EnsureProject(ctx, "demo", false); err != nil {
+		t.Fatal(err)
+	}
+	old := robotPermissions("demo")
+	old[0].Access = old[0].Access[:3] // pull, push, artifact list: no artifact read
+	if _, err := h.api.Robot.CreateRobot(ctx, &robot.CreateRobotParams{Robot: &models.RobotCreate{
+		Name: "ci", Level: "project", Duration: -1, Permissions: old,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Setup(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 1 || !strings.HasPrefix(res.Changes[0], "updated robot robot$demo+ci") ||
+		!strings.Contains(res.Changes[0], "artifact:read") || res.RobotSecret != "" {
+		t.Fatalf("Harbor stand-in: setup over an older robot changed %q (secret %q)", res.Changes, res.RobotSecret)
+	}
+	if again, err := h.Setup(ctx, o); err != nil || len(again.Changes) != 0 {
+		t.Fatalf("Harbor stand-in: setup after the update: %q, %v", again.Changes, err)
+	}
+}
+
+// TestSetupWarnsAboutHarborVersionsWithoutTagEvents: against Harbor v2.11.1
+// to v2.12.0 (which send no PUSH_ARTIFACT when an image pushed by digest is
+// tagged) setup with a webhook warns that serve will deploy nothing; against
+// other versions, and without a webhook, it says nothing.
+func TestSetupWarnsAboutHarborVersionsWithoutTagEvents(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		version string
+		webhook bool
+		warn    bool
+	}{
+		{"v2.12.0-9da38ae0", true, true},
+		{"v2.11.1-abcdef01", true, true},
+		{"v2.12.0-9da38ae0", false, false},
+		{"v2.11.0-abcdef01", true, false},
+		{"v2.12.1-abcdef01", true, false},
+		{"v2.13.0-abcdef01", true, false},
+		{"dev", true, false},
+	} {
+		srv := httptest.NewServer(harborstandin.New(harborstandin.Options{HarborVersion: tc.version}))
+		h, _ := NewHarbor(srv.URL, "admin", "Harbor12345", nil)
+		o := setupOptions()
+		if !tc.webhook {
+			o.WebhookURL = ""
+		}
+		res, err := h.Setup(ctx, o)
+		srv.Close()
+		if err != nil {
+			t.Fatalf("Harbor stand-in as %s: %v", tc.version, err)
+		}
+		warned := len(res.Warnings) == 1 && strings.Contains(res.Warnings[0], "upgrade Harbor to v2.12.1")
+		if warned != tc.warn || (!tc.warn && len(res.Warnings) != 0) {
+			t.Errorf("Harbor stand-in as %s (webhook %v): warnings %q, want a warning: %v", tc.version, tc.webhook, res.Warnings, tc.warn)
+		}
 	}
 }

@@ -67,6 +67,9 @@ func registrySetupCommand() *cli.Command {
 			if err != nil {
 				return exitFor(err)
 			}
+			for _, w := range res.Warnings {
+				fmt.Fprintln(c.App.ErrWriter, "warning: "+w)
+			}
 			if res.RobotSecret != "" {
 				file := c.String("robot-secret-file")
 				if err := pipeline.WriteSecret(file, map[string]string{"username": res.RobotName, "password": res.RobotSecret}); err != nil {

@@ -2,6 +2,7 @@ package harborstandin
 
 import (
 	"net/http"
+	"strings"
 )
 
 // api serves /api/v2.0/ with Harbor's paths.
@@ -9,13 +10,15 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	mux := http.NewServeMux()
 	p := "/api/v2.0"
 	mux.HandleFunc("GET "+p+"/ping", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("Pong"))
 	})
 	mux.HandleFunc("GET "+p+"/health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "healthy", "components": []map[string]string{
-			{"name": "core", "status": "healthy"}, {"name": "registry", "status": "healthy"},
-		}})
+		var comps []map[string]string
+		for _, c := range []string{"core", "database", "jobservice", "portal", "redis", "registry", "registryctl"} {
+			comps = append(comps, map[string]string{"name": c, "status": "healthy"})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "healthy", "components": comps})
 	})
 	mux.HandleFunc("GET "+p+"/systeminfo", s.systemInfo)
 	mux.HandleFunc("HEAD "+p+"/projects", s.headProject)
@@ -23,6 +26,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	mux.HandleFunc("POST "+p+"/projects", s.createProject)
 	mux.HandleFunc("GET "+p+"/projects/{project}", s.getProject)
 	mux.HandleFunc("DELETE "+p+"/projects/{project}", s.deleteProject)
+	mux.HandleFunc("GET "+p+"/projects/{project}/webhook/events", s.webhookEvents)
 	mux.HandleFunc("GET "+p+"/projects/{project}/webhook/policies", s.listPolicies)
 	mux.HandleFunc("POST "+p+"/projects/{project}/webhook/policies", s.createPolicy)
 	mux.HandleFunc("GET "+p+"/projects/{project}/webhook/policies/{id}", s.getPolicy)
@@ -44,10 +48,12 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		rec := &statusOnly{}
 		h.ServeHTTP(rec, r)
 		if rec.status == http.StatusMethodNotAllowed {
-			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed")
+			// Harbor: "method PATCH is not allowed, but [HEAD,GET,POST] are".
+			allow := strings.ReplaceAll(rec.Header().Get("Allow"), ", ", ",")
+			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method "+r.Method+" is not allowed, but ["+allow+"] are")
 			return
 		}
-		notFound(w, "not found")
+		notFound(w, "path "+r.URL.Path+" was not found")
 		return
 	}
 	mux.ServeHTTP(w, r)
@@ -68,12 +74,20 @@ func (s *statusOnly) Header() http.Header {
 func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
 func (s *statusOnly) WriteHeader(code int)        { s.status = code }
 
+// systemInfo answers as Harbor v2.12.0 does: a few fields for anyone, more
+// once logged in.
 func (s *Server) systemInfo(w http.ResponseWriter, r *http.Request) {
-	info := map[string]any{"auth_mode": "db_auth", "harbor_version": Version, "self_registration": false}
+	info := map[string]any{"auth_mode": "db_auth", "harbor_version": s.opts.HarborVersion, "self_registration": false,
+		"banner_message": "", "oidc_provider_name": "", "primary_auth_mode": false}
 	if !s.authenticate(r).anonymous() {
 		info["external_url"] = "http://" + r.Host
 		info["registry_url"] = r.Host
-		info["project_creation_restriction"] = "adminonly"
+		info["project_creation_restriction"] = "everyone"
+		info["current_time"] = s.opts.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+		info["has_ca_root"] = false
+		info["notification_enable"] = true
+		info["read_only"] = false
+		info["registry_storage_provider_name"] = "filesystem"
 	}
 	writeJSON(w, http.StatusOK, info)
 }

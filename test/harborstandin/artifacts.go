@@ -46,20 +46,11 @@ func repoParam(r *http.Request) string {
 	return v
 }
 
-// canList: artifact:list, which the admin, public projects and robots with
-// pull on the project have here (Harbor robots need artifact:list itself or
-// a project role).
-func (s *Server) canList(w http.ResponseWriter, r *http.Request) *project {
-	u := s.authenticate(r)
-	p := s.projectOr(w, r, u)
-	if p == nil {
-		return nil
-	}
-	if !(u.admin || p.Public || (u.robot != nil && u.robot.covers(p.Name, "artifact", "list"))) {
-		forbidden(w)
-		return nil
-	}
-	return p
+// canList: artifact:list for lists, artifact:read for one artifact, as
+// Harbor checks them (the admin and public projects have both; a robot only
+// what it was given).
+func (s *Server) canList(w http.ResponseWriter, r *http.Request, action string) *project {
+	return s.projectOr(w, r, s.authenticate(r), "artifact", action)
 }
 
 func boolParam(r *http.Request, name string, def bool) bool {
@@ -73,7 +64,7 @@ func boolParam(r *http.Request, name string, def bool) bool {
 }
 
 func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) {
-	p := s.canList(w, r)
+	p := s.canList(w, r, "list")
 	if p == nil {
 		return
 	}
@@ -93,12 +84,8 @@ func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) {
 	for _, a := range list {
 		out = append(out, a.json(p, withTags, withAcc))
 	}
-	known := p.Repositories[repo]
 	s.mu.Unlock()
-	if !known {
-		notFound(w, "repository "+repo+" not found")
-		return
-	}
+	// A repository that does not exist lists as empty (200, []), as in Harbor.
 	from, to, ok := paginate(w, r, len(out))
 	if ok {
 		writeJSON(w, http.StatusOK, out[from:to])
@@ -106,7 +93,7 @@ func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
-	p := s.canList(w, r)
+	p := s.canList(w, r, "read")
 	if p == nil {
 		return
 	}
@@ -114,6 +101,10 @@ func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("ref")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !p.Repositories[repo] {
+		notFound(w, "repository "+repo+" not found")
+		return
+	}
 	var found *artifact
 	for _, a := range s.artifacts {
 		if a.Repo != repo {

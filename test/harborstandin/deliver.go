@@ -55,6 +55,7 @@ func (s *Server) firePush(host, operator string, p *project, a *artifact, tag st
 			continue
 		}
 		for _, t := range pol.Targets {
+			s.sending++
 			go s.deliver(pol.ID, t, body)
 		}
 	}

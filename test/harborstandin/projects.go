@@ -22,23 +22,52 @@ type project struct {
 	Repositories map[string]bool
 }
 
-func (p *project) json() map[string]any {
+// json is the project as Harbor v2.12.0 shows it to u: the admin (owner of
+// every project here) has role 1, project admin.
+func (p *project) json(u user) map[string]any {
 	md := map[string]any{"public": strconv.FormatBool(p.Public)}
 	if p.RetentionID != 0 {
 		md["retention_id"] = strconv.FormatInt(p.RetentionID, 10)
 	}
-	return map[string]any{
+	created := p.Created.UTC().Format(time.RFC3339)
+	out := map[string]any{
 		"project_id": p.ID, "name": p.Name, "owner_name": p.Owner, "owner_id": 1,
-		"creation_time": p.Created.UTC().Format(time.RFC3339), "update_time": p.Created.UTC().Format(time.RFC3339),
-		"repo_count": len(p.Repositories), "chart_count": 0, "metadata": md,
-		"current_user_role_ids": []int{},
+		"creation_time": created, "update_time": created,
+		"repo_count": len(p.Repositories), "metadata": md, "current_user_role_ids": nil,
+		"cve_allowlist": map[string]any{"id": p.ID, "project_id": p.ID, "items": []any{},
+			"creation_time": created, "update_time": created},
 	}
+	if u.admin {
+		out["current_user_role_id"], out["current_user_role_ids"] = 1, []int{1}
+	}
+	return out
 }
 
-// canRead reports whether u may see project p (Harbor: public projects to
-// everyone, private ones to members; here the admin and the project's robots).
-func (u user) canRead(p *project) bool {
-	return p.Public || u.admin || (u.robot != nil && u.robot.covers(p.Name, "repository", "pull"))
+// canSee reports whether u finds project p in lists (Harbor: public
+// projects for everyone, private ones for members; here the admin and the
+// robots with any right in the project).
+func (u user) canSee(p *project) bool {
+	return p.Public || u.admin || (u.robot != nil && u.robot.inProject(p.Name))
+}
+
+// may reports whether u may do action on resource ("" for the project
+// itself) in project p, as Harbor's RequireProjectAccess decides it: the
+// admin may do anything, everyone may read and list in a public project, a
+// robot only what its permissions grant (so a push/pull robot may not read
+// the project itself: GET /projects/{name} is 403 for it).
+func (u user) may(p *project, resource, action string) bool {
+	switch {
+	case u.admin:
+		return true
+	case p.Public && (action == "read" || action == "list" || action == "pull"):
+		return true
+	case u.robot != nil:
+		if resource == "" {
+			resource = "project"
+		}
+		return u.robot.covers(p.Name, resource, action)
+	}
+	return false
 }
 
 // findProject resolves {project_name_or_id} as Harbor does: a number is an
@@ -56,28 +85,24 @@ func (s *Server) findProject(r *http.Request, v string) (*project, bool) {
 	return p, false
 }
 
-// projectOr answers the errors of a project lookup; nil means it answered.
-// Harbor v2.6.2 quirk: a project *name* that does not exist is 403, even
-// for the admin; a numeric id that does not exist is 404 for the admin.
-func (s *Server) projectOr(w http.ResponseWriter, r *http.Request, u user) *project {
-	if u.anonymous() {
-		s.mu.Lock()
-		p, _ := s.findProject(r, r.PathValue("project"))
-		s.mu.Unlock()
-		if p == nil || !p.Public {
-			unauthorized(w)
-			return nil
-		}
-		return p
-	}
+// projectOr finds the path's project and checks that u may do action on
+// resource in it; nil means it answered. As in Harbor v2.12.0: anonymous
+// users get 401 unless the project is public and the action a read, the
+// admin gets 404 for a project (name or id) that does not exist, anyone else
+// 403 for a missing project or a missing right. (Harbor v2.6.2 answered 403
+// to the admin for a missing name too.)
+func (s *Server) projectOr(w http.ResponseWriter, r *http.Request, u user, resource, action string) *project {
 	s.mu.Lock()
-	p, byID := s.findProject(r, r.PathValue("project"))
+	p, _ := s.findProject(r, r.PathValue("project"))
 	s.mu.Unlock()
 	switch {
-	case p == nil && byID && u.admin:
+	case u.anonymous() && (p == nil || !u.may(p, resource, action)):
+		unauthorized(w)
+		return nil
+	case p == nil && u.admin:
 		notFound(w, "project "+r.PathValue("project")+" not found")
 		return nil
-	case p == nil, !u.canRead(p):
+	case p == nil, !u.may(p, resource, action):
 		forbidden(w)
 		return nil
 	}
@@ -85,7 +110,10 @@ func (s *Server) projectOr(w http.ResponseWriter, r *http.Request, u user) *proj
 }
 
 func (s *Server) headProject(w http.ResponseWriter, r *http.Request) {
+	// Any logged-in user, robots included, may ask; errors keep the JSON
+	// content type on HEAD.
 	if s.authenticate(r).anonymous() {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -93,6 +121,7 @@ func (s *Server) headProject(w http.ResponseWriter, r *http.Request) {
 	_, ok := s.projects[r.URL.Query().Get("project_name")]
 	s.mu.Unlock()
 	if !ok {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
@@ -107,7 +136,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var list []*project
 	for _, p := range s.projects {
-		if !u.canRead(p) || (exact != "" && p.Name != exact) || (fuzzy != "" && !strings.Contains(p.Name, fuzzy)) {
+		if !u.canSee(p) || (exact != "" && p.Name != exact) || (fuzzy != "" && !strings.Contains(p.Name, fuzzy)) {
 			continue
 		}
 		list = append(list, p)
@@ -115,7 +144,7 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	out := []map[string]any{}
 	for _, p := range list {
-		out = append(out, p.json())
+		out = append(out, p.json(u))
 	}
 	s.mu.Unlock()
 	from, to, ok := paginate(w, r, len(out))
@@ -130,9 +159,13 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
-	// Only the admin (or a system robot with project create) may create
-	// projects; project robots never.
-	if !u.admin && !(u.robot != nil && u.robot.Level == "system" && u.robot.covers("/", "project", "create")) {
+	// Any user may create projects (Harbor's default "everyone"); of the
+	// robots, only system robots with project create.
+	if u.robot != nil && u.robot.Level != "system" {
+		writeError(w, http.StatusForbidden, "FORBIDDEN", "Only system level robot can create project")
+		return
+	}
+	if u.robot != nil && !u.robot.covers("/", "project", "create") {
 		forbidden(w)
 		return
 	}
@@ -141,7 +174,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 		Public      *bool             `json:"public"`
 		Metadata    map[string]string `json:"metadata"`
 	}
-	if !decode(w, r, &req) {
+	if !decode(w, r, "project", &req) {
 		return
 	}
 	if len(req.ProjectName) > 255 || !nameRE.MatchString(req.ProjectName) {
@@ -167,24 +200,20 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
 	u := s.authenticate(r)
-	p := s.projectOr(w, r, u)
+	p := s.projectOr(w, r, u, "", "read")
 	if p == nil {
 		return
 	}
 	s.mu.Lock()
-	body := p.json()
+	body := p.json(u)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 	u := s.authenticate(r)
-	p := s.projectOr(w, r, u)
+	p := s.projectOr(w, r, u, "", "delete")
 	if p == nil {
-		return
-	}
-	if !u.admin {
-		forbidden(w)
 		return
 	}
 	s.mu.Lock()

@@ -62,8 +62,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.tokens[t] = g
 	s.tokenUsers[t] = u.name
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"token": t, "access_token": t, "expires_in": 1800,
+	// Harbor's token is a JWT in "token", with "access_token" empty; this
+	// one is opaque, which clients do not look into.
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	json.NewEncoder(w).Encode(map[string]any{
+		"token": t, "access_token": "", "expires_in": 1800,
 		"issued_at": s.opts.Now().UTC().Format(time.RFC3339),
 	})
 }
@@ -117,7 +120,17 @@ func (s *Server) registry(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusUnauthorized)
+		if repo == "" {
+			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized: unauthorized"}]}`)
+			return
+		}
 		io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized to access repository: `+repo+`, action: `+action+`: unauthorized to access repository: `+repo+`, action: `+action+`"}]}`)
+		return
+	}
+	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+		io.WriteString(w, "{}")
 		return
 	}
 	if kind == "manifests" && r.Method == http.MethodPut {
@@ -189,7 +202,8 @@ func (s *Server) manifestPushed(host, operator, repo, ref, mediaType string, bod
 	p.Repositories[repo] = true
 	key := repo + "@" + digest
 	a := s.artifacts[key]
-	if a == nil {
+	created := a == nil
+	if created {
 		a = &artifact{ID: s.id(), Project: projectName, Repo: repo, Digest: digest, MediaType: mediaType, Size: int64(len(body)), Tags: map[string]time.Time{}}
 		s.artifacts[key] = a
 	}
@@ -214,7 +228,9 @@ func (s *Server) manifestPushed(host, operator, repo, ref, mediaType string, bod
 			})
 		}
 	}
-	s.firePush(host, operator, p, a, tag, now)
+	if created || !s.opts.PushEventOnCreateOnly {
+		s.firePush(host, operator, p, a, tag, now)
+	}
 }
 
 func hasSimpleSigningLayer(manifest []byte) bool {

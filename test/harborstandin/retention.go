@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 var retentionTemplates = map[string]bool{
@@ -17,10 +18,12 @@ type retentionSelector struct {
 	Extras     string `json:"extras,omitempty"`
 }
 
+// retentionRule is a rule as v2.12.0 returns it: no id, and false
+// "disabled" left out.
 type retentionRule struct {
 	ID             int64                           `json:"id,omitempty"`
 	Priority       int64                           `json:"priority,omitempty"`
-	Disabled       bool                            `json:"disabled"`
+	Disabled       bool                            `json:"disabled,omitempty"`
 	Action         string                          `json:"action"`
 	Template       string                          `json:"template"`
 	Params         map[string]any                  `json:"params"`
@@ -43,11 +46,11 @@ type retention struct {
 // the project the policy is for.
 func (s *Server) validRetention(w http.ResponseWriter, rt *retention) *project {
 	if len(rt.Rules) > 15 {
-		badRequest(w, "only 15 rules are allowed at most")
+		badRequest(w, "bad request: only 15 rules are allowed at most")
 		return nil
 	}
-	seen := map[string]bool{}
-	for _, rule := range rt.Rules {
+	seen := map[string]int{}
+	for i, rule := range rt.Rules {
 		if !retentionTemplates[rule.Template] || rule.Action != "retain" {
 			badRequest(w, "invalid retention rule: template "+rule.Template+", action "+rule.Action)
 			return nil
@@ -58,11 +61,11 @@ func (s *Server) validRetention(w http.ResponseWriter, rt *retention) *project {
 			TS []*retentionSelector
 			SS map[string][]*retentionSelector
 		}{rule.Template, rule.Params, rule.TagSelectors, rule.ScopeSelectors})
-		if seen[string(key)] {
-			conflict(w, "contains duplicate rules with template "+rule.Template)
+		if j, dup := seen[string(key)]; dup {
+			conflict(w, "resource conflict: rule "+strconv.Itoa(i)+" is conflict with rule "+strconv.Itoa(j))
 			return nil
 		}
-		seen[string(key)] = true
+		seen[string(key)] = i
 	}
 	if rt.Scope == nil || rt.Scope.Level != "project" {
 		badRequest(w, "scope level must be project")
@@ -73,16 +76,16 @@ func (s *Server) validRetention(w http.ResponseWriter, rt *retention) *project {
 			return p
 		}
 	}
-	badRequest(w, "the project "+strconv.FormatInt(rt.Scope.Ref, 10)+" of the scope does not exist")
+	badRequest(w, "bad request: invalid Project id "+strconv.FormatInt(rt.Scope.Ref, 10))
 	return nil
 }
 
 func (s *Server) createRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnlyAs(w, r, false) {
 		return
 	}
 	var rt retention
-	if !decode(w, r, &rt) {
+	if !decode(w, r, "policy", &rt) {
 		return
 	}
 	s.mu.Lock()
@@ -93,13 +96,10 @@ func (s *Server) createRetention(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.RetentionID != 0 {
 		// Harbor answers 400, not 409, when the project has a policy.
-		badRequest(w, "project "+p.Name+" already has retention policy "+strconv.FormatInt(p.RetentionID, 10))
+		badRequest(w, "bad request: project "+strconv.FormatInt(p.ID, 10)+" already has retention policy "+strconv.FormatInt(p.RetentionID, 10))
 		return
 	}
 	rt.ID = s.id()
-	for i, rule := range rt.Rules {
-		rule.ID = int64(i + 1)
-	}
 	s.retentions[rt.ID] = &rt
 	p.RetentionID = rt.ID
 	created(w, "/api/v2.0/retentions/"+strconv.FormatInt(rt.ID, 10))
@@ -113,28 +113,49 @@ func (s *Server) retentionByPath(w http.ResponseWriter, r *http.Request) *retent
 	}
 	rt := s.retentions[id]
 	if rt == nil {
-		notFound(w, "retention policy "+r.PathValue("id")+" not found")
+		// Harbor v2.12.0 answers a missing policy with a 500 ("no such
+		// Retention policy with id N" in its log only).
+		internalError(w)
 	}
 	return rt
 }
 
+// getRetention returns the policy; a scheduled trigger gains
+// next_scheduled_time, as in Harbor (here a day from now, not worked out
+// from the cron).
 func (s *Server) getRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnlyAs(w, r, false) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if rt := s.retentionByPath(w, r); rt != nil {
-		writeJSON(w, http.StatusOK, rt)
+	rt := s.retentionByPath(w, r)
+	if rt == nil {
+		return
 	}
+	out := *rt
+	old, _ := rt.Trigger["settings"].(map[string]any)
+	if cron, _ := old["cron"].(string); cron != "" {
+		settings := map[string]any{}
+		for k, v := range old {
+			settings[k] = v
+		}
+		settings["next_scheduled_time"] = s.opts.Now().Add(24 * time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
+		out.Trigger = map[string]any{}
+		for k, v := range rt.Trigger {
+			out.Trigger[k] = v
+		}
+		out.Trigger["settings"] = settings
+	}
+	writeJSON(w, http.StatusOK, &out)
 }
 
 func (s *Server) updateRetention(w http.ResponseWriter, r *http.Request) {
-	if !s.adminOnly(w, r) {
+	if !s.adminOnlyAs(w, r, false) {
 		return
 	}
 	var req retention
-	if !decode(w, r, &req) {
+	if !decode(w, r, "policy", &req) {
 		return
 	}
 	s.mu.Lock()
@@ -150,9 +171,6 @@ func (s *Server) updateRetention(w http.ResponseWriter, r *http.Request) {
 	if p.RetentionID != rt.ID {
 		badRequest(w, "the scope of a retention policy cannot change")
 		return
-	}
-	for i, rule := range req.Rules {
-		rule.ID = int64(i + 1)
 	}
 	rt.Algorithm, rt.Rules, rt.Trigger = req.Algorithm, req.Rules, req.Trigger
 	w.WriteHeader(http.StatusOK)

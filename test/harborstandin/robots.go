@@ -62,6 +62,16 @@ func (rb *robot) covers(namespace, resource, action string) bool {
 	return false
 }
 
+// inProject reports whether the robot has any right in the project.
+func (rb *robot) inProject(project string) bool {
+	for _, p := range rb.Permissions {
+		if p.Kind == "project" && (p.Namespace == project || p.Namespace == "*") {
+			return true
+		}
+	}
+	return false
+}
+
 func (rb *robot) json() map[string]any {
 	perms := rb.Permissions
 	if perms == nil {
@@ -71,7 +81,7 @@ func (rb *robot) json() map[string]any {
 		"id": rb.ID, "name": rb.fullName(), "description": rb.Description, "level": rb.Level,
 		"duration": rb.Duration, "expires_at": rb.ExpiresAt, "disable": rb.Disable, "editable": true,
 		"permissions": perms, "creation_time": rb.Created.UTC().Format(time.RFC3339),
-		"update_time": rb.Updated.UTC().Format(time.RFC3339),
+		"update_time": rb.Updated.UTC().Format(time.RFC3339), "creator_ref": 1, "creator_type": "local",
 	}
 }
 
@@ -88,9 +98,20 @@ type robotReq struct {
 // adminOnly answers 401/403 unless the request is the admin's. (Harbor also
 // lets project admins manage their project's robots; tsys-ci uses the admin.)
 func (s *Server) adminOnly(w http.ResponseWriter, r *http.Request) bool {
+	return s.adminOnlyAs(w, r, true)
+}
+
+// adminOnlyAs is adminOnly; nameIn403 puts the user's name in the 403's
+// message, as Harbor v2.12.0's robot endpoints do (the others say
+// "forbidden").
+func (s *Server) adminOnlyAs(w http.ResponseWriter, r *http.Request, nameIn403 bool) bool {
 	u := s.authenticate(r)
 	if u.anonymous() {
 		unauthorized(w)
+		return false
+	}
+	if !u.admin && nameIn403 {
+		writeError(w, http.StatusForbidden, "FORBIDDEN", u.name)
 		return false
 	}
 	if !u.admin {
@@ -104,7 +125,7 @@ func (s *Server) adminOnly(w http.ResponseWriter, r *http.Request) bool {
 // returns the project of a project robot. Caller holds s.mu.
 func (s *Server) checkPermissions(w http.ResponseWriter, level string, perms []*permission) (string, bool) {
 	if len(perms) == 0 {
-		badRequest(w, "bad request permission")
+		badRequest(w, "bad request empty permission")
 		return "", false
 	}
 	for _, p := range perms {
@@ -120,7 +141,7 @@ func (s *Server) checkPermissions(w http.ResponseWriter, level string, perms []*
 			return "", false
 		}
 		if _, ok := s.projects[perms[0].Namespace]; !ok {
-			forbidden(w) // Harbor: a project name that does not exist is 403
+			notFound(w, "project "+perms[0].Namespace+" not found") // v2.6.2 answered 403
 			return "", false
 		}
 		return perms[0].Namespace, true
@@ -150,11 +171,16 @@ func (s *Server) createRobot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req robotReq
-	if !decode(w, r, &req) {
+	if !decode(w, r, "robot", &req) {
 		return
 	}
 	if !nameRE.MatchString(req.Name) {
 		badRequest(w, "robot name is not in lower case or contains illegal characters")
+		return
+	}
+	if req.Duration == 0 || req.Duration < -1 {
+		// v2.6.2 took 0 as its default of 30 days; v2.12.0 refuses it.
+		badRequest(w, "bad request error duration input: "+strconv.FormatInt(req.Duration, 10)+", duration must be either -1(Never) or a positive integer")
 		return
 	}
 	s.mu.Lock()
@@ -168,17 +194,18 @@ func (s *Server) createRobot(w http.ResponseWriter, r *http.Request) {
 		Duration: req.Duration, Disable: req.Disable, Permissions: req.Permissions, Created: now, Updated: now}
 	for _, other := range s.robots {
 		if other.fullName() == rb.fullName() {
-			conflict(w, "robot account "+rb.fullName()+" already exists")
+			// Harbor names the stored robot: <project id>:<project>+<name>.
+			stored := rb.Name
+			if p := s.projects[projectName]; p != nil {
+				stored = strconv.FormatInt(p.ID, 10) + ":" + projectName + "+" + rb.Name
+			}
+			conflict(w, "robot account "+stored+" already exists")
 			return
 		}
 	}
-	switch {
-	case rb.Duration == -1:
+	if rb.Duration == -1 {
 		rb.ExpiresAt = -1
-	case rb.Duration == 0:
-		rb.Duration = 30
-		fallthrough
-	default:
+	} else {
 		rb.ExpiresAt = now.Add(time.Duration(rb.Duration) * 24 * time.Hour).Unix()
 	}
 	rb.Secret = req.Secret
@@ -263,7 +290,7 @@ func (s *Server) updateRobot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req robotReq
-	if !decode(w, r, &req) {
+	if !decode(w, r, "robot", &req) {
 		return
 	}
 	s.mu.Lock()

@@ -1,14 +1,15 @@
 // Package harborstandin is a stand-in for the part of Harbor's v2.0 API
 // that tsys-ci calls, for tests: no Harbor server can run on these machines.
 //
-// It follows Harbor v2.6.2's published API (go-client v0.26.2's
-// api/v2.0/swagger.yaml) and the behaviour recorded in
-// shared/notes/harbor-api.md: the same paths, basic auth (bad credentials
-// make a request anonymous rather than failing it), status codes (201 with a
+// It serves the paths of go-client v0.26.2's api/v2.0/swagger.yaml with the
+// behaviour measured on a real Harbor v2.12.0 (docs/harbor-standin.md lists
+// what was compared and what differs): basic auth (bad credentials make a
+// request anonymous rather than failing it), status codes (201 with a
 // Location and no body on create, 200 with no body on update and delete, 409
-// on duplicates, Harbor's 403 for a project name that does not exist),
-// error bodies {"errors":[{"code","message"}]}, X-Request-Id and
-// X-Total-Count headers. Its /v2/ side is go-containerregistry's real
+// on duplicates, 404 for a missing project when the admin asks, 403 when
+// anyone else does), error bodies {"errors":[{"code","message"}]} with
+// Harbor's messages, X-Request-Id and X-Total-Count headers, and the public
+// project "library" every Harbor starts with. Its /v2/ side is go-containerregistry's real
 // registry behind Harbor's token service, so robot accounts' rights are
 // enforced on push and pull, and cosign signatures become accessories.
 //
@@ -32,10 +33,10 @@ import (
 )
 
 // Name is how results obtained against this server must be labelled.
-const Name = "Harbor stand-in (Harbor v2.6.2 API)"
+const Name = "Harbor stand-in (Harbor v2.0 API as Harbor v2.12 serves it)"
 
 // Version is what /systeminfo reports.
-const Version = "v2.6.2-standin"
+const Version = "v2.12.0-standin"
 
 // Options configure a stand-in.
 type Options struct {
@@ -43,6 +44,15 @@ type Options struct {
 	AdminPassword string // default "Harbor12345", Harbor's installer default
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// PushEventOnCreateOnly makes PUSH_ARTIFACT fire only for the first
+	// manifest PUT of a digest in a repository, as Harbor v2.11.1 to v2.12.0
+	// do (seen on v2.12.0: tagging an artifact already pushed by digest sends
+	// nothing). The default fires on every manifest PUT, as Harbor up to
+	// v2.11.0 and from v2.12.1 on do.
+	PushEventOnCreateOnly bool
+	// HarborVersion is what /systeminfo reports as harbor_version; empty
+	// means Version.
+	HarborVersion string
 }
 
 // Server is the stand-in, an http.Handler. Use it with httptest.NewServer.
@@ -60,6 +70,7 @@ type Server struct {
 	tokenUsers  map[string]string
 	artifacts   map[string]*artifact // by repository + "@" + digest
 	webhookSent []Delivery
+	sending     int // deliveries started, for tests: they end up in webhookSent
 }
 
 // New returns a stand-in with no projects but the admin user.
@@ -73,7 +84,10 @@ func New(o Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Server{
+	if o.HarborVersion == "" {
+		o.HarborVersion = Version
+	}
+	s := &Server{
 		opts:       o,
 		reg:        ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))),
 		nextID:     1,
@@ -85,6 +99,10 @@ func New(o Options) *Server {
 		tokenUsers: map[string]string{},
 		artifacts:  map[string]*artifact{},
 	}
+	// Every Harbor starts with the public project "library" (id 1).
+	lib := &project{ID: s.id(), Name: "library", Owner: "admin", Created: o.Now(), Public: true, Repositories: map[string]bool{}}
+	s.projects[lib.Name] = lib
+	return s
 }
 
 func (s *Server) id() int64 {
@@ -98,7 +116,7 @@ func (s *Server) id() int64 {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := r.Header.Get("X-Request-Id")
 	if rid == "" {
-		rid = randomHex(16)
+		rid = uuid()
 	}
 	w.Header().Set("X-Request-Id", rid)
 	switch {
@@ -109,7 +127,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/"):
 		s.registry(w, r)
 	default:
-		writeError(w, http.StatusNotFound, "NOT_FOUND", "not found")
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "path "+r.URL.Path+" was not found")
 	}
 }
 
@@ -166,6 +184,12 @@ func forbidden(w http.ResponseWriter) {
 	writeError(w, http.StatusForbidden, "FORBIDDEN", "forbidden")
 }
 
+// internalError is Harbor's answer to an error it does not classify (it
+// hides the message).
+func internalError(w http.ResponseWriter) {
+	writeError(w, http.StatusInternalServerError, "UNKNOWN", "internal server error")
+}
+
 func notFound(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusNotFound, "NOT_FOUND", msg)
 }
@@ -190,10 +214,12 @@ func created(w http.ResponseWriter, location string) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-// decode reads a JSON body; broken JSON is Harbor's 422 (swagger validation).
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// decode reads a JSON body; broken JSON is Harbor's 422 (swagger
+// validation), what names the body as Harbor's message does ("project").
+func decode(w http.ResponseWriter, r *http.Request, what string, v any) bool {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v); err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY", "validation failure list: parsing body: "+err.Error())
+		writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY",
+			"validation failure list:\nparsing "+what+" body from \"\" failed, because "+err.Error())
 		return false
 	}
 	return true
@@ -207,15 +233,19 @@ func paginate(w http.ResponseWriter, r *http.Request, total int) (int, int, bool
 	if v := r.URL.Query().Get("page"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY", "page in query should be greater than or equal to 1")
+			writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY", "validation failure list:\npage in query should be greater than or equal to 1")
 			return 0, 0, false
 		}
 		page = n
 	}
 	if v := r.URL.Query().Get("page_size"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || n > 100 {
-			writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY", "page_size in query should be between 1 and 100")
+		if err != nil || n < 1 {
+			writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY", "validation failure list:\npage_size in query should be greater than or equal to 1")
+			return 0, 0, false
+		}
+		if n > 100 {
+			writeError(w, http.StatusUnprocessableEntity, "UNPROCESSABLE_ENTITY", "validation failure list:\npage_size in query should be less than or equal to 100")
 			return 0, 0, false
 		}
 		size = n
@@ -251,6 +281,16 @@ func parseQ(q string) map[string]string {
 		}
 	}
 	return m
+}
+
+// uuid is a random (version 4) UUID, the form of Harbor's X-Request-Id.
+func uuid() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func randomHex(n int) string {

@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// These tests check the Harbor stand-in on its own against the behaviour
-// Harbor v2.6.2 documents (swagger) and shows (notes/harbor-api.md).
+// These tests check the Harbor stand-in on its own against the behaviour a
+// real Harbor v2.12.0 showed (docs/harbor-standin.md).
 
 type client struct {
 	t    *testing.T
@@ -128,18 +128,22 @@ func TestHarborStandInProjects(t *testing.T) {
 		t.Errorf("Harbor stand-in: GET project: %d %s", resp.StatusCode, body)
 	}
 	resp, body = c.do("GET", "/projects/nope", nil)
-	expectError(t, "missing project by name (v2.6.2 quirk: 403)", resp, body, 403, "FORBIDDEN")
+	expectError(t, "missing project by name (404 for the admin since v2.7; v2.6.2 said 403)", resp, body, 404, "NOT_FOUND")
 	resp, body = c.do("GET", "/projects/9999", nil)
 	expectError(t, "missing project by id", resp, body, 404, "NOT_FOUND")
 	resp, body = c.do("PATCH", "/projects/demo", "{}")
 	expectError(t, "unsupported method", resp, body, 405, "METHOD_NOT_ALLOWED")
+	if !strings.Contains(string(body), "method PATCH is not allowed, but [") {
+		t.Errorf("Harbor stand-in: 405 message %s", body)
+	}
 
 	// Lists: X-Total-Count always, Link only when there is another page.
 	for _, n := range []string{"a1", "a2", "a3"} {
 		c.do("POST", "/projects", map[string]any{"project_name": n})
 	}
+	// Five with "library", the public project every Harbor starts with.
 	resp, body = c.do("GET", "/projects?page_size=2", nil)
-	if resp.Header.Get("X-Total-Count") != "4" || !strings.Contains(resp.Header.Get("Link"), `rel="next"`) {
+	if resp.Header.Get("X-Total-Count") != "5" || !strings.Contains(resp.Header.Get("Link"), `rel="next"`) {
 		t.Errorf("Harbor stand-in: list headers %v", resp.Header)
 	}
 	resp, body = c.do("GET", "/projects?q=name%3Ddemo", nil)
@@ -148,11 +152,18 @@ func TestHarborStandInProjects(t *testing.T) {
 	}
 	resp, body = c.do("GET", "/projects?page_size=101", nil)
 	expectError(t, "page_size over 100", resp, body, 422, "UNPROCESSABLE_ENTITY")
-	// Anonymous users see public projects only: none here.
+	// Anonymous users see public projects only: "library" here.
 	resp, body = c.as("", "").do("GET", "/projects", nil)
-	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "[]" {
+	var names []struct{ Name string }
+	if json.Unmarshal(body, &names); resp.StatusCode != 200 || len(names) != 1 || names[0].Name != "library" {
 		t.Errorf("Harbor stand-in: anonymous list: %d %s", resp.StatusCode, body)
 	}
+	resp, body = c.as("", "").do("GET", "/projects/library", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"current_user_role_ids":null`) {
+		t.Errorf("Harbor stand-in: anonymous GET of the public project: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.as("", "").do("GET", "/projects/demo", nil)
+	expectError(t, "anonymous GET of a private project", resp, body, 401, "UNAUTHORIZED")
 }
 
 func createProject(t *testing.T, c *client, name string) {
@@ -167,6 +178,7 @@ func pushRobot(project string) map[string]any {
 		"name": "ci", "level": "project", "duration": -1,
 		"permissions": []any{map[string]any{"kind": "project", "namespace": project, "access": []any{
 			map[string]string{"resource": "repository", "action": "push"},
+			map[string]string{"resource": "artifact", "action": "list"},
 		}}},
 	}
 }
@@ -188,8 +200,15 @@ func TestHarborStandInRobots(t *testing.T) {
 	}
 	resp, body = c.do("POST", "/robots", pushRobot("demo"))
 	expectError(t, "duplicate robot", resp, body, 409, "CONFLICT")
+	if !strings.Contains(string(body), "robot account 2:demo+ci already exists") {
+		t.Errorf("Harbor stand-in: duplicate robot message %s", body)
+	}
 	resp, body = c.do("POST", "/robots", pushRobot("nope"))
-	expectError(t, "project robot for a missing project", resp, body, 403, "FORBIDDEN")
+	expectError(t, "project robot for a missing project (v2.6.2 said 403)", resp, body, 404, "NOT_FOUND")
+	zero := pushRobot("demo")
+	zero["name"], zero["duration"] = "zero", 0
+	resp, body = c.do("POST", "/robots", zero)
+	expectError(t, "robot with duration 0 (v2.6.2 took it as 30 days)", resp, body, 400, "BAD_REQUEST")
 	empty := pushRobot("demo")
 	empty["name"], empty["permissions"] = "other", []any{}
 	resp, body = c.do("POST", "/robots", empty)
@@ -213,9 +232,28 @@ func TestHarborStandInRobots(t *testing.T) {
 	if !strings.Contains(string(body), `"robot$demo+ci"`) || strings.Contains(string(body), created.Secret) {
 		t.Errorf("Harbor stand-in: project robot list (must not show the secret): %s", body)
 	}
-	// The robot logs in to the API, but may not create projects.
-	resp, body = c.as("robot$demo+ci", created.Secret).do("POST", "/projects", map[string]any{"project_name": "x"})
+	// The robot logs in to the API, but may not create projects, read the
+	// project itself (it has no project:read) or list robots; it may ask
+	// whether its project exists, and lists it.
+	robot := c.as("robot$demo+ci", created.Secret)
+	resp, body = robot.do("POST", "/projects", map[string]any{"project_name": "x"})
 	expectError(t, "project robot creating a project", resp, body, 403, "FORBIDDEN")
+	if !strings.Contains(string(body), "Only system level robot can create project") {
+		t.Errorf("Harbor stand-in: robot create project message %s", body)
+	}
+	resp, body = robot.do("GET", "/projects/demo", nil)
+	expectError(t, "push robot reading its project", resp, body, 403, "FORBIDDEN")
+	resp, body = robot.do("GET", "/projects/nope", nil)
+	expectError(t, "robot reading a missing project", resp, body, 403, "FORBIDDEN")
+	resp, body = robot.do("GET", "/robots", nil)
+	expectError(t, "robot listing robots", resp, body, 403, "FORBIDDEN")
+	if resp, _ := robot.do("HEAD", "/projects?project_name=demo", nil); resp.StatusCode != 200 {
+		t.Errorf("Harbor stand-in: robot HEAD of its project: %d", resp.StatusCode)
+	}
+	resp, body = robot.do("GET", "/projects", nil)
+	if !strings.Contains(string(body), `"demo"`) || !strings.Contains(string(body), `"library"`) {
+		t.Errorf("Harbor stand-in: robot's project list: %s", body)
+	}
 	// PUT must repeat level and full name.
 	upd := pushRobot("demo")
 	resp, body = c.do("PUT", "/robots/"+itoa(created.ID), upd)
@@ -249,6 +287,10 @@ func TestHarborStandInWebhooksAndRetention(t *testing.T) {
 		"ftp address": func(m map[string]any) {
 			m["targets"] = []any{map[string]any{"type": "http", "address": "ftp://x"}}
 		},
+		"chart event (gone since v2.8)": func(m map[string]any) { m["event_types"] = []string{"UPLOAD_CHART"} },
+		"unknown payload format": func(m map[string]any) {
+			m["targets"] = []any{map[string]any{"type": "http", "address": "http://x/", "payload_format": "Bogus"}}
+		},
 	} {
 		m := map[string]any{}
 		for k, v := range pol {
@@ -260,9 +302,16 @@ func TestHarborStandInWebhooksAndRetention(t *testing.T) {
 		expectError(t, what, resp, body, 400, "BAD_REQUEST")
 	}
 	resp, body = c.do("GET", "/projects/demo/webhook/policies", nil)
-	if resp.Header.Get("X-Total-Count") != "1" || !strings.Contains(string(body), "Bearer s3cret") {
-		t.Errorf("Harbor stand-in: policy list: %s", body)
+	if resp.Header.Get("X-Total-Count") != "1" || !strings.Contains(string(body), "Bearer s3cret") ||
+		!strings.Contains(string(body), `"payload_format":"Default"`) || strings.Contains(string(body), "skip_cert_verify") {
+		t.Errorf("Harbor stand-in: policy list (auth header in clear, payload_format Default, no false skip_cert_verify): %s", body)
 	}
+	resp, body = c.do("GET", "/projects/demo/webhook/events", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"PUSH_ARTIFACT"`) || strings.Contains(string(body), "CHART") {
+		t.Errorf("Harbor stand-in: webhook events: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("GET", "/projects/nope/webhook/policies", nil)
+	expectError(t, "policies of a missing project", resp, body, 404, "NOT_FOUND")
 
 	resp, body = c.do("GET", "/projects/demo", nil)
 	var p struct {
@@ -286,6 +335,18 @@ func TestHarborStandInWebhooksAndRetention(t *testing.T) {
 	}
 	resp, body = c.do("POST", "/retentions", rt)
 	expectError(t, "second retention policy for a project (400, not 409)", resp, body, 400, "BAD_REQUEST")
+	// A schedule gains next_scheduled_time in what GET returns; false
+	// "disabled" and rule ids are left out.
+	rt["trigger"] = map[string]any{"kind": "Schedule", "settings": map[string]string{"cron": "0 0 3 * * *"}}
+	if resp, body = c.do("PUT", "/retentions/"+id, rt); resp.StatusCode != 200 {
+		t.Fatalf("Harbor stand-in: update retention: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("GET", "/retentions/"+id, nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"next_scheduled_time":"`) || strings.Contains(string(body), `"disabled"`) {
+		t.Errorf("Harbor stand-in: GET retention: %d %s", resp.StatusCode, body)
+	}
+	resp, body = c.do("GET", "/retentions/9999", nil)
+	expectError(t, "missing retention policy (Harbor v2.12.0 answers 500)", resp, body, 500, "UNKNOWN")
 }
 
 func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
@@ -343,7 +404,19 @@ func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
 		t.Errorf("Harbor stand-in: artifact by tag (accessories only on request): %d %s", resp.StatusCode, body)
 	}
 	resp, body = c.do("GET", "/projects/demo/repositories/nope/artifacts", nil)
-	expectError(t, "artifacts of a missing repository", resp, body, 404, "NOT_FOUND")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Total-Count") != "0" || strings.TrimSpace(string(body)) != "[]" {
+		t.Errorf("Harbor stand-in: artifacts of a missing repository: %d %v %s, want 200 []", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = c.do("GET", "/projects/demo/repositories/nope/artifacts/v1", nil)
+	expectError(t, "artifact of a missing repository", resp, body, 404, "NOT_FOUND")
+	// The push robot lists artifacts (artifact:list) but may not read one:
+	// that takes artifact:read.
+	api := c.as(robot.Name, robot.Secret)
+	if resp, body = api.do("GET", "/projects/demo/repositories/app/artifacts", nil); resp.StatusCode != 200 {
+		t.Errorf("Harbor stand-in: robot with artifact:list lists artifacts: %d %s", resp.StatusCode, body)
+	}
+	resp, body = api.do("GET", "/projects/demo/repositories/app/artifacts/v1", nil)
+	expectError(t, "robot without artifact:read reading an artifact", resp, body, 403, "FORBIDDEN")
 
 	// PUSH_ARTIFACT reached the receiver with the policy's auth header.
 	deadline := time.After(10 * time.Second)
@@ -443,5 +516,57 @@ func TestHarborStandInRegistryChallengeAndRequestID(t *testing.T) {
 	resp, _ = c.do("GET", "/health", nil)
 	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
 		t.Errorf("Harbor stand-in: health %d, request id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+	}
+}
+
+// TestHarborStandInPushEventsOnTagging: pushing by digest and then tagging
+// (what tsys-ci push does) sends PUSH_ARTIFACT for both PUTs, as Harbor up to
+// v2.11.0 and from v2.12.1 on do; with PushEventOnCreateOnly only the first,
+// untagged one, as on the real Harbor v2.12.0.
+func TestHarborStandInPushEventsOnTagging(t *testing.T) {
+	for _, onCreate := range []bool{false, true} {
+		s := New(Options{PushEventOnCreateOnly: onCreate})
+		srv := httptest.NewServer(s)
+		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		c := &client{t: t, base: srv.URL, user: "admin", pass: "Harbor12345"}
+		createProject(t, c, "demo")
+		c.do("POST", "/projects/demo/webhook/policies", map[string]any{"name": "tsys-ci", "enabled": true,
+			"event_types": []string{"PUSH_ARTIFACT"}, "targets": []any{map[string]any{"type": "http", "address": receiver.URL}}})
+		host := strings.TrimPrefix(srv.URL, "http://")
+		auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: "Harbor12345"})
+		img, _ := random.Image(100, 1)
+		d, _ := img.Digest()
+		byDigest, _ := name.ParseReference(host + "/demo/app@" + d.String())
+		if err := remote.Write(byDigest, img, auth); err != nil {
+			t.Fatal(err)
+		}
+		tag, _ := name.NewTag(host + "/demo/app:v1")
+		if err := remote.Tag(tag, img, auth); err != nil {
+			t.Fatal(err)
+		}
+		want := 2
+		if onCreate {
+			want = 1
+		}
+		// Deliveries are started before the PUT is answered, and end later.
+		s.mu.Lock()
+		started := s.sending
+		s.mu.Unlock()
+		if started != want {
+			t.Errorf("Harbor stand-in (PushEventOnCreateOnly=%v): %d deliveries started, want %d", onCreate, started, want)
+		}
+		waitFor(t, func() bool { return len(s.Deliveries()) >= want })
+		// The tag's event, if any, was sent once the tag's PUT was answered.
+		tagged := 0
+		for _, dl := range s.Deliveries() {
+			if strings.Contains(string(dl.Body), `"tag":"v1"`) {
+				tagged++
+			}
+		}
+		if got := len(s.Deliveries()); got != want || tagged != want-1 {
+			t.Errorf("Harbor stand-in (PushEventOnCreateOnly=%v): %d deliveries, %d for the tag; want %d, %d", onCreate, got, tagged, want, want-1)
+		}
+		receiver.Close()
+		srv.Close()
 	}
 }

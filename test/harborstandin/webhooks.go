@@ -8,19 +8,28 @@ import (
 	"time"
 )
 
-// eventTypes are Harbor v2.6.2's webhook event types.
-var eventTypes = map[string]bool{
-	"PUSH_ARTIFACT": true, "PULL_ARTIFACT": true, "DELETE_ARTIFACT": true,
-	"SCANNING_COMPLETED": true, "SCANNING_FAILED": true, "SCANNING_STOPPED": true,
-	"QUOTA_EXCEED": true, "QUOTA_WARNING": true, "REPLICATION": true, "TAG_RETENTION": true,
-	"UPLOAD_CHART": true, "DOWNLOAD_CHART": true, "DELETE_CHART": true,
-}
+// eventList is Harbor v2.12.0's webhook event types, in the order its
+// /webhook/events lists them (the chart events of v2.6.2 are gone).
+var eventList = []string{"PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED", "QUOTA_WARNING",
+	"SCANNING_FAILED", "SCANNING_STOPPED", "SCANNING_COMPLETED", "REPLICATION", "TAG_RETENTION"}
 
+var eventTypes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, e := range eventList {
+		m[e] = true
+	}
+	return m
+}()
+
+// target is a webhook target as v2.12.0 stores it: payload_format (new in
+// v2.8, unknown to go-client v0.26.2) defaults to "Default", and false
+// skip_cert_verify is left out.
 type target struct {
 	Type           string `json:"type"`
 	Address        string `json:"address"`
 	AuthHeader     string `json:"auth_header,omitempty"`
-	SkipCertVerify bool   `json:"skip_cert_verify"`
+	SkipCertVerify bool   `json:"skip_cert_verify,omitempty"`
+	PayloadFormat  string `json:"payload_format,omitempty"`
 }
 
 type webhookPolicy struct {
@@ -31,7 +40,7 @@ type webhookPolicy struct {
 	Enabled     bool      `json:"enabled"`
 	EventTypes  []string  `json:"event_types"`
 	Targets     []*target `json:"targets"`
-	Creator     string    `json:"creator"`
+	Creator     string    `json:"-"`
 	Created     time.Time `json:"-"`
 	Updated     time.Time `json:"-"`
 }
@@ -39,7 +48,7 @@ type webhookPolicy struct {
 func (p *webhookPolicy) json() map[string]any {
 	return map[string]any{
 		"id": p.ID, "project_id": p.ProjectID, "name": p.Name, "description": p.Description,
-		"enabled": p.Enabled, "event_types": p.EventTypes, "targets": p.Targets, "creator": p.Creator,
+		"enabled": p.Enabled, "event_types": p.EventTypes, "targets": p.Targets,
 		"creation_time": p.Created.UTC().Format(time.RFC3339), "update_time": p.Updated.UTC().Format(time.RFC3339),
 	}
 }
@@ -70,25 +79,41 @@ func validPolicy(w http.ResponseWriter, p *webhookPolicy) bool {
 			return false
 		}
 		u, err := url.Parse(t.Address)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || u.Host == "" {
 			badRequest(w, "invalid address "+t.Address+" with policy "+p.Name)
+			return false
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			badRequest(w, "invalid scheme: "+u.Scheme)
+			return false
+		}
+		switch t.PayloadFormat {
+		case "":
+			t.PayloadFormat = "Default"
+		case "Default", "CloudEvents":
+		default:
+			badRequest(w, "unsupported payload format type: "+t.PayloadFormat)
 			return false
 		}
 	}
 	return true
 }
 
+// webhookEvents lists what policies may use (v2.12.0's answer).
+func (s *Server) webhookEvents(w http.ResponseWriter, r *http.Request) {
+	if p, _ := s.projectAdmin(w, r); p == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"event_type": eventList, "notify_type": []string{"http", "slack"},
+		"payload_formats": []any{map[string]any{"notify_type": "http", "formats": []string{"Default", "CloudEvents"}}},
+	})
+}
+
 // projectAdmin resolves the path's project for a request that changes it.
 func (s *Server) projectAdmin(w http.ResponseWriter, r *http.Request) (*project, user) {
 	u := s.authenticate(r)
-	p := s.projectOr(w, r, u)
-	if p == nil {
-		return nil, u
-	}
-	if !u.admin {
-		forbidden(w)
-		return nil, u
-	}
+	p := s.projectOr(w, r, u, "notification-policy", "create")
 	return p, u
 }
 
@@ -122,14 +147,14 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var pol webhookPolicy
-	if !decode(w, r, &pol) || !validPolicy(w, &pol) {
+	if !decode(w, r, "policy", &pol) || !validPolicy(w, &pol) {
 		return
 	}
 	s.mu.Lock()
 	for _, other := range s.policies {
 		if other.ProjectID == p.ID && other.Name == pol.Name {
 			s.mu.Unlock()
-			conflict(w, "notification policy "+pol.Name+" already exists")
+			conflict(w, "notification policy named "+pol.Name+" already exists")
 			return
 		}
 	}
@@ -148,7 +173,7 @@ func (s *Server) policyByPath(w http.ResponseWriter, r *http.Request, p *project
 	}
 	pol := s.policies[id]
 	if pol == nil || pol.ProjectID != p.ID {
-		notFound(w, "webhook policy "+r.PathValue("id")+" not found")
+		notFound(w, "notificationPolicy "+r.PathValue("id")+" not found")
 		return nil
 	}
 	return pol
@@ -173,7 +198,7 @@ func (s *Server) updatePolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req webhookPolicy
-	if !decode(w, r, &req) || !validPolicy(w, &req) {
+	if !decode(w, r, "policy", &req) || !validPolicy(w, &req) {
 		return
 	}
 	s.mu.Lock()
@@ -184,7 +209,7 @@ func (s *Server) updatePolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, other := range s.policies {
 		if other.ProjectID == p.ID && other.Name == req.Name && other.ID != pol.ID {
-			conflict(w, "notification policy "+req.Name+" already exists")
+			conflict(w, "notification policy named "+req.Name+" already exists")
 			return
 		}
 	}
