@@ -56,6 +56,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	if o.Leader == nil {
 		s.SetLeader(true)
 		close(leDone)
+		go s.ResumeUnfinished(leCtx, "serve")
 	} else {
 		elector, err := o.Leader.elector(s)
 		if err != nil {
@@ -115,9 +116,11 @@ func (le *LeaderElection) elector(s *Server) (*leaderelection.LeaderElector, err
 		Lock: lock, LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod,
 		ReleaseOnCancel: true, Name: le.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {
+			OnStartedLeading: func(ctx context.Context) {
 				s.SetLeader(true)
 				s.log.Info("leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
+				// What the previous leader left under way is this one's now.
+				s.ResumeUnfinished(ctx, le.Identity)
 			},
 			OnStoppedLeading: func() {
 				s.SetLeader(false)

@@ -95,11 +95,17 @@ func writeFile(t *testing.T, path, content string) {
 // electing its leader with le.
 func startReplicaWith(t *testing.T, le *pipeline.LeaderElection) *replica {
 	t.Helper()
-	name, d := le.Identity, pipeline.Deployer(pipeline.NoClusterDeployer{})
 	conf, err := pipeline.LoadServeConfig("../../pipeline/testdata/serve/serve.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServe(t, le, conf, pipeline.NoClusterDeployer{})
+}
+
+// startServe runs a serve replica with config conf and deployer d.
+func startServe(t *testing.T, le *pipeline.LeaderElection, conf *pipeline.ServeConfig, d pipeline.Deployer) *replica {
+	t.Helper()
+	name := le.Identity
 	s, err := pipeline.NewServer(pipeline.ServerOptions{Config: conf, WebhookSecret: "Bearer cluster-test-secret", Deployer: d,
 		Clock: rollout.RealClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
