@@ -392,9 +392,11 @@ func (w *versionWatch) allOn(version string) time.Time {
 // the app's first version live, then a second by blue/green while two
 // host clients keep asking the app: no failed request, the deploy in
 // serve's API and as an Event on the app. Then the third version's event,
-// and the leader's pod is deleted with grace 0 while that deploy runs:
-// the other replica takes the Lease, resumes the deploy from the state in
-// the cluster, and the app ends on one version with no traffic split.
+// and the leader's pod is deleted with grace 0 while that deploy runs;
+// then the fourth's, and the leader's container is killed with SIGKILL.
+// Each time a live replica takes the Lease, resumes the deploy from the
+// state in the cluster, and the app ends on one version with no traffic
+// split and no failed request.
 func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -493,31 +495,87 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 		t.Errorf("Event of the sv2 deploy: %s %s %q", ev.InvolvedObject.Kind, ev.Reason, ev.Message)
 	}
 
-	// sv3, and the leader killed while its deploy runs.
-	l, w = startLoad(url), watchVersions(url)
-	start = time.Now()
-	ids, refused = deliver(ctx, t, base, secret, harborPush(sv3, "sv3"))
+	// sv3 and sv4, serve's leader killed while each deploy runs: its pod
+	// deleted with grace 0, then its container killed (SIGKILL).
+	killDuringDeploy(ctx, t, c, base, secret, url, "sv2", "sv3", sv2, sv3, killDelete)
+	sv4 := helloImage(t, "sv4")
+	killDuringDeploy(ctx, t, c, base, secret, url, "sv3", "sv4", sv3, sv4, killCrash)
+}
+
+// How a drill kills serve's leader.
+const (
+	// killDelete deletes its pod with grace 0: the API object goes at
+	// once; the kubelet still sends SIGTERM and kills the container 2 s
+	// later (its shortest grace), so serve hands the Lease over but its
+	// deploy is cut.
+	killDelete = "pod deleted with grace 0"
+	// killCrash kills serve's process with SIGKILL (containerd on the
+	// node): nothing is released; the kubelet restarts the container in
+	// the same pod.
+	killCrash = "container killed (SIGKILL)"
+)
+
+// killDuringDeploy delivers the push event of tag and kills serve's leader
+// (how says mode) as soon as the deploy is under way, with the load on the
+// app all along. The deploy must end completed (tag live) or rolled back
+// (from live), one color serving, no failed request.
+func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string) {
+	t.Helper()
+	l, w := startLoad(url), watchVersions(url)
+	start := time.Now()
+	ids, refused := deliver(ctx, t, base, secret, harborPush(image, tag))
 	leader := serveLeader(ctx, c)
 	var phase rollout.Phase
-	until(ctx, t, "the deploy of sv3 under way", func() bool {
+	until(ctx, t, "the deploy of "+tag+" under way", func() bool {
 		st, err := rollout.ReadState(ctx, c, serveAppNS, serveApp)
-		if err == nil && st != nil && st.Candidate != nil && st.Candidate.Image == sv3 && st.InProgress() {
+		if err == nil && st != nil && st.Candidate != nil && st.Candidate.Image == image && st.InProgress() {
 			phase = st.Phase
 			return true
 		}
 		return false
 	})
-	zero := int64(0)
-	killed := time.Now()
-	if err := c.CoreV1().Pods(serveNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
-		t.Fatalf("deleting the leader %s: %v", leader, err)
+	pod, err := c.CoreV1().Pods(serveNS).Get(ctx, leader, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the leader's pod %s: %v", leader, err)
 	}
-	t.Logf("sv3: event accepted (deploy %s) by %s; deleted its pod with grace 0 %s after the event, at phase %s",
-		ids[0], leader, killed.Sub(start).Round(100*time.Millisecond), phase)
+	restarts := restartsOf(pod)
+	killed := time.Now()
+	switch mode {
+	case killDelete:
+		zero := int64(0)
+		err = c.CoreV1().Pods(serveNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	case killCrash:
+		id := ""
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Name == "serve" {
+				_, id, _ = strings.Cut(cs.ContainerID, "://")
+			}
+		}
+		var out []byte
+		out, err = theLab.Exec(ctx, pod.Spec.NodeName, "ctr", "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id)
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, out)
+		}
+	}
+	if err != nil {
+		t.Fatalf("killing the leader %s (%s): %v", leader, mode, err)
+	}
+	t.Logf("%s: event accepted after %d refusal(s) (deploy %s) by %s; killed it (%s) %s after the event, at phase %s",
+		tag, len(refused), ids[0], leader, mode, killed.Sub(start).Round(100*time.Millisecond), phase)
+	// A live leader: another holder, or the same pod's restarted
+	// container renewing the Lease after the kill.
 	var newLeader string
 	until(ctx, t, "a new serve leader", func() bool {
-		newLeader = serveLeader(ctx, c)
-		return newLeader != "" && newLeader != leader
+		l, err := c.CoordinationV1().Leases(serveNS).Get(ctx, serveFull, metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+			return false
+		}
+		newLeader = *l.Spec.HolderIdentity
+		if newLeader != leader {
+			return true
+		}
+		p, err := c.CoreV1().Pods(serveNS).Get(ctx, leader, metav1.GetOptions{})
+		return err == nil && restartsOf(p) > restarts && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed)
 	})
 	led := time.Now()
 	var st *rollout.State
@@ -527,33 +585,32 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	})
 	stable := time.Now()
 	resumed := waitDeploy(ctx, t, base, "the resume by the new leader", func(r pipeline.DeployRecord) bool {
-		return r.Kind == pipeline.DeployResume && r.Image == sv3
+		return r.Kind == pipeline.DeployResume && r.Image == image
 	})
-	allNew = w.allOn("sv3")
-	total, answers, failures = l.finish(t)
-	report(t, "sv2 -> sv3, serve's leader killed mid-deploy", stable.Sub(start), total, answers, failures)
-	t.Logf("sv3: leader %s killed %s after the event; new leader %s %s after the kill; the app stable %s after the kill, %s after the event; all traffic on sv3 %s after the event",
-		leader, killed.Sub(start).Round(100*time.Millisecond), newLeader, led.Sub(killed).Round(100*time.Millisecond),
-		stable.Sub(killed).Round(100*time.Millisecond), stable.Sub(start).Round(100*time.Millisecond), sinceOrNever(allNew, start))
-	t.Logf("resume by %s: %s after %.1f s (%s); state: active %s, history %d entries, last %s",
-		resumed.By, resumed.Result, resumed.Seconds, resumed.Error, st.Active.Image, len(st.History), st.History[len(st.History)-1].Result)
+	allNew := w.allOn(tag)
+	total, answers, failures := l.finish(t)
+	report(t, from+" -> "+tag+", serve's leader killed mid-deploy ("+mode+")", stable.Sub(start), total, answers, failures)
+	t.Logf("%s (%s): new leader %s %s after the kill; the app stable %s after the kill, %s after the event; all traffic on %s %s after the event",
+		tag, mode, newLeader, led.Sub(killed).Round(100*time.Millisecond), stable.Sub(killed).Round(100*time.Millisecond),
+		stable.Sub(start).Round(100*time.Millisecond), tag, sinceOrNever(allNew, start))
+	t.Logf("%s: resume by %s: %s after %.1f s %s; history: last %s", tag, resumed.By, resumed.Result, resumed.Seconds, resumed.Error, st.History[len(st.History)-1].Result)
 	if n := len(failures["keep-alive"]) + len(failures["new-connection"]); n != 0 {
-		t.Errorf("%d requests failed during the deploy of sv3 and the leader's death", n)
+		t.Errorf("%d requests failed during the deploy of %s and the leader's death", n, tag)
 	}
-	want := sv3
+	want, version := image, tag
 	switch resumed.Result {
 	case pipeline.ResultSucceeded:
 	case pipeline.ResultRolledBack:
-		want = sv2
+		want, version = fromImage, from
 	default:
-		t.Fatalf("the resumed deploy ended %s: %s", resumed.Result, resumed.Error)
+		t.Fatalf("the resumed deploy of %s ended %s: %s", tag, resumed.Result, resumed.Error)
 	}
 	if st.Active == nil || st.Active.Image != want || st.Candidate != nil {
-		t.Errorf("state after the resume: active %+v candidate %+v, want %s alone", st.Active, st.Candidate, want)
+		t.Fatalf("state after the resume: active %+v candidate %+v, want %s alone", st.Active, st.Candidate, version)
 	}
 	// No traffic split: the Service selects one color, the other color
 	// has no pod, and every answer is the active version.
-	svc, err = c.CoreV1().Services(serveAppNS).Get(ctx, serveApp, metav1.GetOptions{})
+	svc, err := c.CoreV1().Services(serveAppNS).Get(ctx, serveApp, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,12 +622,19 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 		d, err := c.AppsV1().Deployments(serveAppNS).Get(ctx, other, metav1.GetOptions{})
 		return apierrors.IsNotFound(err) || (err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && d.Status.Replicas == 0)
 	})
-	wantVersion := map[string]string{sv2: "sv2", sv3: "sv3"}[want]
-	if got := sample(t, url, 20); len(got) != 1 || got[wantVersion] != 20 {
-		t.Errorf("after the resume, 20 requests got %v, want %s alone", got, wantVersion)
+	if got := sample(t, url, 20); len(got) != 1 || got[version] != 20 {
+		t.Errorf("after the resume, 20 requests got %v, want %s alone", got, version)
 	}
-	ev = deployEvent(ctx, t, c, resumed.ID)
+	ev := deployEvent(ctx, t, c, resumed.ID)
 	t.Logf("Event on %s/%s: %s %s: %s", serveAppNS, ev.InvolvedObject.Name, ev.Type, ev.Reason, ev.Message)
+}
+
+func restartsOf(p *corev1.Pod) int32 {
+	var n int32
+	for _, cs := range p.Status.ContainerStatuses {
+		n += cs.RestartCount
+	}
+	return n
 }
 
 func sinceOrNever(at, start time.Time) string {
