@@ -102,9 +102,9 @@ func serveImage(t *testing.T) string {
 	return pushed.Image
 }
 
-// freshNamespace waits for an earlier run's namespace to be gone, then
+// serveFreshNamespace waits for an earlier run's namespace to be gone, then
 // makes it again; it is deleted when the test ends.
-func freshNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, name string) {
+func serveFreshNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, name string) {
 	t.Helper()
 	for {
 		_, err := c.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
@@ -211,9 +211,9 @@ func serveLeader(ctx context.Context, c kubernetes.Interface) string {
 	return *l.Spec.HolderIdentity
 }
 
-// until polls cond every 100 ms until it holds, failing the test with
+// serveUntil polls cond every 100 ms serveUntil it holds, failing the test with
 // what at ctx's end.
-func until(ctx context.Context, t *testing.T, what string, cond func() bool) {
+func serveUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for !cond() {
 		select {
@@ -224,20 +224,20 @@ func until(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// harborPush is the body Harbor v2.6 sends for a push of tag (digest from
+// serveHarborPush is the body Harbor v2.6 sends for a push of tag (digest from
 // image, by digest) to e2e/hello of the lab registry.
-func harborPush(image, tag string) []byte {
+func serveHarborPush(image, tag string) []byte {
 	_, digest, _ := strings.Cut(image, "@")
 	return fmt.Appendf(nil, `{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$e2e+ci","event_data":{"resources":[{"digest":%q,"tag":%q,"resource_url":%q}],"repository":{"date_created":%d,"name":"hello","namespace":"e2e","repo_full_name":"e2e/hello","repo_type":"private"}}}`,
 		time.Now().Unix(), digest, tag, theAddons.Addons.Registry+"/e2e/hello:"+tag, time.Now().Add(-time.Hour).Unix())
 }
 
-// deliver POSTs a Harbor event to serve's Service as Harbor's job service
-// does (its auth header, a new connection per attempt) until serve accepts
+// serveDeliver POSTs a Harbor event to serve's Service as Harbor's job service
+// does (its auth header, a new connection per attempt) serveUntil serve accepts
 // it; it retries refusals at once (Harbor waits 16-75 s) so the test
 // measures serve, not Harbor's backoff. It returns the deploy IDs and the
 // refusals seen.
-func deliver(ctx context.Context, t *testing.T, base, secret string, body []byte) ([]string, []string) {
+func serveDeliver(ctx context.Context, t *testing.T, base, secret string, body []byte) ([]string, []string) {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var refusals []string
@@ -289,12 +289,12 @@ func serveDeploys(ctx context.Context, base string) ([]pipeline.DeployRecord, er
 	return got.Deploys, err
 }
 
-// waitDeploy waits until serve's API shows a finished deploy that match
+// serveWaitDeploy waits serveUntil serve's API shows a finished deploy that match
 // accepts, and returns it.
-func waitDeploy(ctx context.Context, t *testing.T, base, what string, match func(pipeline.DeployRecord) bool) pipeline.DeployRecord {
+func serveWaitDeploy(ctx context.Context, t *testing.T, base, what string, match func(pipeline.DeployRecord) bool) pipeline.DeployRecord {
 	t.Helper()
 	var found pipeline.DeployRecord
-	until(ctx, t, what+" in serve's recent deploys", func() bool {
+	serveUntil(ctx, t, what+" in serve's recent deploys", func() bool {
 		recs, err := serveDeploys(ctx, base)
 		if err != nil {
 			return false
@@ -310,12 +310,12 @@ func waitDeploy(ctx context.Context, t *testing.T, base, what string, match func
 	return found
 }
 
-// deployEvent waits for the Kubernetes Event serve wrote on the app for
+// serveDeployEvent waits for the Kubernetes Event serve wrote on the app for
 // deploy id.
-func deployEvent(ctx context.Context, t *testing.T, c kubernetes.Interface, id string) corev1.Event {
+func serveDeployEvent(ctx context.Context, t *testing.T, c kubernetes.Interface, id string) corev1.Event {
 	t.Helper()
 	var found corev1.Event
-	until(ctx, t, "the Event of deploy "+id, func() bool {
+	serveUntil(ctx, t, "the Event of deploy "+id, func() bool {
 		evs, err := c.CoreV1().Events(serveAppNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + serveApp})
 		if err != nil {
 			return false
@@ -331,22 +331,22 @@ func deployEvent(ctx context.Context, t *testing.T, c kubernetes.Interface, id s
 	return found
 }
 
-// versionWatch asks url for its version every 100 ms on a new connection
+// serveVersionWatch asks url for its version every 100 ms on a new connection
 // and keeps when each answer came.
-type versionWatch struct {
+type serveVersionWatch struct {
 	mu      sync.Mutex
-	samples []versionSample
+	samples []serveVersionSample
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-type versionSample struct {
+type serveVersionSample struct {
 	at      time.Time
 	version string // "" for a failure
 }
 
-func watchVersions(url string) *versionWatch {
-	w := &versionWatch{stop: make(chan struct{}), done: make(chan struct{})}
+func serveWatchVersions(url string) *serveVersionWatch {
+	w := &serveVersionWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	go func() {
 		defer close(w.done)
@@ -361,7 +361,7 @@ func watchVersions(url string) *versionWatch {
 				v = strings.Fields(answer)[0]
 			}
 			w.mu.Lock()
-			w.samples = append(w.samples, versionSample{time.Now(), v})
+			w.samples = append(w.samples, serveVersionSample{time.Now(), v})
 			w.mu.Unlock()
 		}
 	}()
@@ -370,7 +370,7 @@ func watchVersions(url string) *versionWatch {
 
 // allOn stops the watch and returns when it saw the first answer of
 // version after which every answer was version (zero if it never did).
-func (w *versionWatch) allOn(version string) time.Time {
+func (w *serveVersionWatch) allOn(version string) time.Time {
 	close(w.stop)
 	<-w.done
 	var at time.Time
@@ -406,8 +406,8 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	sv1, sv2, sv3 := helloImage(t, "sv1"), helloImage(t, "sv2"), helloImage(t, "sv3")
 	t.Logf("images built and pushed in %s: serve %s", time.Since(start).Round(100*time.Millisecond), image)
 
-	freshNamespace(ctx, t, c, serveNS)
-	freshNamespace(ctx, t, c, serveAppNS)
+	serveFreshNamespace(ctx, t, c, serveNS)
+	serveFreshNamespace(ctx, t, c, serveAppNS)
 	secretBytes := make([]byte, 16)
 	if _, err := rand.Read(secretBytes); err != nil {
 		t.Fatal(err)
@@ -430,13 +430,13 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 		}
 		pods, _ := servePods(context.Background(), c)
 		for name := range pods {
-			b, _ := c.CoreV1().Pods(serveNS).GetLogs(name, &corev1.PodLogOptions{TailLines: ptrTo(int64(80))}).DoRaw(context.Background())
+			b, _ := c.CoreV1().Pods(serveNS).GetLogs(name, &corev1.PodLogOptions{TailLines: servePtr(int64(80))}).DoRaw(context.Background())
 			t.Logf("log of %s:\n%s", name, b)
 		}
 	})
 	start = time.Now()
 	installServe(ctx, t, c, image, alloc.Address, alloc.Ports["http"])
-	until(ctx, t, "2 serve replicas Ready and a leader", func() bool {
+	serveUntil(ctx, t, "2 serve replicas Ready and a leader", func() bool {
 		d, err := c.AppsV1().Deployments(serveNS).Get(ctx, serveFull, metav1.GetOptions{})
 		return err == nil && d.Status.ReadyReplicas == 2 && d.Status.UpdatedReplicas == 2 && serveLeader(ctx, c) != ""
 	})
@@ -454,8 +454,8 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 
 	// sv1: the app's first version.
 	start = time.Now()
-	ids, refused := deliver(ctx, t, base, secret, harborPush(sv1, "sv1"))
-	rec := waitDeploy(ctx, t, base, "deploy "+ids[0], func(r pipeline.DeployRecord) bool { return r.ID == ids[0] })
+	ids, refused := serveDeliver(ctx, t, base, secret, serveHarborPush(sv1, "sv1"))
+	rec := serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r pipeline.DeployRecord) bool { return r.ID == ids[0] })
 	if rec.Result != pipeline.ResultSucceeded {
 		t.Fatalf("deploy of sv1: %s %s", rec.Result, rec.Error)
 	}
@@ -470,10 +470,10 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	}
 
 	// sv2 by blue/green under load.
-	l, w := startLoad(url), watchVersions(url)
+	l, w := startLoad(url), serveWatchVersions(url)
 	start = time.Now()
-	ids, refused = deliver(ctx, t, base, secret, harborPush(sv2, "sv2"))
-	rec = waitDeploy(ctx, t, base, "deploy "+ids[0], func(r pipeline.DeployRecord) bool { return r.ID == ids[0] })
+	ids, refused = serveDeliver(ctx, t, base, secret, serveHarborPush(sv2, "sv2"))
+	rec = serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r pipeline.DeployRecord) bool { return r.ID == ids[0] })
 	took := time.Since(start)
 	allNew := w.allOn("sv2")
 	total, answers, failures := l.finish(t)
@@ -482,14 +482,17 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 		t.Fatalf("deploy of sv2: %+v", rec)
 	}
 	t.Logf("sv2: event accepted after %d refusal(s); all traffic on sv2 %s after the event; deploy done after %s (serve says %.1f s)",
-		len(refused), sinceOrNever(allNew, start), took.Round(100*time.Millisecond), rec.Seconds)
+		len(refused), serveSinceOrNever(allNew, start), took.Round(100*time.Millisecond), rec.Seconds)
 	if n := len(failures["keep-alive"]) + len(failures["new-connection"]); n != 0 {
 		t.Errorf("%d requests failed during the deploy of sv2", n)
 	}
 	if allNew.IsZero() {
 		t.Errorf("the app never answered sv2 alone")
 	}
-	ev := deployEvent(ctx, t, c, rec.ID)
+	if len(refused) != 0 {
+		t.Errorf("serve's Service refused the event %d times (%v) with a leader in place; it must reach the leader only", len(refused), refused)
+	}
+	ev := serveDeployEvent(ctx, t, c, rec.ID)
 	t.Logf("Event on %s/%s: %s %s: %s", serveAppNS, ev.InvolvedObject.Name, ev.Type, ev.Reason, ev.Message)
 	if ev.Reason != "DeploySucceeded" || ev.InvolvedObject.Kind != "Service" || !strings.Contains(ev.Message, "tag sv2") {
 		t.Errorf("Event of the sv2 deploy: %s %s %q", ev.InvolvedObject.Kind, ev.Reason, ev.Message)
@@ -497,36 +500,39 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 
 	// sv3 and sv4, serve's leader killed while each deploy runs: its pod
 	// deleted with grace 0, then its container killed (SIGKILL).
-	killDuringDeploy(ctx, t, c, base, secret, url, "sv2", "sv3", sv2, sv3, killDelete)
+	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv2", "sv3", sv2, sv3, serveKillDelete)
 	sv4 := helloImage(t, "sv4")
-	killDuringDeploy(ctx, t, c, base, secret, url, "sv3", "sv4", sv3, sv4, killCrash)
+	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv3", "sv4", sv3, sv4, serveKillCrash)
 }
 
 // How a drill kills serve's leader.
 const (
-	// killDelete deletes its pod with grace 0: the API object goes at
+	// serveKillDelete deletes its pod with grace 0: the API object goes at
 	// once; the kubelet still sends SIGTERM and kills the container 2 s
 	// later (its shortest grace), so serve hands the Lease over but its
 	// deploy is cut.
-	killDelete = "pod deleted with grace 0"
-	// killCrash kills serve's process with SIGKILL (containerd on the
+	serveKillDelete = "pod deleted with grace 0"
+	// serveKillCrash kills serve's process with SIGKILL (containerd on the
 	// node): nothing is released; the kubelet restarts the container in
 	// the same pod.
-	killCrash = "container killed (SIGKILL)"
+	serveKillCrash = "container killed (SIGKILL)"
 )
 
-// killDuringDeploy delivers the push event of tag and kills serve's leader
+// serveKillDuringDeploy delivers the push event of tag and kills serve's leader
 // (how says mode) as soon as the deploy is under way, with the load on the
 // app all along. The deploy must end completed (tag live) or rolled back
 // (from live), one color serving, no failed request.
-func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string) {
+func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string) {
 	t.Helper()
-	l, w := startLoad(url), watchVersions(url)
+	l, w := startLoad(url), serveWatchVersions(url)
 	start := time.Now()
-	ids, refused := deliver(ctx, t, base, secret, harborPush(image, tag))
+	ids, refused := serveDeliver(ctx, t, base, secret, serveHarborPush(image, tag))
 	leader := serveLeader(ctx, c)
+	if len(refused) != 0 {
+		t.Errorf("serve's Service refused the event %d times (%v) with a leader in place; it must reach the leader only", len(refused), refused)
+	}
 	var phase rollout.Phase
-	until(ctx, t, "the deploy of "+tag+" under way", func() bool {
+	serveUntil(ctx, t, "the deploy of "+tag+" under way", func() bool {
 		st, err := rollout.ReadState(ctx, c, serveAppNS, serveApp)
 		if err == nil && st != nil && st.Candidate != nil && st.Candidate.Image == image && st.InProgress() {
 			phase = st.Phase
@@ -538,13 +544,13 @@ func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface,
 	if err != nil {
 		t.Fatalf("the leader's pod %s: %v", leader, err)
 	}
-	restarts := restartsOf(pod)
+	restarts := serveRestarts(pod)
 	killed := time.Now()
 	switch mode {
-	case killDelete:
+	case serveKillDelete:
 		zero := int64(0)
 		err = c.CoreV1().Pods(serveNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: &zero})
-	case killCrash:
+	case serveKillCrash:
 		id := ""
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.Name == "serve" {
@@ -565,7 +571,7 @@ func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface,
 	// A live leader: another holder, or the same pod's restarted
 	// container renewing the Lease after the kill.
 	var newLeader string
-	until(ctx, t, "a new serve leader", func() bool {
+	serveUntil(ctx, t, "a new serve leader", func() bool {
 		l, err := c.CoordinationV1().Leases(serveNS).Get(ctx, serveFull, metav1.GetOptions{})
 		if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
 			return false
@@ -575,16 +581,16 @@ func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface,
 			return true
 		}
 		p, err := c.CoreV1().Pods(serveNS).Get(ctx, leader, metav1.GetOptions{})
-		return err == nil && restartsOf(p) > restarts && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed)
+		return err == nil && serveRestarts(p) > restarts && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed)
 	})
 	led := time.Now()
 	var st *rollout.State
-	until(ctx, t, "the app stable again", func() bool {
+	serveUntil(ctx, t, "the app stable again", func() bool {
 		st, err = rollout.ReadState(ctx, c, serveAppNS, serveApp)
 		return err == nil && st != nil && !st.InProgress()
 	})
 	stable := time.Now()
-	resumed := waitDeploy(ctx, t, base, "the resume by the new leader", func(r pipeline.DeployRecord) bool {
+	resumed := serveWaitDeploy(ctx, t, base, "the resume by the new leader", func(r pipeline.DeployRecord) bool {
 		return r.Kind == pipeline.DeployResume && r.Image == image
 	})
 	allNew := w.allOn(tag)
@@ -592,7 +598,7 @@ func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface,
 	report(t, from+" -> "+tag+", serve's leader killed mid-deploy ("+mode+")", stable.Sub(start), total, answers, failures)
 	t.Logf("%s (%s): new leader %s %s after the kill; the app stable %s after the kill, %s after the event; all traffic on %s %s after the event",
 		tag, mode, newLeader, led.Sub(killed).Round(100*time.Millisecond), stable.Sub(killed).Round(100*time.Millisecond),
-		stable.Sub(start).Round(100*time.Millisecond), tag, sinceOrNever(allNew, start))
+		stable.Sub(start).Round(100*time.Millisecond), tag, serveSinceOrNever(allNew, start))
 	t.Logf("%s: resume by %s: %s after %.1f s %s; history: last %s", tag, resumed.By, resumed.Result, resumed.Seconds, resumed.Error, st.History[len(st.History)-1].Result)
 	if n := len(failures["keep-alive"]) + len(failures["new-connection"]); n != 0 {
 		t.Errorf("%d requests failed during the deploy of %s and the leader's death", n, tag)
@@ -618,18 +624,18 @@ func killDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface,
 		t.Errorf("the app's Service selects %v, want color %s alone", svc.Spec.Selector, st.Active.Color)
 	}
 	other := rollout.DeploymentName(serveApp, rollout.OtherColor(st.Active.Color))
-	until(ctx, t, other+" at zero pods", func() bool {
+	serveUntil(ctx, t, other+" at zero pods", func() bool {
 		d, err := c.AppsV1().Deployments(serveAppNS).Get(ctx, other, metav1.GetOptions{})
 		return apierrors.IsNotFound(err) || (err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && d.Status.Replicas == 0)
 	})
 	if got := sample(t, url, 20); len(got) != 1 || got[version] != 20 {
 		t.Errorf("after the resume, 20 requests got %v, want %s alone", got, version)
 	}
-	ev := deployEvent(ctx, t, c, resumed.ID)
+	ev := serveDeployEvent(ctx, t, c, resumed.ID)
 	t.Logf("Event on %s/%s: %s %s: %s", serveAppNS, ev.InvolvedObject.Name, ev.Type, ev.Reason, ev.Message)
 }
 
-func restartsOf(p *corev1.Pod) int32 {
+func serveRestarts(p *corev1.Pod) int32 {
 	var n int32
 	for _, cs := range p.Status.ContainerStatuses {
 		n += cs.RestartCount
@@ -637,11 +643,11 @@ func restartsOf(p *corev1.Pod) int32 {
 	return n
 }
 
-func sinceOrNever(at, start time.Time) string {
+func serveSinceOrNever(at, start time.Time) string {
 	if at.IsZero() {
 		return "never"
 	}
 	return at.Sub(start).Round(100 * time.Millisecond).String()
 }
 
-func ptrTo[T any](v T) *T { return &v }
+func servePtr[T any](v T) *T { return &v }
