@@ -393,10 +393,12 @@ func (w *serveVersionWatch) allOn(version string) time.Time {
 // host clients keep asking the app: no failed request, the deploy in
 // serve's API and as an Event on the app. Then the third version's event,
 // and the leader's pod is deleted with grace 0 while that deploy runs;
-// then the fourth's, and the leader's container is killed with SIGKILL.
-// Each time a live replica takes the Lease, resumes the deploy from the
-// state in the cluster, and the app ends on one version with no traffic
-// split and no failed request.
+// then the fourth's, and the leader's container is killed with SIGKILL;
+// then a fifth whose /healthz fails, the leader SIGKILLed again. Each time
+// a live replica takes the Lease and resumes the deploy from the state in
+// the cluster (completing the good versions, rolling the broken one back),
+// and the app ends on one version with no traffic split and no failed
+// request.
 func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
@@ -500,9 +502,12 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 
 	// sv3 and sv4, serve's leader killed while each deploy runs: its pod
 	// deleted with grace 0, then its container killed (SIGKILL).
-	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv2", "sv3", sv2, sv3, serveKillDelete)
+	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv2", "sv3", sv2, sv3, serveKillDelete, false)
 	sv4 := helloImage(t, "sv4")
-	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv3", "sv4", sv3, sv4, serveKillCrash)
+	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv3", "sv4", sv3, sv4, serveKillCrash, false)
+	// sv5's /healthz answers 500: the resumed promote must roll it back.
+	sv5 := helloImage(t, "sv5", "HELLO_BROKEN=1")
+	serveKillDuringDeploy(ctx, t, c, base, secret, url, "sv4", "sv5", sv4, sv5, serveKillCrash, true)
 }
 
 // How a drill kills serve's leader.
@@ -521,8 +526,9 @@ const (
 // serveKillDuringDeploy delivers the push event of tag and kills serve's leader
 // (how says mode) as soon as the deploy is under way, with the load on the
 // app all along. The deploy must end completed (tag live) or rolled back
-// (from live), one color serving, no failed request.
-func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string) {
+// (from live; a broken version must be rolled back), one color serving,
+// no failed request.
+func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string, broken bool) {
 	t.Helper()
 	l, w := startLoad(url), serveWatchVersions(url)
 	start := time.Now()
@@ -603,9 +609,15 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	if n := len(failures["keep-alive"]) + len(failures["new-connection"]); n != 0 {
 		t.Errorf("%d requests failed during the deploy of %s and the leader's death", n, tag)
 	}
+	if broken && answers[tag] != 0 {
+		t.Errorf("the broken %s answered %d requests on the live address", tag, answers[tag])
+	}
 	want, version := image, tag
 	switch resumed.Result {
 	case pipeline.ResultSucceeded:
+		if broken {
+			t.Fatalf("the resumed deploy of the broken %s succeeded; its probes must fail and roll it back", tag)
+		}
 	case pipeline.ResultRolledBack:
 		want, version = fromImage, from
 	default:
