@@ -72,7 +72,11 @@ func Run(ctx context.Context, o RunOptions) error {
 	if o.Leader != nil && o.Leader.LabelPod != "" {
 		// A restarted container finds its pod still labelled by the
 		// process before it: it leads only once it holds the Lease again.
-		if err := o.Leader.labelPod(ctx, false); err != nil {
+		// A failure here is a setup error (RBAC, pod name): stop and say so.
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := o.Leader.labelPod(lctx, false)
+		cancel()
+		if err != nil {
 			hs.Close()
 			return err
 		}

@@ -100,3 +100,30 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 		t.Errorf("the rolled-back candidate's Deployment is still there: %v", err)
 	}
 }
+
+// A replica whose container restarted finds its pod still labelled as the
+// leader's by the process before it; while another replica holds the
+// Lease, the label must go, or the Service would send Harbor's deliveries
+// to a follower.
+func TestRestartedReplicaDropsStaleLeaderLabel(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	const ns = "serve-stale"
+	namespace(t, c, ns)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "serve-x", Labels: map[string]string{pipeline.LeaderLabel: "true"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "serve", Image: "tsys-ci"}}}}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	holder, secs, now := "serve-y", int32(3600), metav1.NewMicroTime(time.Now())
+	if _, err := c.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "tsys-ci-serve"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := startReplicaWith(t, &pipeline.LeaderElection{Client: c, Namespace: ns, Name: "tsys-ci-serve", Identity: "serve-x",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond, LabelPod: ns + "/serve-x"})
+	waitFor(t, "the stale leader label removed", 10*time.Second, func() bool { return len(labelled(t, c, ns)) == 0 })
+	if r.leader(t) {
+		t.Fatal("the replica leads although serve-y holds the Lease")
+	}
+}
