@@ -15,6 +15,10 @@ import (
 const (
 	DeployPromote  = "promote"
 	DeployRollback = "rollback"
+	// DeployResume finishes a promote or rollback a stopped replica left
+	// under way (found in the app's rollout state when a replica starts
+	// leading).
+	DeployResume = "resume"
 )
 
 // Deploy results.
@@ -37,8 +41,8 @@ type DeployRequest struct {
 	Spec      string    `json:"spec,omitempty"`
 	Image     string    `json:"image,omitempty"`
 	Tag       string    `json:"tag,omitempty"`
-	Trigger   string    `json:"trigger"` // "harbor" or "api"
-	By        string    `json:"by"`      // Harbor's operator, or the LDAP login
+	Trigger   string    `json:"trigger"` // "harbor", "api" or "leader" (a resume)
+	By        string    `json:"by"`      // Harbor's operator, the LDAP login, or the replica
 	PushedAt  time.Time `json:"pushedAt,omitzero"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/rollout"
 )
@@ -21,6 +22,31 @@ type PromoterDeployer struct {
 	// required (the CLI's --verify-key or --allow-unsigned choice).
 	Verify func(ctx context.Context, image string) (string, error)
 	Log    *slog.Logger
+	// ResumeWait bounds how long a resume waits for the app's lease while
+	// another process holds it (a replica still draining, or a dead one's
+	// lease not expired yet); default DefaultResumeWait.
+	ResumeWait time.Duration
+}
+
+// DefaultResumeWait is a resume's default wait for the app's lease: a
+// draining replica may run its deploys for serve's whole shutdown timeout
+// (5 min by default), and a dead one's lease expires within two lease
+// durations.
+const DefaultResumeWait = 6 * time.Minute
+
+// Unfinished reports the promote or rollback a stopped process left under
+// way for an app (nil when none), from the app's rollout state in the
+// cluster.
+func (d *PromoterDeployer) Unfinished(ctx context.Context, namespace, app string) (*Unfinished, error) {
+	st, err := rollout.ReadState(ctx, d.Promoter.Client, namespace, app)
+	if err != nil || st == nil || !st.InProgress() {
+		return nil, err
+	}
+	u := &Unfinished{Phase: string(st.Phase)}
+	if st.Candidate != nil {
+		u.Image, u.Revision = st.Candidate.Image, st.Candidate.Revision
+	}
+	return u, nil
 }
 
 // Deploy runs one promote or rollback. A promote whose new version failed
@@ -41,6 +67,11 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 	switch req.Kind {
 	case DeployRollback:
 		res, err = p.Rollback(ctx, spec)
+	case DeployResume:
+		res, err = d.resume(ctx, &p, spec)
+		if err == nil && res.Result == rollout.ResultRolledBack {
+			return fmt.Errorf("%w: an interrupted rollback was finished (%s)", ErrRolledBack, res.Reason)
+		}
 	case DeployPromote:
 		image, verr := d.Verify(ctx, req.Image)
 		if verr != nil {
@@ -60,6 +91,41 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 	d.Log.Info("promote result", "id", req.ID, "app", res.App, "strategy", res.Strategy, "image", res.Image,
 		"result", res.Result, "resumed", res.Resumed, "seconds", res.Duration.Seconds())
 	return nil
+}
+
+// resume runs promote's Resume, waiting while another process holds the
+// app's lease: the replica that was running the deploy may still be
+// draining it, or have died with its lease not yet expired.
+func (d *PromoterDeployer) resume(ctx context.Context, p *rollout.Promoter, spec *rollout.AppSpec) (*rollout.Result, error) {
+	clock := p.Clock
+	if clock == nil {
+		clock = rollout.RealClock{}
+	}
+	wait := d.ResumeWait
+	if wait <= 0 {
+		wait = DefaultResumeWait
+	}
+	giveUp := clock.Now().Add(wait)
+	for {
+		res, err := p.Resume(ctx, spec)
+		var held *rollout.HeldError
+		if !errors.As(err, &held) {
+			return res, err
+		}
+		now := clock.Now()
+		if !now.Before(giveUp) {
+			return res, fmt.Errorf("resuming %s/%s: gave up after %s: %w", spec.Namespace, spec.Name, wait, err)
+		}
+		// Try again when the lease would expire (a live holder renews it
+		// and the next try waits again), at least a second from now.
+		next := max(held.Expires.Sub(now), time.Second)
+		fmt.Fprintf(p.Out, "%s holds the lease of %s; trying again in %s\n", held.Holder, spec.Name, next.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("resuming %s/%s: %w", spec.Namespace, spec.Name, ctx.Err())
+		case <-clock.After(next):
+		}
+	}
 }
 
 // lineLog turns promote's progress lines (written for a Jenkins console)

@@ -2,11 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
@@ -26,7 +31,18 @@ type LeaderElection struct {
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
+	// LabelPod, when set, is this replica's pod (NAMESPACE/NAME): it is
+	// labelled LeaderLabel=true while this replica leads, so a Service
+	// selecting the label sends Harbor's deliveries and API calls to the
+	// leader only. Without it a Service over both replicas sends half of
+	// them to the follower, which refuses them (503), and Harbor retries
+	// only 16-75 s later.
+	LabelPod string
 }
+
+// LeaderLabel marks the pod of the leading replica (see
+// LeaderElection.LabelPod); the chart's Service selects it.
+const LeaderLabel = "tsys-ci.io/serve-leader"
 
 // RunOptions are Run's inputs.
 type RunOptions struct {
@@ -53,9 +69,22 @@ func Run(ctx context.Context, o RunOptions) error {
 	leCtx, stopLE := context.WithCancel(context.Background())
 	defer stopLE()
 	leDone := make(chan struct{})
+	if o.Leader != nil && o.Leader.LabelPod != "" {
+		// A restarted container finds its pod still labelled by the
+		// process before it: it leads only once it holds the Lease again.
+		// A failure here is a setup error (RBAC, pod name): stop and say so.
+		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := o.Leader.labelPod(lctx, false)
+		cancel()
+		if err != nil {
+			hs.Close()
+			return err
+		}
+	}
 	if o.Leader == nil {
 		s.SetLeader(true)
 		close(leDone)
+		go s.ResumeUnfinished(leCtx, "serve")
 	} else {
 		elector, err := o.Leader.elector(s)
 		if err != nil {
@@ -115,12 +144,22 @@ func (le *LeaderElection) elector(s *Server) (*leaderelection.LeaderElector, err
 		Lock: lock, LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod,
 		ReleaseOnCancel: true, Name: le.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) {
+			OnStartedLeading: func(ctx context.Context) {
 				s.SetLeader(true)
 				s.log.Info("leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
+				le.keepLabel(ctx, s)
+				// What the previous leader left under way is this one's now.
+				s.ResumeUnfinished(ctx, le.Identity)
 			},
 			OnStoppedLeading: func() {
 				s.SetLeader(false)
+				if le.LabelPod != "" {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					if err := le.labelPod(ctx, false); err != nil {
+						s.log.Error("leader label not removed; the Service may send requests here (answered 503) until the pod goes", "pod", le.LabelPod, "err", err)
+					}
+					cancel()
+				}
 				s.log.Warn("not leading", "lease", le.Namespace+"/"+le.Name, "identity", le.Identity)
 			},
 			OnNewLeader: func(id string) {
@@ -128,4 +167,43 @@ func (le *LeaderElection) elector(s *Server) (*leaderelection.LeaderElector, err
 			},
 		},
 	})
+}
+
+// labelPod sets (leading) or removes LeaderLabel on this replica's pod.
+func (le *LeaderElection) labelPod(ctx context.Context, leading bool) error {
+	ns, name, ok := strings.Cut(le.LabelPod, "/")
+	if !ok || ns == "" || name == "" {
+		return fmt.Errorf("leader pod %q is not NAMESPACE/NAME", le.LabelPod)
+	}
+	var value any // JSON null removes the label
+	if leading {
+		value = "true"
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{LeaderLabel: value}}})
+	if _, err := le.Client.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("labelling pod %s %s=%v (serve's ServiceAccount needs patch on pods in its namespace): %w", le.LabelPod, LeaderLabel, leading, err)
+	}
+	return nil
+}
+
+// keepLabel labels the pod as the leader's, trying again every retry
+// period until it works or leadership ends: until then the Service has no
+// endpoint and Harbor's deliveries wait for its retry.
+func (le *LeaderElection) keepLabel(ctx context.Context, s *Server) {
+	if le.LabelPod == "" {
+		return
+	}
+	for {
+		err := le.labelPod(ctx, true)
+		if err == nil {
+			s.log.Info("leader label set", "pod", le.LabelPod, "label", LeaderLabel)
+			return
+		}
+		s.log.Error("leader label not set; retrying", "pod", le.LabelPod, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(le.RetryPeriod, time.Second)):
+		}
+	}
 }

@@ -113,6 +113,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	}
 	objs := decodeStrict(t, files)
 	var dep *appsv1.Deployment
+	var svc *corev1.Service
 	var pdb *policyv1.PodDisruptionBudget
 	var cm *corev1.ConfigMap
 	specs := map[string]string{}
@@ -123,6 +124,8 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 		switch o := o.(type) {
 		case *appsv1.Deployment:
 			dep = o
+		case *corev1.Service:
+			svc = o
 		case *policyv1.PodDisruptionBudget:
 			pdb = o
 		case *corev1.ConfigMap:
@@ -142,8 +145,13 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 			t.Errorf("no %s rendered (kinds: %v)", k, kinds)
 		}
 	}
-	if dep == nil || pdb == nil || cm == nil {
-		t.Fatal("deployment, PDB or config missing")
+	if dep == nil || pdb == nil || cm == nil || svc == nil {
+		t.Fatal("deployment, Service, PDB or config missing")
+	}
+	// The Service reaches the leader only (the pod it labels), never the
+	// follower, which would refuse Harbor's deliveries.
+	if svc.Spec.Selector[pipeline.LeaderLabel] != "true" || svc.Spec.Type != corev1.ServiceTypeClusterIP {
+		t.Errorf("Service %s selects %v (type %s), want the leader label and ClusterIP by default", svc.Name, svc.Spec.Selector, svc.Spec.Type)
 	}
 	pod := dep.Spec.Template.Spec
 	c := pod.Containers[0]
@@ -163,7 +171,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 		t.Errorf("promote RoleBindings in %v, want shop, web and the pool namespace", bindings)
 	}
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--webhook-secret-file=/var/run/tsys-ci/webhook-secret", "--allow-unsigned", "--lease-name=tsys-ci-serve"} {
+	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--webhook-secret-file=/var/run/tsys-ci/webhook-secret", "--allow-unsigned", "--lease-name=tsys-ci-serve", "--label-leader"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}

@@ -39,6 +39,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "lease-namespace", EnvVars: []string{"POD_NAMESPACE"}, Value: "tsys-ci", Usage: "namespace of the leader Lease"},
 			&cli.StringFlag{Name: "lease-name", Value: "tsys-ci-serve", Usage: "name of the leader Lease"},
 			&cli.StringFlag{Name: "identity", EnvVars: []string{"POD_NAME"}, Usage: "this replica's name in the Lease (default the host name)"},
+			&cli.BoolFlag{Name: "label-leader", Usage: "label this replica's pod (--lease-namespace/--identity, i.e. POD_NAMESPACE/POD_NAME) " + pipeline.LeaderLabel + "=true while it leads, for a Service that sends requests to the leader only"},
 			&cli.StringFlag{Name: "verify-key", Usage: "public key every promoted image's signature must verify with"},
 			&cli.BoolFlag{Name: "allow-unsigned", Usage: "promote images without verifying a signature"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 5 * time.Minute, Usage: "drain deadline on SIGTERM (keep under the pod's terminationGracePeriodSeconds)"},
@@ -132,6 +133,9 @@ func runServe(c *cli.Context) error {
 	run := pipeline.RunOptions{Server: s, Listener: l, ShutdownTimeout: c.Duration("shutdown-timeout")}
 	if c.Bool("leader-elect") && cs != nil {
 		run.Leader = &pipeline.LeaderElection{Client: cs, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: identity}
+		if c.Bool("label-leader") {
+			run.Leader.LabelPod = c.String("lease-namespace") + "/" + identity
+		}
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()

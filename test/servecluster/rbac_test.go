@@ -108,6 +108,8 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"patch", "", "namespaces", "", "", "rbac-shop", true},
 		{"create", "", "events", "", "rbac-shop", "", true},
 		{"update", "coordination.k8s.io", "leases", "", "tsys-ci", "tsys-ci-serve", true},
+		{"patch", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // the leader label
+		{"patch", "", "pods", "", "rbac-shop", "shop-blue-abc12", false},
 		// Nothing outside the app namespaces, no secrets, no other namespaces.
 		{"patch", "apps", "deployments", "", "rbac-other", "x", false},
 		{"get", "", "secrets", "", "rbac-shop", "db", false},

@@ -80,8 +80,29 @@ func (r *replica) leader(t *testing.T) bool {
 
 func startReplica(t *testing.T, c kubernetes.Interface, name, leaseNS string, d pipeline.Deployer) *replica {
 	t.Helper()
+	// The replica's pod, as the chart runs it (--label-leader): labelled
+	// while it leads.
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "serve"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "serve", Image: "tsys-ci"}}}}
+	if _, err := c.CoreV1().Pods(leaseNS).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	return startReplicaWith(t, &pipeline.LeaderElection{Client: c, Namespace: leaseNS, Name: "tsys-ci-serve", Identity: name,
-		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond})
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond, LabelPod: leaseNS + "/" + name})
+}
+
+// labelled returns the pods of ns carrying the leader label.
+func labelled(t *testing.T, c kubernetes.Interface, ns string) []string {
+	t.Helper()
+	pods, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: pipeline.LeaderLabel + "=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		out = append(out, p.Name)
+	}
+	return out
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -95,11 +116,17 @@ func writeFile(t *testing.T, path, content string) {
 // electing its leader with le.
 func startReplicaWith(t *testing.T, le *pipeline.LeaderElection) *replica {
 	t.Helper()
-	name, d := le.Identity, pipeline.Deployer(pipeline.NoClusterDeployer{})
 	conf, err := pipeline.LoadServeConfig("../../pipeline/testdata/serve/serve.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServe(t, le, conf, pipeline.NoClusterDeployer{})
+}
+
+// startServe runs a serve replica with config conf and deployer d.
+func startServe(t *testing.T, le *pipeline.LeaderElection, conf *pipeline.ServeConfig, d pipeline.Deployer) *replica {
+	t.Helper()
+	name := le.Identity
 	s, err := pipeline.NewServer(pipeline.ServerOptions{Config: conf, WebhookSecret: "Bearer cluster-test-secret", Deployer: d,
 		Clock: rollout.RealClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -147,6 +174,11 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != leader.name {
 		t.Fatalf("Lease holder %v, leader %s", lease.Spec.HolderIdentity, leader.name)
 	}
+	// Only the leader's pod carries the label the chart's Service selects.
+	waitFor(t, "the leader's pod labelled", 10*time.Second, func() bool {
+		got := labelled(t, c, "serve-le")
+		return len(got) == 1 && got[0] == leader.name
+	})
 	// The follower refuses events (Harbor retries them).
 	body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$demo+ci","event_data":{"resources":[{"digest":"sha256:%s","tag":"feature-x","resource_url":"h.example/demo/shop:feature-x"}],"repository":{"name":"shop","namespace":"demo","repo_full_name":"demo/shop","repo_type":"private"}}}`,
 		time.Now().Unix(), strings.Repeat("a", 64))
@@ -167,6 +199,10 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	}
 	leader.done <- nil // for Cleanup
 	waitFor(t, "the follower to lead", 30*time.Second, func() bool { return follower.leader(t) })
+	waitFor(t, "the label on the new leader's pod alone", 10*time.Second, func() bool {
+		got := labelled(t, c, "serve-le")
+		return len(got) == 1 && got[0] == follower.name
+	})
 	t.Logf("handover after a graceful shutdown took %s (lease duration 4s; released on shutdown)", time.Since(start).Round(time.Millisecond))
 }
 

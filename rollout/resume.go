@@ -1,0 +1,82 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// ReadState reads an app's rollout state without creating it (StateStore.Load
+// creates one): nil, nil when the app was never promoted. 'tsys-ci serve'
+// uses it to find promotes a stopped replica left under way.
+func ReadState(ctx context.Context, cs kubernetes.Interface, namespace, app string) (*State, error) {
+	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, StateName(app), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading rollout state %s/%s: %w", namespace, StateName(app), err)
+	}
+	var s State
+	if err := json.Unmarshal([]byte(cm.Data[stateKey]), &s); err != nil {
+		return nil, fmt.Errorf("rollout state %s/%s key %s is not valid JSON (%v); fix or delete the key", namespace, StateName(app), stateKey, err)
+	}
+	return &s, nil
+}
+
+// Resume finishes the promote a stopped process left under way, whatever
+// its image: it drives it on from its recorded phase (with the strategy it
+// was started with), or, when it was rolling back, finishes the rollback.
+// Nothing in progress: Result "unchanged". A finished rollback returns
+// Result ResultRolledBack and no error; a resumed promote whose version
+// then fails rolls back as Promote does (*ProbeFailedError).
+//
+// It is what a new 'tsys-ci serve' leader runs for the deploys the old one
+// was carrying out when it died; the app's lease keeps it from racing a
+// process that is still alive.
+func (p *Promoter) Resume(ctx context.Context, spec *AppSpec) (*Result, error) {
+	p.defaults()
+	res := &Result{App: spec.Name, Result: "unchanged"}
+	start := p.Clock.Now()
+	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
+		r.result = res
+		s := r.state
+		if !s.InProgress() {
+			r.logf("no promote in progress; nothing to resume")
+			return nil
+		}
+		res.Strategy = s.Strategy
+		if s.Candidate != nil {
+			res.Image = s.Candidate.Image
+		}
+		if s.Phase == PhaseRollingBack || s.Candidate == nil {
+			reason := s.Message
+			if reason == "" {
+				reason = "interrupted"
+			}
+			r.logf("finishing the rollback left at phase %s (%s)", s.Phase, reason)
+			if err := r.rollback(ctx, reason, ResultRolledBack); err != nil {
+				return fmt.Errorf("finishing the interrupted rollback: %w", err)
+			}
+			res.Result, res.Reason = ResultRolledBack, reason
+			return nil
+		}
+		if s.Strategy != "" && s.Strategy != r.spec.Strategy.Type {
+			copied := *r.spec
+			copied.Strategy.Type = s.Strategy
+			if err := copied.Validate(); err != nil {
+				return fmt.Errorf("the interrupted promote used strategy %s, which the spec no longer allows (%v); run 'tsys-ci abort %s' to roll it back", s.Strategy, err, spec.Name)
+			}
+			r.spec = &copied
+		}
+		r.logf("resuming the promote of %s left at phase %s", s.Candidate.Image, s.Phase)
+		res.Resumed = true
+		return r.drive(ctx)
+	})
+	res.Duration = p.Clock.Now().Sub(start)
+	return res, err
+}

@@ -1,0 +1,129 @@
+package servecluster
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/rollout"
+)
+
+// A replica that starts leading finds the deploy the previous leader was
+// running when it died (left in the app's rollout state, the app's promote
+// lease still held by the dead replica) and finishes it once that lease
+// has expired: here a rollback left at phase RollingBack, whose candidate
+// is removed and whose state ends Stable. Harbor sends no event again, so
+// nothing else would finish it.
+func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	const ns, app = "resume-app", "hello"
+	namespace(t, c, ns)
+	namespace(t, c, "resume-serve")
+	candidate := "reg.example/e2e/hello@sha256:" + "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
+	state := rollout.State{App: app, Phase: rollout.PhaseRollingBack, Strategy: rollout.StrategyBlueGreen,
+		Candidate: &rollout.Release{Color: rollout.ColorBlue, Image: candidate, Revision: "sv1"}, Message: "probe health: 500"}
+	b, _ := json.Marshal(state)
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rollout.StateName(app)},
+		Data: map[string]string{"state.json": string(b)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	one := int32(1)
+	labels := map[string]string{"app": app}
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: rollout.DeploymentName(app, rollout.ColorBlue)},
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: candidate}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The dead leader's promote lease, just renewed: the new leader must
+	// wait for it to expire (2 s) and be confirmed expired (2 s more).
+	holder, secs, now := "serve/dead-replica", int32(2), metav1.NewMicroTime(time.Now())
+	if _, err := c.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: rollout.LeaseName(app)},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	spec := filepath.Join(t.TempDir(), "hello.yaml")
+	writeFile(t, spec, "name: hello\nnamespace: resume-app\nreplicas: 1\n")
+	conf := &pipeline.ServeConfig{Policies: []pipeline.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: ns, Spec: spec}}}
+	d := &pipeline.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
+		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/new-leader", LeaseDuration: 2 * time.Second}}
+	start := time.Now()
+	r := startServe(t, &pipeline.LeaderElection{Client: c, Namespace: "resume-serve", Name: "tsys-ci-serve", Identity: "new-leader",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond}, conf, d)
+
+	var rec map[string]any
+	waitFor(t, "the resume recorded as done", 30*time.Second, func() bool {
+		resp, err := http.Get(r.url + "/api/v1/deploys")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var got struct{ Deploys []map[string]any }
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatalf("deploys API: %v", err)
+		}
+		for _, d := range got.Deploys {
+			if d["kind"] == pipeline.DeployResume && d["state"] == "done" {
+				rec = d
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("resumed and finished %s after the replica started (lease held by the dead replica for 2 s)", time.Since(start).Round(time.Millisecond))
+	if rec["result"] != pipeline.ResultRolledBack || rec["trigger"] != "leader" || rec["by"] != "new-leader" || rec["image"] != candidate || rec["app"] != app {
+		t.Errorf("resume record %v, want result rolled_back, trigger leader, by new-leader, image %s", rec, candidate)
+	}
+	st, err := rollout.ReadState(ctx, c, ns, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != rollout.PhaseStable || st.Candidate != nil || st.Active != nil || len(st.History) != 1 || st.History[0].Result != rollout.ResultRolledBack {
+		t.Errorf("state after the resume: %+v, want Stable, no candidate, one rolled-back history entry", st)
+	}
+	if _, err := c.AppsV1().Deployments(ns).Get(ctx, rollout.DeploymentName(app, rollout.ColorBlue), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the rolled-back candidate's Deployment is still there: %v", err)
+	}
+}
+
+// A replica whose container restarted finds its pod still labelled as the
+// leader's by the process before it; while another replica holds the
+// Lease, the label must go, or the Service would send Harbor's deliveries
+// to a follower.
+func TestRestartedReplicaDropsStaleLeaderLabel(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	const ns = "serve-stale"
+	namespace(t, c, ns)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "serve-x", Labels: map[string]string{pipeline.LeaderLabel: "true"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "serve", Image: "tsys-ci"}}}}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	holder, secs, now := "serve-y", int32(3600), metav1.NewMicroTime(time.Now())
+	if _, err := c.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "tsys-ci-serve"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := startReplicaWith(t, &pipeline.LeaderElection{Client: c, Namespace: ns, Name: "tsys-ci-serve", Identity: "serve-x",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond, LabelPod: ns + "/serve-x"})
+	waitFor(t, "the stale leader label removed", 10*time.Second, func() bool { return len(labelled(t, c, ns)) == 0 })
+	if r.leader(t) {
+		t.Fatal("the replica leads although serve-y holds the Lease")
+	}
+}
