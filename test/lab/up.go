@@ -41,6 +41,18 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	return l, l.Up(ctx)
 }
 
+// BuildNodeImage makes the node image (cached by its inputs) without touching
+// the cluster, so that its slow first build, mostly downloads and unpacking,
+// can overlap CPU-bound work: scripts/test.sh runs it in the background.
+func (l *Lab) BuildNodeImage(ctx context.Context) error {
+	unlock, err := l.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.step("node image "+NodeImage(), "node-image", func(log io.Writer) error { return l.ensureNodeImage(ctx, log) })
+}
+
 // Up is the method form of the package's Up.
 func (l *Lab) Up(ctx context.Context) error {
 	unlock, err := l.Lock()

@@ -2,6 +2,7 @@
 // make lab-down call it.
 //
 //	go run ./test/lab/cmd/lab up|down|status
+//	go run ./test/lab/cmd/lab image      the node image alone (cached)
 //	go run ./test/lab/cmd/lab stop NODE [freeze|kill]   (default freeze)
 //	go run ./test/lab/cmd/lab start NODE
 //	go run ./test/lab/cmd/lab stats [DURATION]   CPU and memory, pods included
@@ -22,7 +23,7 @@ import (
 	"github.com/tsys-group/tsys-ci/test/labaddons"
 )
 
-const usage = `usage: lab up | down | status | stats [DURATION] | stop NODE [freeze|kill] | start NODE |
+const usage = `usage: lab up | down | status | image | stats [DURATION] | stop NODE [freeze|kill] | start NODE |
            exec NODE CMD [ARG...] | import IMAGE.tar | apply MANIFEST
 nodes: db1 db2 db3 www1 www2 www3`
 
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "\nPush images to %s/PROJECT/NAME:TAG (plain HTTP); the nodes pull them from there.\n", r.Addons.Registry)
 		return nil
+	case "image":
+		return l.BuildNodeImage(ctx)
 	case "down":
 		return l.Down(ctx)
 	case "status":
