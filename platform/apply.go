@@ -38,6 +38,10 @@ type Step struct {
 	From string `json:"from,omitempty"`
 	// Reason says why an upgrade is needed.
 	Reason string `json:"reason,omitempty"`
+	// Changes say exactly what an upgrade changes: one line per changed
+	// value ("values lab.version: \"v1\" -> \"v2\"") and per added (+),
+	// removed (-) or changed (~) object of the rendered manifests.
+	Changes []string `json:"changes,omitempty"`
 	// Revision is the release revision after apply.
 	Revision int `json:"revision,omitempty"`
 
@@ -87,16 +91,21 @@ func (o *HelmOptions) defaults() {
 	}
 }
 
-// ChartsDir loads charts from a directory: a components' file:// repo if
-// it names one, else DIR/<chart> or DIR/<chart>-<version>.tgz. No chart is
-// downloaded. The chart's version must be the one platform.yaml pins.
+// ChartsDir loads charts from a directory, DIR/<chart> or
+// DIR/<chart>-<version>.tgz, unless the component names a file:// repo:
+// then from that path only (a named path that is missing is an error, not a
+// reason to look elsewhere). No chart is downloaded. The chart's name and
+// version must be the ones platform.yaml gives.
 func ChartsDir(dir string) func(string, Component) (*chart.Chart, error) {
 	return func(component string, c Component) (*chart.Chart, error) {
 		var candidates []string
-		if path, ok := strings.CutPrefix(c.Repo, "file://"); ok {
+		path, local := strings.CutPrefix(c.Repo, "file://")
+		if local {
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("the %s chart: components.%s.repo is %s, but %w", component, component, c.Repo, err)
+			}
 			candidates = append(candidates, path)
-		}
-		if dir != "" {
+		} else if dir != "" {
 			candidates = append(candidates, filepath.Join(dir, c.Chart), filepath.Join(dir, c.Chart+"-"+c.Version+".tgz"))
 		}
 		for _, path := range candidates {
@@ -107,10 +116,17 @@ func ChartsDir(dir string) func(string, Component) (*chart.Chart, error) {
 			if err != nil {
 				return nil, fmt.Errorf("loading the %s chart from %s: %w", component, path, err)
 			}
+			if ch.Metadata.Name != c.Chart {
+				return nil, fmt.Errorf("the %s chart at %s is named %s but platform.yaml says chart: %s", component, path, ch.Metadata.Name, c.Chart)
+			}
 			if ch.Metadata.Version != c.Version {
 				return nil, fmt.Errorf("the %s chart at %s is version %s but platform.yaml pins %s", component, path, ch.Metadata.Version, c.Version)
 			}
 			return ch, nil
+		}
+		if len(candidates) == 0 {
+			return nil, fmt.Errorf("no chart for %s: give --charts DIR holding %s/ or %s-%s.tgz (`helm pull %s/%s --version %s`), or a file:// repo in platform.yaml",
+				component, c.Chart, c.Chart, c.Version, c.Repo, c.Chart, c.Version)
 		}
 		return nil, fmt.Errorf("no chart for %s: looked for %s (pull it with `helm pull %s/%s --version %s` into --charts)",
 			component, strings.Join(candidates, ", "), c.Repo, c.Chart, c.Version)
@@ -183,9 +199,13 @@ func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
 	}
 	if !sameValues(last.Config, values) {
 		reasons = append(reasons, "values changed")
+		for _, c := range valueChanges(last.Config, values) {
+			step.Changes = append(step.Changes, "values "+c)
+		}
 	}
 	if next.Manifest != last.Manifest {
 		reasons = append(reasons, "manifests changed")
+		step.Changes = append(step.Changes, manifestChanges(last.Manifest, next.Manifest)...)
 	}
 	if len(reasons) == 0 {
 		step.Action, step.Revision = StepUnchanged, last.Version
