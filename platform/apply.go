@@ -345,6 +345,10 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 	rb := action.NewRollback(cfg)
 	rb.Version, rb.Wait, rb.Timeout, rb.MaxHistory = s.deployed, opts.Wait, opts.Timeout, 10
 	aerr.RolledBack = s.deployed
+	start := opts.Now()
 	aerr.RollbackErr = rb.Run(s.Release)
+	if aerr.RollbackErr == nil {
+		fmt.Fprintf(opts.Progress, "    %s: rolled back to revision %d in %s\n", s.Component, s.deployed, opts.Now().Sub(start).Round(100*time.Millisecond))
+	}
 	return nil, aerr
 }

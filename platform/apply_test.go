@@ -240,6 +240,9 @@ func TestApplyRollsBackAFailedUpgradeAndStops(t *testing.T) {
 	if !strings.Contains(err.Error(), "rolled back to revision 1") || !strings.Contains(err.Error(), "timed out waiting") {
 		t.Errorf("message: %v", err)
 	}
+	if !strings.Contains(progress.String(), "longhorn: rolled back to revision 1 in ") {
+		t.Errorf("progress does not say when the rollback was done:\n%s", progress.String())
+	}
 	if got := actions(done); got != "metallb:unchanged" {
 		t.Errorf("steps done before the failure: %s", got)
 	}
