@@ -199,7 +199,7 @@ func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
 	}
 	if !sameValues(last.Config, values) {
 		reasons = append(reasons, "values changed")
-		for _, c := range valueChanges(last.Config, values) {
+		for _, c := range effectiveValueChanges(last.Chart, last.Config, ch, values) {
 			step.Changes = append(step.Changes, "values "+c)
 		}
 	}

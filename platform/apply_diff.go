@@ -8,9 +8,27 @@ import (
 	"slices"
 	"strings"
 
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"sigs.k8s.io/yaml"
 )
+
+// effectiveValueChanges lists how the values a release runs with would
+// change, chart defaults included: a value the chart defaults and
+// platform.yaml now sets shows as `old default -> new`, not as added. If the
+// effective values are the same (a default now set explicitly), it lists
+// the difference of the values given.
+func effectiveValueChanges(oldChart *chart.Chart, old map[string]any, newChart *chart.Chart, next map[string]any) []string {
+	a, errA := chartutil.CoalesceValues(oldChart, old)
+	b, errB := chartutil.CoalesceValues(newChart, next)
+	if errA == nil && errB == nil {
+		if c := valueChanges(a, b); len(c) > 0 {
+			return c
+		}
+	}
+	return valueChanges(old, next)
+}
 
 // valueChanges lists, one line per leaf, how the values of a release would
 // change: `path: old -> new`, `path: added new`, `path: removed (was old)`.
@@ -64,14 +82,15 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// shortJSON shows a value on one line, cut at 80 characters.
+// shortJSON shows a value on one line, cut at 200 characters (an image
+// reference by digest fits).
 func shortJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	if len(b) > 80 {
-		return string(b[:77]) + "..."
+	if len(b) > 200 {
+		return string(b[:197]) + "..."
 	}
 	return string(b)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
@@ -338,6 +339,21 @@ func TestValueChanges(t *testing.T) {
 	}
 	if c := valueChanges(nil, map[string]any{"a": 1}); len(c) != 1 || c[0] != "a: added 1" {
 		t.Errorf("from no values: %q", c)
+	}
+}
+
+// A value the chart defaults shows as a change from its default.
+func TestEffectiveValueChangesCountChartDefaults(t *testing.T) {
+	ch := &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "1.0.0", APIVersion: "v2"},
+		Values: map[string]any{"lab": map[string]any{"version": "v1", "replicas": 2}}}
+	got := effectiveValueChanges(ch, map[string]any{"lab": map[string]any{"image": "x"}}, ch, map[string]any{"lab": map[string]any{"image": "x", "version": "v2"}})
+	if want := `lab.version: "v1" -> "v2"`; strings.Join(got, "\n") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	// The default set explicitly changes nothing effective: say what was given.
+	got = effectiveValueChanges(ch, nil, ch, map[string]any{"lab": map[string]any{"replicas": 2}})
+	if want := `lab: added {"replicas":2}`; strings.Join(got, "\n") != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
 
