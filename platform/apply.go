@@ -252,10 +252,16 @@ type ApplyError struct {
 	Err         error
 	RolledBack  int // revision rolled back to, 0 if none
 	RollbackErr error
+	// NotReady says why the new pods were not ready (NotReadyReasons), read
+	// before the rollback.
+	NotReady []string
 }
 
 func (e *ApplyError) Error() string {
 	msg := fmt.Sprintf("%s of %s (%s) in %s failed: %v", e.Step.Action, e.Step.Component, e.Step.Chart, e.Step.Namespace, e.Err)
+	if len(e.NotReady) > 0 {
+		msg += fmt.Sprintf(" (not ready: %s)", strings.Join(e.NotReady, "; "))
+	}
 	switch {
 	case e.RollbackErr != nil:
 		msg += fmt.Sprintf("; rolling back to revision %d ALSO failed: %v (inspect with helm history %s -n %s)", e.RolledBack, e.RollbackErr, e.Step.Release, e.Step.Namespace)
@@ -338,10 +344,17 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 		return rel, nil
 	}
 	aerr := &ApplyError{Step: *s, Err: err}
+	if rel != nil {
+		aerr.NotReady = explainNotReady(cfg, opts, s.Namespace, rel.Manifest)
+	}
 	if s.deployed == 0 {
 		return nil, aerr
 	}
-	fmt.Fprintf(opts.Progress, "    %s: upgrade failed (%v); rolling back to revision %d\n", s.Component, err, s.deployed)
+	fmt.Fprintf(opts.Progress, "    %s: upgrade failed (%v)\n", s.Component, err)
+	for _, r := range aerr.NotReady {
+		fmt.Fprintf(opts.Progress, "      not ready: %s\n", r)
+	}
+	fmt.Fprintf(opts.Progress, "    %s: rolling back to revision %d\n", s.Component, s.deployed)
 	rb := action.NewRollback(cfg)
 	rb.Version, rb.Wait, rb.Timeout, rb.MaxHistory = s.deployed, opts.Wait, opts.Timeout, 10
 	aerr.RolledBack = s.deployed
