@@ -260,7 +260,7 @@ type ApplyError struct {
 func (e *ApplyError) Error() string {
 	msg := fmt.Sprintf("%s of %s (%s) in %s failed: %v", e.Step.Action, e.Step.Component, e.Step.Chart, e.Step.Namespace, e.Err)
 	if len(e.NotReady) > 0 {
-		msg += fmt.Sprintf(" (not ready: %s)", strings.Join(e.NotReady, "; "))
+		msg += "; " + strings.Join(e.NotReady, "; ")
 	}
 	switch {
 	case e.RollbackErr != nil:
@@ -343,6 +343,9 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 	if err == nil {
 		return rel, nil
 	}
+	if opts.Wait && isWaitTimeout(err) {
+		err = fmt.Errorf("not ready within %s: %w", opts.Timeout, err)
+	}
 	aerr := &ApplyError{Step: *s, Err: err}
 	if rel != nil {
 		aerr.NotReady = explainNotReady(cfg, opts, s.Namespace, rel.Manifest)
@@ -364,4 +367,11 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 		fmt.Fprintf(opts.Progress, "    %s: rolled back to revision %d in %s\n", s.Component, s.deployed, opts.Now().Sub(start).Round(100*time.Millisecond))
 	}
 	return nil, aerr
+}
+
+// isWaitTimeout reports whether Helm gave up waiting for readiness (its
+// errors say only that a deadline passed).
+func isWaitTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded") ||
+		strings.Contains(err.Error(), "timed out waiting for the condition")
 }

@@ -238,7 +238,7 @@ func TestApplyRollsBackAFailedUpgradeAndStops(t *testing.T) {
 	if aerr.Step.Component != "longhorn" || aerr.RolledBack != 1 || aerr.RollbackErr != nil {
 		t.Fatalf("error %+v", aerr)
 	}
-	if !strings.Contains(err.Error(), "rolled back to revision 1") || !strings.Contains(err.Error(), "timed out waiting") {
+	if !strings.Contains(err.Error(), "rolled back to revision 1") || !strings.Contains(err.Error(), "upgrade of longhorn (longhorn-1.12.2) in longhorn-system failed: not ready within 1m0s: timed out waiting") {
 		t.Errorf("message: %v", err)
 	}
 	if !strings.Contains(progress.String(), "longhorn: rolled back to revision 1 in ") {
