@@ -313,14 +313,21 @@ func TestPlatformApplyOnLab(t *testing.T) {
 	if err := json.Unmarshal([]byte(doc.stdout), &report); err != nil {
 		t.Fatalf("doctor -o json: %v\n%s%s", err, doc.stdout, doc.stderr)
 	}
+	others := 0
 	for _, f := range report.Findings {
 		t.Logf("  doctor: %s %s %s: %s", f.Severity, f.Check, f.Object, f.Problem)
-		if f.Severity == platform.SeverityCritical || strings.Contains(f.Object, "/platform-") {
-			t.Errorf("doctor finding with the platform installed: %s %s: %s", f.Severity, f.Object, f.Problem)
+		switch {
+		case strings.Contains(f.Object, "/platform-"):
+			t.Errorf("doctor finding about a component apply installed: %s %s: %s", f.Severity, f.Object, f.Problem)
+		case f.Severity == platform.SeverityCritical && othersApp(f):
+			others++
+			t.Logf("  (critical, about an app another test runs now, not the platform's setup)")
+		case f.Severity == platform.SeverityCritical:
+			t.Errorf("critical doctor finding with the platform installed: %s: %s", f.Object, f.Problem)
 		}
 	}
-	if doc.exit != 0 {
-		t.Errorf("doctor exit %d, want 0 (nothing critical)", doc.exit)
+	if doc.exit != 0 && (doc.exit != 4 || others == 0) {
+		t.Errorf("doctor exit %d with nothing critical, want 0", doc.exit)
 	}
 
 	// 2. Nothing to change: plan, then a second apply.
