@@ -253,8 +253,10 @@ type ApplyError struct {
 	RolledBack  int // revision rolled back to, 0 if none
 	RollbackErr error
 	// NotReady says why the new pods were not ready (NotReadyReasons), read
-	// before the rollback.
+	// before the rollback or removal.
 	NotReady []string
+	// RemoveErr is why a failed install could not be removed.
+	RemoveErr error
 }
 
 func (e *ApplyError) Error() string {
@@ -267,6 +269,8 @@ func (e *ApplyError) Error() string {
 		msg += fmt.Sprintf("; rolling back to revision %d ALSO failed: %v (inspect with helm history %s -n %s)", e.RolledBack, e.RollbackErr, e.Step.Release, e.Step.Namespace)
 	case e.RolledBack > 0:
 		msg += fmt.Sprintf("; rolled back to revision %d", e.RolledBack)
+	case e.Step.Action == StepInstall && e.RemoveErr != nil:
+		msg += fmt.Sprintf("; removing the failed release ALSO failed: %v (remove it with helm uninstall %s -n %s)", e.RemoveErr, e.Step.Release, e.Step.Namespace)
 	case e.Step.Action == StepInstall:
 		msg += "; the failed release was removed"
 	}
@@ -330,12 +334,31 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 		in := action.NewInstall(cfg)
 		in.ReleaseName, in.Namespace, in.CreateNamespace = s.Release, s.Namespace, true
 		in.Wait, in.Timeout = opts.Wait, opts.Timeout
-		in.Atomic = true // a failed install is uninstalled, so the next apply starts clean
 		rel, err := in.Run(s.chart, s.values)
-		if err != nil {
-			return nil, &ApplyError{Step: *s, Err: err}
+		if err == nil {
+			return rel, nil
 		}
-		return rel, nil
+		if opts.Wait && isWaitTimeout(err) {
+			err = fmt.Errorf("not ready within %s: %w", opts.Timeout, err)
+		}
+		aerr := &ApplyError{Step: *s, Err: err}
+		if rel != nil {
+			aerr.NotReady = explainNotReady(cfg, opts, s.Namespace, rel.Manifest)
+		}
+		// Removed as Helm's atomic install would, but after reading why its
+		// pods were not ready: the next apply starts clean.
+		fmt.Fprintf(opts.Progress, "    %s: install failed (%v)\n", s.Component, err)
+		for _, r := range aerr.NotReady {
+			fmt.Fprintf(opts.Progress, "      not ready: %s\n", r)
+		}
+		un := action.NewUninstall(cfg)
+		un.Timeout, un.IgnoreNotFound = opts.Timeout, true
+		if _, uerr := un.Run(s.Release); uerr != nil {
+			aerr.RemoveErr = uerr
+		} else {
+			fmt.Fprintf(opts.Progress, "    %s: the failed release was removed\n", s.Component)
+		}
+		return nil, aerr
 	}
 	up := action.NewUpgrade(cfg)
 	up.Namespace, up.Wait, up.Timeout, up.MaxHistory = s.Namespace, opts.Wait, opts.Timeout, 10

@@ -223,6 +223,10 @@ func removePlatformNamespaces(ctx context.Context, c kubernetes.Interface) error
 // components, each the local chart lab-component (two replicas of the hello
 // image from the lab registry, spread over nodes, a Service, a PDB), in
 // namespaces platform-<component>.
+//  0. A first install that never gets ready (metallb, first in the order,
+//     with an image tag the lab registry does not have, 30 s timeout) stops
+//     apply with a message naming it and why, the failed release is removed
+//     and nothing after it is installed.
 //  1. The first apply installs them in order with progress and waits for each to be ready.
 //  2. plan right after shows nothing to change; a second apply changes no
 //     release revision (and writes no namespace or pool).
@@ -252,7 +256,35 @@ func TestPlatformApplyOnLab(t *testing.T) {
 	})
 	image := helloImage(t, "v1")
 	p := newLabPlatform(t, image)
-	p.write()
+	badImage := theAddons.Addons.Registry + "/e2e/hello:no-such-tag"
+
+	// 0. A failed first install.
+	p.set("metallb", "image", badImage)
+	failedInstall := p.apply("30s")
+	t.Logf("failing install: exit %d in %s\n%s%s", failedInstall.exit, failedInstall.took.Round(100*time.Millisecond), failedInstall.stderr, failedInstall.stdout)
+	if failedInstall.exit == 0 {
+		t.Fatalf("apply of a never-ready install succeeded")
+	}
+	for _, want := range []string{
+		"namespaces: 6 of 6 changed",
+		"install of metallb (lab-component-0.1.0) in platform-metallb failed: not ready within 30s",
+		"; Deployment metallb: pod metallb-",
+		"; the failed release was removed. Components later in the order were not touched",
+		"    metallb: the failed release was removed",
+	} {
+		if !strings.Contains(failedInstall.stderr, want) {
+			t.Errorf("apply's output lacks %q", want)
+		}
+	}
+	if !strings.Contains(failedInstall.stderr, "ErrImagePull") && !strings.Contains(failedInstall.stderr, "ImagePullBackOff") {
+		t.Errorf("the error does not say the metallb pods could not pull their image")
+	}
+	for comp, h := range releaseRevisions(ctx, t, c) {
+		if len(h) != 0 {
+			t.Errorf("%s has a release (%s) after the failed install of the first component", comp, history(h))
+		}
+	}
+	p.set("metallb", "image", image)
 
 	// 1. First apply.
 	first := p.apply("3m")
@@ -270,7 +302,7 @@ func TestPlatformApplyOnLab(t *testing.T) {
 		}
 		last = end
 	}
-	for _, want := range []string{"namespaces: 6 of 6 changed", "MetalLB pools and L2 advertisements: 2 of 2 changed"} {
+	for _, want := range []string{"namespaces: 0 of 6 changed", "MetalLB pools and L2 advertisements: 2 of 2 changed"} {
 		if !strings.Contains(first.stderr, want) {
 			t.Errorf("progress lacks %q", want)
 		}
@@ -392,7 +424,6 @@ func TestPlatformApplyOnLab(t *testing.T) {
 
 	// 4. An upgrade that never gets ready: rancher's new image tag is not in
 	// the registry. jenkins, after it in the order, changes too.
-	badImage := theAddons.Addons.Registry + "/e2e/hello:no-such-tag"
 	p.set("rancher", "image", badImage)
 	p.set("jenkins", "version", "v2")
 	load := watchAnswers(ctx, c, "rancher")
