@@ -73,12 +73,28 @@ func NotReadyReasons(ctx context.Context, cs kubernetes.Interface, namespace, ma
 		if err != nil {
 			return out, fmt.Errorf("listing the pods of %s in %s: %w", what, ns, err)
 		}
+		// Pods with the same trouble (every replica failing to pull one
+		// image) share one line.
+		var troubles []string
+		byTrouble := map[string][]string{}
 		for i := range pods.Items {
 			p := &pods.Items[i]
 			if p.DeletionTimestamp != nil || podReady(p) {
 				continue
 			}
-			out = append(out, fmt.Sprintf("%s: pod %s on %s: %s", what, p.Name, nodeOrNone(p), podTrouble(p)))
+			trouble := podTrouble(p)
+			if byTrouble[trouble] == nil {
+				troubles = append(troubles, trouble)
+			}
+			byTrouble[trouble] = append(byTrouble[trouble], p.Name+" on "+nodeOrNone(p))
+		}
+		for _, trouble := range troubles {
+			pods := byTrouble[trouble]
+			noun := "pod"
+			if len(pods) > 1 {
+				noun = "pods"
+			}
+			out = append(out, fmt.Sprintf("%s: %s %s: %s", what, noun, strings.Join(pods, ", "), trouble))
 		}
 	}
 	return out, nil

@@ -329,6 +329,10 @@ spec:
 			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.lab/web:no-such-tag"`}}}}})
 	pod("web-pending", "web", "", corev1.PodStatus{Phase: corev1.PodPending,
 		Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/6 nodes are available"}}})
+	pod("web-pull-2", "web", "www3", corev1.PodStatus{Phase: corev1.PodPending,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "registry.lab/web:no-such-tag",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.lab/web:no-such-tag"`}}}}})
 	pod("web-ok", "web", "www1", corev1.PodStatus{Phase: corev1.PodRunning,
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}})
 	pod("other", "other", "www3", corev1.PodStatus{Phase: corev1.PodPending})
@@ -339,7 +343,7 @@ spec:
 	}
 	want := []string{
 		`Deployment web: pod web-pending on no node: not scheduled (Unschedulable): 0/6 nodes are available`,
-		`Deployment web: pod web-pull on www2: container app ImagePullBackOff: Back-off pulling image "registry.lab/web:no-such-tag"`,
+		`Deployment web: pods web-pull on www2, web-pull-2 on www3: container app ImagePullBackOff: Back-off pulling image "registry.lab/web:no-such-tag"`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
