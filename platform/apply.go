@@ -38,6 +38,10 @@ type Step struct {
 	From string `json:"from,omitempty"`
 	// Reason says why an upgrade is needed.
 	Reason string `json:"reason,omitempty"`
+	// Changes say exactly what an upgrade changes: one line per changed
+	// value ("values lab.version: \"v1\" -> \"v2\"") and per added (+),
+	// removed (-) or changed (~) object of the rendered manifests.
+	Changes []string `json:"changes,omitempty"`
 	// Revision is the release revision after apply.
 	Revision int `json:"revision,omitempty"`
 
@@ -87,16 +91,21 @@ func (o *HelmOptions) defaults() {
 	}
 }
 
-// ChartsDir loads charts from a directory: a components' file:// repo if
-// it names one, else DIR/<chart> or DIR/<chart>-<version>.tgz. No chart is
-// downloaded. The chart's version must be the one platform.yaml pins.
+// ChartsDir loads charts from a directory, DIR/<chart> or
+// DIR/<chart>-<version>.tgz, unless the component names a file:// repo:
+// then from that path only (a named path that is missing is an error, not a
+// reason to look elsewhere). No chart is downloaded. The chart's name and
+// version must be the ones platform.yaml gives.
 func ChartsDir(dir string) func(string, Component) (*chart.Chart, error) {
 	return func(component string, c Component) (*chart.Chart, error) {
 		var candidates []string
-		if path, ok := strings.CutPrefix(c.Repo, "file://"); ok {
+		path, local := strings.CutPrefix(c.Repo, "file://")
+		if local {
+			if _, err := os.Stat(path); err != nil {
+				return nil, fmt.Errorf("the %s chart: components.%s.repo is %s, but %w", component, component, c.Repo, err)
+			}
 			candidates = append(candidates, path)
-		}
-		if dir != "" {
+		} else if dir != "" {
 			candidates = append(candidates, filepath.Join(dir, c.Chart), filepath.Join(dir, c.Chart+"-"+c.Version+".tgz"))
 		}
 		for _, path := range candidates {
@@ -107,10 +116,17 @@ func ChartsDir(dir string) func(string, Component) (*chart.Chart, error) {
 			if err != nil {
 				return nil, fmt.Errorf("loading the %s chart from %s: %w", component, path, err)
 			}
+			if ch.Metadata.Name != c.Chart {
+				return nil, fmt.Errorf("the %s chart at %s is named %s but platform.yaml says chart: %s", component, path, ch.Metadata.Name, c.Chart)
+			}
 			if ch.Metadata.Version != c.Version {
 				return nil, fmt.Errorf("the %s chart at %s is version %s but platform.yaml pins %s", component, path, ch.Metadata.Version, c.Version)
 			}
 			return ch, nil
+		}
+		if len(candidates) == 0 {
+			return nil, fmt.Errorf("no chart for %s: give --charts DIR holding %s/ or %s-%s.tgz (`helm pull %s/%s --version %s`), or a file:// repo in platform.yaml",
+				component, c.Chart, c.Chart, c.Version, c.Repo, c.Chart, c.Version)
 		}
 		return nil, fmt.Errorf("no chart for %s: looked for %s (pull it with `helm pull %s/%s --version %s` into --charts)",
 			component, strings.Join(candidates, ", "), c.Repo, c.Chart, c.Version)
@@ -183,9 +199,13 @@ func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
 	}
 	if !sameValues(last.Config, values) {
 		reasons = append(reasons, "values changed")
+		for _, c := range effectiveValueChanges(last.Chart, last.Config, ch, values) {
+			step.Changes = append(step.Changes, "values "+c)
+		}
 	}
 	if next.Manifest != last.Manifest {
 		reasons = append(reasons, "manifests changed")
+		step.Changes = append(step.Changes, manifestChanges(last.Manifest, next.Manifest)...)
 	}
 	if len(reasons) == 0 {
 		step.Action, step.Revision = StepUnchanged, last.Version
@@ -232,15 +252,25 @@ type ApplyError struct {
 	Err         error
 	RolledBack  int // revision rolled back to, 0 if none
 	RollbackErr error
+	// NotReady says why the new pods were not ready (NotReadyReasons), read
+	// before the rollback or removal.
+	NotReady []string
+	// RemoveErr is why a failed install could not be removed.
+	RemoveErr error
 }
 
 func (e *ApplyError) Error() string {
 	msg := fmt.Sprintf("%s of %s (%s) in %s failed: %v", e.Step.Action, e.Step.Component, e.Step.Chart, e.Step.Namespace, e.Err)
+	if len(e.NotReady) > 0 {
+		msg += "; " + strings.Join(e.NotReady, "; ")
+	}
 	switch {
 	case e.RollbackErr != nil:
 		msg += fmt.Sprintf("; rolling back to revision %d ALSO failed: %v (inspect with helm history %s -n %s)", e.RolledBack, e.RollbackErr, e.Step.Release, e.Step.Namespace)
 	case e.RolledBack > 0:
 		msg += fmt.Sprintf("; rolled back to revision %d", e.RolledBack)
+	case e.Step.Action == StepInstall && e.RemoveErr != nil:
+		msg += fmt.Sprintf("; removing the failed release ALSO failed: %v (remove it with helm uninstall %s -n %s)", e.RemoveErr, e.Step.Release, e.Step.Namespace)
 	case e.Step.Action == StepInstall:
 		msg += "; the failed release was removed"
 	}
@@ -304,12 +334,31 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 		in := action.NewInstall(cfg)
 		in.ReleaseName, in.Namespace, in.CreateNamespace = s.Release, s.Namespace, true
 		in.Wait, in.Timeout = opts.Wait, opts.Timeout
-		in.Atomic = true // a failed install is uninstalled, so the next apply starts clean
 		rel, err := in.Run(s.chart, s.values)
-		if err != nil {
-			return nil, &ApplyError{Step: *s, Err: err}
+		if err == nil {
+			return rel, nil
 		}
-		return rel, nil
+		if opts.Wait && isWaitTimeout(err) {
+			err = fmt.Errorf("not ready within %s: %w", opts.Timeout, err)
+		}
+		aerr := &ApplyError{Step: *s, Err: err}
+		if rel != nil {
+			aerr.NotReady = explainNotReady(cfg, opts, s.Namespace, rel.Manifest)
+		}
+		// Removed as Helm's atomic install would, but after reading why its
+		// pods were not ready: the next apply starts clean.
+		fmt.Fprintf(opts.Progress, "    %s: install failed (%v)\n", s.Component, err)
+		for _, r := range aerr.NotReady {
+			fmt.Fprintf(opts.Progress, "      not ready: %s\n", r)
+		}
+		un := action.NewUninstall(cfg)
+		un.Timeout, un.IgnoreNotFound = opts.Timeout, true
+		if _, uerr := un.Run(s.Release); uerr != nil {
+			aerr.RemoveErr = uerr
+		} else {
+			fmt.Fprintf(opts.Progress, "    %s: the failed release was removed\n", s.Component)
+		}
+		return nil, aerr
 	}
 	up := action.NewUpgrade(cfg)
 	up.Namespace, up.Wait, up.Timeout, up.MaxHistory = s.Namespace, opts.Wait, opts.Timeout, 10
@@ -317,14 +366,35 @@ func runStep(cfg *action.Configuration, s *Step, opts *HelmOptions) (*release.Re
 	if err == nil {
 		return rel, nil
 	}
+	if opts.Wait && isWaitTimeout(err) {
+		err = fmt.Errorf("not ready within %s: %w", opts.Timeout, err)
+	}
 	aerr := &ApplyError{Step: *s, Err: err}
+	if rel != nil {
+		aerr.NotReady = explainNotReady(cfg, opts, s.Namespace, rel.Manifest)
+	}
 	if s.deployed == 0 {
 		return nil, aerr
 	}
-	fmt.Fprintf(opts.Progress, "    %s: upgrade failed (%v); rolling back to revision %d\n", s.Component, err, s.deployed)
+	fmt.Fprintf(opts.Progress, "    %s: upgrade failed (%v)\n", s.Component, err)
+	for _, r := range aerr.NotReady {
+		fmt.Fprintf(opts.Progress, "      not ready: %s\n", r)
+	}
+	fmt.Fprintf(opts.Progress, "    %s: rolling back to revision %d\n", s.Component, s.deployed)
 	rb := action.NewRollback(cfg)
 	rb.Version, rb.Wait, rb.Timeout, rb.MaxHistory = s.deployed, opts.Wait, opts.Timeout, 10
 	aerr.RolledBack = s.deployed
+	start := opts.Now()
 	aerr.RollbackErr = rb.Run(s.Release)
+	if aerr.RollbackErr == nil {
+		fmt.Fprintf(opts.Progress, "    %s: rolled back to revision %d in %s\n", s.Component, s.deployed, opts.Now().Sub(start).Round(100*time.Millisecond))
+	}
 	return nil, aerr
+}
+
+// isWaitTimeout reports whether Helm gave up waiting for readiness (its
+// errors say only that a deadline passed).
+func isWaitTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded") ||
+		strings.Contains(err.Error(), "timed out waiting for the condition")
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
@@ -201,6 +202,13 @@ func TestPlanNamesWhatChanged(t *testing.T) {
 	if r := plan[1].Reason; r != "values changed, manifests changed" {
 		t.Errorf("longhorn reason %q", r)
 	}
+	if got, want := strings.Join(plan[1].Changes, "\n"), "values defaultSettings.defaultReplicaCount: 3 -> 2\n"+
+		"values persistence.defaultClassReplicaCount: 3 -> 2\n~ ConfigMap/longhorn-system/longhorn-values"; got != want {
+		t.Errorf("longhorn changes:\n%s\nwant:\n%s", got, want)
+	}
+	if len(plan[0].Changes) != 0 {
+		t.Errorf("unchanged metallb lists changes: %q", plan[0].Changes)
+	}
 	if r := plan[4].Reason; !strings.HasPrefix(r, "chart 1.18.4 -> 1.18.5") {
 		t.Errorf("harbor reason %q", r)
 	}
@@ -230,8 +238,11 @@ func TestApplyRollsBackAFailedUpgradeAndStops(t *testing.T) {
 	if aerr.Step.Component != "longhorn" || aerr.RolledBack != 1 || aerr.RollbackErr != nil {
 		t.Fatalf("error %+v", aerr)
 	}
-	if !strings.Contains(err.Error(), "rolled back to revision 1") || !strings.Contains(err.Error(), "timed out waiting") {
+	if !strings.Contains(err.Error(), "rolled back to revision 1") || !strings.Contains(err.Error(), "upgrade of longhorn (longhorn-1.12.2) in longhorn-system failed: not ready within 1m0s: timed out waiting") {
 		t.Errorf("message: %v", err)
+	}
+	if !strings.Contains(progress.String(), "longhorn: rolled back to revision 1 in ") {
+		t.Errorf("progress does not say when the rollback was done:\n%s", progress.String())
 	}
 	if got := actions(done); got != "metallb:unchanged" {
 		t.Errorf("steps done before the failure: %s", got)
@@ -289,6 +300,73 @@ func TestChartsDirRefusesAnotherVersion(t *testing.T) {
 	_, err = ChartsDir(t.TempDir())("metallb", spec.Components["metallb"])
 	if err == nil || !strings.Contains(err.Error(), "helm pull") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A file:// chart that is not there is an error naming the field, not a
+// reason to take the chart of the same name from --charts.
+func TestChartsDirLocalRepoMustExist(t *testing.T) {
+	spec := loadExample(t)
+	h := spec.Components["harbor"]
+	h.Repo = "file://" + filepath.Join(t.TempDir(), "harbor")
+	_, err := ChartsDir("testdata/charts")("harbor", h)
+	if err == nil || !strings.Contains(err.Error(), "components.harbor.repo") {
+		t.Fatalf("got %v, want an error naming components.harbor.repo", err)
+	}
+	h.Repo = "file://testdata/charts/harbor"
+	if _, err := ChartsDir("")("harbor", h); err != nil {
+		t.Fatalf("an existing local chart: %v", err)
+	}
+	h.Chart = "registry"
+	_, err = ChartsDir("")("harbor", h)
+	if err == nil || !strings.Contains(err.Error(), "named harbor but platform.yaml says chart: registry") {
+		t.Fatalf("got %v, want the chart name refused", err)
+	}
+}
+
+func TestValueChanges(t *testing.T) {
+	old := map[string]any{"lab": map[string]any{"version": "v1", "replicas": 2, "list": []any{"a"}}, "gone": true}
+	next := map[string]any{"lab": map[string]any{"version": "v2", "replicas": 2.0, "list": []any{"a", "b"}}, "new": map[string]any{"x": 1}}
+	got := strings.Join(valueChanges(old, next), "\n")
+	want := strings.Join([]string{
+		`gone: removed (was true)`,
+		`lab.list: ["a"] -> ["a","b"]`,
+		`lab.version: "v1" -> "v2"`,
+		`new: added {"x":1}`,
+	}, "\n")
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if c := valueChanges(nil, map[string]any{"a": 1}); len(c) != 1 || c[0] != "a: added 1" {
+		t.Errorf("from no values: %q", c)
+	}
+}
+
+// A value the chart defaults shows as a change from its default.
+func TestEffectiveValueChangesCountChartDefaults(t *testing.T) {
+	ch := &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "1.0.0", APIVersion: "v2"},
+		Values: map[string]any{"lab": map[string]any{"version": "v1", "replicas": 2}}}
+	got := effectiveValueChanges(ch, map[string]any{"lab": map[string]any{"image": "x"}}, ch, map[string]any{"lab": map[string]any{"image": "x", "version": "v2"}})
+	if want := `lab.version: "v1" -> "v2"`; strings.Join(got, "\n") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	// The default set explicitly changes nothing effective: say what was given.
+	got = effectiveValueChanges(ch, nil, ch, map[string]any{"lab": map[string]any{"replicas": 2}})
+	if want := `lab: added {"replicas":2}`; strings.Join(got, "\n") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestManifestChanges(t *testing.T) {
+	old := "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {k: v1}\n" +
+		"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n" +
+		"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n"
+	next := "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {k: v2}\n" +
+		"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n" +
+		"---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: x\n"
+	got := strings.Join(manifestChanges(old, next), ", ")
+	if want := "~ ConfigMap/a, + Deployment/x/d, - ConfigMap/b"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
 	}
 }
 

@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -56,6 +58,17 @@ func (s Severity) String() string {
 
 // MarshalText writes the severity's name in JSON.
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity's name, so doctor's JSON report reads back
+// into a DoctorReport (a pipeline step or test gating on it).
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, ok := ParseSeverity(string(b))
+	if !ok {
+		return fmt.Errorf("severity %q: want info, warning or critical", b)
+	}
+	*s = v
+	return nil
+}
 
 // ParseSeverity reads info, warning or critical.
 func ParseSeverity(s string) (Severity, bool) {

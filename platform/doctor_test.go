@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -355,4 +356,23 @@ func FuzzParseSnapshot(f *testing.F) {
 		// Whatever parses must be analysable without panicking.
 		_ = Analyze(s, DoctorOptions{})
 	})
+}
+
+// doctor -o json reads back into the report it was written from.
+func TestDoctorReportJSONRoundTrip(t *testing.T) {
+	in := NewDoctorReport([]Finding{{Severity: SeverityCritical, Check: CheckServe, Object: "deployment/a/b", Problem: "p"}, {Severity: SeverityInfo, Check: CheckWorkload}})
+	var buf strings.Builder
+	if err := in.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var out DoctorReport
+	if err := json.Unmarshal([]byte(buf.String()), &out); err != nil {
+		t.Fatalf("reading doctor's JSON back: %v\n%s", err, buf.String())
+	}
+	if fmt.Sprint(out) != fmt.Sprint(in) {
+		t.Errorf("round trip:\n%v\nwant\n%v", out, in)
+	}
+	if err := json.Unmarshal([]byte(`{"findings":[{"severity":"fatal"}]}`), &out); err == nil || !strings.Contains(err.Error(), "want info, warning or critical") {
+		t.Errorf("an unknown severity: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -20,6 +21,7 @@ func LoadSpec(path string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	resolveLocalCharts(spec, filepath.Dir(path))
 	return spec, nil
 }
 
@@ -43,4 +45,16 @@ func ParseSpec(data []byte) (*Spec, error) {
 	}
 	spec.applyDefaults()
 	return &spec, nil
+}
+
+// resolveLocalCharts makes a relative file:// chart path relative to the
+// folder of platform.yaml, so plan and apply find the same chart whatever
+// directory they run in.
+func resolveLocalCharts(spec *Spec, dir string) {
+	for name, c := range spec.Components {
+		if local, ok := strings.CutPrefix(c.Repo, "file://"); ok && !filepath.IsAbs(local) {
+			c.Repo = "file://" + filepath.Join(dir, local)
+			spec.Components[name] = c
+		}
+	}
 }

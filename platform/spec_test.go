@@ -114,6 +114,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"unpinned chart", func(d map[string]any) { delete(m(m(d, "components"), "harbor"), "version") }, "components.harbor.version", "pinned"},
 		{"missing component", func(d map[string]any) { delete(m(d, "components"), "jenkins") }, "components.jenkins", "missing"},
 		{"unknown component", func(d map[string]any) { m(d, "components")["gitea"] = map[string]any{"version": "1.0.0"} }, "components.gitea", "unknown component"},
+		{"file repo without path", func(d map[string]any) { m(m(d, "components"), "harbor")["repo"] = "file://" }, "components.harbor.repo", "names no path"},
+		{"file repo without slashes", func(d map[string]any) { m(m(d, "components"), "harbor")["repo"] = "file:charts/harbor" }, "components.harbor.repo", "file://"},
 		{"component bind", func(d map[string]any) {
 			m(m(d, "components"), "harbor")["bind"] = map[string]any{"dn": "uid=x", "passwordEnv": "1BAD"}
 		}, "components.harbor.bind.passwordEnv", "not an environment variable"},
@@ -192,4 +194,28 @@ func FuzzParseSpec(f *testing.F) {
 		_ = spec.JoinOrder()
 		_ = spec.RegistrationURL()
 	})
+}
+
+// A relative file:// chart is found next to platform.yaml, whatever
+// directory the command runs in.
+func TestLoadSpecResolvesLocalChartsAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	doc := mutate(t, func(d map[string]any) {
+		m(m(d, "components"), "harbor")["repo"] = "file://charts/harbor"
+		m(m(d, "components"), "jenkins")["repo"] = "file:///srv/charts/jenkins-5.9.53.tgz"
+	})
+	path := dir + "/platform.yaml"
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := LoadSpec(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := spec.Components["harbor"].Repo, "file://"+dir+"/charts/harbor"; got != want {
+		t.Errorf("harbor repo %s, want %s", got, want)
+	}
+	if got := spec.Components["jenkins"].Repo; got != "file:///srv/charts/jenkins-5.9.53.tgz" {
+		t.Errorf("an absolute path changed: %s", got)
+	}
 }

@@ -432,8 +432,12 @@ func (v *validator) components(cs map[string]Component) {
 		if c.Namespace != "" && !dnsLabel.MatchString(c.Namespace) {
 			v.add(p+".namespace", "%q is not a namespace name", c.Namespace)
 		}
-		if c.Repo != "" {
-			if u, err := url.Parse(c.Repo); err != nil || (u.Host == "" && u.Scheme != "file") || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "oci" && u.Scheme != "file") {
+		if local, ok := strings.CutPrefix(c.Repo, "file://"); ok {
+			if strings.TrimSpace(local) == "" {
+				v.add(p+".repo", "file:// names no path; give the chart's folder or .tgz, e.g. file://charts/%s (relative to platform.yaml)", name)
+			}
+		} else if c.Repo != "" {
+			if u, err := url.Parse(c.Repo); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "oci") {
 				v.add(p+".repo", "%q is not an https://, oci:// or file:// chart repository", c.Repo)
 			}
 		}

@@ -124,5 +124,15 @@ func writeSteps(c *cli.Context, steps []platform.Step) error {
 	for _, s := range steps {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Component, s.Namespace, s.Action, s.Chart, s.From, s.Reason)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		for _, change := range s.Changes {
+			if _, err := fmt.Fprintf(c.App.Writer, "%s: %s\n", s.Component, change); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -266,5 +267,88 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().ConfigMaps("harbor").Get(context.Background(), "harbor-extra", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("harbor's new ConfigMap exists (or the lookup failed: %v): harbor was upgraded after the failure", err)
+	}
+}
+
+// NotReadyReasons reads, through the API server, why a release's pods are
+// not ready: a pod waiting on its image, one not scheduled; a ready pod and
+// other apps' pods are not listed.
+func TestNotReadyReasonsOnRealAPIServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, _ := clients(t)
+	ns := "why-not-ready"
+	ensureNamespace(ctx, t, cs, ns)
+	manifest := `---
+# Source: c/templates/workload.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: registry.lab/web:no-such-tag}]}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+`
+	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.lab/web:no-such-tag"}}}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := func(name, app, node string, status corev1.PodStatus) {
+		t.Helper()
+		p, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "registry.lab/web:no-such-tag"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Status = status
+		if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("web-pull", "web", "www2", corev1.PodStatus{Phase: corev1.PodPending,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "registry.lab/web:no-such-tag",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.lab/web:no-such-tag"`}}}}})
+	pod("web-pending", "web", "", corev1.PodStatus{Phase: corev1.PodPending,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/6 nodes are available"}}})
+	pod("web-pull-2", "web", "www3", corev1.PodStatus{Phase: corev1.PodPending,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "registry.lab/web:no-such-tag",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.lab/web:no-such-tag"`}}}}})
+	pod("web-ok", "web", "www1", corev1.PodStatus{Phase: corev1.PodRunning,
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}})
+	pod("other", "other", "www3", corev1.PodStatus{Phase: corev1.PodPending})
+
+	got, err := platform.NotReadyReasons(ctx, cs, ns, manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`Deployment web: pod web-pending on no node: not scheduled (Unschedulable): 0/6 nodes are available`,
+		`Deployment web: pods web-pull on www2, web-pull-2 on www3: container app ImagePullBackOff: Back-off pulling image "registry.lab/web:no-such-tag"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, err := platform.NotReadyReasons(ctx, cs, "no-such-namespace", manifest); err == nil || !strings.Contains(err.Error(), "reading Deployment web in no-such-namespace") {
+		t.Errorf("a workload that is not there: %v", err)
 	}
 }
