@@ -68,8 +68,11 @@ type load struct {
 	byClient map[string]map[string]int // client -> version -> answers
 	failures map[string][]string       // client -> failure texts
 	total    int
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// hits is every answer and failure in the order they came, for
+	// times relative to a switch (switchReport).
+	hits []hit
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 func startLoad(url string) *load {
@@ -89,12 +92,15 @@ func startLoad(url string) *load {
 				case <-time.After(20 * time.Millisecond):
 				}
 				answer, err := get(hc, url)
+				now := time.Now()
 				l.mu.Lock()
 				l.total++
 				if err != nil {
-					l.failures[name] = append(l.failures[name], time.Now().UTC().Format("15:04:05.000")+" "+err.Error())
+					l.failures[name] = append(l.failures[name], now.UTC().Format("15:04:05.000")+" "+err.Error())
+					l.hits = append(l.hits, hit{at: now, client: name})
 				} else {
 					v := strings.Fields(answer)[0]
+					l.hits = append(l.hits, hit{at: now, client: name, version: v})
 					l.answers[v]++
 					if l.byClient[name] == nil {
 						l.byClient[name] = map[string]int{}
@@ -106,6 +112,14 @@ func startLoad(url string) *load {
 		}()
 	}
 	return l
+}
+
+// hit is one request of the load: when its answer (or failure) came, from
+// which client, and the version that answered ("" for a failure).
+type hit struct {
+	at      time.Time
+	client  string
+	version string
 }
 
 func get(hc *http.Client, url string) (string, error) {
@@ -134,17 +148,31 @@ func (l *load) finish(t *testing.T) (total int, answers map[string]int, failures
 	return l.total, l.answers, l.failures
 }
 
-// promote runs tsys-ci promote in dir and returns its exit code and output.
+// promote runs tsys-ci promote of promoteApp in dir and returns its exit
+// code and output.
 func promote(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	return promoteNamed(t, dir, promoteApp, args...)
+}
+
+// promoteCmd is tsys-ci promote of app with the spec tsys-ci.yaml in dir,
+// on the lab, unsigned images allowed, JSON result.
+func promoteCmd(t *testing.T, dir, app string, args ...string) *exec.Cmd {
 	t.Helper()
 	bin, err := tsysCI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append(append([]string{"promote", "--spec", "tsys-ci.yaml", "--allow-unsigned", "-o", "json"}, args...), promoteApp)...)
+	cmd := exec.Command(bin, append(append([]string{"promote", "--spec", "tsys-ci.yaml", "--allow-unsigned", "-o", "json"}, args...), app)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+theLab.Kubeconfig())
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// promoteNamed runs promoteCmd and returns its exit code and output.
+func promoteNamed(t *testing.T, dir, app string, args ...string) (int, string) {
+	t.Helper()
+	out, err := promoteCmd(t, dir, app, args...).CombinedOutput()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return exit.ExitCode(), string(out)
@@ -211,23 +239,20 @@ func TestPromoteBlueGreenUnderLoad(t *testing.T) {
 	t.Logf("v1 answers at %s (from the host, through MetalLB)", url)
 
 	// v2 under load.
+	tl := watchRollout(t, c, promoteNS)
 	l := startLoad(url)
 	start = time.Now()
 	code, out = promote(t, dir, "--image", v2)
 	took := time.Since(start)
-	settle := time.Now()
 	// Past the switch: the new color must answer alone.
-	for time.Since(settle) < 3*time.Second {
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	settle(ctx, 3*time.Second)
 	total, answers, failures := l.finish(t)
+	evs := tl.stop()
 	if code != 0 {
 		t.Fatalf("promote v2: exit %d\n%s", code, out)
 	}
 	report(t, "v1 -> v2", took, total, answers, failures)
+	switchReport(t, "v1 -> v2", l, serviceSwitch(t, evs), "v2", true)
 	if answers["v2"] == 0 {
 		t.Errorf("no answer from v2 during or after its promote: %v", answers)
 	}
