@@ -91,6 +91,7 @@ func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error)
 		}
 		cand := *s.Previous
 		s.Candidate = &cand
+		s.StartedAt = r.p.Clock.Now().UTC()
 		return r.manualSwitch(ctx)
 	})
 	res.Duration = p.Clock.Now().Sub(start)

@@ -424,11 +424,12 @@ func TestInterruptedManualRollbackCompletes(t *testing.T) {
 	ctx, kill := context.WithCancel(context.Background())
 	p := a.promoter("dies")
 	p.Out = &cancelOn{buf: a.out, text: "rolling back to", cancel: kill}
+	before := time.Now().UTC()
 	if _, err := p.Rollback(ctx, a.spec); err == nil {
 		t.Fatalf("the interrupted rollback returned no error\n%s", a.out)
 	}
-	if s := a.state(); s.Phase != rollout.PhaseRollingBack {
-		t.Fatalf("after the kill: phase %s, want RollingBack\n%s", s.Phase, a.out)
+	if s := a.state(); s.Phase != rollout.PhaseRollingBack || !s.ManualRollback || s.StartedAt.Before(before) {
+		t.Fatalf("after the kill: phase %s, manual %v, started %s; want RollingBack, a manual rollback started after %s\n%s", s.Phase, s.ManualRollback, s.StartedAt, before, a.out)
 	}
 	if _, err := a.promoter("again").Rollback(context.Background(), a.spec); err != nil {
 		t.Fatalf("re-run of the rollback: %v\n%s", err, a.out)
