@@ -38,7 +38,7 @@ func TestPromoteCanaryUnderLoad(t *testing.T) {
 	url := appURL(ctx, t, c, canaryNS)
 	firstAnswerAfter(ctx, t, url, time.Now())
 
-	tl := watchRollout(t, c, canaryNS)
+	tl := watchRollout(t, canaryNS)
 	l := startLoad(url)
 	r = runPromote(t, dir, "--image", v2)
 	settle(ctx, 3*time.Second)

@@ -113,7 +113,7 @@ func TestPromoteKilledBlueGreenRolledBack(t *testing.T) {
 	url := appURL(ctx, t, c, ns)
 	firstAnswerAfter(ctx, t, url, time.Now())
 
-	tl := watchRollout(t, c, ns)
+	tl := watchRollout(t, ns)
 	l := startLoad(url)
 	start := time.Now()
 	holder, killedAt := killPromoteWhen(ctx, t, tl, dir, "v2 on the preview, being probed",
@@ -162,7 +162,7 @@ func TestPromoteKilledCanaryResumed(t *testing.T) {
 	url := appURL(ctx, t, c, ns)
 	firstAnswerAfter(ctx, t, url, time.Now())
 
-	tl := watchRollout(t, c, ns)
+	tl := watchRollout(t, ns)
 	l := startLoad(url)
 	start := time.Now()
 	holder, killedAt := killPromoteWhen(ctx, t, tl, dir, "the first canary step splitting traffic",

@@ -213,7 +213,7 @@ type timeline struct {
 
 const timelinePoll = 50 * time.Millisecond
 
-func watchRollout(t *testing.T, _ kubernetes.Interface, ns string) *timeline {
+func watchRollout(t *testing.T, ns string) *timeline {
 	// A client of its own: client-go's default rate limit (5 requests a
 	// second) would space the polls 400 ms apart.
 	cfg, err := theLab.RESTConfig()

@@ -38,7 +38,7 @@ func TestPromoteManualRollbackUnderLoad(t *testing.T) {
 
 	back := func(what, to string) {
 		t.Helper()
-		tl := watchRollout(t, c, rollbackNS)
+		tl := watchRollout(t, rollbackNS)
 		tl.waitFor(ctx, t, "the first poll", func(rolloutEvent) bool { return true })
 		l := startLoad(url)
 		r := runPromote(t, dir, "--rollback")
@@ -75,7 +75,7 @@ func TestPromoteManualRollbackUnderLoad(t *testing.T) {
 	// A rollback whose process is killed while v1's pods come up: the
 	// re-run of the same command takes the dead lease over and completes
 	// it (v2 kept at zero for the next rollback).
-	tl := watchRollout(t, c, rollbackNS)
+	tl := watchRollout(t, rollbackNS)
 	l := startLoad(url)
 	start := time.Now()
 	holder, killedAt := killPromoteWhen(ctx, t, tl, dir, "the rollback to v1 under way",

@@ -239,7 +239,7 @@ func TestPromoteBlueGreenUnderLoad(t *testing.T) {
 	t.Logf("v1 answers at %s (from the host, through MetalLB)", url)
 
 	// v2 under load.
-	tl := watchRollout(t, c, promoteNS)
+	tl := watchRollout(t, promoteNS)
 	l := startLoad(url)
 	start = time.Now()
 	code, out = promote(t, dir, "--image", v2)
