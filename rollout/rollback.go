@@ -10,6 +10,9 @@ import (
 // crash in the middle of it does it again.
 func (r *run) rollback(ctx context.Context, reason, result string) error {
 	s, n := r.state, *r.spec.Replicas
+	if s.ManualRollback && s.Candidate != nil && s.Active != nil {
+		return r.undoManualRollback(ctx, reason)
+	}
 	cand := s.Candidate
 	restore := s.Active
 	if s.Phase == PhaseSwitched || (restore != nil && cand != nil && *restore == *cand) {
@@ -69,6 +72,13 @@ func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error)
 	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
 		r.result = res
 		s := r.state
+		if s.InProgress() && s.ManualRollback && s.Candidate != nil && s.Active != nil {
+			// The same command, run again after its process died:
+			// finish what it was asked to do.
+			r.logf("resuming the rollback to %s left at phase %s", s.Candidate.Image, s.Phase)
+			res.Strategy, res.Image, res.Resumed = s.Strategy, s.Candidate.Image, true
+			return r.manualSwitch(ctx)
+		}
 		if s.InProgress() {
 			return r.rollback(ctx, "rolled back by 'tsys-ci promote --rollback'", ResultRolledBack)
 		}
@@ -81,6 +91,7 @@ func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error)
 		}
 		cand := *s.Previous
 		s.Candidate = &cand
+		s.StartedAt = r.p.Clock.Now().UTC()
 		return r.manualSwitch(ctx)
 	})
 	res.Duration = p.Clock.Now().Sub(start)
@@ -92,6 +103,7 @@ func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error)
 func (r *run) manualSwitch(ctx context.Context) error {
 	s, n := r.state, *r.spec.Replicas
 	c, cur := *s.Candidate, *s.Active
+	s.ManualRollback = true
 	if err := r.save(ctx, PhaseRollingBack, "rolling back to "+c.Image); err != nil {
 		return err
 	}
@@ -109,9 +121,38 @@ func (r *run) manualSwitch(ctx context.Context) error {
 		return err
 	}
 	s.Record(HistoryEntry{Release: c, Strategy: s.Strategy, Result: ResultRolledBack, Reason: "manual rollback from " + cur.Image, At: r.p.Clock.Now().UTC()})
-	s.Active, s.Previous, s.Candidate = &c, &cur, nil
+	s.Active, s.Previous, s.Candidate, s.ManualRollback = &c, &cur, nil, false
 	r.logf("all traffic on %s (%s)", c.Color, c.Image)
 	return r.save(ctx, PhaseStable, "rolled back to "+c.Image)
+}
+
+// undoManualRollback returns a 'promote --rollback' left half done to
+// where it started: the version that served gets its pods and all traffic
+// back, and the previous version is scaled to zero again, not removed, so
+// a later rollback still finds it.
+func (r *run) undoManualRollback(ctx context.Context, reason string) error {
+	s, n := r.state, *r.spec.Replicas
+	c, cur := *s.Candidate, *s.Active
+	if err := r.save(ctx, PhaseRollingBack, reason); err != nil {
+		return err
+	}
+	r.logf("undoing the rollback to %s left half done: all traffic back to %s", c.Image, cur.Image)
+	if err := r.scale(ctx, cur.Color, n); err != nil {
+		return err
+	}
+	if err := r.waitReady(ctx, cur, n); err != nil {
+		return fmt.Errorf("the serving version is not healthy: %w", err)
+	}
+	if err := r.switchTo(ctx, cur.Color); err != nil {
+		return err
+	}
+	if err := r.scale(ctx, c.Color, 0); err != nil {
+		return err
+	}
+	r.logf("all traffic on %s (%s); %s (%s) kept at zero for a rollback", cur.Color, cur.Image, c.Color, c.Image)
+	s.Record(HistoryEntry{Release: c, Strategy: s.Strategy, Result: ResultAborted, Reason: "rollback to it undone: " + reason, At: r.p.Clock.Now().UTC()})
+	s.Candidate, s.ManualRollback, s.Step, s.AbortRequested = nil, false, 0, false
+	return r.save(ctx, PhaseStable, "rollback undone: "+reason)
 }
 
 // Abort stops a promote. If another process holds the app's lease it asks

@@ -77,7 +77,13 @@ type State struct {
 	Step int `json:"step,omitempty"`
 	// AbortRequested is set by 'tsys-ci abort' for the promote holding
 	// the lease: it rolls back at its next check.
-	AbortRequested bool           `json:"abortRequested,omitempty"`
+	AbortRequested bool `json:"abortRequested,omitempty"`
+	// ManualRollback says the candidate is the previous version being put
+	// back by 'tsys-ci promote --rollback', not a new one: if its process
+	// dies, a re-run of --rollback completes it, and anything else (a
+	// promote, abort) undoes it; either way both versions' Deployments
+	// are kept.
+	ManualRollback bool           `json:"manualRollback,omitempty"`
 	Message        string         `json:"message,omitempty"`
 	StartedAt      time.Time      `json:"startedAt,omitzero"`
 	UpdatedAt      time.Time      `json:"updatedAt,omitzero"`

@@ -392,3 +392,84 @@ func TestPromoteIntoMissingNamespace(t *testing.T) {
 		t.Fatalf("promote into a missing namespace: %v", err)
 	}
 }
+
+// cancelOn is a progress writer that cancels a context when a line
+// containing text is written: a process dying right after that step.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    *bytes.Buffer
+	text   string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.Contains(string(p), w.text) {
+		w.cancel()
+	}
+	return w.buf.Write(p)
+}
+
+// TestInterruptedManualRollbackCompletes: a 'promote --rollback' whose
+// process dies after recording that it is rolling back is completed by
+// the re-run of the same command: the previous version serves, the one it
+// replaced is kept at zero, and rolling back again goes forward. (It was
+// once undone instead, and the previous version's Deployment deleted, so
+// the next rollback failed.)
+func TestInterruptedManualRollbackCompletes(t *testing.T) {
+	a := newApp(t, nil)
+	mustPromote(t, a, "reg/shop@sha256:v1")
+	mustPromote(t, a, "reg/shop@sha256:v2")
+	ctx, kill := context.WithCancel(context.Background())
+	p := a.promoter("dies")
+	p.Out = &cancelOn{buf: a.out, text: "rolling back to", cancel: kill}
+	before := time.Now().UTC()
+	if _, err := p.Rollback(ctx, a.spec); err == nil {
+		t.Fatalf("the interrupted rollback returned no error\n%s", a.out)
+	}
+	if s := a.state(); s.Phase != rollout.PhaseRollingBack || !s.ManualRollback || s.StartedAt.Before(before) {
+		t.Fatalf("after the kill: phase %s, manual %v, started %s; want RollingBack, a manual rollback started after %s\n%s", s.Phase, s.ManualRollback, s.StartedAt, before, a.out)
+	}
+	if _, err := a.promoter("again").Rollback(context.Background(), a.spec); err != nil {
+		t.Fatalf("re-run of the rollback: %v\n%s", err, a.out)
+	}
+	s := a.state()
+	if c, blue, green := a.serviceColor(), a.replicas(rollout.ColorBlue), a.replicas(rollout.ColorGreen); c != rollout.ColorBlue || blue != 2 || green != 0 ||
+		s.Phase != rollout.PhaseStable || s.Active.Image != "reg/shop@sha256:v1" || s.Previous == nil || s.Previous.Image != "reg/shop@sha256:v2" {
+		t.Fatalf("after the re-run: service on %s, blue %d, green %d (want blue, 2, 0); state %+v\n%s", c, blue, green, s, a.out)
+	}
+	if _, err := a.promoter("forward").Rollback(context.Background(), a.spec); err != nil {
+		t.Fatalf("rolling back again (to v2): %v\n%s", err, a.out)
+	}
+	if c, s := a.serviceColor(), a.state(); c != rollout.ColorGreen || s.Active.Image != "reg/shop@sha256:v2" {
+		t.Fatalf("rolling back again: service on %s, state %+v", c, s)
+	}
+}
+
+// TestAbortedManualRollbackKeepsPrevious: abort of a 'promote --rollback'
+// left half done puts traffic back on the version that served and keeps
+// the previous one at zero, so a later rollback still works.
+func TestAbortedManualRollbackKeepsPrevious(t *testing.T) {
+	a := newApp(t, nil)
+	mustPromote(t, a, "reg/shop@sha256:v1")
+	mustPromote(t, a, "reg/shop@sha256:v2")
+	ctx, kill := context.WithCancel(context.Background())
+	p := a.promoter("dies")
+	p.Out = &cancelOn{buf: a.out, text: "rolling back to", cancel: kill}
+	_, _ = p.Rollback(ctx, a.spec)
+	if _, err := a.promoter("abort").Abort(context.Background(), a.spec); err != nil {
+		t.Fatalf("abort: %v\n%s", err, a.out)
+	}
+	s := a.state()
+	if c, blue, green := a.serviceColor(), a.replicas(rollout.ColorBlue), a.replicas(rollout.ColorGreen); c != rollout.ColorGreen || blue != 0 || green != 2 ||
+		s.Phase != rollout.PhaseStable || s.Active.Image != "reg/shop@sha256:v2" || s.Previous == nil || s.Previous.Image != "reg/shop@sha256:v1" {
+		t.Fatalf("after the abort: service on %s, blue %d, green %d (want green, 0, 2); state %+v\n%s", c, blue, green, s, a.out)
+	}
+	if _, err := a.promoter("later").Rollback(context.Background(), a.spec); err != nil {
+		t.Fatalf("a later rollback: %v\n%s", err, a.out)
+	}
+	if c := a.serviceColor(); c != rollout.ColorBlue {
+		t.Fatalf("a later rollback: service on %s, want blue", c)
+	}
+}

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
@@ -46,36 +45,10 @@ const (
 	edgeHostB2 = "edge-b2.company.example"
 )
 
+// edgeSpec is the hello app's spec under app in the edge's namespace,
+// answering to hosts.
 func edgeSpec(app string, hosts ...string) string {
-	return fmt.Sprintf(`name: %s
-namespace: %s
-replicas: 2
-ports:
-  - name: http
-    containerPort: 8080
-    protocol: http
-    expose: true
-    hosts: [%s]
-health:
-  readiness: {http: /, port: http, period: 1s}
-resources:
-  requests: {cpu: 10m, memory: 16Mi}
-  limits: {memory: 64Mi}
-shutdown:
-  drain: 5s
-  gracePeriod: 10s
-strategy:
-  type: blueGreen
-  blueGreen: {scaleDownDelay: 10s}
-probes:
-  - name: health
-    port: http
-    path: /healthz
-    expectStatus: 200
-    successes: 3
-    interval: 1s
-    timeout: 20s
-`, app, edgeNS, strings.Join(hosts, ", "))
+	return helloSpecFor(app, edgeNS, 2, 3, blueGreenStrategy, hosts...)
 }
 
 // edgeLab is a real HAProxy on the host in front of the lab, as the
@@ -330,28 +303,6 @@ func since(start time.Time, at <-chan time.Time) string {
 	return t.Sub(start).Round(10 * time.Millisecond).String()
 }
 
-// freshNamespace deletes what an earlier run left of namespace name,
-// creates it, and deletes it when the test ends.
-func freshNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, name string) {
-	t.Helper()
-	for {
-		_, err := c.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			break
-		}
-		_ = c.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-		select {
-		case <-ctx.Done():
-			t.Fatalf("namespace %s of an earlier run is still there: %v", name, err)
-		case <-time.After(time.Second):
-		}
-	}
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
-}
-
 // setServicePort changes the one port of an app's Service (as if it had
 // been moved by hand) and returns when the API server took it.
 func setServicePort(ctx context.Context, t *testing.T, c kubernetes.Interface, app string, port int32) {
@@ -592,8 +543,10 @@ func TestEdgeInFrontOfLab(t *testing.T) {
 		if !ok {
 			t.Fatal("the watch of the Service ended before its selector changed color")
 		}
+		firstV2, _ := l.firstLast("v2")
+		_, lastV1 := l.firstLast("v1")
 		t.Logf("Service switched at %s, +%s of the promote (watch event); through the edge: first v2 answer %s after the switch, last v1 answer %s after it (all traffic on v2 from then)", at.UTC().Format("15:04:05.000"),
-			at.Sub(start).Round(time.Millisecond), l.first["v2"].Sub(at).Round(time.Millisecond), l.last["v1"].Sub(at).Round(time.Millisecond))
+			at.Sub(start).Round(time.Millisecond), firstV2.Sub(at).Round(time.Millisecond), lastV1.Sub(at).Round(time.Millisecond))
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}

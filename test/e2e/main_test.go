@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/test/lab"
@@ -106,5 +109,35 @@ func stopNode(t *testing.T, name string, mode lab.StopMode) {
 			return
 		}
 		t.Logf("%s Ready again %s after it was started", name, time.Since(start).Round(100*time.Millisecond))
+	})
+}
+
+// freshNamespace waits for an earlier run's namespace name to be gone
+// (deleting it if it is still there), then makes it again; it is deleted
+// when the test ends. Tests that keep fixed names (their places on the
+// promote pool stay the same from run to run) start from it.
+func freshNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, name string) {
+	t.Helper()
+	for {
+		_, err := c.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if err == nil {
+			err = c.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("namespace %s of an earlier run is still there (last error: %v)", name, err)
+		case <-time.After(time.Second):
+		}
+	}
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := c.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("deleting namespace %s: %v", name, err)
+		}
 	})
 }

@@ -30,34 +30,8 @@ const (
 	promoteNS  = "e2e-promote"
 )
 
-const promoteSpec = `name: hello
-namespace: e2e-promote
-replicas: 2
-ports:
-  - name: http
-    containerPort: 8080
-    protocol: http
-    expose: true
-health:
-  readiness: {http: /, port: http, period: 1s}
-resources:
-  requests: {cpu: 10m, memory: 16Mi}
-  limits: {memory: 64Mi}
-shutdown:
-  drain: 5s
-  gracePeriod: 10s
-strategy:
-  type: blueGreen
-  blueGreen: {scaleDownDelay: 10s}
-probes:
-  - name: health
-    port: http
-    path: /healthz
-    expectStatus: 200
-    successes: 3
-    interval: 1s
-    timeout: 20s
-`
+// promoteSpec is the hello app's spec for TestPromoteBlueGreenUnderLoad.
+var promoteSpec = helloSpecFor(promoteApp, promoteNS, 2, 3, blueGreenStrategy)
 
 // load sends GETs to url from two clients until stopped: one keeps its
 // connections alive, one opens a new connection per request. It counts the
@@ -68,11 +42,11 @@ type load struct {
 	byClient map[string]map[string]int // client -> version -> answers
 	failures map[string][]string       // client -> failure texts
 	total    int
-	stop     chan struct{}
-	wg       sync.WaitGroup
-
-	// first and last say when each version answered first and last.
-	first, last map[string]time.Time
+	// hits is every answer and failure in the order they came, for
+	// times relative to a switch (switchReport).
+	hits []hit
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 func startLoad(url string) *load {
@@ -86,8 +60,7 @@ func startLoad(url string) *load {
 // test's go through HAProxy with TLS); report counts the failures of the
 // clients named keep-alive and new-connection.
 func startLoadWith(url string, clients map[string]*http.Client) *load {
-	l := &load{answers: map[string]int{}, byClient: map[string]map[string]int{}, failures: map[string][]string{},
-		first: map[string]time.Time{}, last: map[string]time.Time{}, stop: make(chan struct{})}
+	l := &load{answers: map[string]int{}, byClient: map[string]map[string]int{}, failures: map[string][]string{}, stop: make(chan struct{})}
 	for name, hc := range clients {
 		l.wg.Add(1)
 		go func() {
@@ -99,17 +72,16 @@ func startLoadWith(url string, clients map[string]*http.Client) *load {
 				case <-time.After(20 * time.Millisecond):
 				}
 				answer, err := get(hc, url)
+				now := time.Now()
 				l.mu.Lock()
 				l.total++
 				if err != nil {
-					l.failures[name] = append(l.failures[name], time.Now().UTC().Format("15:04:05.000")+" "+err.Error())
+					l.failures[name] = append(l.failures[name], now.UTC().Format("15:04:05.000")+" "+err.Error())
+					l.hits = append(l.hits, hit{at: now, client: name})
 				} else {
 					v := strings.Fields(answer)[0]
+					l.hits = append(l.hits, hit{at: now, client: name, version: v})
 					l.answers[v]++
-					if l.first[v].IsZero() {
-						l.first[v] = time.Now()
-					}
-					l.last[v] = time.Now()
 					if l.byClient[name] == nil {
 						l.byClient[name] = map[string]int{}
 					}
@@ -120,6 +92,31 @@ func startLoadWith(url string, clients map[string]*http.Client) *load {
 		}()
 	}
 	return l
+}
+
+// hit is one request of the load: when its answer (or failure) came, from
+// which client, and the version that answered ("" for a failure).
+type hit struct {
+	at      time.Time
+	client  string
+	version string
+}
+
+// firstLast says when version v answered first and last (zero times if it
+// never did).
+func (l *load) firstLast(v string) (first, last time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.hits {
+		if h.version != v {
+			continue
+		}
+		if first.IsZero() {
+			first = h.at
+		}
+		last = h.at
+	}
+	return first, last
 }
 
 func get(hc *http.Client, url string) (string, error) {
@@ -148,14 +145,16 @@ func (l *load) finish(t *testing.T) (total int, answers map[string]int, failures
 	return l.total, l.answers, l.failures
 }
 
-// promote runs tsys-ci promote in dir and returns its exit code and output.
+// promote runs tsys-ci promote of promoteApp in dir and returns its exit
+// code and output.
 func promote(t *testing.T, dir string, args ...string) (int, string) {
 	t.Helper()
 	return promoteNamed(t, dir, promoteApp, args...)
 }
 
-// promoteNamed is promote for the app named app.
-func promoteNamed(t *testing.T, dir, app string, args ...string) (int, string) {
+// promoteCmd is tsys-ci promote of app with the spec tsys-ci.yaml in dir,
+// on the lab, unsigned images allowed, JSON result.
+func promoteCmd(t *testing.T, dir, app string, args ...string) *exec.Cmd {
 	t.Helper()
 	bin, err := tsysCI()
 	if err != nil {
@@ -164,7 +163,13 @@ func promoteNamed(t *testing.T, dir, app string, args ...string) (int, string) {
 	cmd := exec.Command(bin, append(append([]string{"promote", "--spec", "tsys-ci.yaml", "--allow-unsigned", "-o", "json"}, args...), app)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+theLab.Kubeconfig())
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// promoteNamed runs promoteCmd and returns its exit code and output.
+func promoteNamed(t *testing.T, dir, app string, args ...string) (int, string) {
+	t.Helper()
+	out, err := promoteCmd(t, dir, app, args...).CombinedOutput()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return exit.ExitCode(), string(out)
@@ -231,23 +236,20 @@ func TestPromoteBlueGreenUnderLoad(t *testing.T) {
 	t.Logf("v1 answers at %s (from the host, through MetalLB)", url)
 
 	// v2 under load.
+	tl := watchRollout(t, promoteNS)
 	l := startLoad(url)
 	start = time.Now()
 	code, out = promote(t, dir, "--image", v2)
 	took := time.Since(start)
-	settle := time.Now()
 	// Past the switch: the new color must answer alone.
-	for time.Since(settle) < 3*time.Second {
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	settle(ctx, 3*time.Second)
 	total, answers, failures := l.finish(t)
+	evs := tl.stop()
 	if code != 0 {
 		t.Fatalf("promote v2: exit %d\n%s", code, out)
 	}
 	report(t, "v1 -> v2", took, total, answers, failures)
+	switchReport(t, "v1 -> v2", l, serviceSwitch(t, evs), "v2", true)
 	if answers["v2"] == 0 {
 		t.Errorf("no answer from v2 during or after its promote: %v", answers)
 	}

@@ -43,35 +43,8 @@ const (
 
 var serveFull = serveRelease + "-serve"
 
-// The app's spec, as promoteSpec but its own name and namespace.
-const serveAppSpec = `name: serve-hello
-namespace: serve-e2e-app
-replicas: 2
-ports:
-  - name: http
-    containerPort: 8080
-    protocol: http
-    expose: true
-health:
-  readiness: {http: /, port: http, period: 1s}
-resources:
-  requests: {cpu: 10m, memory: 16Mi}
-  limits: {memory: 64Mi}
-shutdown:
-  drain: 5s
-  gracePeriod: 10s
-strategy:
-  type: blueGreen
-  blueGreen: {scaleDownDelay: 10s}
-probes:
-  - name: health
-    port: http
-    path: /healthz
-    expectStatus: 200
-    successes: 3
-    interval: 1s
-    timeout: 20s
-`
+// serveAppSpec is the hello app's spec, its own name and namespace.
+var serveAppSpec = helloSpecFor("serve-hello", "serve-e2e-app", 2, 3, blueGreenStrategy)
 
 // serveImage builds tsys-ci statically (CGO_ENABLED=0) into a scratch
 // image with tsys-ci build, as helloImage does for the app, and pushes it
@@ -100,28 +73,6 @@ func serveImage(t *testing.T) string {
 		t.Fatalf("push result %s: %v %s", pipeline.DefaultPushResult, err, b)
 	}
 	return pushed.Image
-}
-
-// serveFreshNamespace waits for an earlier run's namespace to be gone, then
-// makes it again; it is deleted when the test ends.
-func serveFreshNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, name string) {
-	t.Helper()
-	for {
-		_, err := c.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			break
-		}
-		_ = c.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-		select {
-		case <-ctx.Done():
-			t.Fatalf("namespace %s of an earlier run is still there: %v", name, err)
-		case <-time.After(time.Second):
-		}
-	}
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
 }
 
 // installServe renders templates/serve with the Helm SDK and the lab's
@@ -408,8 +359,8 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	sv1, sv2, sv3 := helloImage(t, "sv1"), helloImage(t, "sv2"), helloImage(t, "sv3")
 	t.Logf("images built and pushed in %s: serve %s", time.Since(start).Round(100*time.Millisecond), image)
 
-	serveFreshNamespace(ctx, t, c, serveNS)
-	serveFreshNamespace(ctx, t, c, serveAppNS)
+	freshNamespace(ctx, t, c, serveNS)
+	freshNamespace(ctx, t, c, serveAppNS)
 	secretBytes := make([]byte, 16)
 	if _, err := rand.Read(secretBytes); err != nil {
 		t.Fatal(err)
