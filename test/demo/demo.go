@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/test/addons"
 	"github.com/tsys-group/tsys-ci/test/lab"
 	"github.com/tsys-group/tsys-ci/test/labaddons"
 )
@@ -54,7 +55,10 @@ type Result struct {
 	// BoardAfter after it (nil when the drill did not run).
 	BoardBefore, BoardAfter []byte
 	DrillRan                bool
-	Numbers                 []Number
+	// MountRepairs are the GlusterFS mounts found missing or stale (and
+	// made again) after the drill.
+	MountRepairs []addons.MountRepair
+	Numbers      []Number
 }
 
 // Demo holds what the steps share.
