@@ -39,6 +39,14 @@ type Options struct {
 	DrillWait time.Duration
 	// SkipDrill leaves step 5 out.
 	SkipDrill bool
+	// BeforeDrill, if set, runs in step 5 just before the nodes are frozen,
+	// with the board's page address (the browser test draws on it there).
+	// The board is read again after it: what it drew is compared byte for
+	// byte after the failover like the rest.
+	BeforeDrill func(ctx context.Context, boardURL string) error
+	// AfterDrill, if set, runs once the board is served again after the
+	// failover and has been compared.
+	AfterDrill func(ctx context.Context, boardURL string) error
 }
 
 // Number is one line of the summary table.

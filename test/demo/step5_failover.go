@@ -40,6 +40,17 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 		return nil
 	}
 	d.stepAt = time.Now() // the step's times count from here, not from the wait
+	if d.o.BeforeDrill != nil {
+		if err := d.o.BeforeDrill(ctx, d.res.BoardURL); err != nil {
+			return fmt.Errorf("before the drill: %w", err)
+		}
+		b, err := readBoard(ctx, d.wbAddr, d.board, d.res.Acked)
+		if err != nil {
+			return err
+		}
+		d.say("the board after the browser drew on it: %d bytes (was %d)", len(b), len(d.res.BoardBefore))
+		d.res.BoardBefore = b
+	}
 	www, err := d.whiteboardNode(ctx)
 	if err != nil {
 		return err
@@ -78,6 +89,11 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 	}
 	d.say("the board is byte for byte what was acknowledged before (%d bytes, %d strokes)", len(after), len(d.res.Acked))
 	d.number(5, "board after failover", "identical, byte for byte")
+	if d.o.AfterDrill != nil {
+		if err := d.o.AfterDrill(ctx, d.res.BoardURL); err != nil {
+			return fmt.Errorf("after the drill: %w", err)
+		}
+	}
 	return nil
 }
 
