@@ -20,7 +20,8 @@ import (
 // freezeProxy forwards TCP connections to the current target. freeze makes
 // every connection made so far go silent without closing (what a client
 // sees of a server whose node froze: nothing, not even a reset), and routes
-// new ones to another target ("" refuses them, as during a failover).
+// new ones to another target ("": they are accepted and never answered, as
+// during a failover while the address still leads to the frozen node).
 type freezeProxy struct {
 	ln     net.Listener
 	mu     sync.Mutex
@@ -58,8 +59,7 @@ func (p *freezeProxy) serve() {
 		p.conns = append(p.conns, c)
 		p.mu.Unlock()
 		if target == "" {
-			c.Close()
-			continue
+			continue // accepted and never answered, like packets to a frozen node
 		}
 		b, err := net.Dial("tcp", target)
 		if err != nil {
@@ -162,6 +162,13 @@ func TestBrowsersSurviveAFrozenServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, ts2 := startWhiteboard(t, dir)
+	// Both pages notice (heartbeat) and retry into the silent proxy before
+	// the new server is reachable: those attempts hang and must be dropped.
+	for name, s := range map[string]context.Context{"A": b.a, "B": b.b} {
+		if err := waitPage(s, `document.body.dataset.state === "offline" && sock.readyState === WebSocket.CONNECTING`, time.Minute); err != nil {
+			t.Fatalf("session %s never noticed its server froze: %v (%s)", name, err, pageStrokes(s))
+		}
+	}
 	p.route(ts2.Listener.Addr().String())
 	if err := b.checkAfter(ctx, base+"/b/local"); err != nil {
 		t.Fatal(err)
