@@ -50,4 +50,8 @@ stage go-test go test -timeout 20m ./...
 # The lab's end-to-end tests (test/e2e, docs/lab.md): they bring the lab up
 # (about 1 min with cached images, ~8 min cold) and leave it up for the next run.
 stage e2e go test -tags e2e -timeout 30m ./test/e2e/
+# The demo (test/demo, README): make demo's steps with two headless Chromium
+# sessions on the whiteboard; its drill freezes lab nodes, so it runs alone,
+# after the e2e stage (about 4-5 min on a lab that is up).
+stage demo go test -tags e2e -timeout 30m ./test/demo/
 summary
