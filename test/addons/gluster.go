@@ -145,17 +145,129 @@ func (g Gluster) HealCmd() []string { return gluster("volume", "heal", g.Volume)
 // HealInfoCmd lists, per brick, its state and the entries still to heal.
 func (g Gluster) HealInfoCmd() []string { return gluster("volume", "heal", g.Volume, "info") }
 
-// mountScript mounts the volume unless a working mount is there; a mount left
-// stale by a dead server set ("Transport endpoint is not connected") is
-// lazily unmounted and made again. Arguments: $1 primary server, $2 backup
-// servers (colon-separated), $3 volume, $4 mount path.
+// mountScript mounts the volume unless a working mount is there. A mount
+// that /proc/mounts lists but whose stat fails is stale: its FUSE client is
+// gone or cut off, and every access answers ENOTCONN ("Transport endpoint is
+// not connected"). It is lazily unmounted (umount -l: the kernel detaches it
+// even while pods hold files in it) and made again, then checked with stat.
+// A stale mount point fails `mountpoint` and `mkdir -p` too, so the check
+// reads /proc/mounts instead. stat is bounded by timeout: a client waiting on
+// a frozen server hangs rather than fails. Arguments: $1 primary server, $2
+// backup servers (colon-separated), $3 volume, $4 mount path.
 const mountScript = `set -e
-mkdir -p "$4"
-if mountpoint -q "$4"; then
-	if stat -f "$4" >/dev/null 2>&1; then exit 0; fi
+n=0
+while grep -qsF " $4 fuse.glusterfs " /proc/mounts; do
+	if timeout 30 stat "$4" >/dev/null 2>&1 && timeout 30 stat -f "$4" >/dev/null 2>&1; then exit 0; fi
+	echo "stale GlusterFS mount at $4: $(timeout 5 stat "$4" 2>&1 | tail -n 1); unmounting it (lazy)" >&2
 	umount -l "$4"
-fi
-mount -t glusterfs -o backup-volfile-servers="$2" "$1:/$3" "$4"`
+	n=$((n+1))
+	if [ "$n" -ge 5 ]; then echo "$4 is still mounted after $n lazy unmounts" >&2; exit 1; fi
+done
+mkdir -p "$4"
+mount -t glusterfs -o backup-volfile-servers="$2" "$1:/$3" "$4"
+if ! err=$(timeout 30 stat "$4" 2>&1 >/dev/null); then echo "mounted $1:/$3 at $4 but stat fails: $err" >&2; exit 1; fi`
+
+// checkMountScript prints one line about the mount at $1: "ok", "missing"
+// (not a GlusterFS mount) or "stale: " and the error stat gave.
+const checkMountScript = `if ! grep -qsF " $1 fuse.glusterfs " /proc/mounts; then echo missing; exit 0; fi
+if err=$(timeout 30 stat "$1" 2>&1 >/dev/null) && err=$(timeout 30 stat -f "$1" 2>&1 >/dev/null); then echo ok; exit 0; fi
+[ -n "$err" ] || err="stat did not answer within 30 s"
+echo "stale: $err"`
+
+// CheckMountCmd prints the state of the volume's mount on a client (see
+// ParseMountCheck).
+func (g Gluster) CheckMountCmd() []string {
+	return []string{"sh", "-c", checkMountScript, "sh", g.MountPath}
+}
+
+// MountState is what a client's mount of the volume looks like.
+type MountState string
+
+// The states CheckMountCmd reports.
+const (
+	MountOK      MountState = "ok"
+	MountMissing MountState = "missing"
+	// MountStale: listed as mounted, but stat fails (ENOTCONN when the FUSE
+	// client died or lost every server) or hangs.
+	MountStale MountState = "stale"
+)
+
+// ParseMountCheck reads CheckMountCmd's output: the state and, when stale,
+// the error stat gave.
+func ParseMountCheck(out string) (MountState, string, error) {
+	line := strings.TrimSpace(out)
+	switch {
+	case line == string(MountOK):
+		return MountOK, "", nil
+	case line == string(MountMissing):
+		return MountMissing, "", nil
+	case strings.HasPrefix(line, string(MountStale)+":"):
+		detail := strings.TrimSpace(strings.TrimPrefix(line, string(MountStale)+":"))
+		return MountStale, strings.Join(strings.Fields(detail), " "), nil
+	}
+	return "", "", fmt.Errorf("unexpected mount check output %q (want ok, missing or stale: ERROR)", firstLine(out))
+}
+
+// MountRepair records a client whose mount was not working and was made again.
+type MountRepair struct {
+	Node  string
+	State MountState // MountMissing or MountStale, before the repair
+	// Detail is stat's error for a stale mount.
+	Detail string
+}
+
+func (r MountRepair) String() string {
+	if r.State == MountStale {
+		return fmt.Sprintf("%s: stale (%s), unmounted lazily and mounted again", r.Node, r.Detail)
+	}
+	return fmt.Sprintf("%s: %s, mounted", r.Node, r.State)
+}
+
+// RepairMounts checks the volume's mount on every client and makes it again
+// where it is missing or stale, then checks it once more. It returns what it
+// repaired. A pod started before the repair still holds the stale mount
+// under its volume (its bind mount points into the old one); a pod started
+// after sees the new one.
+func RepairMounts(ctx context.Context, c Cluster, g Gluster, progress io.Writer) ([]MountRepair, error) {
+	var repairs []MountRepair
+	for i, n := range g.Clients {
+		st, detail, err := checkMount(ctx, c, g, n.Name)
+		if err != nil {
+			return repairs, err
+		}
+		if st == MountOK {
+			continue
+		}
+		r := MountRepair{Node: n.Name, State: st, Detail: detail}
+		if out, err := c.Exec(ctx, n.Name, g.MountCmd(i)...); err != nil {
+			return repairs, fmt.Errorf("mounting GlusterFS volume %s at %s on %s (was %s %s; needs glusterfs-client and /dev/fuse in the node): %w (%s)",
+				g.Volume, g.MountPath, n.Name, st, detail, err, strings.TrimSpace(string(out)))
+		}
+		st, detail, err = checkMount(ctx, c, g, n.Name)
+		if err != nil {
+			return repairs, err
+		}
+		if st != MountOK {
+			return repairs, fmt.Errorf("GlusterFS mount at %s on %s is %s %s right after mounting it again; see /var/log/glusterfs/ on %s",
+				g.MountPath, n.Name, st, detail, n.Name)
+		}
+		fmt.Fprintf(progress, "GlusterFS mount on %s\n", r)
+		repairs = append(repairs, r)
+	}
+	return repairs, nil
+}
+
+func checkMount(ctx context.Context, c Cluster, g Gluster, node string) (MountState, string, error) {
+	out, err := c.Exec(ctx, node, g.CheckMountCmd()...)
+	if err != nil {
+		return "", "", fmt.Errorf("checking the GlusterFS mount at %s on %s: %w (%s)", g.MountPath, node, err, firstLine(string(out)))
+	}
+	st, detail, err := ParseMountCheck(string(out))
+	if err != nil {
+		return "", "", fmt.Errorf("checking the GlusterFS mount at %s on %s: %w", g.MountPath, node, err)
+	}
+	return st, detail, nil
+}
 
 // MountCmd mounts the volume on the i-th client. The primary volfile server
 // rotates over db1-3 so no single server is every client's first choice, and
@@ -366,17 +478,17 @@ func SetupGluster(ctx context.Context, c Cluster, g Gluster, progress io.Writer)
 	return MountAll(ctx, c, g, progress)
 }
 
-// MountAll mounts the volume on every client that lacks a working mount and
-// leaves the boot hook (BootScriptPath) that mounts it again at each boot.
+// MountAll leaves the boot hook (BootScriptPath) that mounts the volume at
+// each boot on every client, and mounts it now wherever it is missing or
+// stale (RepairMounts).
 func MountAll(ctx context.Context, c Cluster, g Gluster, progress io.Writer) error {
 	for i, n := range g.Clients {
 		if out, err := c.Exec(ctx, n.Name, g.BootScriptCmd(i)...); err != nil {
 			return fmt.Errorf("writing %s on %s: %w (%s)", BootScriptPath, n.Name, err, firstLine(string(out)))
 		}
-		if out, err := c.Exec(ctx, n.Name, g.MountCmd(i)...); err != nil {
-			return fmt.Errorf("mounting GlusterFS volume %s at %s on %s (needs glusterfs-client and /dev/fuse in the node): %w (%s)",
-				g.Volume, g.MountPath, n.Name, err, firstLine(string(out)))
-		}
+	}
+	if _, err := RepairMounts(ctx, c, g, progress); err != nil {
+		return err
 	}
 	fmt.Fprintf(progress, "GlusterFS volume %s mounted at %s on %d nodes\n", g.Volume, g.MountPath, len(g.Clients))
 	return nil
@@ -386,11 +498,12 @@ func MountAll(ctx context.Context, c Cluster, g Gluster, progress io.Writer) err
 // returned (stopped, paused or cut off before): it starts glusterd where it
 // is missing, restarts missing brick processes, triggers the self-heal at
 // once instead of waiting for the daemon's next crawl, waits until nothing is
-// left to heal, and remounts wherever a mount went stale.
-func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, progress io.Writer) error {
+// left to heal, then checks the mount on every client and makes it again
+// where it went stale (RepairMounts), returning those repairs.
+func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, progress io.Writer) ([]MountRepair, error) {
 	for _, s := range g.Servers {
 		if _, err := c.Exec(ctx, s.Name, StartGlusterdCmd()...); err != nil {
-			return fmt.Errorf("starting glusterd on %s: %w", s.Name, err)
+			return nil, fmt.Errorf("starting glusterd on %s: %w", s.Name, err)
 		}
 	}
 	// Any server can run the volume commands; use the first that answers.
@@ -404,10 +517,10 @@ func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, prog
 		}
 		return false, nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	if out, err := c.Exec(ctx, admin, g.StartCmd(true)...); err != nil {
-		return fmt.Errorf("restarting GlusterFS bricks of %s: %w (%s)", g.Volume, err, firstLine(string(out)))
+		return nil, fmt.Errorf("restarting GlusterFS bricks of %s: %w (%s)", g.Volume, err, firstLine(string(out)))
 	}
 	start := time.Now()
 	if err := waitFor(ctx, timeout, "all bricks of "+g.Volume+" connected", func() (bool, error) {
@@ -418,7 +531,7 @@ func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, prog
 		h, err := ParseHealInfo(string(out))
 		return err == nil && h.Connected == len(g.Servers), nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	// The returned server's self-heal daemon starts a moment after its brick:
 	// until then the heal launch fails ("Glusterd Syncop Mgmt brick op 'Heal'
@@ -429,13 +542,13 @@ func Heal(ctx context.Context, c Cluster, g Gluster, timeout time.Duration, prog
 		healOut = out
 		return err == nil, nil
 	}); err != nil {
-		return fmt.Errorf("%w; last answer: %s", err, strings.TrimSpace(string(healOut)))
+		return nil, fmt.Errorf("%w; last answer: %s", err, strings.TrimSpace(string(healOut)))
 	}
 	if err := waitHealed(ctx, c, g, admin, timeout); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(progress, "GlusterFS volume %s healed in %s\n", g.Volume, time.Since(start).Round(100*time.Millisecond))
-	return MountAll(ctx, c, g, progress)
+	return RepairMounts(ctx, c, g, progress)
 }
 
 func waitHealed(ctx context.Context, c Cluster, g Gluster, admin string, timeout time.Duration) error {

@@ -186,7 +186,11 @@ State: Peer in Cluster (Disconnected)
 
 func FuzzGlusterOutputs(f *testing.F) {
 	f.Add("State: Peer in Cluster (Connected)\nStatus: Started\n")
+	f.Add("stale: " + staleStat + "\n")
 	f.Fuzz(func(t *testing.T, s string) {
+		if st, _, err := ParseMountCheck(s); err == nil && st != MountOK && st != MountMissing && st != MountStale {
+			t.Errorf("ParseMountCheck(%q) = %q without an error", s, st)
+		}
 		if n := ConnectedPeers(s); n < 0 || n > strings.Count(s, "Connected") {
 			t.Errorf("ConnectedPeers(%q) = %d", s, n)
 		}
@@ -205,6 +209,10 @@ type scriptedCluster struct {
 	ran       []string
 	failMount string
 	certsDir  string
+	// mounts is each node's mount check answer ("missing" when unset);
+	// a mount makes it "ok", or stillStale's answer on that node.
+	mounts     map[string]string
+	stillStale string
 }
 
 func (s *scriptedCluster) Nodes() []Node              { return labNodes() }
@@ -249,6 +257,19 @@ func (s *scriptedCluster) Exec(_ context.Context, node string, args ...string) (
 		return []byte(healInfoHealthy), nil
 	case strings.HasPrefix(line, "sh 172.") && node == s.failMount:
 		return []byte("mount: unknown filesystem type 'glusterfs'"), fmt.Errorf("exit status 32")
+	case strings.HasPrefix(line, "sh 172."):
+		if s.mounts == nil {
+			s.mounts = map[string]string{}
+		}
+		s.mounts[node] = "ok"
+		if node == s.stillStale {
+			s.mounts[node] = "stale: stat did not answer within 30 s"
+		}
+	case line == "sh /var/lib/tsys-lab/replicated":
+		if m, ok := s.mounts[node]; ok {
+			return []byte(m + "\n"), nil
+		}
+		return []byte("missing\n"), nil
 	}
 	return nil, nil
 }
@@ -282,7 +303,11 @@ func TestSetupGlusterIdempotent(t *testing.T) {
 	if c.count("volume create") != 0 || c.count("volume start") != 0 {
 		t.Errorf("second setup re-created or re-started the volume:\n%s", strings.Join(c.ran, "\n"))
 	}
+	if n := c.count(": sh 172.30.0.1"); n != 0 {
+		t.Errorf("the second setup mounted again %d times although every mount works:\n%s", n, strings.Join(c.ran, "\n"))
+	}
 	c.failMount = "www2"
+	delete(c.mounts, "www2") // lost its mount
 	err := SetupGluster(t.Context(), c, g, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "www2") || !strings.Contains(err.Error(), "unknown filesystem type") {
 		t.Errorf("a failed mount on www2 gave %v; want the node and mount's message", err)
@@ -292,7 +317,7 @@ func TestSetupGlusterIdempotent(t *testing.T) {
 func TestHealRestartsBricksAndTriggersHeal(t *testing.T) {
 	c := &scriptedCluster{volume: "Started"}
 	g := labGluster(t)
-	if err := Heal(t.Context(), c, g, 5*time.Second, io.Discard); err != nil {
+	if _, err := Heal(t.Context(), c, g, 5*time.Second, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var order []string
@@ -306,6 +331,82 @@ func TestHealRestartsBricksAndTriggersHeal(t *testing.T) {
 	}
 	if len(order) < 3 || order[0] != "volume start replicated force" || !slices.Contains(order, "volume heal replicated") {
 		t.Errorf("heal ran %q; want bricks restarted, then heal triggered and awaited", order)
+	}
+}
+
+const staleStat = "stat: cannot statx '/var/lib/tsys-lab/replicated': Transport endpoint is not connected"
+
+// After a drill, Heal checks the mount on every node and makes the stale
+// one again (and only it), then checks it again.
+func TestHealRepairsStaleMounts(t *testing.T) {
+	c := &scriptedCluster{volume: "Started", mounts: map[string]string{}}
+	g := labGluster(t)
+	for _, n := range g.Clients {
+		c.mounts[n.Name] = "ok"
+	}
+	c.mounts["www2"] = "stale: " + staleStat
+	var progress strings.Builder
+	repairs, err := Heal(t.Context(), c, g, 5*time.Second, &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []MountRepair{{Node: "www2", State: MountStale, Detail: staleStat}}
+	if !slices.Equal(repairs, want) {
+		t.Fatalf("repairs %+v, want %+v", repairs, want)
+	}
+	if n := c.count(": sh 172.30.0.1"); n != 1 {
+		t.Errorf("%d mounts, want one (www2):\n%s", n, strings.Join(c.ran, "\n"))
+	}
+	if !strings.Contains(progress.String(), "www2: stale (") || !strings.Contains(progress.String(), "Transport endpoint is not connected") {
+		t.Errorf("progress does not name the repair: %q", progress.String())
+	}
+	if n := c.count(": sh /var/lib/tsys-lab/replicated"); n != len(g.Clients)+1 {
+		t.Errorf("%d mount checks, want one per node and one after the repair", n)
+	}
+
+	// A mount that is still stale after mounting again is an error naming the node.
+	c = &scriptedCluster{volume: "Started", mounts: map[string]string{"db3": "stale: " + staleStat}, stillStale: "db3"}
+	for _, n := range g.Clients[3:] {
+		c.mounts[n.Name] = "ok"
+	}
+	_, err = RepairMounts(t.Context(), c, g, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "on db3 is stale") {
+		t.Fatalf("a mount still stale after the repair gave %v", err)
+	}
+}
+
+func TestParseMountCheck(t *testing.T) {
+	for _, tc := range []struct {
+		out    string
+		state  MountState
+		detail string
+	}{
+		{"ok\n", MountOK, ""},
+		{"missing\n", MountMissing, ""},
+		{"stale: " + staleStat + "\n", MountStale, staleStat},
+		{"stale: stat did not answer within 30 s", MountStale, "stat did not answer within 30 s"},
+		{"stale: line one\nline two\n", MountStale, "line one line two"},
+	} {
+		st, detail, err := ParseMountCheck(tc.out)
+		if err != nil || st != tc.state || detail != tc.detail {
+			t.Errorf("ParseMountCheck(%q) = %q, %q, %v; want %q, %q", tc.out, st, detail, err, tc.state, tc.detail)
+		}
+	}
+	for _, bad := range []string{"", "okay", "sh: 1: grep: not found", "Stale: x"} {
+		if st, _, err := ParseMountCheck(bad); err == nil {
+			t.Errorf("ParseMountCheck(%q) = %q, want an error", bad, st)
+		}
+	}
+}
+
+// The mount scripts are valid sh.
+func TestMountScriptsParse(t *testing.T) {
+	for name, script := range map[string]string{"mount": mountScript, "check": checkMountScript} {
+		sh := exec.Command("sh", "-n")
+		sh.Stdin = strings.NewReader(script)
+		if out, err := sh.CombinedOutput(); err != nil {
+			t.Errorf("%s script: sh -n: %v\n%s", name, err, out)
+		}
 	}
 }
 

@@ -163,7 +163,7 @@ func TestGlusterDrill(t *testing.T) {
 	}
 	t.Logf("boot hook on db2 (glusterd + mount) took %s", time.Since(start).Round(100*time.Millisecond))
 	start = time.Now()
-	if err := Heal(ctx, c, g, 3*time.Minute, &progress); err != nil {
+	if _, err := Heal(ctx, c, g, 3*time.Minute, &progress); err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 	t.Logf("Heal after db2 returned took %s", time.Since(start).Round(100*time.Millisecond))

@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/test/addons"
 	"github.com/tsys-group/tsys-ci/test/lab"
 	"github.com/tsys-group/tsys-ci/test/labaddons"
 )
@@ -38,6 +39,14 @@ type Options struct {
 	DrillWait time.Duration
 	// SkipDrill leaves step 5 out.
 	SkipDrill bool
+	// BeforeDrill, if set, runs in step 5 just before the nodes are frozen,
+	// with the board's page address (the browser test draws on it there).
+	// The board is read again after it: what it drew is compared byte for
+	// byte after the failover like the rest.
+	BeforeDrill func(ctx context.Context, boardURL string) error
+	// AfterDrill, if set, runs once the board is served again after the
+	// failover and has been compared.
+	AfterDrill func(ctx context.Context, boardURL string) error
 }
 
 // Number is one line of the summary table.
@@ -54,7 +63,10 @@ type Result struct {
 	// BoardAfter after it (nil when the drill did not run).
 	BoardBefore, BoardAfter []byte
 	DrillRan                bool
-	Numbers                 []Number
+	// MountRepairs are the GlusterFS mounts found missing or stale (and
+	// made again) after the drill.
+	MountRepairs []addons.MountRepair
+	Numbers      []Number
 }
 
 // Demo holds what the steps share.

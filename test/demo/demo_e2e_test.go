@@ -13,16 +13,22 @@ import (
 )
 
 // TestDemo runs make demo's six steps on the lab (brought up if needed, left
-// up) and checks the board after the node failure: byte for byte what was
-// read before it, and every stroke the API acknowledged in it as returned.
+// up) with two headless Chromium sessions on the whiteboard's page through
+// its MetalLB address (browser_e2e_test.go), and checks the board after the
+// node failure: byte for byte what was read before it, every stroke the API
+// acknowledged and the two the browser drew in it as they were.
 //
-//	go test -tags e2e -v -timeout 40m ./test/demo/
+//	go test -tags e2e -v -timeout 30m ./test/demo/
 //
-// The drill freezes nodes of the one lab of the machine; it waits up to 20
-// minutes for test/e2e to end, and fails (not skips) if it could not run.
+// The drill freezes nodes of the one lab of the machine: run it alone
+// (make test runs it in its own stage after the e2e stage). It waits up to
+// 20 minutes for running test/e2e binaries to end, and fails (not skips) if
+// it could not run. Screenshots: $TSYS_CI_TEST_OUT/demo, else test/out/demo.
 func TestDemo(t *testing.T) {
 	testenv.LookPath(t, "docker")
-	res, err := demo.Run(t.Context(), demo.Options{Out: t.Output(), DrillWait: 20 * time.Minute})
+	b := newBrowsers(t, testenv.LookPath(t, "chromium"))
+	res, err := demo.Run(t.Context(), demo.Options{Out: t.Output(), DrillWait: 20 * time.Minute,
+		BeforeDrill: b.drawBefore, AfterDrill: b.checkAfter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,15 +44,24 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal(res.BoardAfter, &board); err != nil {
 		t.Fatalf("the board after the failover is not JSON: %v: %s", err, res.BoardAfter)
 	}
-	if len(board.Strokes) != len(res.Acked) {
-		t.Fatalf("the board has %d strokes after the failover; %d were acknowledged", len(board.Strokes), len(res.Acked))
+	want := append(append([]demo.Stroke{}, res.Acked...), b.drawn...)
+	if len(board.Strokes) != len(want) {
+		t.Fatalf("the board has %d strokes after the failover; %d were acknowledged through the API and %d drawn in the browser",
+			len(board.Strokes), len(res.Acked), len(b.drawn))
 	}
-	for i, s := range res.Acked {
-		want, _ := json.Marshal(s)
+	for i, s := range want {
+		w, _ := json.Marshal(s)
 		got, _ := json.Marshal(board.Strokes[i])
-		if !bytes.Equal(want, got) {
-			t.Errorf("stroke %d after the failover is %s; acknowledged as %s", i, got, want)
+		if !bytes.Equal(w, got) {
+			t.Errorf("stroke %d after the failover is %s; before it, it was %s", i, got, w)
 		}
 	}
-	t.Logf("board %s: %d strokes, %d bytes, identical after the failover", res.BoardURL, len(res.Acked), len(res.BoardAfter))
+	for _, r := range res.MountRepairs {
+		t.Logf("GlusterFS mount repaired after the drill: %s", r)
+	}
+	t.Logf("board %s: %d strokes (%d by the API, %d in Chromium), %d bytes, identical after the failover; %d GlusterFS mounts repaired",
+		res.BoardURL, len(want), len(res.Acked), len(b.drawn), len(res.BoardAfter), len(res.MountRepairs))
+	for _, n := range res.Numbers {
+		t.Logf("number: step %s: %s: %s", n.Step, n.What, n.Value)
+	}
 }

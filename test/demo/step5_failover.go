@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -40,6 +41,17 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 		return nil
 	}
 	d.stepAt = time.Now() // the step's times count from here, not from the wait
+	if d.o.BeforeDrill != nil {
+		if err := d.o.BeforeDrill(ctx, d.res.BoardURL); err != nil {
+			return fmt.Errorf("before the drill: %w", err)
+		}
+		b, err := readBoard(ctx, d.wbAddr, d.board, d.res.Acked)
+		if err != nil {
+			return err
+		}
+		d.say("the board after the browser drew on it: %d bytes (was %d)", len(b), len(d.res.BoardBefore))
+		d.res.BoardBefore = b
+	}
 	www, err := d.whiteboardNode(ctx)
 	if err != nil {
 		return err
@@ -76,8 +88,13 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 	if !bytes.Equal(d.res.BoardBefore, after) {
 		return fmt.Errorf("the board differs after the failover:\nbefore %s\nafter  %s", d.res.BoardBefore, after)
 	}
-	d.say("the board is byte for byte what was acknowledged before (%d bytes, %d strokes)", len(after), len(d.res.Acked))
+	d.say("the board is byte for byte what it was before the failure (%d bytes, %d strokes)", len(after), strokeCount(after))
 	d.number(5, "board after failover", "identical, byte for byte")
+	if d.o.AfterDrill != nil {
+		if err := d.o.AfterDrill(ctx, d.res.BoardURL); err != nil {
+			return fmt.Errorf("after the drill: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -93,10 +110,16 @@ func (d *Demo) restore(ctx context.Context, nodes []string) error {
 	d.say("%s back and Ready in %s", strings.Join(nodes, " and "), round(time.Since(t)))
 	t = time.Now()
 	var log bytes.Buffer
-	if err := addons.Heal(ctx, labaddons.Cluster{Lab: d.lab}, d.addons.Addons.Gluster, 5*time.Minute, &log); err != nil {
+	repairs, err := addons.Heal(ctx, labaddons.Cluster{Lab: d.lab}, d.addons.Addons.Gluster, 5*time.Minute, &log)
+	if err != nil {
 		return fmt.Errorf("%w\n%s", err, indent(log.String()))
 	}
-	d.say("GlusterFS healed in %s", round(time.Since(t)))
+	d.say("GlusterFS healed in %s; its mount checked (stat) on all %d nodes", round(time.Since(t)), len(d.addons.Addons.Gluster.Clients))
+	d.res.MountRepairs = append(d.res.MountRepairs, repairs...)
+	for _, r := range repairs {
+		d.say("REPAIRED the GlusterFS mount on %s", r)
+	}
+	d.number(5, "stale GlusterFS mounts repaired after the drill", fmt.Sprint(len(repairs)))
 	d.number(5, "nodes back + GlusterFS healed", round(time.Since(t)).String())
 	return nil
 }
@@ -185,12 +208,26 @@ func (d *Demo) waitNoE2E(ctx context.Context) error {
 	}
 }
 
+// e2eRunning names the running lab test binaries (go test names a
+// package's test binary PKG.test): test/e2e's freeze nodes of the same lab.
+// A `go test ./test/e2e/` still compiling, or waiting for a lock under
+// flock, is not running yet and is not counted: matching command lines
+// made the drill wait for commands that were themselves waiting.
 func e2eRunning() string {
-	for _, pat := range []string{"e2e.test", "test/e2e", "addons/e2e"} {
-		out, err := exec.Command("pgrep", "-f", pat).Output()
-		if err == nil && len(bytes.TrimSpace(out)) > 0 {
-			return "pgrep -f " + pat + ": " + strings.Join(strings.Fields(string(out)), ",")
-		}
+	out, err := exec.Command("pgrep", "-x", "e2e.test").Output()
+	if err == nil && len(bytes.TrimSpace(out)) > 0 {
+		return "e2e.test running as pid " + strings.Join(strings.Fields(string(out)), ",")
 	}
 	return ""
+}
+
+// strokeCount is how many strokes a board's JSON holds (-1 if it is not one).
+func strokeCount(board []byte) int {
+	var b struct {
+		Strokes []json.RawMessage `json:"strokes"`
+	}
+	if err := json.Unmarshal(board, &b); err != nil {
+		return -1
+	}
+	return len(b.Strokes)
 }

@@ -31,8 +31,12 @@ type peer struct {
 //   - server → page: {"type":"board","board":...} once on connect,
 //     {"type":"stroke","stroke":...} for every new stroke,
 //     {"type":"ack","ref":"…","stroke":...} after the page's own stroke is on disk,
-//     {"type":"error","ref":"…","error":"…"}.
-//   - page → server: {"type":"stroke","ref":"…","stroke":{...}}.
+//     {"type":"error","ref":"…","error":"…"},
+//     {"type":"pong","ref":"…"} for each ping.
+//   - page → server: {"type":"stroke","ref":"…","stroke":{...}},
+//     {"type":"ping","ref":"…"}: the page's heartbeat. A server that froze
+//     or lost its network sends nothing, not even a TCP reset, so only the
+//     missing pong tells the page to reconnect (to the copy that replaced it).
 type Message struct {
 	Type   string  `json:"type"`
 	Ref    string  `json:"ref,omitempty"`

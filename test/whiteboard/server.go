@@ -201,7 +201,12 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request, st *Store, id st
 			return
 		}
 		var m Message
-		if err := json.Unmarshal(data, &m); err != nil || m.Type != "stroke" || m.Stroke == nil {
+		err = json.Unmarshal(data, &m)
+		if err == nil && m.Type == "ping" {
+			p.queue(mustJSON(Message{Type: "pong", Ref: m.Ref}))
+			continue
+		}
+		if err != nil || m.Type != "stroke" || m.Stroke == nil {
 			p.queue(mustJSON(Message{Type: "error", Ref: m.Ref, Error: `send {"type":"stroke","ref":"…","stroke":{…}}`}))
 			continue
 		}

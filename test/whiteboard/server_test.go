@@ -184,6 +184,26 @@ func TestWebSocketFanOut(t *testing.T) {
 	}
 }
 
+// The page's heartbeat: each ping is answered with a pong carrying its ref.
+func TestWebSocketPingPong(t *testing.T) {
+	_, ts := startServer(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := dial(t, ctx, ts.URL, "beat")
+	readUntil(t, ctx, c, "board")
+	for _, ref := range []string{"p1", "p2"} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","ref":"`+ref+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if m := readUntil(t, ctx, c, "pong"); m.Ref != ref {
+			t.Fatalf("pong %+v, want ref %s", m, ref)
+		}
+	}
+	if _, body := get(t, ts.URL+"/api/boards/beat"); strings.Contains(string(body), "seq") {
+		t.Fatalf("a ping became a stroke: %s", body)
+	}
+}
+
 // TestShutdownClosesSockets: Shutdown tells connected pages the server is
 // going away, refuses API calls, and releases the data dir.
 func TestShutdownClosesSockets(t *testing.T) {
