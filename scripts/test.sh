@@ -65,7 +65,6 @@ stage node-image wait_node_image
 # The lab's end-to-end tests (test/e2e, docs/lab.md): they bring the lab up
 # (about 1 min with cached images, ~8 min cold) and leave it up for the next run.
 stage e2e go test -tags e2e -timeout 45m ./test/e2e/
-stage e2e go test -tags e2e -timeout 30m ./test/e2e/
 # The demo (test/demo, README): make demo's steps with two headless Chromium
 # sessions on the whiteboard; its drill freezes lab nodes, so it runs alone,
 # after the e2e stage (3.5-4 min on a lab that is up; its other tests run in go-test).
