@@ -38,7 +38,7 @@ const DefaultResumeWait = 6 * time.Minute
 // way for an app (nil when none), from the app's rollout state in the
 // cluster.
 func (d *PromoterDeployer) Unfinished(ctx context.Context, namespace, app string) (*Unfinished, error) {
-	st, err := rollout.ReadState(ctx, d.Promoter.Client, namespace, app)
+	st, err := rollout.Status(ctx, d.Promoter.Client, namespace, app)
 	if err != nil || st == nil || !st.InProgress() {
 		return nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,7 +58,7 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 	frozen := []string{www, dbNodeToFreeze}
 	d.say("the whiteboard runs on %s; freezing %s and %s at once", www, www, dbNodeToFreeze)
 	t0 := time.Now()
-	if err := d.parallel(frozen, func(n string) error { return d.lab.StopNode(ctx, n, lab.Freeze) }); err != nil {
+	if err := d.lab.StopNodes(ctx, frozen, lab.Freeze); err != nil {
 		return err
 	}
 	d.res.DrillRan = true
@@ -101,7 +100,7 @@ func (d *Demo) stepFailover(ctx context.Context) error {
 // restore starts the frozen nodes, waits for them Ready and heals GlusterFS.
 func (d *Demo) restore(ctx context.Context, nodes []string) error {
 	t := time.Now()
-	if err := d.parallel(nodes, func(n string) error { return d.lab.StartNode(ctx, n) }); err != nil {
+	if err := d.lab.StartNodes(ctx, nodes); err != nil {
 		return err
 	}
 	if err := d.lab.WaitNodesReady(ctx, 4*time.Minute, nodes...); err != nil {
@@ -121,22 +120,6 @@ func (d *Demo) restore(ctx context.Context, nodes []string) error {
 	}
 	d.number(5, "stale GlusterFS mounts repaired after the drill", fmt.Sprint(len(repairs)))
 	d.number(5, "nodes back + GlusterFS healed", round(time.Since(t)).String())
-	return nil
-}
-
-func (d *Demo) parallel(nodes []string, fn func(string) error) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(nodes))
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = fn(n) }()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,7 +52,7 @@ func TestStorageDrillMounts(t *testing.T) {
 			www := fmt.Sprintf("www%d", r%3+1)
 			writer := fmt.Sprintf("www%d", (r+1)%3+1)
 			nodes := []string{"db2", www}
-			if err := eachNode(nodes, func(n string) error { return theLab.StopNode(ctx, n, mode) }); err != nil {
+			if err := theLab.StopNodes(ctx, nodes, mode); err != nil {
 				t.Fatalf("round %d: stopping %v (%s): %v", r+1, nodes, mode, err)
 			}
 			stopped := time.Now()
@@ -68,7 +67,7 @@ func TestStorageDrillMounts(t *testing.T) {
 			case <-time.After(25*time.Second - time.Since(stopped)):
 			}
 			started := time.Now()
-			if err := eachNode(nodes, func(n string) error { return theLab.StartNode(ctx, n) }); err != nil {
+			if err := theLab.StartNodes(ctx, nodes); err != nil {
 				t.Fatalf("round %d: starting %v: %v", r+1, nodes, err)
 			}
 			if err := theLab.WaitNodesReadySince(ctx, started, 4*time.Minute, nodes...); err != nil {
@@ -114,21 +113,4 @@ func orNone(s []string) string {
 		return "every mount ok"
 	}
 	return strings.Join(s, "; ")
-}
-
-// eachNode runs fn on every node at once.
-func eachNode(nodes []string, fn func(string) error) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(nodes))
-	for i, n := range nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = fn(n) }()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -490,7 +490,7 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	}
 	var phase rollout.Phase
 	serveUntil(ctx, t, "the deploy of "+tag+" under way", func() bool {
-		st, err := rollout.ReadState(ctx, c, serveAppNS, serveApp)
+		st, err := rollout.Status(ctx, c, serveAppNS, serveApp)
 		if err == nil && st != nil && st.Candidate != nil && st.Candidate.Image == image && st.InProgress() {
 			phase = st.Phase
 			return true
@@ -543,7 +543,7 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	led := time.Now()
 	var st *rollout.State
 	serveUntil(ctx, t, "the app stable again", func() bool {
-		st, err = rollout.ReadState(ctx, c, serveAppNS, serveApp)
+		st, err = rollout.Status(ctx, c, serveAppNS, serveApp)
 		return err == nil && st != nil && !st.InProgress()
 	})
 	stable := time.Now()

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -372,4 +373,28 @@ func orNone(st containerState) string {
 		return "absent"
 	}
 	return st.Status
+}
+
+// StopNodes stops several nodes at once, as one outage hitting them
+// together (the demo's and the drills' failures); every node's error is
+// returned.
+func (l *Lab) StopNodes(ctx context.Context, names []string, mode StopMode) error {
+	return eachNode(names, func(n string) error { return l.StopNode(ctx, n, mode) })
+}
+
+// StartNodes starts several stopped nodes at once.
+func (l *Lab) StartNodes(ctx context.Context, names []string) error {
+	return eachNode(names, func(n string) error { return l.StartNode(ctx, n) })
+}
+
+// eachNode runs fn on every node at once and joins their errors.
+func eachNode(names []string, fn func(string) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = fn(n) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

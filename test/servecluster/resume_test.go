@@ -89,7 +89,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 	if rec["result"] != pipeline.ResultRolledBack || rec["trigger"] != "leader" || rec["by"] != "new-leader" || rec["image"] != candidate || rec["app"] != app {
 		t.Errorf("resume record %v, want result rolled_back, trigger leader, by new-leader, image %s", rec, candidate)
 	}
-	st, err := rollout.ReadState(ctx, c, ns, app)
+	st, err := rollout.Status(ctx, c, ns, app)
 	if err != nil {
 		t.Fatal(err)
 	}
