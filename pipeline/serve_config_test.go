@@ -21,7 +21,7 @@ func TestServeConfigLoads(t *testing.T) {
 func TestServeConfigErrorsNameTheField(t *testing.T) {
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "shop.yaml")
-	if err := os.WriteFile(spec, []byte("name: shop\n"), 0o644); err != nil {
+	if err := os.WriteFile(spec, []byte("name: shop\nports: [{name: http, containerPort: 8080}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	good := "policies:\n- {name: p, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"

@@ -166,7 +166,7 @@ type DeployQueue struct {
 	seq     int
 	wg      sync.WaitGroup
 	ctx     context.Context
-	cancel  context.CancelFunc
+	cancel  context.CancelCauseFunc
 	started bool
 }
 
@@ -174,7 +174,7 @@ func (q *DeployQueue) init() {
 	if !q.started {
 		q.started = true
 		q.queues = map[string]chan DeployRequest{}
-		q.ctx, q.cancel = context.WithCancel(context.Background())
+		q.ctx, q.cancel = context.WithCancelCause(context.Background())
 		if q.PerApp <= 0 {
 			q.PerApp = 8
 		}
@@ -314,11 +314,13 @@ func (q *DeployQueue) Drain(ctx context.Context) error {
 	go func() { q.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		q.cancel()
+		q.cancel(nil)
 		return nil
 	case <-ctx.Done():
 	}
-	q.cancel()
+	// Canceled for another replica to resume: promote leaves each one at
+	// its recorded phase, even a canary step, rather than rolling it back.
+	q.cancel(rollout.ErrHandedOver)
 	<-done
 	return fmt.Errorf("deploys still running at the shutdown deadline were canceled: %w", ctx.Err())
 }

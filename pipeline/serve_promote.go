@@ -34,6 +34,11 @@ type PromoterDeployer struct {
 // durations.
 const DefaultResumeWait = 6 * time.Minute
 
+// resumePoll is how often a waiting resume asks for the app's lease
+// again: a replica handing its deploys over releases the lease at any
+// moment, long before it would expire (one read each time).
+const resumePoll = 2 * time.Second
+
 // Unfinished reports the promote or rollback a stopped process left under
 // way for an app (nil when none), from the app's rollout state in the
 // cluster.
@@ -106,6 +111,7 @@ func (d *PromoterDeployer) resume(ctx context.Context, p *rollout.Promoter, spec
 		wait = DefaultResumeWait
 	}
 	giveUp := clock.Now().Add(wait)
+	told := ""
 	for {
 		res, err := p.Resume(ctx, spec)
 		var held *rollout.HeldError
@@ -116,10 +122,14 @@ func (d *PromoterDeployer) resume(ctx context.Context, p *rollout.Promoter, spec
 		if !now.Before(giveUp) {
 			return res, fmt.Errorf("resuming %s/%s: gave up after %s: %w", spec.Namespace, spec.Name, wait, err)
 		}
-		// Try again when the lease would expire (a live holder renews it
-		// and the next try waits again), at least a second from now.
-		next := max(held.Expires.Sub(now), time.Second)
-		fmt.Fprintf(p.Out, "%s holds the lease of %s; trying again in %s\n", held.Holder, spec.Name, next.Round(time.Second))
+		// Ask again soon, or when the lease would expire if that is
+		// sooner: a live holder renews it, a handing-over one releases it.
+		next := max(min(held.Expires.Sub(now), resumePoll), 100*time.Millisecond)
+		if told != held.Holder {
+			told = held.Holder
+			fmt.Fprintf(p.Out, "%s holds the lease of %s until %s unless renewed or released; asking again every %s\n",
+				held.Holder, spec.Name, held.Expires.UTC().Format("15:04:05"), resumePoll)
+		}
 		select {
 		case <-ctx.Done():
 			return res, fmt.Errorf("resuming %s/%s: %w", spec.Namespace, spec.Name, ctx.Err())

@@ -36,7 +36,8 @@ type LeaderElection struct {
 	// selecting the label sends Harbor's deliveries and API calls to the
 	// leader only. Without it a Service over both replicas sends half of
 	// them to the follower, which refuses them (503), and Harbor retries
-	// only 16-75 s later.
+	// only 16-75 s later. At shutdown the pod's deletion deadline bounds
+	// the drain (stopBy), so running deploys are handed over, not killed.
 	LabelPod string
 }
 
@@ -57,8 +58,10 @@ type RunOptions struct {
 // Run serves until ctx ends, then shuts down gracefully: not ready first
 // (so endpoints drop the replica), in-flight requests finished, the lease
 // released to the other replica, queued and running deploys drained, all
-// within ShutdownTimeout. Deploys still running at the deadline are
-// canceled; promote resumes or rolls them back on its next run.
+// within ShutdownTimeout, or by a margin before the kubelet kills the pod
+// if that is sooner (LeaderElection.LabelPod). Deploys still running at
+// the deadline are canceled, their promote leases released, and the next
+// leader resumes them from the rollout state.
 func Run(ctx context.Context, o RunOptions) error {
 	s := o.Server
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
@@ -111,9 +114,18 @@ func Run(ctx context.Context, o RunOptions) error {
 	case <-ctx.Done():
 	}
 	start := time.Now()
-	s.log.Info("shutting down", "timeout", o.ShutdownTimeout.String())
 	s.SetReady(false)
-	deadline, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	var killAt time.Time
+	var known bool
+	if o.Leader != nil && o.Leader.LabelPod != "" {
+		var err error
+		if killAt, known, err = o.Leader.stopBy(context.Background()); err != nil {
+			s.log.Error("the pod's deletion deadline is unknown; draining until the shutdown timeout", "err", err)
+		}
+	}
+	until, why := drainDeadline(start, o.ShutdownTimeout, killAt, known)
+	s.log.Info("shutting down", "timeout", o.ShutdownTimeout.String(), "drainUntil", until.UTC().Format(time.RFC3339Nano), "because", why)
+	deadline, cancel := context.WithDeadline(context.Background(), until)
 	defer cancel()
 	var errs []error
 	if err := hs.Shutdown(deadline); err != nil {

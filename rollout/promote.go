@@ -32,6 +32,13 @@ func (e *ProbeFailedError) Error() string {
 // errAborted is returned by waits when 'tsys-ci abort' asked to stop.
 var errAborted = errors.New("aborted by 'tsys-ci abort'")
 
+// ErrHandedOver is the cause a caller gives when it cancels a promote so
+// that another process resumes it (serve's replica shutting down, its
+// deploys taken over by the next leader): promote then leaves the
+// recorded phase as it is, even mid-canary, where a plain cancellation
+// (Ctrl-C) returns the traffic to the stable version first.
+var ErrHandedOver = errors.New("handed over to another process, which resumes it from the rollout state")
+
 // ProbeTarget says where probes reach one Service port of the app and with
 // which client; ServiceProxy gives the API server's service proxy, so a
 // promote run from a laptop probes the preview Service without a route
@@ -142,7 +149,7 @@ func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx contex
 	}
 	r := &run{p: p, spec: spec, store: store, state: state}
 	err = fn(ctx, r)
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrHandedOver) {
 		return fmt.Errorf("%w (lost the lease: %v)", err, cause)
 	}
 	return err

@@ -124,7 +124,7 @@ func (r *run) drive(ctx context.Context) error {
 		}
 		r.result.Result, r.result.Reason = ResultRolledBack, failed.reason
 		return &ProbeFailedError{App: r.spec.Name, Image: r.result.Image, Reason: failed.reason}
-	case errors.Is(err, context.Canceled) && r.state.Phase == PhaseCanary:
+	case errors.Is(err, context.Canceled) && r.state.Phase == PhaseCanary && !errors.Is(context.Cause(ctx), ErrHandedOver):
 		// Stopped on purpose (Ctrl-C, an aborted Jenkins build) while
 		// traffic is split: do not leave it split until someone re-runs.
 		r.logf("stopped during a canary step; returning all traffic to the stable version")

@@ -58,6 +58,7 @@ func TestSpecErrors(t *testing.T) {
 	}{
 		{"unknown field", base + "replica: 3\n", []string{`unknown field "replica"`}},
 		{"no name", "replicas: 2\n", []string{"name: is required"}},
+		{"no port", "name: worker\n", []string{"ports: at least one port is required"}},
 		{"bad name", "name: Web_1\n", []string{`name: "Web_1" is not a valid name`}},
 		{"zero replicas", base + "replicas: 0\n", []string{"replicas: must be at least 1, got 0"}},
 		{"dup port", "name: web\nports: [{name: http, containerPort: 80}, {name: http, containerPort: 81}]\n", []string{`ports[1].name: "http" is used by another port`}},
@@ -106,7 +107,7 @@ func TestSpecErrors(t *testing.T) {
 }
 
 func TestSingleWriterRecreateAccepted(t *testing.T) {
-	_, err := ParseSpec([]byte("name: db\nreplicas: 1\nstrategy: {type: recreate}\nvolumes: [{name: d, size: 1Gi, mountPath: /d, accessMode: ReadWriteOnce}]\n"))
+	_, err := ParseSpec([]byte("name: db\nreplicas: 1\nports: [{name: pg, containerPort: 5432, protocol: tcp}]\nstrategy: {type: recreate}\nvolumes: [{name: d, size: 1Gi, mountPath: /d, accessMode: ReadWriteOnce}]\n"))
 	if err != nil {
 		t.Fatalf("single-writer app with recreate and one replica was refused: %v", err)
 	}

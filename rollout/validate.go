@@ -76,6 +76,11 @@ func (c *checker) ports(ports []Port) map[string]Port {
 	numbers := map[int32]bool{}
 	frontends := map[int32]string{}
 	hosts := map[string]string{}
+	if len(ports) == 0 {
+		// Every strategy serves through the app's Service, and a Service
+		// without ports is refused by the API server mid-promote.
+		c.add("ports", "at least one port is required: the app's Service routes traffic to it (for example [{name: http, containerPort: 8080}])")
+	}
 	for i, p := range ports {
 		f := fmt.Sprintf("ports[%d]", i)
 		for _, msg := range validation.IsValidPortName(p.Name) {

@@ -24,7 +24,7 @@ func runPromoteCLI(t *testing.T, args ...string) (string, error) {
 func TestPromoteUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "tsys-ci.yaml")
-	if err := os.WriteFile(spec, []byte("name: shop\n"), 0o644); err != nil {
+	if err := os.WriteFile(spec, []byte("name: shop\nports: [{name: http, containerPort: 8080}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")

@@ -384,6 +384,39 @@ func TestStoppedCanaryRollsBack(t *testing.T) {
 	}
 }
 
+// TestHandedOverCanaryStaysForTheResume: a canary step canceled with
+// ErrHandedOver (serve's replica going, another resuming its deploys) is
+// left at its step, traffic split, lease released, and the next process's
+// Resume carries it on to the end instead of starting over or rolling it
+// back.
+func TestHandedOverCanaryStaysForTheResume(t *testing.T) {
+	a := newApp(t, func(s *rollout.AppSpec) { s.Strategy.Type = rollout.StrategyCanary })
+	mustPromote(t, a, "reg/shop@sha256:v1")
+	ctx, stop := context.WithCancelCause(context.Background())
+	a.mu.Lock()
+	a.onProbe = func() {
+		svc, err := a.cs.CoreV1().Services(a.ns).Get(context.Background(), a.spec.Name, metav1.GetOptions{})
+		if err == nil && svc.Spec.Selector[rollout.LabelColor] == "" {
+			stop(rollout.ErrHandedOver) // traffic is split now
+		}
+	}
+	a.mu.Unlock()
+	_, err := a.promoter("replica-a").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
+	if err == nil || !strings.Contains(err.Error(), "left at phase Canary") || strings.Contains(err.Error(), "lost the lease") {
+		t.Fatalf("handed-over canary: %v, want it left at phase Canary\n%s", err, a.out)
+	}
+	a.mu.Lock()
+	a.onProbe = nil
+	a.mu.Unlock()
+	if s := a.state(); s.Phase != rollout.PhaseCanary || a.serviceColor() != "" {
+		t.Fatalf("after the hand-over: phase %s, service on %q; want the canary step kept, traffic split\n%s", s.Phase, a.serviceColor(), a.out)
+	}
+	res, err := a.promoter("replica-b").Resume(context.Background(), a.spec)
+	if err != nil || !res.Resumed || res.Result != rollout.ResultPromoted || a.serviceColor() != rollout.ColorGreen {
+		t.Fatalf("resume by the next process: %+v %v, service on %q\n%s", res, err, a.serviceColor(), a.out)
+	}
+}
+
 func TestPromoteIntoMissingNamespace(t *testing.T) {
 	a := newApp(t, nil)
 	a.spec.Namespace = "no-such-namespace"

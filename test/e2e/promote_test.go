@@ -75,13 +75,14 @@ func startLoadWith(url string, clients map[string]*http.Client) *load {
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
+				began := time.Now()
 				answer, err := get(hc, url)
 				now := time.Now()
 				l.mu.Lock()
 				l.total++
 				if err != nil {
 					l.failures[name] = append(l.failures[name], now.UTC().Format("15:04:05.000")+" "+err.Error())
-					l.hits = append(l.hits, hit{at: now, client: name})
+					l.hits = append(l.hits, hit{at: now, began: began, client: name, err: err.Error()})
 				} else {
 					v := strings.Fields(answer)[0]
 					l.hits = append(l.hits, hit{at: now, client: name, version: v})
@@ -102,8 +103,10 @@ func startLoadWith(url string, clients map[string]*http.Client) *load {
 // which client, and the version that answered ("" for a failure).
 type hit struct {
 	at      time.Time
+	began   time.Time // when the request was sent
 	client  string
 	version string
+	err     string // why it failed
 }
 
 // firstLast says when version v answered first and last (zero times if it

@@ -486,10 +486,17 @@ const (
 // no failed request.
 func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string, broken bool) {
 	t.Helper()
+	var tl timeline
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	tl.watchNamespace(watchCtx, t, c, serveAppNS)
+	tl.watchNamespace(watchCtx, t, c, serveNS)
 	l, w := startLoad(url), serveWatchVersions(url)
+	tl.mark("load started on %s", url)
 	start := time.Now()
 	ids, refused := serveDeliver(ctx, t, base, secret, serveHarborPush(image, tag))
 	leader := serveLeader(ctx, c)
+	tl.mark("event of %s accepted by %s (deploy %v)", tag, leader, ids)
 	if len(refused) != 0 {
 		t.Errorf("serve's Service refused the event %d times (%v) with a leader in place; it must reach the leader only", len(refused), refused)
 	}
@@ -508,6 +515,7 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	}
 	restarts := serveRestarts(pod)
 	killed := time.Now()
+	tl.mark("deploy under way at phase %s; killing the leader %s (%s)", phase, leader, mode)
 	switch mode {
 	case serveKillDelete:
 		zero := int64(0)
@@ -546,12 +554,14 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 		return err == nil && serveRestarts(p) > restarts && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(killed)
 	})
 	led := time.Now()
+	tl.mark("leader: %s", newLeader)
 	var st *rollout.State
 	serveUntil(ctx, t, "the app stable again", func() bool {
 		st, err = rollout.Status(ctx, c, serveAppNS, serveApp)
 		return err == nil && st != nil && !st.InProgress()
 	})
 	stable := time.Now()
+	tl.mark("app stable at phase %s", st.Phase)
 	resumed := serveWaitDeploy(ctx, t, base, "the resume by the new leader", func(r pipeline.DeployRecord) bool {
 		return r.Kind == pipeline.DeployResume && r.Image == image
 	})
@@ -563,6 +573,8 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 		stable.Sub(start).Round(100*time.Millisecond), tag, serveSinceOrNever(allNew, start))
 	t.Logf("%s: resume by %s: %s after %.1f s %s; history: last %s", tag, resumed.By, resumed.Result, resumed.Seconds, resumed.Error, st.History[len(st.History)-1].Result)
 	if n := len(failures["keep-alive"]) + len(failures["new-connection"]); n != 0 {
+		tl.addFailures(l)
+		tl.log(t, "the deploy of "+tag)
 		t.Errorf("%d requests failed during the deploy of %s and the leader's death", n, tag)
 	}
 	if broken && answers[tag] != 0 {

@@ -109,6 +109,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"create", "", "events", "", "rbac-shop", "", true},
 		{"update", "coordination.k8s.io", "leases", "", "tsys-ci", "tsys-ci-serve", true},
 		{"patch", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // the leader label
+		{"get", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // its deletion deadline
 		{"patch", "", "pods", "", "rbac-shop", "shop-blue-abc12", false},
 		// Nothing outside the app namespaces, no secrets, no other namespaces.
 		{"patch", "apps", "deployments", "", "rbac-other", "x", false},
@@ -131,7 +132,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/rbac"}}
 	spec := t.TempDir() + "/shop.yaml"
-	writeFile(t, spec, "name: shop\nnamespace: rbac-shop\n")
+	writeFile(t, spec, "name: shop\nnamespace: rbac-shop\nports: [{name: http, containerPort: 8080}]\n")
 	err = d.Deploy(ctx, pipeline.DeployRequest{ID: "1", Kind: pipeline.DeployRollback, App: "shop", Namespace: "rbac-shop", Spec: spec})
 	if err == nil || !strings.Contains(err.Error(), "no previous version") {
 		t.Fatalf("rollback as the ServiceAccount: %v, want promote's 'no previous version' (not forbidden)", err)

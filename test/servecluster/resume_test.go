@@ -57,7 +57,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 	}
 
 	spec := filepath.Join(t.TempDir(), "hello.yaml")
-	writeFile(t, spec, "name: hello\nnamespace: resume-app\nreplicas: 1\n")
+	writeFile(t, spec, "name: hello\nnamespace: resume-app\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
 	conf := &pipeline.ServeConfig{Policies: []pipeline.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: ns, Spec: spec}}}
 	d := &pipeline.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },

@@ -126,6 +126,12 @@ func startReplicaWith(t *testing.T, le *pipeline.LeaderElection) *replica {
 // startServe runs a serve replica with config conf and deployer d.
 func startServe(t *testing.T, le *pipeline.LeaderElection, conf *pipeline.ServeConfig, d pipeline.Deployer) *replica {
 	t.Helper()
+	return startServeFor(t, le, conf, d, 20*time.Second)
+}
+
+// startServeFor is startServe with the given shutdown timeout.
+func startServeFor(t *testing.T, le *pipeline.LeaderElection, conf *pipeline.ServeConfig, d pipeline.Deployer, shutdown time.Duration) *replica {
+	t.Helper()
 	name := le.Identity
 	s, err := pipeline.NewServer(pipeline.ServerOptions{Config: conf, WebhookSecret: "Bearer cluster-test-secret", Deployer: d,
 		Clock: rollout.RealClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -139,7 +145,7 @@ func startServe(t *testing.T, le *pipeline.LeaderElection, conf *pipeline.ServeC
 	ctx, stop := context.WithCancel(context.Background())
 	r := &replica{name: name, url: "http://" + l.Addr().String(), stop: stop, done: make(chan error, 1)}
 	go func() {
-		r.done <- pipeline.Run(ctx, pipeline.RunOptions{Server: s, Listener: l, ShutdownTimeout: 20 * time.Second,
+		r.done <- pipeline.Run(ctx, pipeline.RunOptions{Server: s, Listener: l, ShutdownTimeout: shutdown,
 			Leader: le})
 	}()
 	t.Cleanup(func() { stop(); <-r.done })
