@@ -486,7 +486,7 @@ const (
 // no failed request.
 func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Interface, base, secret, url, from, tag, fromImage, image, mode string, broken bool) {
 	t.Helper()
-	var tl timeline
+	var tl drillLog
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	tl.watchNamespace(watchCtx, t, c, serveAppNS)

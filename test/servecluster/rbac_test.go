@@ -109,7 +109,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"create", "", "events", "", "rbac-shop", "", true},
 		{"update", "coordination.k8s.io", "leases", "", "tsys-ci", "tsys-ci-serve", true},
 		{"patch", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // the leader label
-		{"get", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // its deletion deadline
+		{"get", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true},   // its deletion deadline
 		{"patch", "", "pods", "", "rbac-shop", "shop-blue-abc12", false},
 		// Nothing outside the app namespaces, no secrets, no other namespaces.
 		{"patch", "apps", "deployments", "", "rbac-other", "x", false},

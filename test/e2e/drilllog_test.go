@@ -18,30 +18,30 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// timeline keeps what happened when during a drill (the test's own steps,
+// drillLog keeps what happened when during a drill (the test's own steps,
 // every change of an app's endpoints and pods), so a failed request can be
 // set beside them: a request that fails once in thousands says nothing by
 // itself.
-type timeline struct {
+type drillLog struct {
 	mu      sync.Mutex
-	entries []timelineEntry
+	entries []drillEntry
 }
 
-type timelineEntry struct {
+type drillEntry struct {
 	at   time.Time
 	what string
 }
 
-func (tl *timeline) mark(format string, args ...any) {
+func (tl *drillLog) mark(format string, args ...any) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	tl.entries = append(tl.entries, timelineEntry{time.Now(), fmt.Sprintf(format, args...)})
+	tl.entries = append(tl.entries, drillEntry{time.Now(), fmt.Sprintf(format, args...)})
 }
 
 // watchNamespace marks every change of the EndpointSlices and pods in ns
 // until ctx ends: which addresses are ready, serving or terminating, and
 // each pod's phase, readiness and deletion.
-func (tl *timeline) watchNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, ns string) {
+func (tl *drillLog) watchNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, ns string) {
 	t.Helper()
 	eps, err := c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -122,13 +122,13 @@ func describePod(typ watch.EventType, p *corev1.Pod) string {
 
 // addFailures puts the load's failed requests into the timeline at the
 // moment each was sent, so they are read in order with the rest.
-func (tl *timeline) addFailures(l *load) {
+func (tl *drillLog) addFailures(l *load) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, h := range l.hits {
 		if h.version == "" {
 			tl.mu.Lock()
-			tl.entries = append(tl.entries, timelineEntry{h.began, fmt.Sprintf("FAILED request of client %s sent here, failed after %s: %s",
+			tl.entries = append(tl.entries, drillEntry{h.began, fmt.Sprintf("FAILED request of client %s sent here, failed after %s: %s",
 				h.client, h.at.Sub(h.began).Round(time.Millisecond), h.err)})
 			tl.mu.Unlock()
 		}
@@ -137,7 +137,7 @@ func (tl *timeline) addFailures(l *load) {
 
 // log writes the timeline to the test's log in time order, times in UTC
 // as the load's failure texts are.
-func (tl *timeline) log(t *testing.T, title string) {
+func (tl *drillLog) log(t *testing.T, title string) {
 	t.Helper()
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
@@ -146,5 +146,5 @@ func (tl *timeline) log(t *testing.T, title string) {
 	for _, e := range tl.entries {
 		fmt.Fprintf(&b, "  %s %s\n", e.at.UTC().Format("15:04:05.000"), e.what)
 	}
-	t.Logf("timeline of %s:\n%s", title, b.String())
+	t.Logf("what happened during %s:\n%s", title, b.String())
 }
