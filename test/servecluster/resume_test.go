@@ -3,10 +3,12 @@ package servecluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
 	"github.com/tsys-group/tsys-ci/rollout"
@@ -32,22 +35,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 	const ns, app = "resume-app", "hello"
 	namespace(t, c, ns)
 	namespace(t, c, "resume-serve")
-	candidate := "reg.example/e2e/hello@sha256:" + "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
-	state := rollout.State{App: app, Phase: rollout.PhaseRollingBack, Strategy: rollout.StrategyBlueGreen,
-		Candidate: &rollout.Release{Color: rollout.ColorBlue, Image: candidate, Revision: "sv1"}, Message: "probe health: 500"}
-	b, _ := json.Marshal(state)
-	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rollout.StateName(app)},
-		Data: map[string]string{"state.json": string(b)}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	one := int32(1)
-	labels := map[string]string{"app": app}
-	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: rollout.DeploymentName(app, rollout.ColorBlue)},
-		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: candidate}}}}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	candidate := leftRollback(t, c, ns, app)
 	// The dead leader's promote lease, just renewed: the new leader must
 	// wait for it to expire (2 s) and be confirmed expired (2 s more).
 	holder, secs, now := "serve/dead-replica", int32(2), metav1.NewMicroTime(time.Now())
@@ -99,6 +87,103 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 	if _, err := c.AppsV1().Deployments(ns).Get(ctx, rollout.DeploymentName(app, rollout.ColorBlue), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the rolled-back candidate's Deployment is still there: %v", err)
 	}
+}
+
+// leftRollback leaves app in ns as a process that died rolling back a
+// blue/green candidate would: the state at RollingBack and the
+// candidate's Deployment (no kubelet runs, so finishing the rollback needs
+// no pod). It returns the candidate's image.
+func leftRollback(t *testing.T, c kubernetes.Interface, ns, app string) string {
+	t.Helper()
+	ctx := context.Background()
+	candidate := "reg.example/e2e/hello@sha256:" + "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
+	state := rollout.State{App: app, Phase: rollout.PhaseRollingBack, Strategy: rollout.StrategyBlueGreen,
+		Candidate: &rollout.Release{Color: rollout.ColorBlue, Image: candidate, Revision: "sv1"}, Message: "probe health: 500"}
+	b, _ := json.Marshal(state)
+	if _, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rollout.StateName(app)},
+		Data: map[string]string{"state.json": string(b)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	one := int32(1)
+	labels := map[string]string{"app": app}
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: rollout.DeploymentName(app, rollout.ColorBlue)},
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: candidate}}}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return candidate
+}
+
+// A resume that finds the app's promote lease held (here for 10 min) by
+// a replica still draining asks for it again every 2 s, so it starts as
+// soon as that replica releases the lease, not when the lease would
+// expire.
+func TestResumeTakesAReleasedLeaseAtOnce(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	const ns, app = "resume-poll", "hello"
+	namespace(t, c, ns)
+	leftRollback(t, c, ns, app)
+	holder, secs, now := "serve/draining-replica", int32(600), metav1.NewMicroTime(time.Now())
+	if _, err := c.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: rollout.LeaseName(app)},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := filepath.Join(t.TempDir(), "hello.yaml")
+	writeFile(t, spec, "name: hello\nnamespace: "+ns+"\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
+	clock := &waitsClock{}
+	d := &pipeline.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Promoter: rollout.Promoter{Client: c, Clock: clock, Holder: "serve/new-leader", Out: io.Discard}}
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Deploy(ctx, pipeline.DeployRequest{ID: "1", Kind: pipeline.DeployResume, Policy: "hello", App: app, Namespace: ns, Spec: spec})
+	}()
+	waitFor(t, "the resume waiting for the lease", 30*time.Second, func() bool { return len(clock.waits()) > 0 })
+	l, err := c.CoordinationV1().Leases(ns).Get(ctx, rollout.LeaseName(app), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Spec.HolderIdentity = nil // released, as promote does when it ends
+	if _, err := c.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The waits while the lease was held (the lease's renewals come after).
+	held := clock.waits()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, pipeline.ErrRolledBack) {
+			t.Fatalf("resume: %v, want the interrupted rollback finished", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the resume did not start within 60 s of the lease's release; it waited %v", clock.waits())
+	}
+	for _, w := range held {
+		if w > 2*time.Second {
+			t.Errorf("the resume slept %s at once while the lease was held; it must ask again within 2 s (waits %v)", w, held)
+		}
+	}
+}
+
+// waitsClock is the wall clock, keeping every wait asked of it.
+type waitsClock struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (c *waitsClock) Now() time.Time { return time.Now() }
+
+func (c *waitsClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.d = append(c.d, d)
+	c.mu.Unlock()
+	return time.After(d)
+}
+
+func (c *waitsClock) waits() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.d...)
 }
 
 // A replica whose container restarted finds its pod still labelled as the
