@@ -1,9 +1,4 @@
-//go:build e2e && serveflaky
-
-// Kept out of make test (tag serveflaky) until its failures are understood:
-// it failed in 2 of its last 4 runs under make test conditions (one 3 s
-// client timeout of 6,605 requests; the other not captured). Run it by hand:
-// go test -tags "e2e serveflaky" -run TestServe -v ./test/e2e/
+//go:build e2e
 
 package e2e
 
