@@ -52,6 +52,20 @@ type Lock struct {
 // another machine's clock, and a clock running ahead here must not let two
 // promotes interleave. logf (may be nil) is told about that wait.
 func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, namespace, app, holder string, duration time.Duration, logf func(string, ...any)) (*Lock, error) {
+	return AcquireLockUnlessGone(ctx, cs, clock, namespace, app, holder, duration, nil, logf)
+}
+
+// HolderGone says whether the process named holder, which took a lease at
+// acquired, has certainly ended, and why (for the log). It must answer
+// false when unsure: a process that only went quiet (its node cut off)
+// may still be changing the app. An error is logged and counts as false.
+type HolderGone func(ctx context.Context, holder string, acquired time.Time) (bool, string, error)
+
+// AcquireLockUnlessGone is AcquireLock that also takes another holder's
+// lease at once, expired or not, when gone (may be nil) proves that
+// holder's process ended: a serve replica knows its fellow replica's
+// container from the kubelet's report of it.
+func AcquireLockUnlessGone(ctx context.Context, cs kubernetes.Interface, clock Clock, namespace, app, holder string, duration time.Duration, gone HolderGone, logf func(string, ...any)) (*Lock, error) {
 	l := &Lock{cs: cs, clock: clock, app: app, holder: holder, duration: duration}
 	leases := cs.CoordinationV1().Leases(namespace)
 	now := metav1.NewMicroTime(clock.Now())
@@ -78,10 +92,14 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, name
 	if err != nil {
 		return nil, fmt.Errorf("reading lease %s/%s: %w", namespace, LeaseName(app), err)
 	}
-	if held := l.heldBy(cur); held != nil {
+	other := cur.Spec.HolderIdentity
+	byOther := other != nil && *other != "" && *other != holder
+	switch held := l.heldBy(cur); {
+	case byOther && holderGone(ctx, gone, cur, logf):
+		// Taken over below, conditional on the lease being unchanged.
+	case held != nil:
 		return nil, held
-	}
-	if other := cur.Spec.HolderIdentity; other != nil && *other != "" && *other != holder {
+	case byOther:
 		if cur, err = l.confirmExpired(ctx, namespace, cur, logf); err != nil {
 			return nil, err
 		}
@@ -102,6 +120,27 @@ func AcquireLock(ctx context.Context, cs kubernetes.Interface, clock Clock, name
 	}
 	l.lease = updated
 	return l, nil
+}
+
+// holderGone asks gone (nil: no) about lease's holder and logs the answer.
+func holderGone(ctx context.Context, gone HolderGone, lease *coordinationv1.Lease, logf func(string, ...any)) bool {
+	if gone == nil {
+		return false
+	}
+	var acquired time.Time
+	if lease.Spec.AcquireTime != nil {
+		acquired = lease.Spec.AcquireTime.Time
+	}
+	ok, why, err := gone(ctx, *lease.Spec.HolderIdentity, acquired)
+	if logf != nil {
+		switch {
+		case err != nil:
+			logf("could not tell whether %s, holder of lease %s/%s, has ended (%v); waiting for the lease instead", *lease.Spec.HolderIdentity, lease.Namespace, lease.Name, err)
+		case ok:
+			logf("%s, holder of lease %s/%s, has ended (%s); taking the lease over now", *lease.Spec.HolderIdentity, lease.Namespace, lease.Name, why)
+		}
+	}
+	return err == nil && ok
 }
 
 // heldBy returns a *HeldError if lease is held by someone else and not expired.

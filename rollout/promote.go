@@ -54,7 +54,12 @@ type Promoter struct {
 	Allocator *Allocator
 	Probe     ProbeTarget
 	// Holder identifies this process in the app's Lease.
-	Holder        string
+	Holder string
+	// HolderGone, when set, is asked about another holder's lease that
+	// has not expired or is about to be taken over: a process it proves
+	// dead frees the app at once instead of after the lease expires and
+	// is watched for one more duration (about a minute with the default).
+	HolderGone    HolderGone
 	LeaseDuration time.Duration
 	PollInterval  time.Duration
 	ReadyTimeout  time.Duration
@@ -118,7 +123,7 @@ const releaseTimeout = 10 * time.Second
 // is cancelled: another process may own the app now.
 func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx context.Context, r *run) error) error {
 	p.defaults()
-	lock, err := AcquireLock(ctx, p.Client, p.Clock, spec.Namespace, spec.Name, p.Holder, p.LeaseDuration,
+	lock, err := AcquireLockUnlessGone(ctx, p.Client, p.Clock, spec.Namespace, spec.Name, p.Holder, p.LeaseDuration, p.HolderGone,
 		func(format string, args ...any) { p.logf(spec.Name, format, args...) })
 	if err != nil {
 		return err

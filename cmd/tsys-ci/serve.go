@@ -22,6 +22,9 @@ import (
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
+// chartContainer is the name templates/serve gives serve's container.
+const chartContainer = "serve"
+
 func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
@@ -88,10 +91,17 @@ func runServe(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		deployer = &pipeline.PromoterDeployer{Log: log, Verify: verify, Promoter: rollout.Promoter{
-			Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: "serve/" + identity,
+		promoter := rollout.Promoter{
+			Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: pipeline.ReplicaHolderPrefix + identity,
 			Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
-		}}
+		}
+		if c.Bool("label-leader") {
+			// The identities are pod names in --lease-namespace (the
+			// chart's), so a killed replica's container status proves its
+			// promote leases free.
+			promoter.HolderGone = pipeline.ReplicaGone(cs, c.String("lease-namespace"), chartContainer)
+		}
+		deployer = &pipeline.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter}
 	}
 
 	var cfg *pipeline.ServeConfig

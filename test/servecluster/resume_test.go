@@ -1,6 +1,7 @@
 package servecluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,4 +213,78 @@ func TestRestartedReplicaDropsStaleLeaderLabel(t *testing.T) {
 	if r.leader(t) {
 		t.Fatal("the replica leads although serve-y holds the Lease")
 	}
+}
+
+// A resume finds the app's promote lease held (10 min, just renewed) by
+// another replica. If the kubelet reports that replica's container not
+// running (crash back-off after a SIGKILL), the lease is taken at once;
+// while it runs the process that took the lease, the resume waits (here
+// given up after 3 s).
+func TestResumeTakesADeadReplicasLeaseAtOnce(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	const ns, app, serveNS = "resume-gone", "hello", "resume-gone-serve"
+	namespace(t, c, ns)
+	namespace(t, c, serveNS)
+	leftRollback(t, c, ns, app)
+	pod, err := c.CoreV1().Pods(serveNS).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "serve-a"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "serve", Image: "tsys-ci"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	holder, secs, at := pipeline.ReplicaHolderPrefix+"serve-a", int32(600), metav1.NewMicroTime(taken)
+	if _, err := c.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: rollout.LeaseName(app)},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &at, RenewTime: &at}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setState := func(s corev1.ContainerState) {
+		t.Helper()
+		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "serve", Image: "tsys-ci", State: s}}
+		if pod, err = c.CoreV1().Pods(serveNS).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := filepath.Join(t.TempDir(), "hello.yaml")
+	writeFile(t, spec, "name: hello\nnamespace: "+ns+"\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
+	out := &syncBuffer{}
+	d := &pipeline.PromoterDeployer{Log: slog.New(slog.NewTextHandler(out, nil)), ResumeWait: 3 * time.Second,
+		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: pipeline.ReplicaHolderPrefix + "serve-b",
+			HolderGone: pipeline.ReplicaGone(c, serveNS, "serve")}}
+	resume := func() error {
+		return d.Deploy(ctx, pipeline.DeployRequest{ID: "1", Kind: pipeline.DeployResume, Policy: "hello", App: app, Namespace: ns, Spec: spec})
+	}
+
+	// Running since before the lease was taken: that process may still
+	// be deploying.
+	setState(corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(taken.Add(-time.Hour))}})
+	if err := resume(); err == nil || !strings.Contains(err.Error(), "gave up after 3s") {
+		t.Fatalf("resume while the holder runs: %v, want it to wait and give up\n%s", err, out)
+	}
+	// Killed and in crash back-off: the lease is free now.
+	setState(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}})
+	if err := resume(); !errors.Is(err, pipeline.ErrRolledBack) {
+		t.Fatalf("resume after the holder died: %v, want the interrupted rollback finished at once\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "container serve of pod serve-a is not running (CrashLoopBackOff)") {
+		t.Errorf("the log does not say why the lease was taken over:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
