@@ -3,7 +3,6 @@ package servecluster
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,17 +43,8 @@ func TestLeaderWithoutTimeHandsItsDeployOver(t *testing.T) {
 	b := startHandoverReplica(t, c, serveNS, "serve-b", conf)
 
 	image := "reg.example/e2e/hello@sha256:" + strings.Repeat("d", 64)
-	body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$e2e+ci","event_data":{"resources":[{"digest":"sha256:%s","tag":"sv1","resource_url":"reg.example/e2e/hello:sv1"}],"repository":{"name":"hello","namespace":"e2e","repo_full_name":"e2e/hello","repo_type":"private"}}}`,
-		time.Now().Unix(), strings.Repeat("d", 64))
-	req, _ := http.NewRequest(http.MethodPost, a.url+"/webhook/harbor", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer cluster-test-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("serve-a answered the event %s, want 202", resp.Status)
+	if code := deliver(t, a, "reg.example", "e2e/hello", "sv1", strings.Repeat("d", 64)); code != http.StatusAccepted {
+		t.Fatalf("serve-a answered the event %d, want 202", code)
 	}
 	waitFor(t, "the deploy under way, its lease held by serve-a", 30*time.Second, func() bool {
 		if d := doneDeploys(t, a); len(d) != 0 {

@@ -112,6 +112,24 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// deliver POSTs a Harbor PUSH_ARTIFACT event of repo:tag (digest sha256:hex
+// on registry host) to r's webhook with the test secret and returns the
+// status code.
+func deliver(t *testing.T, r *replica, host, repo, tag, hex string) int {
+	t.Helper()
+	project, name, _ := strings.Cut(repo, "/")
+	body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$%s+ci","event_data":{"resources":[{"digest":"sha256:%s","tag":%q,"resource_url":"%s/%s:%s"}],"repository":{"name":%q,"namespace":%q,"repo_full_name":%q,"repo_type":"private"}}}`,
+		time.Now().Unix(), project, hex, tag, host, repo, tag, name, project, repo)
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/webhook/harbor", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer cluster-test-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("delivering the event to %s: %v", r.name, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // startReplicaWith runs a serve replica (deploys fail: no cluster deployer)
 // electing its leader with le.
 func startReplicaWith(t *testing.T, le *pipeline.LeaderElection) *replica {
@@ -186,17 +204,8 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 		return len(got) == 1 && got[0] == leader.name
 	})
 	// The follower refuses events (Harbor retries them).
-	body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$demo+ci","event_data":{"resources":[{"digest":"sha256:%s","tag":"feature-x","resource_url":"h.example/demo/shop:feature-x"}],"repository":{"name":"shop","namespace":"demo","repo_full_name":"demo/shop","repo_type":"private"}}}`,
-		time.Now().Unix(), strings.Repeat("a", 64))
-	req, _ := http.NewRequest(http.MethodPost, follower.url+"/webhook/harbor", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer cluster-test-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("follower answered %d, want 503", resp.StatusCode)
+	if code := deliver(t, follower, "h.example", "demo/shop", "feature-x", strings.Repeat("a", 64)); code != http.StatusServiceUnavailable {
+		t.Fatalf("follower answered %d, want 503", code)
 	}
 	start := time.Now()
 	leader.stop()
