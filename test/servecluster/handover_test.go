@@ -3,6 +3,7 @@ package servecluster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,28 +20,37 @@ import (
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
-// The leader's pod is force-deleted (grace 0) while it runs a deploy: the
-// kubelet gives its container 2 s between SIGTERM and SIGKILL, so a drain
-// until the shutdown timeout (5 min here) would be cut and leave the
-// deploy's promote lease held (10 min here) for the next leader to wait
-// out. The leader instead reads that its pod is gone, cancels the deploy
-// at once, releases the promote lease and returns; the other replica
-// leads, finds the deploy unfinished in the rollout state and resumes it
-// under its own name. No kubelet runs, so the candidate never becomes
-// ready and the deploy stays under way until canceled.
+// The leader's pod is deleted while it runs a deploy: force-deleted
+// (grace 0: the kubelet gives its container 2 s between SIGTERM and
+// SIGKILL), or with a 3 s grace period. A drain until the shutdown timeout
+// (5 min here) would be cut by SIGKILL and leave the deploy's promote
+// lease held (10 min here) for the next leader to wait out. The leader
+// instead reads that its pod is gone, or its deletion deadline, cancels
+// the deploy in time, releases the promote lease and returns; the other
+// replica leads, finds the deploy unfinished in the rollout state and
+// resumes it under its own name. No kubelet runs, so the candidate never
+// becomes ready and the deploy stays under way until canceled.
 func TestLeaderWithoutTimeHandsItsDeployOver(t *testing.T) {
+	for _, grace := range []int64{0, 3} {
+		t.Run(fmt.Sprintf("grace %d s", grace), func(t *testing.T) { handOver(t, grace) })
+	}
+}
+
+func handOver(t *testing.T, grace int64) {
 	c := client(t)
 	ctx := context.Background()
-	const serveNS, appNS, app = "handover-serve", "handover-app", "hello"
+	serveNS, appNS, app := fmt.Sprintf("handover-serve-%d", grace), fmt.Sprintf("handover-app-%d", grace), "hello"
 	namespace(t, c, serveNS)
 	namespace(t, c, appNS)
 	spec := filepath.Join(t.TempDir(), "hello.yaml")
 	writeFile(t, spec, "name: hello\nnamespace: "+appNS+"\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
 	conf := &pipeline.ServeConfig{Policies: []pipeline.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: appNS, Spec: spec}}}
 
-	a := startHandoverReplica(t, c, serveNS, "serve-a", conf)
+	// A pod on no node is deleted at once whatever the grace period;
+	// on a node (with no kubelet here) it keeps its deletion deadline.
+	a := startHandoverReplica(t, c, serveNS, "serve-a", "www1", conf)
 	waitFor(t, "serve-a leading", 30*time.Second, func() bool { return a.leader(t) })
-	b := startHandoverReplica(t, c, serveNS, "serve-b", conf)
+	b := startHandoverReplica(t, c, serveNS, "serve-b", "", conf)
 
 	image := "reg.example/e2e/hello@sha256:" + strings.Repeat("d", 64)
 	if code := deliver(t, a, "reg.example", "e2e/hello", "sv1", strings.Repeat("d", 64)); code != http.StatusAccepted {
@@ -55,10 +65,9 @@ func TestLeaderWithoutTimeHandsItsDeployOver(t *testing.T) {
 			promoteHolder(t, c, appNS, app) == "serve/serve-a"
 	})
 
-	// As the kubelet sees a force deletion: the pod object gone, then
-	// SIGTERM (the replica's context ends).
-	zero := int64(0)
-	if err := c.CoreV1().Pods(serveNS).Delete(ctx, "serve-a", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+	// As the kubelet sees a deletion: the pod object gone (grace 0) or
+	// given its deadline, then SIGTERM (the replica's context ends).
+	if err := c.CoreV1().Pods(serveNS).Delete(ctx, "serve-a", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
 		t.Fatal(err)
 	}
 	a.stop()
@@ -69,7 +78,7 @@ func TestLeaderWithoutTimeHandsItsDeployOver(t *testing.T) {
 			t.Errorf("serve-a's shutdown returned %v, want the canceled deploy named", err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatal("serve-a still draining its deploy 60 s after its pod was force-deleted (its shutdown timeout is 5 min)")
+		t.Fatalf("serve-a still draining its deploy 60 s after its pod was deleted with grace %d s (its shutdown timeout is 5 min)", grace)
 	}
 	if h := promoteHolder(t, c, appNS, app); h == "serve/serve-a" {
 		t.Fatalf("serve-a returned with the promote lease still held by it")
@@ -87,18 +96,19 @@ func TestLeaderWithoutTimeHandsItsDeployOver(t *testing.T) {
 	}
 	// serve-b's turn to go: its pod force-deleted too, so its Cleanup
 	// does not wait out the shutdown timeout either.
+	zero := int64(0)
 	if err := c.CoreV1().Pods(serveNS).Delete(ctx, "serve-b", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// startHandoverReplica runs a replica named name with its pod, as the chart
-// does: leader label, a real promote deployer with a 10 min promote lease,
+// startHandoverReplica runs a replica named name with its pod (on node, ""
+// for none), as the chart does: leader label, a real promote deployer with a 10 min promote lease,
 // a 5 min shutdown timeout.
-func startHandoverReplica(t *testing.T, c kubernetes.Interface, ns, name string, conf *pipeline.ServeConfig) *replica {
+func startHandoverReplica(t *testing.T, c kubernetes.Interface, ns, name, node string, conf *pipeline.ServeConfig) *replica {
 	t.Helper()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "serve", Image: "tsys-ci"}}}}
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "serve", Image: "tsys-ci"}}}}
 	if _, err := c.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
