@@ -148,3 +148,20 @@ func (tl *drillLog) log(t *testing.T, title string) {
 	}
 	t.Logf("what happened during %s:\n%s", title, b.String())
 }
+
+// explainFailures logs the drill log with the load's failed requests in it
+// when there were any, and nothing otherwise.
+func (tl *drillLog) explainFailures(t *testing.T, l *load, what string) {
+	t.Helper()
+	l.mu.Lock()
+	failed := 0
+	for _, fs := range l.failures {
+		failed += len(fs)
+	}
+	l.mu.Unlock()
+	if failed == 0 {
+		return
+	}
+	tl.addFailures(l)
+	tl.log(t, what)
+}

@@ -567,9 +567,8 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 		tag, mode, newLeader, led.Sub(killed).Round(100*time.Millisecond), stable.Sub(killed).Round(100*time.Millisecond),
 		stable.Sub(start).Round(100*time.Millisecond), tag, serveSinceOrNever(allNew, start))
 	t.Logf("%s: resume by %s: %s after %.1f s %s; history: last %s", tag, resumed.By, resumed.Result, resumed.Seconds, resumed.Error, st.History[len(st.History)-1].Result)
+	tl.explainFailures(t, l, "the deploy of "+tag)
 	if n := len(failures["keep-alive"]) + len(failures["new-connection"]); n != 0 {
-		tl.addFailures(l)
-		tl.log(t, "the deploy of "+tag)
 		t.Errorf("%d requests failed during the deploy of %s and the leader's death", n, tag)
 	}
 	if broken && answers[tag] != 0 {
