@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
@@ -20,8 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
-
-	"github.com/tsys-group/tsys-ci/pipeline"
 )
 
 const serveValues = `
@@ -150,7 +149,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	}
 	// The Service reaches the leader only (the pod it labels), never the
 	// follower, which would refuse Harbor's deliveries.
-	if svc.Spec.Selector[pipeline.LeaderLabel] != "true" || svc.Spec.Type != corev1.ServiceTypeClusterIP {
+	if svc.Spec.Selector[serve.LeaderLabel] != "true" || svc.Spec.Type != corev1.ServiceTypeClusterIP {
 		t.Errorf("Service %s selects %v (type %s), want the leader label and ClusterIP by default", svc.Name, svc.Spec.Selector, svc.Spec.Type)
 	}
 	pod := dep.Spec.Template.Spec
@@ -187,7 +186,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := pipeline.ParseServeConfig([]byte(cm.Data["serve.yaml"]), dir)
+	cfg, err := serve.ParseConfig([]byte(cm.Data["serve.yaml"]), dir)
 	if err != nil {
 		t.Fatalf("serve rejects the rendered serve.yaml: %v\n%s", err, cm.Data["serve.yaml"])
 	}

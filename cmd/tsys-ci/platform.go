@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/platform/ldapcheck"
 	"github.com/tsys-group/tsys-ci/templates"
 )
 
@@ -104,7 +105,7 @@ func platformLDAPCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			report, err := platform.CheckLDAP(spec, platform.LDAPCheckOptions{TestUser: c.String("user")})
+			report, err := ldapcheck.Check(spec, ldapcheck.Options{TestUser: c.String("user")})
 			if err != nil {
 				return fmt.Errorf("checking the directory: %w", err)
 			}
@@ -113,7 +114,7 @@ func platformLDAPCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				err = enc.Encode(report)
 			} else {
-				err = platform.WriteLDAPReport(c.App.Writer, report)
+				err = ldapcheck.WriteReport(c.App.Writer, report)
 			}
 			if err != nil {
 				return err

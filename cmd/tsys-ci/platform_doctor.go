@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/platform/doctor"
 )
 
 func platformDoctorCommand() *cli.Command {
@@ -30,7 +31,7 @@ func platformDoctorCommand() *cli.Command {
 			if err := checkOutput(c); err != nil {
 				return err
 			}
-			failOn, ok := platform.ParseSeverity(c.String("fail-on"))
+			failOn, ok := doctor.ParseSeverity(c.String("fail-on"))
 			if !ok && c.String("fail-on") != "never" {
 				return cli.Exit(fmt.Sprintf("--fail-on %q: want critical, warning, info or never", c.String("fail-on")), 2)
 			}
@@ -38,7 +39,7 @@ func platformDoctorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			report := platform.NewDoctorReport(platform.Analyze(snap, platform.DoctorOptions{ReplicatedClasses: c.StringSlice("replicated-class")}))
+			report := doctor.NewReport(doctor.Analyze(snap, doctor.Options{ReplicatedClasses: c.StringSlice("replicated-class")}))
 			if c.String("output") == "json" {
 				err = report.WriteJSON(c.App.Writer)
 			} else {
@@ -55,13 +56,13 @@ func platformDoctorCommand() *cli.Command {
 	}
 }
 
-func doctorSnapshot(c *cli.Context) (*platform.Snapshot, error) {
+func doctorSnapshot(c *cli.Context) (*doctor.Snapshot, error) {
 	if path := c.String("snapshot"); path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, cli.Exit(fmt.Sprintf("reading --snapshot: %v", err), 2)
 		}
-		snap, err := platform.ParseSnapshot(data)
+		snap, err := doctor.ParseSnapshot(data)
 		if err != nil {
 			return nil, cli.Exit(fmt.Sprintf("%s: %v", path, err), 2)
 		}
@@ -79,5 +80,5 @@ func doctorSnapshot(c *cli.Context) (*platform.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
-	return platform.CollectSnapshot(c.Context, cs, dyn)
+	return doctor.CollectSnapshot(c.Context, cs, dyn)
 }

@@ -71,7 +71,7 @@ func TestPlatformLDAPReportsMissingAndExits4(t *testing.T) {
 }
 
 func TestPlatformDoctorSeedSnapshot(t *testing.T) {
-	out, err := runCombined(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml")
+	out, err := runCombined(t, "platform", "doctor", "--snapshot", "../../platform/doctor/testdata/seed-cluster.yaml")
 	if err == nil || exitCode(err) != 4 {
 		t.Fatalf("got %v (exit %d), want exit 4 for a cluster with critical findings\n%s", err, exitCode(err), out)
 	}
@@ -80,7 +80,7 @@ func TestPlatformDoctorSeedSnapshot(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	out, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/testdata/doctor/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
+	out, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/doctor/testdata/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
 	if err != nil || !strings.Contains(out, `"critical": 6`) {
 		t.Fatalf("json with --fail-on never: %v\n%s", err, out)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
@@ -42,7 +42,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "lease-namespace", EnvVars: []string{"POD_NAMESPACE"}, Value: "tsys-ci", Usage: "namespace of the leader Lease"},
 			&cli.StringFlag{Name: "lease-name", Value: "tsys-ci-serve", Usage: "name of the leader Lease"},
 			&cli.StringFlag{Name: "identity", EnvVars: []string{"POD_NAME"}, Usage: "this replica's name in the Lease (default the host name)"},
-			&cli.BoolFlag{Name: "label-leader", Usage: "label this replica's pod (--lease-namespace/--identity, i.e. POD_NAMESPACE/POD_NAME) " + pipeline.LeaderLabel + "=true while it leads, for a Service that sends requests to the leader only"},
+			&cli.BoolFlag{Name: "label-leader", Usage: "label this replica's pod (--lease-namespace/--identity, i.e. POD_NAMESPACE/POD_NAME) " + serve.LeaderLabel + "=true while it leads, for a Service that sends requests to the leader only"},
 			&cli.StringFlag{Name: "verify-key", Usage: "public key every promoted image's signature must verify with"},
 			&cli.BoolFlag{Name: "allow-unsigned", Usage: "promote images without verifying a signature"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 5 * time.Minute, Usage: "drain deadline on SIGTERM (keep under the pod's terminationGracePeriodSeconds)"},
@@ -76,7 +76,7 @@ func runServe(c *cli.Context) error {
 	}
 
 	var cs kubernetes.Interface
-	var deployer pipeline.Deployer = pipeline.NoClusterDeployer{}
+	var deployer serve.Deployer = serve.NoClusterDeployer{}
 	if !c.Bool("no-cluster") {
 		cfg, client, err := kubeConfig(c)
 		if err != nil {
@@ -92,34 +92,34 @@ func runServe(c *cli.Context) error {
 			return err
 		}
 		promoter := rollout.Promoter{
-			Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: pipeline.ReplicaHolderPrefix + identity,
+			Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
 			Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
 		}
 		if c.Bool("label-leader") {
 			// The identities are pod names in --lease-namespace (the
 			// chart's), so a killed replica's container status proves its
 			// promote leases free.
-			promoter.HolderGone = pipeline.ReplicaGone(cs, c.String("lease-namespace"), chartContainer)
+			promoter.HolderGone = serve.ReplicaGone(cs, c.String("lease-namespace"), chartContainer)
 		}
-		deployer = &pipeline.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter}
+		deployer = &serve.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter}
 	}
 
-	var cfg *pipeline.ServeConfig
+	var cfg *serve.Config
 	if ref := c.String("config-configmap"); ref != "" {
 		ns, nm, ok := strings.Cut(ref, "/")
 		if !ok || ns == "" || nm == "" || cs == nil {
 			return cli.Exit(fmt.Sprintf("--config-configmap %q: give NAMESPACE/NAME, with a cluster", ref), 2)
 		}
-		cfg, err = pipeline.ServeConfigFromConfigMap(c.Context, cs, ns, nm, c.String("spec-dir"))
+		cfg, err = serve.ConfigFromConfigMap(c.Context, cs, ns, nm, c.String("spec-dir"))
 	} else {
-		cfg, err = pipeline.LoadServeConfig(c.String("config"))
+		cfg, err = serve.LoadConfig(c.String("config"))
 	}
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	var dir pipeline.Authenticator
+	var dir serve.Authenticator
 	if cfg.LDAP != nil {
-		d, err := pipeline.NewDirectory(*cfg.LDAP, os.Getenv)
+		d, err := serve.NewDirectory(*cfg.LDAP, os.Getenv)
 		if err != nil {
 			return cli.Exit(err.Error(), 2)
 		}
@@ -127,12 +127,12 @@ func runServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := pipeline.ServerOptions{Config: cfg, WebhookSecret: secret, Directory: dir, Deployer: deployer,
+	opts := serve.ServerOptions{Config: cfg, WebhookSecret: secret, Directory: dir, Deployer: deployer,
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
 	if cs != nil {
-		opts.Events = &pipeline.KubeEventSink{Client: cs, Instance: identity}
+		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
 	}
-	s, err := pipeline.NewServer(opts)
+	s, err := serve.NewServer(opts)
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
@@ -140,16 +140,16 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", c.String("listen"), err)
 	}
-	run := pipeline.RunOptions{Server: s, Listener: l, ShutdownTimeout: c.Duration("shutdown-timeout")}
+	run := serve.RunOptions{Server: s, Listener: l, ShutdownTimeout: c.Duration("shutdown-timeout")}
 	if c.Bool("leader-elect") && cs != nil {
-		run.Leader = &pipeline.LeaderElection{Client: cs, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: identity}
+		run.Leader = &serve.LeaderElection{Client: cs, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: identity}
 		if c.Bool("label-leader") {
 			run.Leader.LabelPod = c.String("lease-namespace") + "/" + identity
 		}
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return pipeline.Run(ctx, run)
+	return serve.Run(ctx, run)
 }
 
 // readSecretFile reads the webhook secret; a trailing newline (as editors

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
 )
 
 func TestServeUsageErrorsExit2(t *testing.T) {
@@ -24,7 +24,7 @@ func TestServeUsageErrorsExit2(t *testing.T) {
 	short := filepath.Join(dir, "short")
 	os.WriteFile(secret, []byte("Bearer 0123456789abcdef0123\n"), 0o600)
 	os.WriteFile(short, []byte("abc"), 0o600)
-	cfg := "../../pipeline/testdata/serve/serve.yaml"
+	cfg := "../../pipeline/serve/testdata/serve/serve.yaml"
 	for _, tc := range []struct {
 		args  []string
 		words string
@@ -65,7 +65,7 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- app.RunContext(ctx, []string{"tsys-ci", "serve", "--listen", addr, "--no-cluster",
-			"--config", "../../pipeline/testdata/serve/serve.yaml", "--webhook-secret-file", secret})
+			"--config", "../../pipeline/serve/testdata/serve/serve.yaml", "--webhook-secret-file", secret})
 	}()
 	base := "http://" + addr
 	waitUntil(t, func() bool {
@@ -88,7 +88,7 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("webhook: %d", resp.StatusCode)
 	}
-	var deploys struct{ Deploys []pipeline.DeployRecord }
+	var deploys struct{ Deploys []serve.DeployRecord }
 	waitUntil(t, func() bool {
 		resp, err := http.Get(base + "/api/v1/deploys")
 		if err != nil {
@@ -99,7 +99,7 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&deploys)
 		return len(deploys.Deploys) == 1 && deploys.Deploys[0].State == "done"
 	})
-	if d := deploys.Deploys[0]; d.Result != pipeline.ResultFailed || !strings.Contains(d.Error, "nothing was deployed") {
+	if d := deploys.Deploys[0]; d.Result != serve.ResultFailed || !strings.Contains(d.Error, "nothing was deployed") {
 		t.Fatalf("deploy without a cluster: %+v", d)
 	}
 	cancel()

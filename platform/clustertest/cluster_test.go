@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/platform/doctor"
 	"github.com/tsys-group/tsys-ci/templates"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
@@ -57,7 +58,7 @@ func ensureNamespace(ctx context.Context, t *testing.T, cs kubernetes.Interface,
 }
 
 // replay creates every object of a snapshot through the API, status included.
-func replay(ctx context.Context, t *testing.T, cs kubernetes.Interface, s *platform.Snapshot) {
+func replay(ctx context.Context, t *testing.T, cs kubernetes.Interface, s *doctor.Snapshot) {
 	t.Helper()
 	must := func(what string, err error) {
 		t.Helper()
@@ -113,7 +114,7 @@ func replay(ctx context.Context, t *testing.T, cs kubernetes.Interface, s *platf
 	}
 }
 
-func keys(fs []platform.Finding) string {
+func keys(fs []doctor.Finding) string {
 	var out []string
 	for _, f := range fs {
 		out = append(out, f.Severity.String()+" "+f.Check+" "+f.Object+": "+f.Problem)
@@ -127,26 +128,26 @@ func keys(fs []platform.Finding) string {
 func TestDoctorOnReplayedSeedCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	data, err := os.ReadFile("../testdata/doctor/seed-cluster.yaml")
+	data, err := os.ReadFile("../doctor/testdata/seed-cluster.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromFile, err := platform.ParseSnapshot(data)
+	fromFile, err := doctor.ParseSnapshot(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cs, dyn := clients(t)
 	replay(ctx, t, cs, fromFile)
 
-	live, err := platform.CollectSnapshot(ctx, cs, dyn)
+	live, err := doctor.CollectSnapshot(ctx, cs, dyn)
 	if err != nil {
 		t.Fatalf("collecting from the API server: %v", err)
 	}
 	if live.Longhorn != nil {
 		t.Errorf("Longhorn reported although its CRDs are absent")
 	}
-	want := keys(platform.Analyze(fromFile, platform.DoctorOptions{}))
-	got := keys(platform.Analyze(live, platform.DoctorOptions{}))
+	want := keys(doctor.Analyze(fromFile, doctor.Options{}))
+	got := keys(doctor.Analyze(live, doctor.Options{}))
 	if got != want {
 		t.Fatalf("findings from the API server differ from the file's\ngot:\n%s\nwant:\n%s", got, want)
 	}

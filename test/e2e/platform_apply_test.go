@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/platform/doctor"
 )
 
 // platformNS is the lab namespace of a component (testdata/platform/platform.yaml).
@@ -341,7 +342,7 @@ func TestPlatformApplyOnLab(t *testing.T) {
 	// Doctor with the components installed: nothing critical, nothing about them.
 	doc := p.run("doctor", "--replicated-class", "replicated", "-o", "json")
 	t.Logf("doctor with the platform installed: exit %d in %s", doc.exit, doc.took.Round(100*time.Millisecond))
-	var report platform.DoctorReport
+	var report doctor.Report
 	if err := json.Unmarshal([]byte(doc.stdout), &report); err != nil {
 		t.Fatalf("doctor -o json: %v\n%s%s", err, doc.stdout, doc.stderr)
 	}
@@ -351,10 +352,10 @@ func TestPlatformApplyOnLab(t *testing.T) {
 		switch {
 		case strings.Contains(f.Object, "/platform-"):
 			t.Errorf("doctor finding about a component apply installed: %s %s: %s", f.Severity, f.Object, f.Problem)
-		case f.Severity == platform.SeverityCritical && othersApp(f):
+		case f.Severity == doctor.SeverityCritical && othersApp(f):
 			others++
 			t.Logf("  (critical, about an app another test runs now, not the platform's setup)")
-		case f.Severity == platform.SeverityCritical:
+		case f.Severity == doctor.SeverityCritical:
 			t.Errorf("critical doctor finding with the platform installed: %s: %s", f.Object, f.Problem)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/platform/doctor"
 )
 
 // TestPlatformDoctorOnLab reads the lab with tsys-ci platform doctor. With
@@ -38,11 +38,11 @@ func TestPlatformDoctorOnLab(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	snap, err := platform.CollectSnapshot(ctx, cs, dyn)
+	snap, err := doctor.CollectSnapshot(ctx, cs, dyn)
 	if err != nil {
 		t.Fatalf("reading the lab: %v", err)
 	}
-	report := platform.NewDoctorReport(platform.Analyze(snap, platform.DoctorOptions{ReplicatedClasses: []string{"replicated"}}))
+	report := doctor.NewReport(doctor.Analyze(snap, doctor.Options{ReplicatedClasses: []string{"replicated"}}))
 	t.Logf("doctor read %d nodes and %d pods in %s", len(snap.Nodes), len(snap.Pods), time.Since(start).Round(time.Millisecond))
 	var out bytes.Buffer
 	if err := report.WriteTable(&out); err != nil {
@@ -56,10 +56,10 @@ func TestPlatformDoctorOnLab(t *testing.T) {
 		t.Logf("the add-ons are not installed (no storage class \"replicated\"): only the missing replicated storage may be critical")
 	}
 	for _, f := range report.Findings {
-		if f.Severity != platform.SeverityCritical {
+		if f.Severity != doctor.SeverityCritical {
 			continue
 		}
-		if !addons && f.Check == platform.CheckStorageClass && f.Object == "cluster" {
+		if !addons && f.Check == doctor.CheckStorageClass && f.Object == "cluster" {
 			continue
 		}
 		if othersApp(f) {
@@ -80,9 +80,9 @@ var labNamespaces = map[string]bool{"default": true, "kube-system": true, "metal
 // object outside the lab's own namespaces and the platform- ones of
 // TestPlatformApplyOnLab. Doctor is right to flag it, but it is not the
 // platform's setup, so the lab tests log it instead of failing.
-func othersApp(f platform.Finding) bool {
+func othersApp(f doctor.Finding) bool {
 	switch f.Check {
-	case platform.CheckWorkload, platform.CheckServe, platform.CheckVolumeClass:
+	case doctor.CheckWorkload, doctor.CheckServe, doctor.CheckVolumeClass:
 	default:
 		return false
 	}

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -224,7 +225,7 @@ func serveDeliver(ctx context.Context, t *testing.T, base, secret string, body [
 
 // serveDeploys reads the recent deploys from serve's API (through its
 // Service).
-func serveDeploys(ctx context.Context, base string) ([]pipeline.DeployRecord, error) {
+func serveDeploys(ctx context.Context, base string) ([]serve.DeployRecord, error) {
 	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/deploys", nil)
 	resp, err := hc.Do(req)
@@ -235,16 +236,16 @@ func serveDeploys(ctx context.Context, base string) ([]pipeline.DeployRecord, er
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /api/v1/deploys: %s", resp.Status)
 	}
-	var got struct{ Deploys []pipeline.DeployRecord }
+	var got struct{ Deploys []serve.DeployRecord }
 	err = json.NewDecoder(resp.Body).Decode(&got)
 	return got.Deploys, err
 }
 
 // serveWaitDeploy waits serveUntil serve's API shows a finished deploy that match
 // accepts, and returns it.
-func serveWaitDeploy(ctx context.Context, t *testing.T, base, what string, match func(pipeline.DeployRecord) bool) pipeline.DeployRecord {
+func serveWaitDeploy(ctx context.Context, t *testing.T, base, what string, match func(serve.DeployRecord) bool) serve.DeployRecord {
 	t.Helper()
-	var found pipeline.DeployRecord
+	var found serve.DeployRecord
 	serveUntil(ctx, t, what+" in serve's recent deploys", func() bool {
 		recs, err := serveDeploys(ctx, base)
 		if err != nil {
@@ -408,8 +409,8 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	// sv1: the app's first version.
 	start = time.Now()
 	ids, refused := serveDeliver(ctx, t, base, secret, serveHarborPush(sv1, "sv1"))
-	rec := serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r pipeline.DeployRecord) bool { return r.ID == ids[0] })
-	if rec.Result != pipeline.ResultSucceeded {
+	rec := serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r serve.DeployRecord) bool { return r.ID == ids[0] })
+	if rec.Result != serve.ResultSucceeded {
 		t.Fatalf("deploy of sv1: %s %s", rec.Result, rec.Error)
 	}
 	t.Logf("sv1: event accepted after %d refusal(s) %v; deployed in %.1f s (event to done %s)", len(refused), refused, rec.Seconds, time.Since(start).Round(100*time.Millisecond))
@@ -426,12 +427,12 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	l, w := startLoad(url), serveWatchVersions(url)
 	start = time.Now()
 	ids, refused = serveDeliver(ctx, t, base, secret, serveHarborPush(sv2, "sv2"))
-	rec = serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r pipeline.DeployRecord) bool { return r.ID == ids[0] })
+	rec = serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r serve.DeployRecord) bool { return r.ID == ids[0] })
 	took := time.Since(start)
 	allNew := w.allOn("sv2")
 	total, answers, failures := l.finish(t)
 	report(t, "sv1 -> sv2 by a Harbor event", took, total, answers, failures)
-	if rec.Result != pipeline.ResultSucceeded || rec.Trigger != "harbor" || rec.Tag != "sv2" || rec.Image != sv2 || rec.Policy != "hello" {
+	if rec.Result != serve.ResultSucceeded || rec.Trigger != "harbor" || rec.Tag != "sv2" || rec.Image != sv2 || rec.Policy != "hello" {
 		t.Fatalf("deploy of sv2: %+v", rec)
 	}
 	t.Logf("sv2: event accepted after %d refusal(s); all traffic on sv2 %s after the event; deploy done after %s (serve says %.1f s)",
@@ -557,8 +558,8 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	})
 	stable := time.Now()
 	tl.mark("app stable at phase %s", st.Phase)
-	resumed := serveWaitDeploy(ctx, t, base, "the resume by the new leader", func(r pipeline.DeployRecord) bool {
-		return r.Kind == pipeline.DeployResume && r.Image == image
+	resumed := serveWaitDeploy(ctx, t, base, "the resume by the new leader", func(r serve.DeployRecord) bool {
+		return r.Kind == serve.DeployResume && r.Image == image
 	})
 	allNew := w.allOn(tag)
 	total, answers, failures := l.finish(t)
@@ -576,11 +577,11 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	}
 	want, version := image, tag
 	switch resumed.Result {
-	case pipeline.ResultSucceeded:
+	case serve.ResultSucceeded:
 		if broken {
 			t.Fatalf("the resumed deploy of the broken %s succeeded; its probes must fail and roll it back", tag)
 		}
-	case pipeline.ResultRolledBack:
+	case serve.ResultRolledBack:
 		want, version = fromImage, from
 	default:
 		t.Fatalf("the resumed deploy of %s ended %s: %s", tag, resumed.Result, resumed.Error)

@@ -1,0 +1,145 @@
+package clustertest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
+	"github.com/tsys-group/tsys-ci/rollout"
+)
+
+// The chart's RBAC, applied to a real API server, lets serve's
+// ServiceAccount do what serve and promote do, in the app namespaces only.
+func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
+	admin := client(t)
+	for _, ns := range []string{"tsys-ci", "rbac-shop", "rbac-other", rollout.DefaultAllocNamespace} {
+		namespace(t, admin, ns)
+	}
+	chrt, err := loader.Load("../../../templates/serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := chartutil.ReadValues([]byte("webhookSecret: 'Bearer 0123456789abcdef0123'\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := chartutil.ToRenderValues(chrt, vals, chartutil.ReleaseOptions{Name: "tsys-ci", Namespace: "tsys-ci", IsInstall: true}, chartutil.DefaultCapabilities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := engine.Render(chrt, top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, content := range files {
+		if !strings.HasSuffix(name, "rbac.yaml") && !strings.HasSuffix(name, "serviceaccount.yaml") {
+			continue
+		}
+		for _, doc := range strings.Split(content, "\n---") {
+			if strings.TrimSpace(strings.Trim(strings.TrimSpace(doc), "-")) == "" {
+				continue
+			}
+			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			switch o := obj.(type) {
+			case *corev1.ServiceAccount:
+				_, err = admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+			case *rbacv1.Role:
+				_, err = admin.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+			case *rbacv1.RoleBinding:
+				_, err = admin.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+			case *rbacv1.ClusterRole:
+				_, err = admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
+			case *rbacv1.ClusterRoleBinding:
+				_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+			default:
+				t.Fatalf("%s: unexpected %T", name, obj)
+			}
+			if err != nil {
+				t.Fatalf("creating %s: %v", name, err)
+			}
+		}
+	}
+	sa := rest.CopyConfig(cfg)
+	sa.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:tsys-ci:tsys-ci-serve"}
+	c, err := kubernetes.NewForConfig(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	can := func(verb, group, resource, sub, ns, name string) bool {
+		r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Subresource: sub, Namespace: ns, Name: name}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Status.Allowed
+	}
+	for _, a := range []struct {
+		verb, group, resource, sub, ns, name string
+		want                                 bool
+	}{
+		{"patch", "apps", "deployments", "", "rbac-shop", "shop-blue", true},
+		{"delete", "apps", "deployments", "", "rbac-shop", "shop-green", true},
+		{"patch", "", "services", "", "rbac-shop", "shop", true},
+		{"get", "", "services", "proxy", "rbac-shop", "shop-preview", true},
+		{"list", "", "pods", "", "rbac-shop", "", true},
+		{"update", "", "configmaps", "", "rbac-shop", "tsys-ci-shop", true},
+		{"update", "", "configmaps", "", rollout.DefaultAllocNamespace, rollout.DefaultAllocName, true},
+		{"patch", "policy", "poddisruptionbudgets", "", "rbac-shop", "shop", true},
+		{"patch", "", "persistentvolumeclaims", "", "rbac-shop", "shop-data", true},
+		{"patch", "", "namespaces", "", "", "rbac-shop", true},
+		{"create", "", "events", "", "rbac-shop", "", true},
+		{"update", "coordination.k8s.io", "leases", "", "tsys-ci", "tsys-ci-serve", true},
+		{"patch", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // the leader label
+		{"get", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true},   // its deletion deadline
+		{"patch", "", "pods", "", "rbac-shop", "shop-blue-abc12", false},
+		// Nothing outside the app namespaces, no secrets, no other namespaces.
+		{"patch", "apps", "deployments", "", "rbac-other", "x", false},
+		{"get", "", "secrets", "", "rbac-shop", "db", false},
+		{"patch", "", "namespaces", "", "", "rbac-other", false},
+		{"create", "", "namespaces", "", "", "", false},
+		{"delete", "", "namespaces", "", "", "rbac-shop", false},
+	} {
+		if got := can(a.verb, a.group, a.resource, a.sub, a.ns, a.name); got != a.want {
+			t.Errorf("%s %s/%s %s in %q: allowed %v, want %v", a.verb, a.resource, a.sub, a.name, a.ns, got, a.want)
+		}
+	}
+	// And for real: the leader Lease, a promote rollback (its Lease and
+	// state), an Event, all as the ServiceAccount.
+	le := &serve.LeaderElection{Client: c, Namespace: "tsys-ci", Name: "tsys-ci-serve", Identity: "serve-rbac",
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond}
+	r := startReplicaWith(t, le)
+	waitFor(t, "the ServiceAccount to take the leader Lease", 30*time.Second, func() bool { return r.leader(t) })
+	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
+		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/rbac"}}
+	spec := t.TempDir() + "/shop.yaml"
+	writeFile(t, spec, "name: shop\nnamespace: rbac-shop\nports: [{name: http, containerPort: 8080}]\n")
+	err = d.Deploy(ctx, serve.DeployRequest{ID: "1", Kind: serve.DeployRollback, App: "shop", Namespace: "rbac-shop", Spec: spec})
+	if err == nil || !strings.Contains(err.Error(), "no previous version") {
+		t.Fatalf("rollback as the ServiceAccount: %v, want promote's 'no previous version' (not forbidden)", err)
+	}
+	sink := &serve.KubeEventSink{Client: c, Instance: "serve-rbac"}
+	if err := sink.DeployFinished(ctx, serve.DeployRecord{DeployRequest: serve.DeployRequest{ID: "1", Kind: serve.DeployRollback, App: "shop", Namespace: "rbac-shop"},
+		Result: serve.ResultFailed, Finished: time.Now()}); err != nil {
+		t.Fatalf("event as the ServiceAccount: %v", err)
+	}
+}

@@ -1,0 +1,326 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tsys-group/tsys-ci/rollout"
+)
+
+// Deploy kinds.
+const (
+	DeployPromote  = "promote"
+	DeployRollback = "rollback"
+	// DeployResume finishes a promote or rollback a stopped replica left
+	// under way (found in the app's rollout state when a replica starts
+	// leading).
+	DeployResume = "resume"
+)
+
+// Deploy results.
+const (
+	ResultSucceeded  = "succeeded"
+	ResultFailed     = "failed"
+	ResultRolledBack = "rolled_back"
+	ResultCanceled   = "canceled"
+)
+
+// DeployRequest is one deploy serve asks for: a promote of a pushed image
+// (from a Harbor event or a person) or a rollback (a person).
+type DeployRequest struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Policy    string    `json:"policy,omitempty"`
+	App       string    `json:"app"`
+	Namespace string    `json:"namespace"`
+	Strategy  string    `json:"strategy,omitempty"`
+	Spec      string    `json:"spec,omitempty"`
+	Image     string    `json:"image,omitempty"`
+	Tag       string    `json:"tag,omitempty"`
+	Trigger   string    `json:"trigger"` // "harbor", "api" or "leader" (a resume)
+	By        string    `json:"by"`      // Harbor's operator, the LDAP login, or the replica
+	PushedAt  time.Time `json:"pushedAt,omitzero"`
+}
+
+// Deployer carries out one deploy. It is rollout's promote in production;
+// serve calls it for one app at a time. The cluster-wide lock that keeps a
+// CLI promote and serve apart is promote's own lease, not serve's business.
+type Deployer interface {
+	Deploy(ctx context.Context, req DeployRequest) error
+}
+
+// ErrRolledBack is what a Deployer returns (wrapped) when the new version
+// failed its probes and the old one was restored: the app is healthy, the
+// deploy is not.
+var ErrRolledBack = errors.New("new version failed its probes and was rolled back")
+
+// ErrNoCluster is the error of the Deployer serve runs with when it was
+// started without a cluster (--no-cluster, for trying the API locally):
+// never a pretend success.
+var ErrNoCluster = errors.New("serve runs without a cluster (--no-cluster); nothing was deployed")
+
+// NoClusterDeployer refuses every deploy with ErrNoCluster.
+type NoClusterDeployer struct{}
+
+// Deploy refuses.
+func (NoClusterDeployer) Deploy(context.Context, DeployRequest) error { return ErrNoCluster }
+
+// DeployRecord is a deploy as the API shows it.
+type DeployRecord struct {
+	DeployRequest
+	State    string    `json:"state"` // queued, running, done
+	Result   string    `json:"result,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Queued   time.Time `json:"queued"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+	Seconds  float64   `json:"seconds,omitempty"`
+}
+
+// DeployEventSink is told about every finished deploy; in the cluster it
+// writes a Kubernetes Event on the app.
+type DeployEventSink interface {
+	DeployFinished(ctx context.Context, rec DeployRecord) error
+}
+
+// DeployRecorder keeps the most recent deploys for the API.
+type DeployRecorder struct {
+	max  int
+	mu   sync.Mutex
+	recs []*DeployRecord // oldest first
+	byID map[string]*DeployRecord
+}
+
+// NewDeployRecorder keeps the last max deploys.
+func NewDeployRecorder(max int) *DeployRecorder {
+	return &DeployRecorder{max: max, byID: map[string]*DeployRecord{}}
+}
+
+func (r *DeployRecorder) add(rec *DeployRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.recs) >= r.max {
+		delete(r.byID, r.recs[0].ID)
+		r.recs = append([]*DeployRecord(nil), r.recs[1:]...)
+	}
+	r.recs = append(r.recs, rec)
+	r.byID[rec.ID] = rec
+}
+
+func (r *DeployRecorder) update(id string, f func(*DeployRecord)) DeployRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.byID[id]
+	if rec == nil {
+		return DeployRecord{}
+	}
+	f(rec)
+	return *rec
+}
+
+func (r *DeployRecorder) get(id string) DeployRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rec := r.byID[id]; rec != nil {
+		return *rec
+	}
+	return DeployRecord{}
+}
+
+// Recent returns copies of the recorded deploys, newest first.
+func (r *DeployRecorder) Recent() []DeployRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]DeployRecord, 0, len(r.recs))
+	for i := len(r.recs) - 1; i >= 0; i-- {
+		out = append(out, *r.recs[i])
+	}
+	return out
+}
+
+// Queue errors.
+var (
+	ErrQueueFull    = errors.New("too many deploys waiting for this app; retry later")
+	ErrShuttingDown = errors.New("serve is shutting down; retry on the other replica")
+)
+
+// DeployQueue runs deploys one at a time per app (namespace/app), apps in
+// parallel, and records each.
+type DeployQueue struct {
+	Deployer Deployer
+	Recorder *DeployRecorder
+	Events   DeployEventSink // may be nil
+	Metrics  *Metrics
+	Log      *slog.Logger
+	Clock    rollout.Clock
+	// PerApp bounds the deploys waiting for one app.
+	PerApp int
+
+	mu      sync.Mutex
+	queues  map[string]chan DeployRequest
+	closed  bool
+	seq     int
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	started bool
+}
+
+func (q *DeployQueue) init() {
+	if !q.started {
+		q.started = true
+		q.queues = map[string]chan DeployRequest{}
+		q.ctx, q.cancel = context.WithCancelCause(context.Background())
+		if q.PerApp <= 0 {
+			q.PerApp = 8
+		}
+	}
+}
+
+// Enqueue queues req and returns its record (with its new ID).
+func (q *DeployQueue) Enqueue(req DeployRequest) (DeployRecord, error) {
+	recs, err := q.EnqueueAll([]DeployRequest{req})
+	if err != nil {
+		return DeployRecord{}, err
+	}
+	return recs[0], nil
+}
+
+// EnqueueAll queues all of reqs or none: a Harbor event that matches two
+// policies must not deploy one of them now and both again on its retry.
+func (q *DeployQueue) EnqueueAll(reqs []DeployRequest) ([]DeployRecord, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.init()
+	if q.closed {
+		return nil, ErrShuttingDown
+	}
+	want := map[string]int{}
+	for _, req := range reqs {
+		key := req.Namespace + "/" + req.App
+		want[key]++
+		// Only Enqueue sends, under q.mu, so the room seen here stays.
+		if ch := q.queues[key]; want[key] > q.PerApp || (ch != nil && len(ch)+want[key] > cap(ch)) {
+			return nil, fmt.Errorf("%s: %w", key, ErrQueueFull)
+		}
+	}
+	out := make([]DeployRecord, 0, len(reqs))
+	for _, req := range reqs {
+		key := req.Namespace + "/" + req.App
+		ch := q.queues[key]
+		if ch == nil {
+			ch = make(chan DeployRequest, q.PerApp)
+			q.queues[key] = ch
+			q.wg.Add(1)
+			go q.worker(ch)
+		}
+		q.seq++
+		now := q.Clock.Now()
+		req.ID = fmt.Sprintf("%s-%d", now.UTC().Format("20060102T150405Z"), q.seq)
+		rec := &DeployRecord{DeployRequest: req, State: "queued", Queued: now}
+		out = append(out, *rec)
+		// Recorded before it is sent, so the worker always finds the record.
+		q.Recorder.add(rec)
+		ch <- req
+		q.Log.Info("deploy queued", "id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace,
+			"policy", req.Policy, "image", req.Image, "trigger", req.Trigger, "by", req.By)
+	}
+	return out, nil
+}
+
+func (q *DeployQueue) worker(ch chan DeployRequest) {
+	defer q.wg.Done()
+	for req := range ch {
+		q.run(req)
+	}
+}
+
+func (q *DeployQueue) run(req DeployRequest) {
+	start := q.Clock.Now()
+	q.Recorder.update(req.ID, func(r *DeployRecord) { r.State, r.Started = "running", start })
+	q.Log.Info("deploy started", "id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace)
+	var err error
+	if q.ctx.Err() != nil {
+		err = fmt.Errorf("not started: %w", q.ctx.Err())
+	} else {
+		err = q.Deployer.Deploy(q.ctx, req)
+	}
+	end := q.Clock.Now()
+	result := ResultSucceeded
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrRolledBack):
+		result = ResultRolledBack
+	case errors.Is(err, context.Canceled) || q.ctx.Err() != nil:
+		result = ResultCanceled
+	default:
+		result = ResultFailed
+	}
+	secs := end.Sub(start).Seconds()
+	rec := q.Recorder.get(req.ID)
+	rec.State, rec.Result, rec.Finished, rec.Seconds = "done", result, end, secs
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	q.Metrics.Deploys.WithLabelValues(req.Kind, result).Inc()
+	q.Metrics.DeployDuration.WithLabelValues(req.Kind, result).Observe(secs)
+	attrs := []any{"id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace, "policy", req.Policy,
+		"image", req.Image, "tag", req.Tag, "trigger", req.Trigger, "by", req.By, "result", result, "seconds", secs}
+	if err != nil {
+		q.Log.Error("deploy finished", append(attrs, "err", err)...)
+	} else {
+		q.Log.Info("deploy finished", attrs...)
+	}
+	if q.Events != nil {
+		// The event is best effort: a deploy is not undone because the
+		// API server refused its event, but the failure is logged.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if eerr := q.Events.DeployFinished(ctx, rec); eerr != nil {
+			q.Log.Warn("deploy event not recorded", "id", req.ID, "app", req.App, "namespace", req.Namespace, "err", eerr)
+		}
+		cancel()
+	}
+	// The record turns "done" last, so whoever sees it done also sees the
+	// metrics, the log line and the event.
+	q.Recorder.update(req.ID, func(r *DeployRecord) { *r = rec })
+}
+
+// Draining reports whether Drain was called: the queue takes no more.
+func (q *DeployQueue) Draining() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// Drain stops taking deploys and waits for the queued and running ones.
+// When ctx ends first, the running deploys are canceled (promote resumes
+// or rolls back on the next run), the queued ones are recorded as canceled
+// without starting, and Drain returns an error saying so.
+func (q *DeployQueue) Drain(ctx context.Context) error {
+	q.mu.Lock()
+	q.init()
+	if !q.closed {
+		q.closed = true
+		for _, ch := range q.queues {
+			close(ch)
+		}
+	}
+	q.mu.Unlock()
+	done := make(chan struct{})
+	go func() { q.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		q.cancel(nil)
+		return nil
+	case <-ctx.Done():
+	}
+	// Canceled for another replica to resume: promote leaves each one at
+	// its recorded phase, even a canary step, rather than rolling it back.
+	q.cancel(rollout.ErrHandedOver)
+	<-done
+	return fmt.Errorf("deploys still running at the shutdown deadline were canceled: %w", ctx.Err())
+}

@@ -1,0 +1,104 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// EventComponent is the source of the Events serve writes.
+const EventComponent = "tsys-ci-serve"
+
+// KubeEventSink records each finished deploy as a Kubernetes Event on the
+// app's Service (the object named after the app in its namespace), so
+// `kubectl describe service APP` and `kubectl get events` show who
+// deployed what and how it ended.
+type KubeEventSink struct {
+	Client kubernetes.Interface
+	// Instance is this replica (the pod name).
+	Instance string
+}
+
+// DeployFinished creates the Event.
+func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) error {
+	reason, typ := "DeploySucceeded", corev1.EventTypeNormal
+	switch rec.Result {
+	case ResultRolledBack:
+		reason, typ = "DeployRolledBack", corev1.EventTypeWarning
+	case ResultFailed:
+		reason, typ = "DeployFailed", corev1.EventTypeWarning
+	case ResultCanceled:
+		reason, typ = "DeployCanceled", corev1.EventTypeWarning
+	}
+	msg := eventMessage(rec)
+	now := metav1.NewTime(rec.Finished)
+	if rec.Finished.IsZero() {
+		now = metav1.NewTime(time.Now())
+	}
+	action := "Promote"
+	if rec.Kind == DeployRollback {
+		action = "Rollback"
+	}
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: rec.App + ".tsys-ci-",
+			Namespace:    rec.Namespace,
+			Labels:       map[string]string{"app.kubernetes.io/managed-by": "tsys-ci", "app.kubernetes.io/name": rec.App},
+			Annotations:  map[string]string{"tsys-ci.io/deploy-id": rec.ID},
+		},
+		InvolvedObject:      corev1.ObjectReference{APIVersion: "v1", Kind: "Service", Namespace: rec.Namespace, Name: rec.App},
+		Reason:              reason,
+		Message:             msg,
+		Type:                typ,
+		Source:              corev1.EventSource{Component: EventComponent, Host: k.Instance},
+		FirstTimestamp:      now,
+		LastTimestamp:       now,
+		Count:               1,
+		Action:              action,
+		ReportingController: "tsys-ci.io/serve",
+		ReportingInstance:   k.Instance,
+	}
+	if _, err := k.Client.CoreV1().Events(rec.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the deploy event for %s/%s: %w", rec.Namespace, rec.App, err)
+	}
+	return nil
+}
+
+func metaFor(namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}
+
+// maxEventMessage is the longest Event message serve writes, in bytes
+// (the limit events.k8s.io puts on a note).
+const maxEventMessage = 1024
+
+// eventMessage says what was deployed, by whom, why and how it ended, cut
+// to maxEventMessage bytes at a rune boundary: a cut inside a UTF-8
+// sequence (an error quoting a non-ASCII name) leaves invalid UTF-8, which
+// the JSON encoding sends as U+FFFD, garbled and longer than the limit.
+func eventMessage(rec DeployRecord) string {
+	msg := fmt.Sprintf("%s %s by %s (%s", rec.Kind, rec.Image, rec.By, rec.Trigger)
+	if rec.Policy != "" {
+		msg += ", policy " + rec.Policy
+	}
+	if rec.Tag != "" {
+		msg += ", tag " + rec.Tag
+	}
+	msg += fmt.Sprintf("): %s after %.0fs", rec.Result, rec.Seconds)
+	if rec.Error != "" {
+		msg += ": " + rec.Error
+	}
+	if len(msg) <= maxEventMessage {
+		return msg
+	}
+	cut := maxEventMessage - len("...")
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "..."
+}

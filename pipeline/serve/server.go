@@ -1,0 +1,266 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tsys-group/tsys-ci/rollout"
+)
+
+// Authenticator checks a person's login; *Directory is the LDAP one.
+type Authenticator interface {
+	Authenticate(login, password string) (*Identity, error)
+}
+
+// ServerOptions are everything a Server needs, passed in.
+type ServerOptions struct {
+	Config *Config
+	// WebhookSecret is the exact Authorization header value Harbor sends
+	// (the webhook policy's auth_header, e.g. "Bearer <random>").
+	WebhookSecret string
+	// Directory logs people in; nil turns manual promote and rollback off.
+	Directory Authenticator
+	Deployer  Deployer
+	Events    DeployEventSink // may be nil
+	Registry  *prometheus.Registry
+	Log       *slog.Logger
+	Clock     rollout.Clock
+	// ReplayWindow defaults to DefaultReplayWindow.
+	ReplayWindow time.Duration
+	// RecentDeploys is how many deploys the API keeps (default 200).
+	RecentDeploys int
+}
+
+// Server is tsys-ci serve's HTTP side: Harbor's webhook, the JSON API and
+// metrics, in front of a per-app deploy queue.
+type Server struct {
+	cfg           *Config
+	webhookSecret string
+	dir           Authenticator
+	log           *slog.Logger
+	clock         rollout.Clock
+	metrics       *Metrics
+	registry      *prometheus.Registry
+	replay        *ReplayCache
+	throttle      *LoginThrottle
+	queue         *DeployQueue
+	recorder      *DeployRecorder
+	webhookMu     sync.Mutex
+
+	ready  atomic.Bool
+	leader atomic.Bool
+}
+
+// NewServer builds a server. It is not ready and not the leader until told
+// (SetReady, SetLeader); without leader election the caller sets both.
+func NewServer(o ServerOptions) (*Server, error) {
+	if o.WebhookSecret == "" {
+		return nil, errors.New("no webhook secret; set one (the Harbor webhook policy's auth header) so anyone on the network cannot trigger deploys")
+	}
+	if o.ReplayWindow == 0 {
+		o.ReplayWindow = DefaultReplayWindow
+	}
+	if o.RecentDeploys == 0 {
+		o.RecentDeploys = 200
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg: o.Config, webhookSecret: o.WebhookSecret, dir: o.Directory, log: o.Log, clock: o.Clock,
+		metrics: NewMetrics(o.Registry), registry: o.Registry,
+		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
+		throttle: NewLoginThrottle(),
+		recorder: NewDeployRecorder(o.RecentDeploys),
+	}
+	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock}
+	return s, nil
+}
+
+// SetReady says whether the server takes traffic (readyz).
+func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// SetLeader says whether this replica holds the leader lease and so acts
+// on events and deploy requests.
+func (s *Server) SetLeader(v bool) { s.leader.Store(v) }
+
+func (s *Server) isLeader() bool { return s.leader.Load() }
+
+// Queue is the server's deploy queue (Drain it on shutdown).
+func (s *Server) Queue() *DeployQueue { return s.queue }
+
+// Throttle is the server's login throttle.
+func (s *Server) Throttle() *LoginThrottle { return s.throttle }
+
+// Handler routes the server's endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/webhook/harbor", s.handleWebhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		code := http.StatusOK
+		if !s.ready.Load() {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"ready": s.ready.Load(), "leader": s.isLeader()})
+	})
+	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"policies": s.cfg.Policies})
+	})
+	mux.HandleFunc("GET /api/v1/deploys", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"deploys": s.recorder.Recent()})
+	})
+	mux.HandleFunc("POST /api/v1/promote", s.handleManual(DeployPromote))
+	mux.HandleFunc("POST /api/v1/rollback", s.handleManual(DeployRollback))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	return mux
+}
+
+// ManualRequest is the body of POST /api/v1/promote and /api/v1/rollback.
+type ManualRequest struct {
+	Namespace string `json:"namespace"`
+	App       string `json:"app"`
+	// Image is required for promote: registry/project/name@sha256:… of the
+	// app's policy repository.
+	Image string `json:"image,omitempty"`
+}
+
+var imageByDigestRE = regexp.MustCompile(`^([^/@\s]+)/([a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+)@(sha256:[0-9a-f]{64})$`)
+
+func (s *Server) handleManual(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.dir == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "manual deploys are off: serve has no ldap configured"})
+			return
+		}
+		id, ok := s.login(w, r)
+		if !ok {
+			return
+		}
+		var req ManualRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 16<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("body is not {\"namespace\",\"app\",\"image\"}: %v", err)})
+			return
+		}
+		group, listed := s.cfg.Access[req.Namespace]
+		if !listed || !id.InGroup(group) {
+			s.metrics.LoginFailures.WithLabelValues("forbidden").Inc()
+			s.log.Warn("manual deploy forbidden", "login", id.Login, "namespace", req.Namespace, "app", req.App, "kind", kind)
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%s may not deploy in namespace %q: ask to be added to the namespace's deploy group", id.Login, req.Namespace)})
+			return
+		}
+		var policy *DeployPolicy
+		for i := range s.cfg.Policies {
+			if p := &s.cfg.Policies[i]; p.Namespace == req.Namespace && p.App == req.App {
+				policy = p
+				break
+			}
+		}
+		if policy == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no policy deploys app %q in namespace %q; see /api/v1/policies", req.App, req.Namespace)})
+			return
+		}
+		dr := DeployRequest{Kind: kind, Policy: policy.Name, App: policy.App, Namespace: policy.Namespace,
+			Strategy: policy.Strategy, Spec: policy.Spec, Trigger: "api", By: id.Login}
+		if kind == DeployPromote {
+			m := imageByDigestRE.FindStringSubmatch(req.Image)
+			if m == nil || m[2] != policy.Repository {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not <registry>/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, policy.Repository)})
+				return
+			}
+			dr.Image = req.Image
+		} else if req.Image != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "rollback takes no image: it returns to the version before the current one"})
+			return
+		}
+		if !s.isLeader() {
+			w.Header().Set("Retry-After", "5")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this replica is not the leader; retry"})
+			return
+		}
+		rec, err := s.queue.Enqueue(dr)
+		if err != nil {
+			w.Header().Set("Retry-After", "30")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusAccepted, rec)
+	}
+}
+
+// login checks HTTP basic credentials against the directory, slowed down
+// per login and per client address. Every refusal of credentials answers
+// the same words, whatever was wrong.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) (*Identity, bool) {
+	user, pass, ok := r.BasicAuth()
+	addr := clientAddr(r)
+	if !ok {
+		s.metrics.LoginFailures.WithLabelValues("no_credentials").Inc()
+		w.Header().Set("WWW-Authenticate", `Basic realm="tsys-ci", charset="UTF-8"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "log in with your directory account (HTTP basic)"})
+		return nil, false
+	}
+	userKey, addrKey := "user:"+strings.ToLower(user), "addr:"+addr
+	now := s.clock.Now()
+	if wait := s.throttle.Wait(now, userKey, addrKey); wait > 0 {
+		s.metrics.LoginFailures.WithLabelValues("throttled").Inc()
+		s.log.Warn("login throttled", "login", user, "remote", addr, "wait", wait.String())
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf("too many failed logins; retry in %d s", secs)})
+		return nil, false
+	}
+	id, err := s.dir.Authenticate(user, pass)
+	switch {
+	case errors.Is(err, ErrLoginFailed):
+		s.throttle.Fail(now, userKey, addrKey)
+		s.metrics.LoginFailures.WithLabelValues("credentials").Inc()
+		s.log.Warn("login failed", "login", user, "remote", addr)
+		w.Header().Set("WWW-Authenticate", `Basic realm="tsys-ci", charset="UTF-8"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login failed"})
+		return nil, false
+	case err != nil:
+		s.metrics.LoginFailures.WithLabelValues("directory_error").Inc()
+		s.log.Error("login impossible", "login", user, "remote", addr, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the directory could not be asked; try again later"})
+		return nil, false
+	}
+	s.throttle.Succeed(userKey)
+	s.log.Info("login", "login", id.Login, "dn", id.DN, "remote", addr)
+	return id, true
+}
+
+// clientAddr is the peer's IP. Forwarded headers are not trusted: anyone
+// could set them to dodge the per-address throttle.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to tell it
+}

@@ -1,0 +1,129 @@
+package serve
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+)
+
+// MaxClockSkew is how far in the future an event's occur_at may be
+// (Harbor's clock against ours) before the event is refused.
+const MaxClockSkew = 5 * time.Minute
+
+// secretMatches compares the Authorization header with the configured
+// value in constant time. Both sides are hashed first so that neither the
+// content nor the length of the secret leaks through timing.
+func secretMatches(header, secret string) bool {
+	a := sha256.Sum256([]byte(header))
+	b := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// handleWebhook receives Harbor's webhook deliveries.
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	log := s.log.With("remote", r.RemoteAddr)
+	refuse := func(code int, result, reason string, attrs ...any) {
+		s.metrics.WebhookEvents.WithLabelValues(result).Inc()
+		log.Warn("webhook refused", append([]any{"result", result, "reason", reason, "status", code}, attrs...)...)
+		writeJSON(w, code, map[string]string{"result": result, "error": reason})
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(http.StatusMethodNotAllowed, "bad_request", "only POST")
+		return
+	}
+	auth := r.Header.Get("Authorization")
+	switch {
+	case auth == "":
+		refuse(http.StatusUnauthorized, "unauthorized", "no Authorization header; set the webhook policy's auth header to serve's webhook secret")
+		return
+	case !secretMatches(auth, s.webhookSecret):
+		refuse(http.StatusUnauthorized, "unauthorized", "wrong secret in the Authorization header")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			refuse(http.StatusUnsupportedMediaType, "unsupported_media", "Content-Type is not application/json; set the webhook policy's payload format to Default (not CloudEvents)", "contentType", ct)
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			refuse(http.StatusRequestEntityTooLarge, "too_large", "body larger than the largest Harbor event", "limit", MaxWebhookBody)
+			return
+		}
+		refuse(http.StatusBadRequest, "bad_request", "reading the body failed", "err", err)
+		return
+	}
+	ev, err := ParseHarborEvent(body)
+	if err != nil {
+		refuse(http.StatusBadRequest, "bad_request", "body is not a Harbor event", "err", err)
+		return
+	}
+	evAttrs := []any{"type", ev.Type, "occurAt", ev.OccurAt, "operator", ev.Operator}
+	if ev.Type == HarborPushArtifact || ev.Type == HarborPullArtifact || ev.Type == HarborDeleteArtifact {
+		evAttrs = append(evAttrs, "repository", ev.EventData.Repository.RepoFullName,
+			"digest", ev.EventData.Resources[0].Digest, "tag", ev.EventData.Resources[0].Tag)
+	}
+	if !s.isLeader() {
+		w.Header().Set("Retry-After", "5")
+		refuse(http.StatusServiceUnavailable, "not_leader", "this replica is not the leader; Harbor retries, and the leader acts", evAttrs...)
+		return
+	}
+	now := s.clock.Now()
+	occur := ev.Time()
+	switch {
+	case now.Sub(occur) > s.replay.Window:
+		refuse(http.StatusBadRequest, "stale", "event older than the replay window", append(evAttrs, "window", s.replay.Window.String())...)
+		return
+	case occur.Sub(now) > MaxClockSkew:
+		refuse(http.StatusBadRequest, "stale", "event occur_at is in the future; check Harbor's and this host's clocks", evAttrs...)
+		return
+	}
+	// Seen and Record are two steps; two identical deliveries racing each
+	// other could both pass. The single-flight lock closes that gap.
+	s.webhookMu.Lock()
+	defer s.webhookMu.Unlock()
+	key := ev.ReplayKey()
+	if s.replay.Seen(key, now) {
+		refuse(http.StatusConflict, "replay", "this delivery was already accepted", evAttrs...)
+		return
+	}
+	policies, reason := Match(s.cfg.Policies, ev)
+	if len(policies) == 0 {
+		s.replay.Record(key, now)
+		s.metrics.WebhookEvents.WithLabelValues("ignored").Inc()
+		log.Info("webhook ignored", append(evAttrs, "reason", reason)...)
+		writeJSON(w, http.StatusOK, map[string]string{"result": "ignored", "reason": reason})
+		return
+	}
+	reqs := make([]DeployRequest, 0, len(policies))
+	for _, p := range policies {
+		reqs = append(reqs, DeployRequest{
+			Kind: DeployPromote, Policy: p.Name, App: p.App, Namespace: p.Namespace, Strategy: p.Strategy, Spec: p.Spec,
+			Image: ev.Image(), Tag: ev.Tag(), Trigger: "harbor", By: ev.Operator, PushedAt: occur,
+		})
+	}
+	recs, err := s.queue.EnqueueAll(reqs)
+	if err != nil {
+		// Nothing was queued and nothing recorded: Harbor's retry is taken.
+		w.Header().Set("Retry-After", "30")
+		refuse(http.StatusServiceUnavailable, "queue_full", err.Error(), evAttrs...)
+		return
+	}
+	ids := make([]string, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+	}
+	s.replay.Record(key, now)
+	s.metrics.WebhookEvents.WithLabelValues("accepted").Inc()
+	log.Info("webhook accepted", append(evAttrs, "deploys", ids)...)
+	writeJSON(w, http.StatusAccepted, map[string]any{"result": "accepted", "deploys": ids})
+}
