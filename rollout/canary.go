@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -90,4 +91,95 @@ func note(replicas int32, requested []int, k int32) string {
 
 func percent(w float64) string {
 	return strconv.FormatFloat(math.Round(w*10)/10, 'f', -1, 64) + "%"
+}
+
+// canary moves traffic in the steps the replica count can give (pod
+// ratios), probing the new version at each.
+func (r *run) canary(ctx context.Context) error {
+	s, n := r.state, *r.spec.Replicas
+	plan, err := PlanCanary(n, r.spec.Strategy.Canary.Steps)
+	if err != nil {
+		return err
+	}
+	r.result.Steps = plan
+	if s.Active == nil {
+		// Nothing to weigh against: the first version takes all traffic
+		// once probed, as with blue/green.
+		plan = plan[len(plan)-1:]
+	}
+	if s.Phase == PhaseDeploying {
+		if err := r.deployCandidate(ctx, plan[0].CanaryPods); err != nil {
+			return err
+		}
+	}
+	if s.Phase == PhaseProbing {
+		if err := r.runProbes(ctx); err != nil {
+			return err
+		}
+		s.Step = 0
+		if err := r.save(ctx, PhaseCanary, "canary step 1"); err != nil {
+			return err
+		}
+	}
+	for s.Phase == PhaseCanary && s.Step < len(plan) && plan[s.Step].StablePods > 0 {
+		if err := r.canaryStep(ctx, plan, s.Step); err != nil {
+			return err
+		}
+		s.Step++
+		if err := r.save(ctx, PhaseCanary, fmt.Sprintf("canary step %d", s.Step+1)); err != nil {
+			return err
+		}
+	}
+	if s.Phase == PhaseCanary {
+		c := *s.Candidate
+		if err := r.applyDeployment(ctx, c, n); err != nil {
+			return err
+		}
+		if err := r.waitReady(ctx, c, n); err != nil {
+			return err
+		}
+		if err := r.switchTo(ctx, c.Color); err != nil {
+			return err
+		}
+		if s.Active != nil {
+			prev := *s.Active
+			s.Previous = &prev
+		}
+		s.Active = s.Candidate
+		if err := r.save(ctx, PhaseSwitched, "traffic on "+c.Color); err != nil {
+			return err
+		}
+		r.logf("step %d/%d: 100%% (%d of %d pods new): all traffic on %s", len(plan), len(plan), n, n, c.Color)
+	}
+	if s.Phase == PhaseSwitched {
+		return r.finish(ctx, true)
+	}
+	return fmt.Errorf("canary promote found at unexpected phase %s", s.Phase)
+}
+
+// canaryStep puts one step's pod counts in place (new pods ready first,
+// then old ones removed, so capacity never drops) and probes through it.
+func (r *run) canaryStep(ctx context.Context, plan []CanaryStep, i int) error {
+	st, c, old := plan[i], *r.state.Candidate, *r.state.Active
+	if err := r.applyDeployment(ctx, c, st.CanaryPods); err != nil {
+		return err
+	}
+	if err := r.waitReady(ctx, c, st.CanaryPods); err != nil {
+		return err
+	}
+	if err := r.switchTo(ctx, ""); err != nil {
+		return err
+	}
+	if err := r.scale(ctx, old.Color, st.StablePods); err != nil {
+		return err
+	}
+	line := fmt.Sprintf("step %d/%d: %s of traffic on the new version (%d of %d pods)", i+1, len(plan), st.WeightString(), st.CanaryPods, st.CanaryPods+st.StablePods)
+	if st.Note != "" {
+		line += "; " + st.Note
+	}
+	r.logf("%s", line)
+	if err := r.runProbes(ctx); err != nil {
+		return err
+	}
+	return r.watch(ctx, c, st.CanaryPods, r.spec.Strategy.Canary.StepPause.Duration)
 }

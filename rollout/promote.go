@@ -185,3 +185,93 @@ func (r *run) save(ctx context.Context, phase Phase, msg string) error {
 	}
 	return r.store.Save(ctx, r.state)
 }
+
+// Promote puts req.Image live with the spec's strategy (or req.Strategy).
+// It resumes a promote of the same image that a dead process left under
+// way, and rolls back one of another image first. When the new version
+// fails its probes or its pods fail, traffic returns to the previous
+// version on its own and a *ProbeFailedError is returned.
+func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
+	spec := req.Spec
+	strategy := req.Strategy
+	if strategy == "" {
+		strategy = spec.Strategy.Type
+	}
+	if strategy != spec.Strategy.Type {
+		copied := *spec
+		copied.Strategy.Type = strategy
+		if err := copied.Validate(); err != nil {
+			return nil, fmt.Errorf("--strategy %s: %w", strategy, err)
+		}
+		spec = &copied
+	}
+	res := &Result{App: spec.Name, Strategy: strategy, Image: req.Image}
+	p.defaults()
+	start := p.Clock.Now()
+	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
+		r.result = res
+		return r.promote(ctx, Release{Image: req.Image, Revision: req.Revision})
+	})
+	res.Duration = p.Clock.Now().Sub(start)
+	return res, err
+}
+
+func (r *run) promote(ctx context.Context, want Release) error {
+	s := r.state
+	if s.Phase == PhaseSwitched && s.Candidate != nil && s.Candidate.Image != want.Image {
+		// Traffic was already all on that version and its probes passed:
+		// complete it rather than undo it.
+		r.logf("the promote of %s had switched all traffic before it stopped; completing it first", s.Candidate.Image)
+		if err := r.finish(ctx, false); err != nil {
+			return fmt.Errorf("completing the interrupted promote: %w", err)
+		}
+	}
+	if s.InProgress() {
+		if s.Candidate != nil && s.Candidate.Image == want.Image && s.Strategy == r.spec.Strategy.Type && s.Phase != PhaseRollingBack {
+			r.logf("resuming the promote of %s left at phase %s", want.Image, s.Phase)
+			r.result.Resumed = true
+			return r.drive(ctx)
+		}
+		what := "<none>"
+		if s.Candidate != nil {
+			what = s.Candidate.Image
+		}
+		r.logf("a promote of %s (%s) was left at phase %s; rolling it back before promoting %s", what, s.Strategy, s.Phase, want.Image)
+		if err := r.rollback(ctx, "interrupted; superseded by "+want.Image, ResultRolledBack); err != nil {
+			return fmt.Errorf("rolling back the interrupted promote: %w", err)
+		}
+	}
+	if s.Active != nil && s.Active.Image == want.Image {
+		// The version runs already; the spec's Service side (ports, hosts
+		// for the edge) and budget may still have changed, so apply them.
+		if err := r.switchTo(ctx, s.Active.Color); err != nil {
+			return err
+		}
+		if pdb := RenderPDB(r.spec, r.store.Owner()); pdb != nil {
+			if err := Apply(ctx, r.p.Client, pdb); err != nil {
+				return err
+			}
+		}
+		r.logf("%s already serves %s; Service and budget applied, pods unchanged (a change to the pods needs a new image)", s.Active.Color, want.Image)
+		r.result.Result = "unchanged"
+		return nil
+	}
+	alloc, err := r.allocate(ctx)
+	if err != nil {
+		return err
+	}
+	r.result.Address = alloc
+	want.Color = ColorBlue
+	if s.Active != nil {
+		want.Color = OtherColor(s.Active.Color)
+		if inPlace(r.spec.Strategy.Type) {
+			want.Color = s.Active.Color
+		}
+	}
+	s.Candidate, s.Strategy, s.Step, s.AbortRequested = &want, r.spec.Strategy.Type, 0, false
+	s.StartedAt = r.p.Clock.Now().UTC()
+	if err := r.save(ctx, PhaseDeploying, "deploying "+want.Image+" on "+want.Color); err != nil {
+		return err
+	}
+	return r.drive(ctx)
+}
