@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,9 +24,6 @@ import (
 // their Pod Security labels before MetalLB, and MetalLB's pools and L2
 // advertisements once MetalLB's CRDs exist.
 type ObjectApplier func(ctx context.Context, objs []map[string]any) (changed int, err error)
-
-// FieldManager names tsys-ci's changes in managedFields.
-const FieldManager = "tsys-ci"
 
 // ServerSideApply returns an ObjectApplier for a cluster.
 func ServerSideApply(cfg *rest.Config) (ObjectApplier, error) {
@@ -70,7 +68,7 @@ func ServerSideApply(cfg *rest.Config) (ObjectApplier, error) {
 				return changed, fmt.Errorf("encoding %s: %w", what, err)
 			}
 			force := true
-			after, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+			after, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: contract.FieldManager, Force: &force})
 			if err != nil {
 				return changed, fmt.Errorf("applying %s: %w", what, err)
 			}

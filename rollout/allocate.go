@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -108,7 +109,7 @@ func (a *Allocator) Allocate(ctx context.Context, key string, ports []string) (*
 			next.Data = map[string]string{}
 		}
 		next.Data[AllocationsKey] = string(data)
-		_, err = a.Client.CoreV1().ConfigMaps(a.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err = a.Client.CoreV1().ConfigMaps(a.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: contract.FieldManager})
 		if apierrors.IsConflict(err) {
 			continue // another promote allocated first; read its result and pick again
 		}

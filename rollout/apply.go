@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -26,7 +27,7 @@ func Apply(ctx context.Context, cs kubernetes.Interface, obj runtime.Object) err
 	if err != nil {
 		return err
 	}
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true)}
+	opts := metav1.PatchOptions{FieldManager: contract.FieldManager, Force: ptr(true)}
 	ns, name := m.GetNamespace(), m.GetName()
 	switch obj.(type) {
 	case *appsv1.Deployment:

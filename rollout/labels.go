@@ -1,12 +1,11 @@
 package rollout
 
-// Labels and annotations tsys-ci writes. The first two are the contract
-// with the edge and the platform doctor: every object tsys-ci manages for
-// an app carries them.
+import "github.com/tsys-group/tsys-ci/internal/contract"
+
+// Labels and annotations rollout writes for itself and for MetalLB. The
+// ones other parts of tsys-ci read too (managed-by, app name, the edge
+// annotation) are in internal/contract, as is the field manager.
 const (
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	LabelName      = "app.kubernetes.io/name"
-	ManagedBy      = "tsys-ci"
 	// LabelColor tells the two Deployments of an app apart (blue, green);
 	// the Service selects one color, or both while a canary is weighted.
 	LabelColor = "tsys-ci.io/color"
@@ -14,13 +13,9 @@ const (
 	// Deployment runs (an image digest is too long for a label value).
 	AnnotationImage    = "tsys-ci.io/image"
 	AnnotationRevision = "tsys-ci.io/revision"
-	// AnnotationEdge is the edge wiring on the app's Service (JSON).
-	AnnotationEdge = "tsys-ci.io/edge"
 	// MetalLB's annotations: the chosen address and the sharing key.
 	AnnotationLBIPs       = "metallb.universe.tf/loadBalancerIPs"
 	AnnotationAllowShared = "metallb.universe.tf/allow-shared-ip"
-	// FieldManager owns every field tsys-ci applies (server-side apply).
-	FieldManager = "tsys-ci"
 )
 
 // Colors of the two Deployments an app alternates between.
@@ -39,7 +34,7 @@ func OtherColor(c string) string {
 
 // AppLabels are the contract labels of every object of app.
 func AppLabels(app string) map[string]string {
-	return map[string]string{LabelManagedBy: ManagedBy, LabelName: app}
+	return map[string]string{contract.LabelManagedBy: contract.ManagedBy, contract.LabelAppName: app}
 }
 
 func colorLabels(app, color string) map[string]string {

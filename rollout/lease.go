@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,7 +77,7 @@ func AcquireLockUnlessGone(ctx context.Context, cs kubernetes.Interface, clock C
 			ObjectMeta: metav1.ObjectMeta{Name: LeaseName(app), Namespace: namespace, Labels: AppLabels(app)},
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
 		}
-		created, err := leases.Create(ctx, fresh, metav1.CreateOptions{FieldManager: FieldManager})
+		created, err := leases.Create(ctx, fresh, metav1.CreateOptions{FieldManager: contract.FieldManager})
 		if apierrors.IsAlreadyExists(err) {
 			return nil, l.heldNow(ctx, namespace)
 		}
@@ -111,7 +112,7 @@ func AcquireLockUnlessGone(ctx context.Context, cs kubernetes.Interface, clock C
 		next.Spec.LeaseTransitions = ptr(int32(0))
 	}
 	*next.Spec.LeaseTransitions++
-	updated, err := leases.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+	updated, err := leases.Update(ctx, next, metav1.UpdateOptions{FieldManager: contract.FieldManager})
 	if apierrors.IsConflict(err) {
 		return nil, l.heldNow(ctx, namespace)
 	}
@@ -205,7 +206,7 @@ func (l *Lock) Renew(ctx context.Context) error {
 	next := l.lease.DeepCopy()
 	now := metav1.NewMicroTime(l.clock.Now())
 	next.Spec.RenewTime = &now
-	updated, err := l.cs.CoordinationV1().Leases(next.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+	updated, err := l.cs.CoordinationV1().Leases(next.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: contract.FieldManager})
 	if err != nil {
 		return fmt.Errorf("renewing lease %s/%s: %w (another promote may have taken over; stopping)", next.Namespace, next.Name, err)
 	}
@@ -218,7 +219,7 @@ func (l *Lock) Renew(ctx context.Context) error {
 func (l *Lock) Release(ctx context.Context) error {
 	next := l.lease.DeepCopy()
 	next.Spec.HolderIdentity = nil
-	_, err := l.cs.CoordinationV1().Leases(next.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+	_, err := l.cs.CoordinationV1().Leases(next.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: contract.FieldManager})
 	if err != nil {
 		return fmt.Errorf("releasing lease %s/%s: %w", next.Namespace, next.Name, err)
 	}

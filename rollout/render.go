@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -261,9 +262,9 @@ func RenderService(spec *AppSpec, alloc *Allocation, color string, owner *metav1
 	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
 	svc.Spec.Ports = servicePorts(spec, ports)
 	svc.Annotations = map[string]string{
-		AnnotationLBIPs:       alloc.Address,
-		AnnotationAllowShared: SharingKey(alloc.Address),
-		AnnotationEdge:        EdgeAnnotation(spec),
+		AnnotationLBIPs:         alloc.Address,
+		AnnotationAllowShared:   SharingKey(alloc.Address),
+		contract.AnnotationEdge: EdgeAnnotation(spec),
 	}
 	return svc, nil
 }

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform/edge"
 )
 
@@ -44,7 +45,7 @@ func TestRenderDeployment(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := exampleSpec(t, c.mod)
 			d := RenderDeployment(spec, Version{Color: ColorGreen, Image: "reg/shop@sha256:abc", Revision: "1a2b3c", Replicas: 2}, testOwner)
-			want := map[string]string{LabelManagedBy: "tsys-ci", LabelName: "shop", LabelColor: "green"}
+			want := map[string]string{contract.LabelManagedBy: "tsys-ci", contract.LabelAppName: "shop", LabelColor: "green"}
 			pod := d.Spec.Template.Spec
 			ctr := pod.Containers[0]
 			checks := []struct {
@@ -114,14 +115,14 @@ func TestRenderServiceContract(t *testing.T) {
 		t.Errorf("allow-shared-ip %q", got)
 	}
 	var edge []map[string]any
-	if err := json.Unmarshal([]byte(svc.Annotations[AnnotationEdge]), &edge); err != nil {
+	if err := json.Unmarshal([]byte(svc.Annotations[contract.AnnotationEdge]), &edge); err != nil {
 		t.Fatalf("edge annotation is not JSON: %v", err)
 	}
 	want := `[{"port":"http","hosts":["shop.company.example"]},{"port":"ssh","tcpFrontendPort":2222}]`
-	if svc.Annotations[AnnotationEdge] != want {
-		t.Errorf("edge annotation\n got %s\nwant %s", svc.Annotations[AnnotationEdge], want)
+	if svc.Annotations[contract.AnnotationEdge] != want {
+		t.Errorf("edge annotation\n got %s\nwant %s", svc.Annotations[contract.AnnotationEdge], want)
 	}
-	if svc.Spec.Selector[LabelColor] != ColorBlue || svc.Labels[LabelManagedBy] != ManagedBy {
+	if svc.Spec.Selector[LabelColor] != ColorBlue || svc.Labels[contract.LabelManagedBy] != contract.ManagedBy {
 		t.Errorf("selector %v labels %v", svc.Spec.Selector, svc.Labels)
 	}
 	both, err := RenderService(spec, alloc, "", testOwner)
@@ -147,7 +148,7 @@ func TestRenderServiceNeedsAllocation(t *testing.T) {
 		}
 	})
 	svc, err := RenderService(internal, nil, ColorBlue, nil)
-	if err != nil || svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 3 || svc.Annotations[AnnotationEdge] != "" {
+	if err != nil || svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 3 || svc.Annotations[contract.AnnotationEdge] != "" {
 		t.Fatalf("internal-only app: %v %+v", err, svc)
 	}
 }
@@ -172,7 +173,7 @@ func TestRenderPreviewPDBClaims(t *testing.T) {
 	}
 	c := claims[0]
 	if c.Name != "shop-uploads" || *c.Spec.StorageClassName != "replicated" || c.Spec.AccessModes[0] != corev1.ReadWriteMany ||
-		c.Spec.Resources.Requests.Storage().String() != "1Gi" || len(c.OwnerReferences) != 0 || c.Labels[LabelName] != "shop" {
+		c.Spec.Resources.Requests.Storage().String() != "1Gi" || len(c.OwnerReferences) != 0 || c.Labels[contract.LabelAppName] != "shop" {
 		t.Errorf("claim %+v", c)
 	}
 }

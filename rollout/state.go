@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,7 +131,7 @@ func (st *StateStore) Load(ctx context.Context) (*State, error) {
 		cm, err = cms.Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: StateName(st.App), Namespace: st.Namespace, Labels: AppLabels(st.App)},
 			Data:       map[string]string{stateKey: `{"app":"` + st.App + `","phase":"Stable"}`},
-		}, metav1.CreateOptions{FieldManager: FieldManager})
+		}, metav1.CreateOptions{FieldManager: contract.FieldManager})
 		if apierrors.IsAlreadyExists(err) {
 			cm, err = cms.Get(ctx, StateName(st.App), metav1.GetOptions{})
 		}
@@ -164,7 +165,7 @@ func (st *StateStore) Save(ctx context.Context, s *State) error {
 		next.Data = map[string]string{}
 	}
 	next.Data[stateKey] = string(data)
-	updated, err := st.Client.CoreV1().ConfigMaps(st.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+	updated, err := st.Client.CoreV1().ConfigMaps(st.Namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: contract.FieldManager})
 	if err != nil {
 		return fmt.Errorf("saving rollout state %s/%s (phase %s): %w", st.Namespace, StateName(st.App), s.Phase, err)
 	}

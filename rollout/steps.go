@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -70,7 +71,7 @@ func (r *run) applyDeployment(ctx context.Context, rel Release, n int32) error {
 func (r *run) scale(ctx context.Context, color string, n int32) error {
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"replicas": n}})
 	name := DeploymentName(r.spec.Name, color)
-	_, err := r.p.Client.AppsV1().Deployments(r.spec.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	_, err := r.p.Client.AppsV1().Deployments(r.spec.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: contract.FieldManager})
 	if err != nil {
 		return fmt.Errorf("scaling %s/%s to %d: %w", r.spec.Namespace, name, n, err)
 	}

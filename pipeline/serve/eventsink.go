@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -48,7 +49,7 @@ func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) er
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName: rec.App + ".tsys-ci-",
 			Namespace:    rec.Namespace,
-			Labels:       map[string]string{"app.kubernetes.io/managed-by": "tsys-ci", "app.kubernetes.io/name": rec.App},
+			Labels:       map[string]string{contract.LabelManagedBy: contract.ManagedBy, contract.LabelAppName: rec.App},
 			Annotations:  map[string]string{"tsys-ci.io/deploy-id": rec.ID},
 		},
 		InvolvedObject:      corev1.ObjectReference{APIVersion: "v1", Kind: "Service", Namespace: rec.Namespace, Name: rec.App},

@@ -114,11 +114,3 @@ type Options struct {
 	// tsys-ci.io/replicated=true counts too.
 	ReplicatedClasses []string
 }
-
-// Labels tsys-ci puts on every object it manages for an app (contract).
-const (
-	LabelManagedBy    = "app.kubernetes.io/managed-by"
-	LabelName         = "app.kubernetes.io/name"
-	ManagedByTsysCI   = "tsys-ci"
-	ReplicatedClassAn = "tsys-ci.io/replicated"
-)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -120,10 +121,10 @@ func runningPod(ns, name, node string, labels map[string]string) corev1.Pod {
 }
 
 func app(ns, name string, replicas int32, managed bool, spread bool) appsv1.Deployment {
-	labels := map[string]string{LabelName: name}
-	meta := metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{LabelName: name}}
+	labels := map[string]string{contract.LabelAppName: name}
+	meta := metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{contract.LabelAppName: name}}
 	if managed {
-		meta.Labels[LabelManagedBy] = ManagedByTsysCI
+		meta.Labels[contract.LabelManagedBy] = contract.ManagedBy
 	}
 	d := appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{
 		Replicas: int32p(replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -242,7 +243,7 @@ func TestDoctorAnalyze(t *testing.T) {
 			healthy(s)
 			cls := "local-path"
 			s.PVCs = append(s.PVCs, corev1.PersistentVolumeClaim{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "whiteboard", Name: "data", Labels: map[string]string{LabelManagedBy: ManagedByTsysCI}},
+				ObjectMeta: metav1.ObjectMeta{Namespace: "whiteboard", Name: "data", Labels: map[string]string{contract.LabelManagedBy: contract.ManagedBy}},
 				Spec:       corev1.PersistentVolumeClaimSpec{StorageClassName: &cls}})
 		}, Options{}, []string{"critical volume-class pvc/whiteboard/data | local-path"}, nil},
 		{"lab's replicated class counts when named", func(s *Snapshot) {

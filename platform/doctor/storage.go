@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform"
 	storagev1 "k8s.io/api/storage/v1"
 )
@@ -13,7 +14,7 @@ const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
 
 // replicates reports whether volumes of a class survive losing a node.
 func (a *analysis) replicates(sc *storagev1.StorageClass) bool {
-	if slices.Contains(a.opts.ReplicatedClasses, sc.Name) || sc.Annotations[ReplicatedClassAn] == "true" {
+	if slices.Contains(a.opts.ReplicatedClasses, sc.Name) || sc.Annotations[contract.AnnotationReplicated] == "true" {
 		return true
 	}
 	if sc.Provisioner == "driver.longhorn.io" {
@@ -83,7 +84,7 @@ func (a *analysis) storage() {
 			continue
 		}
 		sev := SeverityWarning
-		if pvc.Labels[LabelManagedBy] == ManagedByTsysCI {
+		if pvc.Labels[contract.LabelManagedBy] == contract.ManagedBy {
 			sev = SeverityCritical
 		}
 		a.add(sev, CheckVolumeClass, "pvc/"+pvc.Namespace+"/"+pvc.Name,

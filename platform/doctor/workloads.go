@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -34,7 +35,7 @@ func (a *analysis) allWorkloads() []workload {
 
 // isServe reports whether a workload is tsys-ci serve itself.
 func isServe(w workload) bool {
-	n := w.meta.Labels[LabelName]
+	n := w.meta.Labels[contract.LabelAppName]
 	return n == "tsys-ci-serve" || n == "tsys-ci" || w.meta.Name == "tsys-ci-serve"
 }
 
@@ -49,7 +50,7 @@ func (a *analysis) workloads() {
 			continue
 		}
 		object := w.kind + "/" + w.meta.Namespace + "/" + w.meta.Name
-		managed := w.meta.Labels[LabelManagedBy] == ManagedByTsysCI
+		managed := w.meta.Labels[contract.LabelManagedBy] == contract.ManagedBy
 		if isServe(w) {
 			if w.replicas < 2 {
 				a.add(SeverityCritical, CheckServe, object, fmt.Sprintf("%d tsys-ci serve replica", w.replicas),

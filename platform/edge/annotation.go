@@ -4,18 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-)
 
-// Well-known names shared with the rollout area (see the contract in the
-// design notes): rollout writes them on each app's Service, the edge reads them.
-const (
-	// AnnotationEdge holds the JSON list of Exposures of a Service.
-	AnnotationEdge = "tsys-ci.io/edge"
-	// LabelManagedBy and ManagedByValue select the Services tsys-ci manages.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	ManagedByValue = "tsys-ci"
-	// LabelAppName names the app a Service belongs to.
-	LabelAppName = "app.kubernetes.io/name"
+	"github.com/tsys-group/tsys-ci/internal/contract"
 )
 
 // Exposure is one entry of the tsys-ci.io/edge annotation: how one Service
@@ -36,21 +26,21 @@ func ParseAnnotation(value string) ([]Exposure, error) {
 	dec.DisallowUnknownFields()
 	var list []Exposure
 	if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("annotation %s is not a JSON list of {\"port\":NAME,\"hosts\":[...]} or {\"port\":NAME,\"tcpFrontendPort\":N}: %v", AnnotationEdge, err)
+		return nil, fmt.Errorf("annotation %s is not a JSON list of {\"port\":NAME,\"hosts\":[...]} or {\"port\":NAME,\"tcpFrontendPort\":N}: %v", contract.AnnotationEdge, err)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("annotation %s has data after its JSON list", AnnotationEdge)
+		return nil, fmt.Errorf("annotation %s has data after its JSON list", contract.AnnotationEdge)
 	}
 	if list == nil {
-		return nil, fmt.Errorf("annotation %s is null; use [] to expose nothing", AnnotationEdge)
+		return nil, fmt.Errorf("annotation %s is null; use [] to expose nothing", contract.AnnotationEdge)
 	}
 	seen := map[string]bool{}
 	for i, e := range list {
 		if err := e.check(); err != nil {
-			return nil, fmt.Errorf("annotation %s entry %d: %w", AnnotationEdge, i, err)
+			return nil, fmt.Errorf("annotation %s entry %d: %w", contract.AnnotationEdge, i, err)
 		}
 		if seen[e.Port] {
-			return nil, fmt.Errorf("annotation %s names port %q twice; merge its entries", AnnotationEdge, e.Port)
+			return nil, fmt.Errorf("annotation %s names port %q twice; merge its entries", contract.AnnotationEdge, e.Port)
 		}
 		seen[e.Port] = true
 	}

@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
 // Selector selects the Services tsys-ci manages.
-const Selector = LabelManagedBy + "=" + ManagedByValue
+const Selector = contract.LabelManagedBy + "=" + contract.ManagedBy
 
 // ListServices reads the Services tsys-ci manages in namespace (all
 // namespaces when it is empty).

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -122,7 +123,7 @@ func (b *builder) problem(format string, args ...any) {
 
 // AppOf names the app a Service belongs to as NAMESPACE/APP.
 func AppOf(svc *corev1.Service) string {
-	name := svc.Labels[LabelAppName]
+	name := svc.Labels[contract.LabelAppName]
 	if name == "" {
 		name = svc.Name
 	}
@@ -131,8 +132,8 @@ func AppOf(svc *corev1.Service) string {
 
 // Managed reports whether the edge looks at svc at all.
 func Managed(svc *corev1.Service) bool {
-	_, ok := svc.Annotations[AnnotationEdge]
-	return ok && svc.Labels[LabelManagedBy] == ManagedByValue
+	_, ok := svc.Annotations[contract.AnnotationEdge]
+	return ok && svc.Labels[contract.LabelManagedBy] == contract.ManagedBy
 }
 
 func (b *builder) addService(svc *corev1.Service) {
@@ -140,7 +141,7 @@ func (b *builder) addService(svc *corev1.Service) {
 		return
 	}
 	app := AppOf(svc)
-	exposures, err := ParseAnnotation(svc.Annotations[AnnotationEdge])
+	exposures, err := ParseAnnotation(svc.Annotations[contract.AnnotationEdge])
 	if err != nil {
 		b.problem("app %s (Service %s/%s): %v", app, svc.Namespace, svc.Name, err)
 		return
@@ -181,7 +182,7 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 	sp, ok := findPort(svc, e.Port)
 	if !ok {
 		b.problem("app %s: annotation %s names port %q, but Service %s/%s has ports %s",
-			app, AnnotationEdge, e.Port, svc.Namespace, svc.Name, portNames(svc))
+			app, contract.AnnotationEdge, e.Port, svc.Namespace, svc.Name, portNames(svc))
 		return
 	}
 	if sp.Protocol != "" && sp.Protocol != corev1.ProtocolTCP {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -16,9 +17,9 @@ func TestBuildModel(t *testing.T) {
 	blog := lbService("blog", "blog", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.22", "10.0.0.20")
 	pending := lbService("blog", "new", `[{"port":"http","hosts":["new.company.example"]}]`, map[string]int32{"http": 80})
 	unmanaged := lbService("x", "other", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.9")
-	unmanaged.Labels[LabelManagedBy] = "helm"
+	unmanaged.Labels[contract.LabelManagedBy] = "helm"
 	noEdge := lbService("x", "internal", `[]`, map[string]int32{"http": 80}, "10.0.0.8")
-	delete(noEdge.Annotations, AnnotationEdge)
+	delete(noEdge.Annotations, contract.AnnotationEdge)
 
 	m, err := Build([]corev1.Service{shop, unmanaged, blog, noEdge, pending}, DefaultOptions())
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -14,8 +15,8 @@ func lbService(ns, name, edge string, ports map[string]int32, ips ...string) cor
 	svc := corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: ns, Name: name,
-			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelAppName: name},
-			Annotations: map[string]string{AnnotationEdge: edge},
+			Labels:      map[string]string{contract.LabelManagedBy: contract.ManagedBy, contract.LabelAppName: name},
+			Annotations: map[string]string{contract.AnnotationEdge: edge},
 		},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer},
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -218,7 +219,7 @@ func viewOf(s *corev1.Service) *edgeView {
 	if s == nil || !Managed(s) {
 		return nil
 	}
-	v := &edgeView{app: AppOf(s), kind: string(s.Spec.Type), annotation: s.Annotations[AnnotationEdge]}
+	v := &edgeView{app: AppOf(s), kind: string(s.Spec.Type), annotation: s.Annotations[contract.AnnotationEdge]}
 	for _, p := range s.Spec.Ports {
 		v.ports = append(v.ports, fmt.Sprintf("%s=%d/%s", p.Name, p.Port, p.Protocol))
 	}
@@ -239,11 +240,11 @@ func Describe(old, new *corev1.Service) (string, bool) {
 	case a == nil && b == nil:
 		return "", false
 	case a == nil:
-		return fmt.Sprintf("app %s exposed (Service %s/%s, %s %s)", b.app, new.Namespace, new.Name, AnnotationEdge, b.annotation), true
+		return fmt.Sprintf("app %s exposed (Service %s/%s, %s %s)", b.app, new.Namespace, new.Name, contract.AnnotationEdge, b.annotation), true
 	case b == nil && new == nil:
 		return fmt.Sprintf("app %s removed (Service %s/%s deleted)", a.app, old.Namespace, old.Name), true
 	case b == nil:
-		return fmt.Sprintf("app %s no longer exposed (Service %s/%s lost its label or %s annotation)", a.app, new.Namespace, new.Name, AnnotationEdge), true
+		return fmt.Sprintf("app %s no longer exposed (Service %s/%s lost its label or %s annotation)", a.app, new.Namespace, new.Name, contract.AnnotationEdge), true
 	}
 	var what []string
 	if a.app != b.app {
@@ -253,7 +254,7 @@ func Describe(old, new *corev1.Service) (string, bool) {
 		what = append(what, fmt.Sprintf("type %s -> %s", a.kind, b.kind))
 	}
 	if a.annotation != b.annotation {
-		what = append(what, fmt.Sprintf("%s %s -> %s", AnnotationEdge, a.annotation, b.annotation))
+		what = append(what, fmt.Sprintf("%s %s -> %s", contract.AnnotationEdge, a.annotation, b.annotation))
 	}
 	if !slices.Equal(a.ports, b.ports) {
 		what = append(what, fmt.Sprintf("ports [%s] -> [%s]", strings.Join(a.ports, " "), strings.Join(b.ports, " ")))

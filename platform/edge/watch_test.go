@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,11 +24,11 @@ func TestDescribe(t *testing.T) {
 	resynced.ResourceVersion = "42"
 	resynced.Status.Conditions = append(resynced.Status.Conditions, metav1Condition())
 	unannotated := base.DeepCopy()
-	delete(unannotated.Annotations, AnnotationEdge)
+	delete(unannotated.Annotations, contract.AnnotationEdge)
 	rehosted := base.DeepCopy()
-	rehosted.Annotations[AnnotationEdge] = `[{"port":"http","hosts":["new.company.example"]}]`
+	rehosted.Annotations[contract.AnnotationEdge] = `[{"port":"http","hosts":["new.company.example"]}]`
 	unmanaged := base.DeepCopy()
-	unmanaged.Labels[LabelManagedBy] = "helm"
+	unmanaged.Labels[contract.LabelManagedBy] = "helm"
 
 	tests := []struct {
 		name     string

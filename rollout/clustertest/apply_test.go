@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -51,7 +52,7 @@ func TestApplyRendered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.ManagedFields[0].Manager != rollout.FieldManager || d.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
+	if d.ManagedFields[0].Manager != contract.FieldManager || d.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
 		t.Errorf("managed fields %+v", d.ManagedFields)
 	}
 	if got := d.Spec.Template.Spec.Containers[0].Lifecycle.PreStop.Sleep.Seconds; got != 10 {
@@ -61,7 +62,7 @@ func TestApplyRendered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Annotations[rollout.AnnotationEdge] != rollout.EdgeAnnotation(spec) || got.Annotations[rollout.AnnotationLBIPs] != "10.89.0.240" {
+	if got.Annotations[contract.AnnotationEdge] != rollout.EdgeAnnotation(spec) || got.Annotations[rollout.AnnotationLBIPs] != "10.89.0.240" {
 		t.Errorf("service annotations %v", got.Annotations)
 	}
 	// Applying the same objects again is a no-op: nothing is rewritten.

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -167,7 +168,7 @@ func TestBlueGreenPromoteAndRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := svc.Annotations[rollout.AnnotationEdge]; !strings.Contains(got, "www.shop.company.example") || svc.Spec.Selector[rollout.LabelColor] != rollout.ColorGreen {
+	if got := svc.Annotations[contract.AnnotationEdge]; !strings.Contains(got, "www.shop.company.example") || svc.Spec.Selector[rollout.LabelColor] != rollout.ColorGreen {
 		t.Fatalf("re-promote did not apply the Service: %s %v", got, svc.Spec.Selector)
 	}
 	// Manual rollback: v1 comes back on blue, v2 is kept at zero.

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform/edge"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
@@ -57,8 +58,8 @@ func createApp(t *testing.T, c kubernetes.Interface, ns, name, annotation, ip st
 	ctx := context.Background()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
-			Labels:      map[string]string{edge.LabelManagedBy: edge.ManagedByValue, edge.LabelAppName: name},
-			Annotations: map[string]string{edge.AnnotationEdge: annotation}},
+			Labels:      map[string]string{contract.LabelManagedBy: contract.ManagedBy, contract.LabelAppName: name},
+			Annotations: map[string]string{contract.AnnotationEdge: annotation}},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": name},
 			Ports: []corev1.ServicePort{{Name: "http", Port: port, Protocol: corev1.ProtocolTCP}}},
 	}
@@ -86,7 +87,7 @@ func TestRenderFromTheAPIServer(t *testing.T) {
 	createApp(t, c, ns, "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, "10.0.0.30", 8080)
 	// Not managed by tsys-ci: the label selector leaves it out.
 	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other",
-		Annotations: map[string]string{edge.AnnotationEdge: `[{"port":"http","hosts":["shop.company.example"]}]`}},
+		Annotations: map[string]string{contract.AnnotationEdge: `[{"port":"http","hosts":["shop.company.example"]}]`}},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
 	if _, err := c.CoreV1().Services(ns).Create(context.Background(), other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
