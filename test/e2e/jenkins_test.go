@@ -154,6 +154,7 @@ func TestJenkinsPipelineHarnessOnLab(t *testing.T) {
 	t.Logf("v1 answers at %s (from the host, through MetalLB)", url)
 
 	l := startLoad(url)
+	loadStart := time.Now()
 	tl := watchRollout(t, jenkinsNS)
 
 	// 2. v2, whose /healthz fails: the promote rolls back on its own.
@@ -235,7 +236,7 @@ func TestJenkinsPipelineHarnessOnLab(t *testing.T) {
 	settle(ctx, 3*time.Second)
 	total, answers, failures := l.finish(t)
 	evs := tl.stop()
-	report(t, "builds #2-#4 (broken v2, aborted v3, v4)", 0, total, answers, failures)
+	report(t, "builds #2-#4 (broken v2, aborted v3, v4)", time.Since(loadStart), total, answers, failures)
 	t.Logf("timeline:\n%s", eventLines(evs))
 	if answers["v2"] != 0 || answers["v3"] != 0 {
 		t.Errorf("the broken v2 answered %d and the aborted v3 %d requests on the live address", answers["v2"], answers["v3"])
