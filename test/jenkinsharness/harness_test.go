@@ -84,7 +84,7 @@ pipeline {
                 junit 'report.xml'
             }
         }
-        stage('After unstable') { steps { echo 'still running after UNSTABLE' } }
+        stage('After unstable') { steps { echo "still running after UNSTABLE on ${env.BRANCH_NAME}" } }
         stage('Fails') { steps { error 'broken on purpose' } }
         stage('Never') { steps { echo 'must not run' } }
     }
@@ -110,7 +110,7 @@ pipeline {
 		}
 	}
 	for _, s := range []string{"user=robot$web pass=**** token=**** file=****", "Masking supported pattern matches of $P or $F or $T",
-		"secret file gone after the block", "token after the block: t0ken-value", "still running after UNSTABLE",
+		"secret file gone after the block", "token after the block: t0ken-value", "still running after UNSTABLE on main",
 		"ERROR: broken on purpose", "Stage \"Never\" skipped due to earlier failure(s)", "Finished: FAILURE", Name[:len("tsys-ci Jenkins pipeline harness")]} {
 		if !strings.Contains(r.Console, s) {
 			t.Errorf("console lacks %q", s)

@@ -39,6 +39,23 @@ class PipelineAborted extends RuntimeException {
     PipelineAborted(String message) { super(message) }
 }
 
+// The delegate of a declarative block: its own methods, and nothing else,
+// so every other name (env, params, the library's steps) falls through to
+// the script's binding. (An Expando answers null for unknown properties.)
+class Dsl extends GroovyObjectSupport {
+    Map methods
+    Dsl(Map methods) { this.methods = methods }
+    Object invokeMethod(String name, Object args) {
+        if (methods.containsKey(name)) {
+            return ((Closure) methods[name]).call(*((Object[]) args))
+        }
+        throw new MissingMethodException(name, Dsl, (Object[]) args)
+    }
+    Object getProperty(String name) {
+        throw new MissingPropertyException(name, Dsl)
+    }
+}
+
 def cfg = new JsonSlurper().parse(new File(args[0]))
 File ws = new File(cfg.workspace)
 ws.mkdirs()
@@ -309,7 +326,7 @@ binding.junit = { Object a ->
 binding.pipeline = { Closure body ->
     console('[Pipeline] Start of Pipeline')
     Throwable pending = null
-    def top = new Expando(
+    def top = new Dsl(
         agent: { Closure c ->
             def spec = c.call()
             console('[Pipeline] node')
@@ -318,12 +335,12 @@ binding.pipeline = { Closure body ->
         options: { Closure c -> c.call() },
         stages: { Closure c ->
             c.resolveStrategy = Closure.DELEGATE_FIRST
-            c.delegate = new Expando(stage: { String name, Closure sc ->
+            c.delegate = new Dsl(stage: { String name, Closure sc ->
                 def st = [when: true, steps: null]
                 def branchCheck = { String b -> st.when = st.when && env.BRANCH_NAME == b }
                 sc.resolveStrategy = Closure.DELEGATE_FIRST
-                sc.delegate = new Expando(
-                    when: { Closure w -> w.resolveStrategy = Closure.DELEGATE_FIRST; w.delegate = new Expando(branch: branchCheck); w.call() },
+                sc.delegate = new Dsl(
+                    when: { Closure w -> w.resolveStrategy = Closure.DELEGATE_FIRST; w.delegate = new Dsl(branch: branchCheck); w.call() },
                     steps: { Closure s -> st.steps = s })
                 sc.call()
                 Map rec = [name: name, status: 'SUCCESS']
