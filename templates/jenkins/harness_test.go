@@ -219,7 +219,7 @@ func argv(t *testing.T, sh event) []string {
 	t.Helper()
 	script := sh["script"].(string)
 	start := strings.Index(script, "tsys-ci '")
-	end := strings.Index(script, "; echo $? >")
+	end := strings.Index(script, " || rc=$?;")
 	if start < 0 || end < start {
 		t.Fatalf("no tsys-ci command line in %q", script)
 	}

@@ -53,6 +53,10 @@ func suitePipelines(t *testing.T) map[string]pipeline {
 		"promote-rollback": {Script: `tsysPromote(app: 'whiteboard', strategy: 'canary')`, Credentials: storeCredentials(),
 			Files: results(), Status: map[string]int{"promote": 3}},
 		"promote-error": {Script: `tsysPromote(app: 'whiteboard', allowUnsigned: true)`, Status: map[string]int{"promote": 1}},
+		// promote's sh run for real: no tsys-ci.yaml in the workspace, so
+		// tsys-ci must get as far as loading the spec (the argument
+		// order the step passes must parse first).
+		"real-promote": {Script: `tsysPromote(app: 'whiteboard', allowUnsigned: true)`, Files: results(), Real: []string{"promote"}},
 		"unsigned-push": {Script: `tsysPush(repository: 'r/p/n', sign: false, tags: ['v1', "it's"])`,
 			Credentials: map[string]credential{"harbor-robot": storeCredentials()["harbor-robot"]}, Files: results()},
 		"quoting": {Script: `
@@ -129,7 +133,7 @@ func TestJenkinsfileTemplateRunsBuildPushPromote(t *testing.T) {
 	}
 	promote := sh[2]
 	verify, _ := promote["env"].(map[string]any)["TSYS_CI_VERIFY_KEY"].(string)
-	if got, want := argv(t, promote), []string{"promote", "whiteboard", "--from", ".tsys-ci/push.json", "--verify-key", verify, "--report", ".tsys-ci/promote-junit.xml"}; !slices.Equal(got, want) || verify == "" {
+	if got, want := argv(t, promote), []string{"promote", "--from", ".tsys-ci/push.json", "--verify-key", verify, "--report", ".tsys-ci/promote-junit.xml", "whiteboard"}; !slices.Equal(got, want) || verify == "" {
 		t.Errorf("tsysPromote ran tsys-ci %q, want %q", got, want)
 	}
 	junit := o.steps("junit")
@@ -186,12 +190,19 @@ func TestStepFailsWithTsysCisMessage(t *testing.T) {
 	if msg == "" {
 		t.Fatalf("tsys-ci printed no 'tsys-ci: error:' line: %s", out)
 	}
+	// Jenkins runs sh scripts with -xe: the step must still see
+	// tsys-ci's own exit status (tsysPromote tells 3, rolled back, from
+	// other failures by it).
+	want := cmd.ProcessState.ExitCode()
 	if o.Result != "FAILURE" || o.Message != "tsysBuild: "+msg {
 		t.Errorf("pipeline %s with %q, want FAILURE with %q", o.Result, o.Message, "tsysBuild: "+msg)
 	}
 	sh := o.steps("sh")
 	if len(sh) != 1 || sh[0]["executed"] != true || !strings.Contains(sh[0]["output"].(string), "tsys-ci: error: "+msg) {
 		t.Errorf("the console did not show tsys-ci's own output: %v", sh)
+	}
+	if len(sh) == 1 && sh[0]["status"] != float64(want) {
+		t.Errorf("the step saw exit status %v, tsys-ci exited %d:\n%s", sh[0]["status"], want, sh[0]["output"])
 	}
 }
 
@@ -219,6 +230,23 @@ func TestPromoteRollbackPublishesJUnitThenFails(t *testing.T) {
 	}
 	if got := argv(t, o.steps("sh")[0]); !slices.Contains(got, "--allow-unsigned") || slices.Contains(got, "--verify-key") {
 		t.Errorf("allowUnsigned argv = %q", got)
+	}
+}
+
+// TestPromoteCommandLineParses runs tsysPromote's sh for real against the
+// tsys-ci built from this repository, in a workspace without an app spec:
+// the stage must fail on loading the spec, the first thing promote does
+// after reading its arguments, not on the arguments themselves (urfave/cli
+// stops reading flags at the first positional argument, so an app name
+// before the flags made every promote exit 2).
+func TestPromoteCommandLineParses(t *testing.T) {
+	o := outcomeOf(t, "real-promote")
+	sh := o.steps("sh")
+	if len(sh) != 1 || sh[0]["executed"] != true {
+		t.Fatalf("promote's sh did not run for real: %v", sh)
+	}
+	if o.Result != "FAILURE" || !strings.HasPrefix(o.Message, "tsysPromote: reading app spec: ") || !strings.Contains(o.Message, "tsys-ci.yaml") {
+		t.Errorf("pipeline %s with %q; want FAILURE from loading tsys-ci.yaml (the arguments parsed)\nconsole: %s", o.Result, o.Message, sh[0]["output"])
 	}
 }
 

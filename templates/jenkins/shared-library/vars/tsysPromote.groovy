@@ -19,7 +19,9 @@ def call(Map args = [:]) {
         error("tsysPromote: app is required, e.g. tsysPromote(app: 'whiteboard')")
     }
     String report = args.report ?: "${TsysCi.DIR}/promote-junit.xml"
-    List cli = ['promote', args.app]
+    // Flags first, the app last: urfave/cli stops reading flags at the
+    // first positional argument.
+    List cli = ['promote']
     if (args.image) {
         cli += ['--image', args.image]
     } else {
@@ -37,7 +39,7 @@ def call(Map args = [:]) {
     if (args.kubeconfigId) {
         creds += [file(credentialsId: args.kubeconfigId, variable: 'KUBECONFIG')]
     }
-    cli += ['--report', report]
+    cli += ['--report', report, args.app]
 
     def tsys = new TsysCi(this)
     int status = 0

@@ -56,8 +56,10 @@ class TsysCi implements Serializable {
         String errFile = "${DIR}/${step}.stderr"
         // stderr goes to the console as it comes and, through tee, to a file
         // the message is read back from; the status survives the pipe in a file.
+        // Jenkins runs the script with sh -xe: `|| rc=$?` keeps a failing
+        // tsys-ci from ending the script before its status is written.
         String script = """mkdir -p ${DIR}
-{ { ${commandLine(args)}; echo \$? >${errFile}.rc; } 2>&1 1>&3 3>&- | tee ${errFile} 1>&2 3>&-; } 3>&1
+{ { rc=0; ${commandLine(args)} || rc=\$?; echo \$rc >${errFile}.rc; } 2>&1 1>&3 3>&- | tee ${errFile} 1>&2 3>&-; } 3>&1
 exit "\$(cat ${errFile}.rc)"
 """
         int status = steps.sh(script: script, returnStatus: true, label: "tsys-ci ${args[0]}")
