@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +14,7 @@ func TestVersionPrintsVersion(t *testing.T) {
 	app := newApp()
 	var out bytes.Buffer
 	app.Writer = &out
-	if err := app.Run([]string{"tsys-ci", "version"}); err != nil {
+	if err := runCLI(context.Background(), app, []string{"tsys-ci", "version"}); err != nil {
 		t.Fatalf("tsys-ci version: %v", err)
 	}
 	if !strings.HasPrefix(out.String(), "tsys-ci "+version+" (go") {
@@ -25,7 +26,7 @@ func TestUnknownCommandFails(t *testing.T) {
 	app := newApp()
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
-	if err := app.Run([]string{"tsys-ci", "no-such-command"}); err == nil {
+	if err := runCLI(context.Background(), app, []string{"tsys-ci", "no-such-command"}); err == nil {
 		t.Fatalf("tsys-ci no-such-command succeeded; output %q", out.String())
 	}
 }
