@@ -39,9 +39,21 @@ func parseOnly(got *parsed) *cli.App {
 				*got = parsed{command: c.Command.HelpName, args: c.Args().Slice()}
 				for _, f := range c.Command.Flags {
 					name := f.Names()[0]
-					if c.IsSet(name) {
-						got.flags = append(got.flags, fmt.Sprintf("%s=%v", name, c.Value(name)))
+					if !c.IsSet(name) {
+						continue
 					}
+					var v any
+					switch f.(type) {
+					case *cli.GenericFlag:
+						v = c.Generic(name)
+					case *cli.StringSliceFlag:
+						v = c.StringSlice(name)
+					case *cli.IntSliceFlag:
+						v = c.IntSlice(name)
+					default:
+						v = c.Value(name)
+					}
+					got.flags = append(got.flags, fmt.Sprintf("%s=%v", name, v))
 				}
 				slices.Sort(got.flags)
 				return nil

@@ -29,7 +29,7 @@ func promoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "promote",
 		Usage: "put an image live with blue/green, canary, rolling or recreate; roll back on failed probes",
-		UsageText: "tsys-ci promote APP --image REF | --from .tsys-ci/push.json [--spec tsys-ci.yaml] [--strategy S] [--verify-key PUBFILE | --allow-unsigned] [--report junit.xml]\n" +
+		UsageText: "tsys-ci promote APP (--image REF | --from .tsys-ci/push.json) [--spec tsys-ci.yaml] [--strategy S] (--verify-key PUBFILE | --allow-unsigned) [--report junit.xml] [-o json]\n" +
 			"   tsys-ci promote APP --rollback",
 		Flags: slices.Concat(appFlags(), imagePolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "image", Usage: "image to promote, by digest (HOST/PROJECT/NAME@sha256:...)"},

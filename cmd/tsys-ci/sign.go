@@ -15,7 +15,7 @@ func signCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sign",
 		Usage:     "sign an image in the registry in cosign's format (key pair, no transparency log)",
-		UsageText: "tsys-ci sign --key cosign.key IMAGE   (password from COSIGN_PASSWORD)",
+		UsageText: "tsys-ci sign --key cosign.key IMAGE\n   (the key's password comes from COSIGN_PASSWORD)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "cosign private key file (required); its password comes from COSIGN_PASSWORD"},
 		},
