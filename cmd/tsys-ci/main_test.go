@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
-
-	"github.com/urfave/cli/v2"
 )
 
 func TestVersionPrintsVersion(t *testing.T) {
@@ -28,14 +25,5 @@ func TestUnknownCommandFails(t *testing.T) {
 	app.Writer, app.ErrWriter = &out, &out
 	if err := runCLI(context.Background(), app, []string{"tsys-ci", "no-such-command"}); err == nil {
 		t.Fatalf("tsys-ci no-such-command succeeded; output %q", out.String())
-	}
-}
-
-func TestExitCode(t *testing.T) {
-	if got := exitCode(errors.New("plain")); got != 1 {
-		t.Errorf("exitCode(plain error) = %d, want 1", got)
-	}
-	if got := exitCode(cli.Exit("probe failed", 3)); got != 3 {
-		t.Errorf("exitCode(cli.Exit(3)) = %d, want 3", got)
 	}
 }

@@ -26,8 +26,8 @@ const chartContainer = "serve"
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "serve",
-		Usage:     "receive Harbor webhooks and deploy matching pushes with promote; JSON API, metrics",
+		Name:  "serve",
+		Usage: "receive Harbor webhooks and deploy matching pushes with promote; JSON API, metrics",
 		UsageText: "tsys-ci serve (--config serve.yaml | --config-configmap NS/NAME) --webhook-secret-file FILE (--verify-key cosign.pub | --allow-unsigned) [--listen :8080]\n" +
 			"   tsys-ci serve --config serve.yaml --webhook-secret-file FILE --no-cluster",
 		Flags: slices.Concat(kubeFlags(), imagePolicyFlags(), []cli.Flag{
