@@ -17,8 +17,8 @@ import (
 
 func main() {
 	if err := runCLI(context.Background(), newApp(), os.Args); err != nil {
-		// urfave/cli has already printed usage errors; everything else is
-		// printed here once, prefixed so it stands out in a Jenkins console.
+		// Every error, usage errors included, is printed here once,
+		// prefixed so it stands out in a Jenkins console.
 		fmt.Fprintf(os.Stderr, "tsys-ci: error: %v\n", err)
 		os.Exit(exitCode(err))
 	}
@@ -58,6 +58,9 @@ func newApp() *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
+	}
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return usageErrorf("%v; see 'tsys-ci --help'", err)
 	}
 	onUsageError(app.Commands)
 	return app
