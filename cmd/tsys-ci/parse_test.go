@@ -129,3 +129,37 @@ func TestUnknownFlagAfterArgumentsIsRefused(t *testing.T) {
 		t.Fatalf("promote shop --no-such-flag x: %v, want an error naming the flag", err)
 	}
 }
+
+// FuzzFlagsFirst: reordering never loses, adds or changes an argument
+// (other than "--"), and never panics, whatever a user or a script types.
+func FuzzFlagsFirst(f *testing.F) {
+	f.Add("promote whiteboard --from x --verify-key k --report r")
+	f.Add("status shop -n=demo -o json -- --x")
+	f.Add("edge sync --watch --haproxy-config a --haproxy-config b -")
+	f.Add("platform doctor --snapshot")
+	f.Add("-- promote")
+	app := newApp()
+	f.Fuzz(func(t *testing.T, line string) {
+		argv := append([]string{"tsys-ci"}, strings.Fields(line)...)
+		got := flagsFirst(app, argv)
+		count := map[string]int{}
+		for _, a := range argv {
+			if a != "--" {
+				count[a]++
+			}
+		}
+		for _, a := range got {
+			if a != "--" {
+				count[a]--
+			}
+		}
+		for a, n := range count {
+			if n != 0 {
+				t.Fatalf("flagsFirst(%q) = %q: %q appears %d times more in the input", argv, got, a, n)
+			}
+		}
+		if got[0] != "tsys-ci" {
+			t.Fatalf("flagsFirst(%q) = %q: the program name moved", argv, got)
+		}
+	})
+}
