@@ -26,6 +26,9 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// BadInput marks platform.yaml as the user's to fix: the CLI exits 2 on it.
+func (e *ValidationError) BadInput() bool { return true }
+
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "platform file has %d problem(s):", len(e.Problems))

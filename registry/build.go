@@ -149,6 +149,9 @@ func (o BuildOptions) validate() error {
 // UsageError is bad input from the user; commands exit with code 2 on it.
 type UsageError struct{ Msg string }
 
+// BadInput marks the error as the user's to fix: the CLI exits 2 on it.
+func (e *UsageError) BadInput() bool { return true }
+
 func (e *UsageError) Error() string { return e.Msg }
 
 // IsUsage reports whether err is (or wraps) bad input from the user.

@@ -13,6 +13,9 @@ import (
 // path (for example "ports[1].hosts[0]") so the fix is obvious.
 type SpecError struct{ Problems []string }
 
+// BadInput marks the spec as the user's to fix: the CLI exits 2 on it.
+func (e *SpecError) BadInput() bool { return true }
+
 func (e *SpecError) Error() string {
 	return "app spec is not valid:\n  " + strings.Join(e.Problems, "\n  ")
 }

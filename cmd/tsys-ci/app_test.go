@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"testing"
 )
 
@@ -12,6 +13,6 @@ func runApp(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	app := newApp()
 	var out, errOut bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &errOut
-	err = app.Run(append([]string{"tsys-ci"}, args...))
+	err = runCLI(context.Background(), app, append([]string{"tsys-ci"}, args...))
 	return out.String(), errOut.String(), err
 }

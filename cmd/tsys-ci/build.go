@@ -36,10 +36,8 @@ func buildCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: pipeline.DefaultLayout, Usage: "OCI image layout written here"},
 			&cli.StringFlag{Name: "result", Value: pipeline.DefaultBuildResult, Usage: "JSON result written here"},
 		},
+		Before: noArgs("; use --context DIR"),
 		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return cli.Exit(fmt.Sprintf("tsys-ci build takes no arguments, got %q; use --context DIR", c.Args().Slice()), 2)
-			}
 			res, err := pipeline.Build(c.Context, pipeline.BuildRequest{
 				Context: c.String("context"), Base: c.String("base"), Platform: c.String("platform"),
 				Workdir: c.String("workdir"), Entrypoint: entrypoint.get(), Cmd: cmd.get(), Env: env.get(),
@@ -50,18 +48,10 @@ func buildCommand() *cli.Command {
 				Keychain: registry.Credentials(os.Getenv),
 			}, os.Getenv, c.App.ErrWriter)
 			if err != nil {
-				return exitFor(err)
+				return err
 			}
 			fmt.Fprintln(c.App.Writer, res.Digest)
 			return nil
 		},
 	}
-}
-
-// exitFor gives bad input exit code 2 and every other error 1.
-func exitFor(err error) error {
-	if registry.IsUsage(err) {
-		return cli.Exit(err.Error(), 2)
-	}
-	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,9 +11,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/platform/edge"
 )
 
@@ -29,6 +26,7 @@ func edgeCommand() *cli.Command {
 				Name:   "render",
 				Usage:  "write the HAProxy fragment, host map and crt-list for the apps in the cluster",
 				Flags:  append(edgeClusterFlags(), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "directory to write edge.cfg, hosts.map, crt-list and hosts.txt into, to inspect them or feed the certificate tooling (install with sync: its crt-list leaves out missing certificates); without it edge.cfg goes to stdout"}),
+				Before: noArgs(""),
 				Action: edgeRender,
 			},
 			{
@@ -44,6 +42,7 @@ func edgeCommand() *cli.Command {
 					&cli.DurationFlag{Name: "debounce", Value: 2 * time.Second, Usage: "with --watch: wait this long after the last change before syncing"},
 					&cli.DurationFlag{Name: "resync", Value: 10 * time.Minute, Usage: "with --watch: also sync this often, to repair drift"},
 				),
+				Before: noArgs(""),
 				Action: edgeSync,
 			},
 		},
@@ -52,49 +51,26 @@ func edgeCommand() *cli.Command {
 
 func edgeClusterFlags() []cli.Flag {
 	def := edge.DefaultOptions()
-	return []cli.Flag{
-		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file; default as kubectl: $KUBECONFIG, ~/.kube/config, then the in-cluster account"},
-		&cli.StringFlag{Name: "context", Usage: "kubeconfig context; default its current context"},
-		&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "only this namespace; default all"},
+	return append(kubeFlags(),
+		namespaceFlag("only this namespace; default all"),
 		&cli.IntSliceFlag{Name: "reserved-port", Value: cli.NewIntSlice(def.ReservedPorts...), Usage: "the edge host's own ports, never given to a pass-through app (repeatable)"},
 		&cli.StringFlag{Name: "tcp-bind", Usage: "address pass-through frontends listen on; default every address"},
 		&cli.StringFlag{Name: "cert-dir", Value: def.CertDir, Usage: "directory with one HOST.pem per host name, for the crt-list"},
-	}
+	)
 }
 
 func edgeOptions(c *cli.Context) edge.Options {
 	return edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
 }
 
-// kubeClient loads the kubeconfig the way kubectl does (platform.RESTConfig);
-// a kubeconfig that cannot be loaded is bad input (exit 2).
-func kubeClient(c *cli.Context) (kubernetes.Interface, error) {
-	cfg, err := platform.RESTConfig(c.String("kubeconfig"), c.String("context"))
-	if err != nil {
-		return nil, cli.Exit(err.Error(), 2)
-	}
-	cfg.UserAgent = "tsys-ci-edge/" + version
-	return kubernetes.NewForConfig(cfg)
-}
-
-// edgeExit gives bad cluster wiring exit code 2 (bad input) and keeps
-// every other error at 1.
-func edgeExit(err error) error {
-	var ie *edge.InputError
-	if errors.As(err, &ie) {
-		return cli.Exit(err.Error(), 2)
-	}
-	return err
-}
-
 func edgeRender(c *cli.Context) error {
-	client, err := kubeClient(c)
+	_, client, err := kubeConnect(c)
 	if err != nil {
 		return err
 	}
 	m, files, err := edge.RenderCluster(c.Context, client, c.String("namespace"), edgeOptions(c))
 	if err != nil {
-		return edgeExit(err)
+		return err
 	}
 	out := c.String("out")
 	if out == "" {
@@ -109,13 +85,13 @@ func edgeRender(c *cli.Context) error {
 }
 
 func edgeSync(c *cli.Context) error {
-	client, err := kubeClient(c)
+	_, client, err := kubeConnect(c)
 	if err != nil {
 		return err
 	}
 	haproxy, err := exec.LookPath(c.String("haproxy"))
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("finding haproxy for haproxy -c: %v (install it or pass --haproxy)", err), 2)
+		return usageErrorf("finding haproxy for haproxy -c: %v (install it or pass --haproxy)", err)
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
 	opts := edgeOptions(c)
@@ -136,7 +112,7 @@ func edgeSync(c *cli.Context) error {
 	}
 	m, err := edge.Build(services, opts)
 	if err != nil {
-		return edgeExit(err)
+		return err
 	}
 	res, err := s.Sync(c.Context, m)
 	if err != nil {

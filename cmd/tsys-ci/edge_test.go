@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,7 @@ func TestEdgeRenderNeedsAKubeconfig(t *testing.T) {
 	app := newApp()
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.Run([]string{"tsys-ci", "edge", "render", "--kubeconfig", filepath.Join(t.TempDir(), "missing")})
+	err := runCLI(context.Background(), app, []string{"tsys-ci", "edge", "render", "--kubeconfig", filepath.Join(t.TempDir(), "missing")})
 	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "loading the kubeconfig") {
 		t.Fatalf("edge render with a missing kubeconfig = %v (exit %d); want exit 2 saying the kubeconfig could not be loaded", err, exitCode(err))
 	}
@@ -34,7 +35,7 @@ current-context: lab
 	app := newApp()
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.Run([]string{"tsys-ci", "edge", "render", "--kubeconfig", kubeconfig, "-o", t.TempDir()})
+	err := runCLI(context.Background(), app, []string{"tsys-ci", "edge", "render", "--kubeconfig", kubeconfig, "-o", t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "listing Services labelled app.kubernetes.io/managed-by=tsys-ci") {
 		t.Fatalf("edge render against a dead API server = %v; want an error naming what it listed and where", err)
 	}

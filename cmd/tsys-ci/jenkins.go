@@ -36,7 +36,7 @@ func connectJenkins(ctx context.Context, c *cli.Context) (*jenkins.Client, error
 		}
 	}
 	if len(missing) > 0 {
-		return nil, cli.Exit("jenkins: set "+strings.Join(missing, ", "), 2)
+		return nil, usageErrorf("jenkins: set %s", strings.Join(missing, ", "))
 	}
 	// gojenkins ignores contexts; the client timeout bounds each request.
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -64,14 +64,15 @@ func jenkinsSeedCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, with diffs, and change nothing"},
 			&cli.BoolFlag{Name: "prune", Usage: "delete folders and jobs that are in Jenkins but not in the jobs file"},
 		),
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
 			data, err := os.ReadFile(c.String("file"))
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("jenkins seed: %v", err), 2)
+				return usageErrorf("jenkins seed: %w", err)
 			}
 			f, err := jenkins.ParseJobsFile(data)
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("jenkins seed: %s: %v", c.String("file"), err), 2)
+				return usageErrorf("jenkins seed: %s: %w", c.String("file"), err)
 			}
 			client, err := connectJenkins(c.Context, c)
 			if err != nil {
@@ -96,15 +97,13 @@ func jenkinsRunCommand() *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Value: time.Hour, Usage: "give up waiting after this long (the build goes on in Jenkins)"},
 			&cli.DurationFlag{Name: "poll", Value: time.Second, Usage: "how often to ask Jenkins"},
 		),
+		Before: oneArg("the job, e.g. platform/promote"),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("jenkins run: name one job, e.g. tsys-ci jenkins run platform/promote", 2)
-			}
 			params := map[string]string{}
 			for _, p := range c.StringSlice("param") {
 				k, v, ok := strings.Cut(p, "=")
 				if !ok || k == "" {
-					return cli.Exit(fmt.Sprintf("jenkins run: --param %q is not NAME=VALUE", p), 2)
+					return usageErrorf("jenkins run: --param %q is not NAME=VALUE", p)
 				}
 				params[k] = v
 			}

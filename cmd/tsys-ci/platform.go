@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 
 	"github.com/urfave/cli/v2"
@@ -37,7 +37,7 @@ var specFlag = &cli.StringFlag{
 func loadSpec(c *cli.Context) (*platform.Spec, error) {
 	spec, err := platform.LoadSpec(c.String("file"))
 	if err != nil {
-		return nil, cli.Exit(err.Error(), 2)
+		return nil, asUsage(err)
 	}
 	return spec, nil
 }
@@ -50,6 +50,7 @@ func platformRenderCommand() *cli.Command {
 			specFlag,
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: "platform-rendered", Usage: "directory to write into"},
 		},
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
 			spec, err := loadSpec(c)
 			if err != nil {
@@ -72,19 +73,6 @@ func platformRenderCommand() *cli.Command {
 	}
 }
 
-// exitFindings is the exit code of a check that ran and found something
-// missing or severe (0: nothing found, 1: the check itself failed, 2: bad input).
-const exitFindings = 4
-
-var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json"}
-
-func checkOutput(c *cli.Context) error {
-	if o := c.String("output"); o != "table" && o != "json" {
-		return cli.Exit(fmt.Sprintf("--output %q: want table or json", o), 2)
-	}
-	return nil
-}
-
 func platformLDAPCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ldap",
@@ -95,12 +83,10 @@ func platformLDAPCommand() *cli.Command {
 		Flags: []cli.Flag{
 			specFlag,
 			&cli.StringFlag{Name: "user", Usage: "test user's login name (default: ldap.testUser)"},
-			outputFlag,
+			outputFlag("table", "json"),
 		},
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			spec, err := loadSpec(c)
 			if err != nil {
 				return err
@@ -109,18 +95,12 @@ func platformLDAPCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("checking the directory: %w", err)
 			}
-			if c.String("output") == "json" {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				err = enc.Encode(report)
-			} else {
-				err = ldapcheck.WriteReport(c.App.Writer, report)
-			}
+			err = writeOutput(c, report, func(w io.Writer) error { return ldapcheck.WriteReport(w, report) })
 			if err != nil {
 				return err
 			}
 			if !report.OK() {
-				return cli.Exit("the directory lacks what the components need (see above)", exitFindings)
+				return &findingsError{"the directory lacks what the components need (see above)"}
 			}
 			return nil
 		},

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"text/tabwriter"
@@ -10,19 +10,17 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"helm.sh/helm/v3/pkg/action"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/templates"
 )
 
 func helmFlags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		specFlag,
 		&cli.StringFlag{Name: "charts", Usage: "directory of charts (<chart>/ or <chart>-<version>.tgz); nothing is downloaded"},
-		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"},
-		&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: the current one)"},
 	}
+	return append(flags, kubeFlags()...)
 }
 
 // helmOptions connects platform plan/apply to the cluster of the kubeconfig.
@@ -31,14 +29,12 @@ func helmOptions(c *cli.Context) (platform.HelmOptions, error) {
 	if err != nil {
 		return platform.HelmOptions{}, fmt.Errorf("opening embedded templates: %w", err)
 	}
-	kubeconfig, kubeContext := c.String("kubeconfig"), c.String("context")
 	return platform.HelmOptions{
 		Templates: tmpl,
 		LoadChart: platform.ChartsDir(c.String("charts")),
 		Progress:  c.App.ErrWriter,
 		Config: func(ns string) (*action.Configuration, error) {
-			flags := genericclioptions.NewConfigFlags(false)
-			flags.KubeConfig, flags.Context, flags.Namespace = &kubeconfig, &kubeContext, &ns
+			flags := kubeConfigFlags(c, ns)
 			cfg := &action.Configuration{}
 			logf := func(format string, v ...interface{}) { slog.Debug("helm", "msg", fmt.Sprintf(format, v...)) }
 			if err := cfg.Init(flags, ns, "secret", logf); err != nil {
@@ -51,13 +47,11 @@ func helmOptions(c *cli.Context) (platform.HelmOptions, error) {
 
 func platformPlanCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "plan",
-		Usage: "show what apply would install, upgrade (and why) or leave unchanged, in install order",
-		Flags: append(helmFlags(), outputFlag),
+		Name:   "plan",
+		Usage:  "show what apply would install, upgrade (and why) or leave unchanged, in install order",
+		Flags:  append(helmFlags(), outputFlag("table", "json")),
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			spec, err := loadSpec(c)
 			if err != nil {
 				return err
@@ -82,11 +76,9 @@ func platformApplyCommand() *cli.Command {
 		Flags: append(helmFlags(),
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "how long to wait for each component to be ready"},
 			&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for readiness (a failed rollout then goes unnoticed)"},
-			outputFlag),
+			outputFlag("table", "json")),
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			spec, err := loadSpec(c)
 			if err != nil {
 				return err
@@ -96,7 +88,7 @@ func platformApplyCommand() *cli.Command {
 				return err
 			}
 			opts.Wait, opts.Timeout = !c.Bool("no-wait"), c.Duration("timeout")
-			restConfig, err := platform.RESTConfig(c.String("kubeconfig"), c.String("context"))
+			restConfig, _, err := kubeConnect(c)
 			if err != nil {
 				return err
 			}
@@ -114,12 +106,11 @@ func platformApplyCommand() *cli.Command {
 }
 
 func writeSteps(c *cli.Context, steps []platform.Step) error {
-	if c.String("output") == "json" {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		return enc.Encode(steps)
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	return writeOutput(c, steps, func(w io.Writer) error { return writeStepsTable(w, steps) })
+}
+
+func writeStepsTable(w io.Writer, steps []platform.Step) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tNAMESPACE\tACTION\tCHART\tDEPLOYED\tWHY")
 	for _, s := range steps {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Component, s.Namespace, s.Action, s.Chart, s.From, s.Reason)
@@ -129,7 +120,7 @@ func writeSteps(c *cli.Context, steps []platform.Step) error {
 	}
 	for _, s := range steps {
 		for _, change := range s.Changes {
-			if _, err := fmt.Fprintf(c.App.Writer, "%s: %s\n", s.Component, change); err != nil {
+			if _, err := fmt.Fprintf(w, "%s: %s\n", s.Component, change); err != nil {
 				return err
 			}
 		}

@@ -6,9 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/platform/doctor"
 )
 
@@ -19,21 +17,17 @@ func platformDoctorCommand() *cli.Command {
 		Description: "Reads the cluster with the kubeconfig kubectl would use (--kubeconfig, $KUBECONFIG,\n" +
 			"~/.kube/config; --context), or a `kubectl get -o yaml` dump with --snapshot.\n" +
 			"Exit 0 when nothing at or above --fail-on is found, 4 when something is, 1 on errors.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"},
-			&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: the current one)"},
+		Flags: append(kubeFlags(),
 			&cli.StringFlag{Name: "snapshot", Usage: "analyse objects from this YAML file (kubectl get -A -o yaml ...) instead of a live cluster"},
 			&cli.StringSliceFlag{Name: "replicated-class", Usage: "storage class that replicates although its provisioner does not say so (repeatable)"},
 			&cli.StringFlag{Name: "fail-on", Value: "critical", Usage: "exit 4 when a finding is at least this severe: critical, warning, info or never"},
-			outputFlag,
-		},
+			outputFlag("table", "json"),
+		),
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			failOn, ok := doctor.ParseSeverity(c.String("fail-on"))
 			if !ok && c.String("fail-on") != "never" {
-				return cli.Exit(fmt.Sprintf("--fail-on %q: want critical, warning, info or never", c.String("fail-on")), 2)
+				return usageErrorf("--fail-on %q: want critical, warning, info or never", c.String("fail-on"))
 			}
 			snap, err := doctorSnapshot(c)
 			if err != nil {
@@ -49,7 +43,7 @@ func platformDoctorCommand() *cli.Command {
 				return err
 			}
 			if c.String("fail-on") != "never" && report.Worst() >= failOn {
-				return cli.Exit(fmt.Sprintf("found %d critical, %d warning single points of failure", report.Summary["critical"], report.Summary["warning"]), exitFindings)
+				return &findingsError{fmt.Sprintf("found %d critical, %d warning single points of failure", report.Summary["critical"], report.Summary["warning"])}
 			}
 			return nil
 		},
@@ -60,21 +54,17 @@ func doctorSnapshot(c *cli.Context) (*doctor.Snapshot, error) {
 	if path := c.String("snapshot"); path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, cli.Exit(fmt.Sprintf("reading --snapshot: %v", err), 2)
+			return nil, usageErrorf("reading --snapshot: %w", err)
 		}
 		snap, err := doctor.ParseSnapshot(data)
 		if err != nil {
-			return nil, cli.Exit(fmt.Sprintf("%s: %v", path, err), 2)
+			return nil, usageErrorf("%s: %w", path, err)
 		}
 		return snap, nil
 	}
-	cfg, err := platform.RESTConfig(c.String("kubeconfig"), c.String("context"))
+	cfg, cs, err := kubeConnect(c)
 	if err != nil {
 		return nil, err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -53,8 +51,7 @@ func TestPromoteUsageErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		out, err := runPromoteCLI(t, c.args...)
-		coder, ok := err.(cli.ExitCoder)
-		if !ok || coder.ExitCode() != c.code || !strings.Contains(err.Error(), c.want) {
+		if err == nil || exitCode(err) != c.code || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: got %v (output %q), want exit %d saying %q", c.args, err, out, c.code, c.want)
 		}
 	}

@@ -29,10 +29,8 @@ func pushCommand() *cli.Command {
 			&cli.StringFlag{Name: "key", Usage: "cosign private key for --sign; password from COSIGN_PASSWORD"},
 			&cli.StringFlag{Name: "result", Value: pipeline.DefaultPushResult, Usage: "JSON result written here"},
 		},
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return cli.Exit(fmt.Sprintf("tsys-ci push takes no arguments, got %q", c.Args().Slice()), 2)
-			}
 			wd, _ := os.Getwd()
 			res, err := pipeline.Push(c.Context, pipeline.PushRequest{
 				From: c.String("from"), Repository: c.String("repository"), Tags: tags.get(),
@@ -44,7 +42,7 @@ func pushCommand() *cli.Command {
 				EmbeddedAddr:   embeddedAddr, Workdir: wd,
 			}, c.App.ErrWriter)
 			if err != nil {
-				return exitFor(err)
+				return err
 			}
 			fmt.Fprintln(c.App.Writer, res.Image)
 			return nil

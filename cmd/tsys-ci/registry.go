@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -51,45 +52,79 @@ func registrySetupCommand() *cli.Command {
 			&cli.StringFlag{Name: "retention-cron", Value: "0 0 3 * * *", Usage: "when Harbor runs tag retention (six-field cron)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
 		),
-		Action: func(c *cli.Context) error {
-			if c.String("harbor") == "" || c.String("project") == "" {
-				return cli.Exit("--harbor and --project are required", 2)
-			}
-			h, err := registry.NewHarbor(c.String("harbor"), c.String("harbor-username"), c.String("harbor-password"), nil)
-			if err != nil {
-				return exitFor(err)
-			}
-			res, err := h.Setup(c.Context, registry.SetupOptions{
-				Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
-				WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
-				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
-			})
-			if err != nil {
-				return exitFor(err)
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintln(c.App.ErrWriter, "warning: "+w)
-			}
-			if res.RobotSecret != "" {
-				file := c.String("robot-secret-file")
-				if err := pipeline.WriteSecret(file, map[string]string{"username": res.RobotName, "password": res.RobotSecret}); err != nil {
-					return fmt.Errorf("robot %s was created, but its secret could not be saved: %w; refresh it in Harbor", res.RobotName, err)
-				}
-				res.Changes = append(res.Changes, "wrote the robot's name and secret to "+file+" (Harbor shows the secret only once)")
-			}
-			if len(res.Changes) == 0 {
-				fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", c.String("harbor"), c.String("project"))
-				if c.Bool("dry-run") {
-					fmt.Fprintln(c.App.ErrWriter, "(dry run: nothing would change either)")
-				}
-				return nil
-			}
-			for _, ch := range res.Changes {
-				fmt.Fprintln(c.App.Writer, ch)
-			}
-			return nil
+		Before: noArgs(""),
+		Action: runRegistrySetup,
+	}
+}
+
+// registrySetupFlags is what registry setup was asked to do.
+type registrySetupFlags struct {
+	harbor, user, password string
+	secretFile             string
+	opts                   registry.SetupOptions
+}
+
+func registrySetupFlagsFrom(c *cli.Context) registrySetupFlags {
+	return registrySetupFlags{
+		harbor: c.String("harbor"), user: c.String("harbor-username"), password: c.String("harbor-password"),
+		secretFile: c.String("robot-secret-file"),
+		opts: registry.SetupOptions{
+			Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
+			WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
+			KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
 		},
 	}
+}
+
+// validate checks the flags without I/O; the values' own rules (--keep,
+// names, cron) are registry.SetupOptions' to check.
+func (f registrySetupFlags) validate() error {
+	var missing []string
+	if f.harbor == "" {
+		missing = append(missing, "--harbor (TSYS_CI_HARBOR_URL)")
+	}
+	if f.opts.Project == "" {
+		missing = append(missing, "--project")
+	}
+	if len(missing) > 0 {
+		return usageErrorf("registry setup needs %s", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+func runRegistrySetup(c *cli.Context) error {
+	f := registrySetupFlagsFrom(c)
+	if err := f.validate(); err != nil {
+		return err
+	}
+	h, err := registry.NewHarbor(f.harbor, f.user, f.password, nil)
+	if err != nil {
+		return err
+	}
+	res, err := h.Setup(c.Context, f.opts)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "warning: "+w)
+	}
+	if res.RobotSecret != "" {
+		if err := pipeline.WriteSecret(f.secretFile, map[string]string{"username": res.RobotName, "password": res.RobotSecret}); err != nil {
+			return fmt.Errorf("robot %s was created, but its secret could not be saved: %w; refresh it in Harbor", res.RobotName, err)
+		}
+		res.Changes = append(res.Changes, "wrote the robot's name and secret to "+f.secretFile+" (Harbor shows the secret only once)")
+	}
+	if len(res.Changes) == 0 {
+		fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", f.harbor, f.opts.Project)
+		if f.opts.DryRun {
+			fmt.Fprintln(c.App.ErrWriter, "(dry run: nothing would change either)")
+		}
+		return nil
+	}
+	for _, ch := range res.Changes {
+		fmt.Fprintln(c.App.Writer, ch)
+	}
+	return nil
 }
 
 func registryServeCommand() *cli.Command {
@@ -101,13 +136,14 @@ func registryServeCommand() *cli.Command {
 			&cli.StringFlag{Name: "addr", Value: registry.EmbeddedAddr, Usage: "loopback HOST:PORT to listen on"},
 			&cli.StringFlag{Name: "data", Value: defaultRegistryData(), Usage: "folder for blobs and manifests; they survive restarts"},
 		},
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			err := registry.ServeEmbedded(ctx, c.String("addr"), c.String("data"), func(a net.Addr) {
 				fmt.Fprintf(c.App.ErrWriter, "tsys-ci registry serve: embedded registry on http://%s, data in %s (Ctrl-C stops it)\n", a, c.String("data"))
 			})
-			return exitFor(err)
+			return err
 		},
 	}
 }

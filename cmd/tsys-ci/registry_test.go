@@ -132,7 +132,7 @@ func TestRegistryServeSurvivesRestart(t *testing.T) {
 		go func() {
 			app := newApp()
 			app.Writer, app.ErrWriter = io.Discard, io.Discard
-			done <- app.RunContext(ctx, []string{"tsys-ci", "registry", "serve", "--addr", addr, "--data", data})
+			done <- runCLI(ctx, app, []string{"tsys-ci", "registry", "serve", "--addr", addr, "--data", data})
 		}()
 		deadline := time.Now().Add(10 * time.Second)
 		for {

@@ -7,18 +7,17 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
-	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -27,101 +26,101 @@ const chartContainer = "serve"
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "serve",
-		Usage:     "receive Harbor webhooks and deploy matching pushes with promote; JSON API, metrics",
-		UsageText: "tsys-ci serve --config serve.yaml | --config-configmap NS/NAME  --webhook-secret-file FILE  (--verify-key cosign.pub | --allow-unsigned)",
-		Flags: []cli.Flag{
+		Name:  "serve",
+		Usage: "receive Harbor webhooks and deploy matching pushes with promote; JSON API, metrics",
+		UsageText: "tsys-ci serve (--config serve.yaml | --config-configmap NS/NAME) --webhook-secret-file FILE (--verify-key cosign.pub | --allow-unsigned) [--listen :8080]\n" +
+			"   tsys-ci serve --config serve.yaml --webhook-secret-file FILE --no-cluster",
+		Flags: slices.Concat(kubeFlags(), imagePolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "address of the webhook, API and metrics"},
 			&cli.StringFlag{Name: "config", Usage: "serve.yaml: deploy policies, ldap, access"},
 			&cli.StringFlag{Name: "config-configmap", Usage: "read serve.yaml from this ConfigMap (NAMESPACE/NAME, key serve.yaml) instead"},
 			&cli.StringFlag{Name: "spec-dir", Value: ".", Usage: "directory of relative spec paths in a ConfigMap config"},
 			&cli.StringFlag{Name: "webhook-secret-file", EnvVars: []string{"TSYS_CI_WEBHOOK_SECRET_FILE"}, Usage: "file holding the exact Authorization header Harbor sends (the webhook policy's auth header)"},
-			&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "kubeconfig file (default ~/.kube/config, else in-cluster)"},
 			&cli.BoolFlag{Name: "no-cluster", Usage: "run without a cluster: every deploy fails with 'nothing was deployed' (for trying the API)"},
 			&cli.BoolFlag{Name: "leader-elect", Value: true, Usage: "elect one acting replica with a Lease"},
 			&cli.StringFlag{Name: "lease-namespace", EnvVars: []string{"POD_NAMESPACE"}, Value: "tsys-ci", Usage: "namespace of the leader Lease"},
 			&cli.StringFlag{Name: "lease-name", Value: "tsys-ci-serve", Usage: "name of the leader Lease"},
 			&cli.StringFlag{Name: "identity", EnvVars: []string{"POD_NAME"}, Usage: "this replica's name in the Lease (default the host name)"},
 			&cli.BoolFlag{Name: "label-leader", Usage: "label this replica's pod (--lease-namespace/--identity, i.e. POD_NAMESPACE/POD_NAME) " + serve.LeaderLabel + "=true while it leads, for a Service that sends requests to the leader only"},
-			&cli.StringFlag{Name: "verify-key", Usage: "public key every promoted image's signature must verify with"},
-			&cli.BoolFlag{Name: "allow-unsigned", Usage: "promote images without verifying a signature"},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: 5 * time.Minute, Usage: "drain deadline on SIGTERM (keep under the pod's terminationGracePeriodSeconds)"},
-		},
+		}),
+		Before: noArgs(""),
 		Action: runServe,
 	}
 }
 
-func runServe(c *cli.Context) error {
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
-	secret, err := readSecretFile(c.String("webhook-secret-file"))
-	if err != nil {
-		return cli.Exit(err.Error(), 2)
-	}
-	if c.String("verify-key") != "" && c.Bool("allow-unsigned") {
-		return cli.Exit("pass --verify-key or --allow-unsigned, not both", 2)
-	}
-	if c.String("verify-key") == "" && !c.Bool("allow-unsigned") && !c.Bool("no-cluster") {
-		return cli.Exit("serve refuses images whose signature was not checked: pass --verify-key cosign.pub, or --allow-unsigned to deploy them knowingly", 2)
-	}
-	if (c.String("config") == "") == (c.String("config-configmap") == "") {
-		return cli.Exit("pass one of --config FILE or --config-configmap NAMESPACE/NAME", 2)
-	}
-	identity := c.String("identity")
-	if identity == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			return cli.Exit(fmt.Sprintf("serve names this replica in its Lease and Events after the host name, which cannot be read (%v); pass --identity", err), 2)
-		}
-		identity = host
-	}
+// serveFlags is what serve was asked to do.
+type serveFlags struct {
+	listen, config, configMap, specDir, secretFile string
+	noCluster, leaderElect, labelLeader            bool
+	leaseNamespace, leaseName, identity            string
+	policy                                         imagePolicy
+	shutdownTimeout                                time.Duration
+}
 
+func serveFlagsFrom(c *cli.Context) serveFlags {
+	return serveFlags{
+		listen: c.String("listen"), config: c.String("config"), configMap: c.String("config-configmap"),
+		specDir: c.String("spec-dir"), secretFile: c.String("webhook-secret-file"),
+		noCluster: c.Bool("no-cluster"), leaderElect: c.Bool("leader-elect"), labelLeader: c.Bool("label-leader"),
+		leaseNamespace: c.String("lease-namespace"), leaseName: c.String("lease-name"), identity: c.String("identity"),
+		policy: imagePolicyFrom(c), shutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+}
+
+// validate checks the flags against each other, without I/O.
+func (f serveFlags) validate() error {
+	if f.secretFile == "" {
+		return usageErrorf("--webhook-secret-file is required: the Authorization header value set on Harbor's webhook policy")
+	}
+	if err := f.policy.validate(); err != nil {
+		return err
+	}
+	if f.policy.verifyKey == "" && !f.policy.allowUnsigned && !f.noCluster {
+		return usageErrorf("serve refuses images whose signature was not checked: pass --verify-key cosign.pub, or --allow-unsigned to deploy them knowingly")
+	}
+	if (f.config == "") == (f.configMap == "") {
+		return usageErrorf("pass one of --config FILE or --config-configmap NAMESPACE/NAME")
+	}
+	if f.configMap != "" {
+		ns, nm, ok := strings.Cut(f.configMap, "/")
+		if !ok || ns == "" || nm == "" || f.noCluster {
+			return usageErrorf("--config-configmap %q: give NAMESPACE/NAME, with a cluster", f.configMap)
+		}
+	}
+	return nil
+}
+
+func runServe(c *cli.Context) error {
+	f := serveFlagsFrom(c)
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
+	secret, err := readSecretFile(f.secretFile)
+	if err != nil {
+		return asUsage(err)
+	}
+	identity, err := replicaIdentity(f.identity)
+	if err != nil {
+		return err
+	}
 	var cs kubernetes.Interface
 	var deployer serve.Deployer = serve.NoClusterDeployer{}
-	if !c.Bool("no-cluster") {
-		cfg, client, err := kubeConfig(c)
-		if err != nil {
+	if !f.noCluster {
+		if cs, deployer, err = clusterDeployer(c, f, identity, log); err != nil {
 			return err
 		}
-		cs = client
-		probe, err := rollout.ServiceProxy(cfg)
-		if err != nil {
-			return err
-		}
-		verify, err := imageVerifier(c)
-		if err != nil {
-			return err
-		}
-		promoter := rollout.Promoter{
-			Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
-			Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
-		}
-		if c.Bool("label-leader") {
-			// The identities are pod names in --lease-namespace (the
-			// chart's), so a killed replica's container status proves its
-			// promote leases free.
-			promoter.HolderGone = serve.ReplicaGone(cs, c.String("lease-namespace"), chartContainer)
-		}
-		deployer = &serve.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter}
 	}
-
-	var cfg *serve.Config
-	if ref := c.String("config-configmap"); ref != "" {
-		ns, nm, ok := strings.Cut(ref, "/")
-		if !ok || ns == "" || nm == "" || cs == nil {
-			return cli.Exit(fmt.Sprintf("--config-configmap %q: give NAMESPACE/NAME, with a cluster", ref), 2)
-		}
-		cfg, err = serve.ConfigFromConfigMap(c.Context, cs, ns, nm, c.String("spec-dir"))
-	} else {
-		cfg, err = serve.LoadConfig(c.String("config"))
-	}
+	cfg, err := loadServeConfig(c.Context, f, cs)
 	if err != nil {
-		return cli.Exit(err.Error(), 2)
+		return err
 	}
 	var dir serve.Authenticator
 	if cfg.LDAP != nil {
 		d, err := serve.NewDirectory(*cfg.LDAP, os.Getenv)
 		if err != nil {
-			return cli.Exit(err.Error(), 2)
+			return asUsage(err)
 		}
 		dir = d
 	}
@@ -134,17 +133,17 @@ func runServe(c *cli.Context) error {
 	}
 	s, err := serve.NewServer(opts)
 	if err != nil {
-		return cli.Exit(err.Error(), 2)
+		return asUsage(err)
 	}
-	l, err := net.Listen("tcp", c.String("listen"))
+	l, err := net.Listen("tcp", f.listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", c.String("listen"), err)
+		return fmt.Errorf("listening on %s: %w", f.listen, err)
 	}
-	run := serve.RunOptions{Server: s, Listener: l, ShutdownTimeout: c.Duration("shutdown-timeout")}
-	if c.Bool("leader-elect") && cs != nil {
-		run.Leader = &serve.LeaderElection{Client: cs, Namespace: c.String("lease-namespace"), Name: c.String("lease-name"), Identity: identity}
-		if c.Bool("label-leader") {
-			run.Leader.LabelPod = c.String("lease-namespace") + "/" + identity
+	run := serve.RunOptions{Server: s, Listener: l, ShutdownTimeout: f.shutdownTimeout}
+	if f.leaderElect && cs != nil {
+		run.Leader = &serve.LeaderElection{Client: cs, Namespace: f.leaseNamespace, Name: f.leaseName, Identity: identity}
+		if f.labelLeader {
+			run.Leader.LabelPod = f.leaseNamespace + "/" + identity
 		}
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -152,12 +151,61 @@ func runServe(c *cli.Context) error {
 	return serve.Run(ctx, run)
 }
 
+// replicaIdentity names this replica in its Lease and Events: --identity
+// (POD_NAME), else the host name.
+func replicaIdentity(identity string) (string, error) {
+	if identity != "" {
+		return identity, nil
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "", usageErrorf("serve names this replica in its Lease and Events after the host name, which cannot be read (%v); pass --identity", err)
+	}
+	return host, nil
+}
+
+// clusterDeployer connects to the cluster and returns the deployer that
+// promotes verified images there.
+func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Logger) (kubernetes.Interface, serve.Deployer, error) {
+	cfg, cs, err := kubeConnect(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	probe, err := rollout.ServiceProxy(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	verify, err := f.policy.verifier("tsys-ci serve", true, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	promoter := rollout.Promoter{
+		Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
+		Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
+	}
+	if f.labelLeader {
+		// The identities are pod names in --lease-namespace (the
+		// chart's), so a killed replica's container status proves its
+		// promote leases free.
+		promoter.HolderGone = serve.ReplicaGone(cs, f.leaseNamespace, chartContainer)
+	}
+	return cs, &serve.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter}, nil
+}
+
+// loadServeConfig reads serve.yaml from --config or --config-configmap.
+func loadServeConfig(ctx context.Context, f serveFlags, cs kubernetes.Interface) (*serve.Config, error) {
+	if f.configMap != "" {
+		ns, nm, _ := strings.Cut(f.configMap, "/")
+		cfg, err := serve.ConfigFromConfigMap(ctx, cs, ns, nm, f.specDir)
+		return cfg, asUsage(err)
+	}
+	cfg, err := serve.LoadConfig(f.config)
+	return cfg, asUsage(err)
+}
+
 // readSecretFile reads the webhook secret; a trailing newline (as editors
 // and `kubectl create secret --from-file` leave it) is not part of it.
 func readSecretFile(path string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("--webhook-secret-file is required: the Authorization header value set on Harbor's webhook policy")
-	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("reading --webhook-secret-file: %w", err)
@@ -167,39 +215,4 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("--webhook-secret-file %s holds %d characters; use at least 16 random ones", path, len(s))
 	}
 	return s, nil
-}
-
-// imageVerifier checks an image's signature like promote's --verify-key,
-// or only requires a digest with --allow-unsigned.
-func imageVerifier(c *cli.Context) (func(context.Context, string) (string, error), error) {
-	client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
-	if c.Bool("allow-unsigned") {
-		return func(_ context.Context, image string) (string, error) {
-			d, err := name.NewDigest(image)
-			if err != nil {
-				return "", fmt.Errorf("image %q is not a reference by digest: %w", image, err)
-			}
-			return d.String(), nil
-		}, nil
-	}
-	keyPath := c.String("verify-key")
-	pub, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("reading --verify-key: %v", err), 2)
-	}
-	v, err := registry.LoadPublicKey(keyPath, pub)
-	if err != nil {
-		return nil, exitFor(err)
-	}
-	return func(ctx context.Context, image string) (string, error) {
-		ref, err := name.ParseReference(image)
-		if err != nil {
-			return "", fmt.Errorf("image %q is not a valid reference: %w", image, err)
-		}
-		d, err := client.Verify(ctx, ref, v)
-		if err != nil {
-			return "", err
-		}
-		return d.String(), nil
-	}, nil
 }

@@ -39,7 +39,7 @@ func TestServeUsageErrorsExit2(t *testing.T) {
 		app := newApp()
 		var out bytes.Buffer
 		app.Writer, app.ErrWriter = &out, &out
-		err := app.Run(append([]string{"tsys-ci", "serve", "--listen", "127.0.0.1:0"}, tc.args...))
+		err := runCLI(context.Background(), app, append([]string{"tsys-ci", "serve", "--listen", "127.0.0.1:0"}, tc.args...))
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tc.words) {
 			t.Errorf("serve %v: %v (exit %d), want exit 2 saying %q", tc.args, err, exitCode(err), tc.words)
 		}
@@ -64,7 +64,7 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 	app.Writer, app.ErrWriter = io.Discard, &syncWriter{w: &logs}
 	done := make(chan error, 1)
 	go func() {
-		done <- app.RunContext(ctx, []string{"tsys-ci", "serve", "--listen", addr, "--no-cluster",
+		done <- runCLI(ctx, app, []string{"tsys-ci", "serve", "--listen", addr, "--no-cluster",
 			"--config", "../../pipeline/serve/testdata/serve/serve.yaml", "--webhook-secret-file", secret})
 	}()
 	base := "http://" + addr

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/registry"
@@ -16,18 +15,19 @@ func signCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "sign",
 		Usage:     "sign an image in the registry in cosign's format (key pair, no transparency log)",
-		UsageText: "tsys-ci sign --key cosign.key IMAGE   (password from COSIGN_PASSWORD)",
+		UsageText: "tsys-ci sign --key cosign.key IMAGE\n   (the key's password comes from COSIGN_PASSWORD)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "cosign private key file (required); its password comes from COSIGN_PASSWORD"},
 		},
+		Before: oneArg(imageArgUsage),
 		Action: func(c *cli.Context) error {
-			ref, err := imageArg(c, "sign")
+			ref, err := parseImage(c.Args().First())
 			if err != nil {
 				return err
 			}
 			sv, err := registry.LoadPrivateKeyFile(c.String("key"), []byte(os.Getenv("COSIGN_PASSWORD")))
 			if err != nil {
-				return exitFor(err)
+				return err
 			}
 			d, err := registry.Client{Keychain: registry.Credentials(os.Getenv)}.SignRef(c.Context, ref, sv)
 			if err != nil {
@@ -49,14 +49,15 @@ func verifyCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key", Usage: "public key file (required)"},
 		},
+		Before: oneArg(imageArgUsage),
 		Action: func(c *cli.Context) error {
-			ref, err := imageArg(c, "verify")
+			ref, err := parseImage(c.Args().First())
 			if err != nil {
 				return err
 			}
 			v, err := registry.LoadPublicKeyFile(c.String("key"))
 			if err != nil {
-				return exitFor(err)
+				return err
 			}
 			d, err := registry.Client{Keychain: registry.Credentials(os.Getenv)}.Verify(c.Context, ref, v)
 			if err != nil {
@@ -69,14 +70,5 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-// imageArg reads the one IMAGE argument of sign and verify.
-func imageArg(c *cli.Context, cmd string) (name.Reference, error) {
-	if c.NArg() != 1 {
-		return nil, cli.Exit(fmt.Sprintf("tsys-ci %s needs exactly one IMAGE (HOST/PROJECT/NAME@sha256:... or :tag)", cmd), 2)
-	}
-	ref, err := name.ParseReference(c.Args().First())
-	if err != nil {
-		return nil, cli.Exit(fmt.Sprintf("image %q is not a valid reference: %v", c.Args().First(), err), 2)
-	}
-	return ref, nil
-}
+// imageArgUsage describes the one IMAGE argument of sign and verify.
+const imageArgUsage = "the IMAGE (HOST/PROJECT/NAME@sha256:... or :tag)"

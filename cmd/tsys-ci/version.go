@@ -14,8 +14,9 @@ var version = "dev"
 
 func versionCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "version",
-		Usage: "print the version of tsys-ci and how it was built",
+		Name:   "version",
+		Usage:  "print the version of tsys-ci and how it was built",
+		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
 			_, err := fmt.Fprintf(c.App.Writer, "tsys-ci %s (%s, %s/%s%s)\n",
 				version, runtime.Version(), runtime.GOOS, runtime.GOARCH, vcsSuffix())

@@ -57,6 +57,9 @@ type DeployPolicy struct {
 // ConfigError lists every problem of a config file, each naming its field.
 type ConfigError struct{ Problems []string }
 
+// BadInput marks serve.yaml as the user's to fix: the CLI exits 2 on it.
+func (e *ConfigError) BadInput() bool { return true }
+
 func (e *ConfigError) Error() string {
 	return "serve config is not valid:\n  " + strings.Join(e.Problems, "\n  ")
 }

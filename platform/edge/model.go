@@ -79,6 +79,10 @@ type InputError struct {
 	Problems []string // sorted, each naming the apps involved
 }
 
+// BadInput marks the cluster's edge wiring as the user's to fix: the CLI
+// exits 2 on it.
+func (e *InputError) BadInput() bool { return true }
+
 func (e *InputError) Error() string {
 	return fmt.Sprintf("the edge wiring of the cluster has %d problem(s); nothing was applied:\n  %s",
 		len(e.Problems), strings.Join(e.Problems, "\n  "))

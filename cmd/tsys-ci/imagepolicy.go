@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
+
+	"github.com/tsys-group/tsys-ci/registry"
+)
+
+// imagePolicyFlags are --verify-key and --allow-unsigned, the one signature
+// policy of everything that deploys an image (promote and serve).
+func imagePolicyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "verify-key", Usage: "public key every promoted image's signature must verify with"},
+		&cli.BoolFlag{Name: "allow-unsigned", Usage: "promote images without verifying a signature"},
+	}
+}
+
+// imagePolicy is what the flags asked for.
+type imagePolicy struct {
+	verifyKey     string
+	allowUnsigned bool
+}
+
+func imagePolicyFrom(c *cli.Context) imagePolicy {
+	return imagePolicy{verifyKey: c.String("verify-key"), allowUnsigned: c.Bool("allow-unsigned")}
+}
+
+// validate refuses both at once; none is refused by verifier, where the
+// command knows whether it deploys at all.
+func (p imagePolicy) validate() error {
+	if p.verifyKey != "" && p.allowUnsigned {
+		return usageErrorf("pass --verify-key or --allow-unsigned, not both")
+	}
+	return nil
+}
+
+// verifyImage checks one image and returns it pinned to the digest that was
+// checked, so what runs is the very bits that were verified.
+type verifyImage func(ctx context.Context, image string) (string, error)
+
+// verifier reads and parses --verify-key once and returns the check every
+// image goes through. With --allow-unsigned the signature is not checked
+// (said once on log, when not nil); a tag is still resolved to its digest
+// unless requireDigest. what names the command in the refusal.
+func (p imagePolicy) verifier(what string, requireDigest bool, log io.Writer) (verifyImage, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
+	switch {
+	case p.allowUnsigned:
+		if log != nil {
+			fmt.Fprintf(log, "%s: --allow-unsigned: the image's signature is not checked\n", what)
+		}
+		return func(ctx context.Context, image string) (string, error) {
+			if requireDigest {
+				d, err := name.NewDigest(image)
+				if err != nil {
+					return "", fmt.Errorf("image %q is not a reference by digest: %w", image, err)
+				}
+				return d.String(), nil
+			}
+			ref, err := parseImage(image)
+			if err != nil {
+				return "", err
+			}
+			if d, ok := ref.(name.Digest); ok {
+				return d.String(), nil
+			}
+			d, err := client.Resolve(ctx, ref)
+			if err != nil {
+				return "", fmt.Errorf("resolving %s to a digest: %w", image, err)
+			}
+			return d.String(), nil
+		}, nil
+	case p.verifyKey != "":
+		pub, err := os.ReadFile(p.verifyKey)
+		if err != nil {
+			return nil, usageErrorf("reading --verify-key: %w", err)
+		}
+		v, err := registry.LoadPublicKey(p.verifyKey, pub)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, image string) (string, error) {
+			ref, err := parseImage(image)
+			if err != nil {
+				return "", err
+			}
+			d, err := client.Verify(ctx, ref, v)
+			if err != nil {
+				return "", err
+			}
+			if log != nil {
+				fmt.Fprintf(log, "%s: %s is signed with %s\n", what, d, p.verifyKey)
+			}
+			return d.String(), nil
+		}, nil
+	}
+	return nil, usageErrorf("%s refuses images whose signature was not checked: pass --verify-key cosign.pub, or --allow-unsigned to deploy them knowingly", what)
+}
+
+func parseImage(image string) (name.Reference, error) {
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return nil, usageErrorf("image %q is not a valid reference: %v", image, err)
+	}
+	return ref, nil
+}
