@@ -2,6 +2,7 @@ package harborstandin
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // These tests check the Harbor stand-in on its own against the behaviour a
@@ -444,7 +446,7 @@ func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
 		} `json:"event_data"`
 	}
 	// Two pushes (the image by tag, its signature): two deliveries, any order.
-	waitFor(t, func() bool { return len(s.Deliveries()) >= 2 })
+	testenv.Eventually(t, "Harbor stand-in: two webhook deliveries", 10*time.Second, func() bool { return len(s.Deliveries()) >= 2 })
 	var delivered []byte
 	for _, d := range s.Deliveries() {
 		if strings.Contains(string(d.Body), `"tag":"v1"`) {
@@ -456,17 +458,6 @@ func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
 		payload.EventData.Repository.Name != "app" || len(payload.EventData.Resources) != 1 ||
 		payload.EventData.Resources[0].Digest != d.String() {
 		t.Errorf("Harbor stand-in: webhook payload %s", delivered)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("Harbor stand-in: condition not met within 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -555,7 +546,7 @@ func TestHarborStandInPushEventsOnTagging(t *testing.T) {
 		if started != want {
 			t.Errorf("Harbor stand-in (PushEventOnCreateOnly=%v): %d deliveries started, want %d", onCreate, started, want)
 		}
-		waitFor(t, func() bool { return len(s.Deliveries()) >= want })
+		testenv.Eventually(t, fmt.Sprintf("Harbor stand-in: %d webhook deliveries", want), 10*time.Second, func() bool { return len(s.Deliveries()) >= want })
 		// The tag's event, if any, was sent once the tag's PUT was answered.
 		tagged := 0
 		for _, dl := range s.Deliveries() {

@@ -1,5 +1,9 @@
 // Package testenv decides what a test does when an outside program it needs
-// (slapd, haproxy, groovy, cosign, docker) is missing.
+// (slapd, haproxy, groovy, cosign, docker) is missing, and holds the small
+// helpers every test package would otherwise write again: a locked buffer
+// (SyncBuffer), a poll with a deadline (Eventually), a free loopback port
+// (FreePort) and the repository's top folder (RepoRoot). It imports only the
+// standard library, so any test or fixture package can use it.
 //
 // On a developer's machine such a test skips with the reason. Under `make
 // test` (TSYS_CI_REQUIRE_TOOLS=1) it fails instead: the dependency script
