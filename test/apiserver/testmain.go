@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -44,7 +45,15 @@ func Main(m *testing.M, cfg **rest.Config) {
 //
 // A server that cannot start fails the whole binary with the reason: the
 // binaries are built from this repository, so nothing outside it is missing.
+// Under -short (`make test-unit`) no server starts and no test of the
+// binary runs: they are integration tests, and building Kubernetes cold
+// takes minutes.
 func RunTests(m *testing.M, use func(*Server)) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("apiserver: -short: the tests of this package need a real API server and are skipped")
+		return 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := Start(ctx, Options{})
