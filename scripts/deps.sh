@@ -28,10 +28,12 @@ log() { printf '[deps %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 #   gcc libc6-dev        the lab's sandbox (pause) image: a static C binary
 #   iptables conntrack iproute2 curl ca-certificates  networking and probes
 #   chromium             the whiteboard's browser test drives headless Chromium (chromedp)
+#   for make lint: shellcheck, which checks scripts/*.sh
 packages=(
 	docker.io haproxy slapd ldap-utils groovy default-jre-headless
 	glusterfs-server glusterfs-client debootstrap gcc libc6-dev
 	iptables conntrack iproute2 curl ca-certificates chromium
+	shellcheck
 )
 
 missing=()

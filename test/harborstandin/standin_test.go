@@ -144,7 +144,7 @@ func TestHarborStandInProjects(t *testing.T) {
 		c.do("POST", "/projects", map[string]any{"project_name": n})
 	}
 	// Five with "library", the public project every Harbor starts with.
-	resp, body = c.do("GET", "/projects?page_size=2", nil)
+	resp, _ = c.do("GET", "/projects?page_size=2", nil)
 	if resp.Header.Get("X-Total-Count") != "5" || !strings.Contains(resp.Header.Get("Link"), `rel="next"`) {
 		t.Errorf("Harbor stand-in: list headers %v", resp.Header)
 	}
@@ -225,12 +225,12 @@ func TestHarborStandInRobots(t *testing.T) {
 	if strings.TrimSpace(string(body)) != "[]" || resp.Header.Get("X-Total-Count") != "0" {
 		t.Errorf("Harbor stand-in: system robot list: %s", body)
 	}
-	resp, body = c.do("GET", "/projects/demo", nil)
+	_, body = c.do("GET", "/projects/demo", nil)
 	var p struct {
 		ID int64 `json:"project_id"`
 	}
 	json.Unmarshal(body, &p)
-	resp, body = c.do("GET", "/robots?q=Level%3Dproject%2CProjectID%3D"+itoa(p.ID), nil)
+	_, body = c.do("GET", "/robots?q=Level%3Dproject%2CProjectID%3D"+itoa(p.ID), nil)
 	if !strings.Contains(string(body), `"robot$demo+ci"`) || strings.Contains(string(body), created.Secret) {
 		t.Errorf("Harbor stand-in: project robot list (must not show the secret): %s", body)
 	}
@@ -252,7 +252,7 @@ func TestHarborStandInRobots(t *testing.T) {
 	if resp, _ := robot.do("HEAD", "/projects?project_name=demo", nil); resp.StatusCode != 200 {
 		t.Errorf("Harbor stand-in: robot HEAD of its project: %d", resp.StatusCode)
 	}
-	resp, body = robot.do("GET", "/projects", nil)
+	_, body = robot.do("GET", "/projects", nil)
 	if !strings.Contains(string(body), `"demo"`) || !strings.Contains(string(body), `"library"`) {
 		t.Errorf("Harbor stand-in: robot's project list: %s", body)
 	}
@@ -315,7 +315,7 @@ func TestHarborStandInWebhooksAndRetention(t *testing.T) {
 	resp, body = c.do("GET", "/projects/nope/webhook/policies", nil)
 	expectError(t, "policies of a missing project", resp, body, 404, "NOT_FOUND")
 
-	resp, body = c.do("GET", "/projects/demo", nil)
+	_, body = c.do("GET", "/projects/demo", nil)
 	var p struct {
 		ID int64 `json:"project_id"`
 	}
