@@ -7,13 +7,25 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/tsys-ci
 
-.PHONY: all build deps test test-unit lint demo demo-down lab-up lab-down lab-status clean
+# staticcheck for make lint, from the Go module proxy (cached by the go command).
+STATICCHECK_VERSION ?= v0.8.2
 
+.PHONY: all help build deps test test-unit lint demo demo-down lab-up lab-down lab-status clean
+
+# Builds bin/tsys-ci (the default target).
 all: build
 
+# Lists the targets with the first line of the comment above each.
+help:
+	@awk '/^# / { if (!doc) doc = substr($$0, 3); next } /^\.PHONY|^[A-Z_]+ *[?:]?=/ { next } \
+		/^[a-z][a-z-]*:/ { t = $$1; sub(/:.*/, "", t); if (doc) printf "  %-17s %s\n", t, doc } \
+		{ doc = "" }' $(firstword $(MAKEFILE_LIST))
+
+# Installs the Debian packages and starts the daemons the tests and the lab need.
 deps:
 	@scripts/deps.sh
 
+# Builds bin/tsys-ci.
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tsys-ci
 
@@ -21,13 +33,18 @@ build:
 test: deps
 	@scripts/test.sh
 
-# Only the Go tests that need nothing outside this repository.
+# The quick run: the Go tests that need nothing outside this repository.
+# Under -short every test that needs an outside program (testenv.LookPath,
+# testenv.Missing) or a real API server (test/apiserver) skips.
 test-unit:
-	$(GO) test ./...
+	$(GO) test -short ./...
 
+# gofmt, go vet, staticcheck (staticcheck.conf) and shellcheck on every shell script.
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	shellcheck $$(git ls-files '*.sh')
 
 # The whiteboard demo (issue 8, test/demo): lab up, build/push --sign,
 # promote, a new version, a broken one, a node failure, the numbers.
@@ -43,9 +60,11 @@ demo-down:
 lab-up: deps
 	@$(GO) run ./test/lab/cmd/lab up
 
+# Stops and removes the lab's node containers.
 lab-down:
 	@$(GO) run ./test/lab/cmd/lab down
 
+# Shows whether the lab is up and how its nodes are.
 lab-status:
 	@$(GO) run ./test/lab/cmd/lab status
 
@@ -54,6 +73,7 @@ lab-status:
 addon-images: deps
 	@scripts/addon-images.sh
 
+# Removes bin/.
 clean:
 	rm -rf bin
 

@@ -1,13 +1,10 @@
 package jenkins
 
 import (
-	"bytes"
 	"context"
 	"net/http/httptest"
 	"os"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/tsys-group/tsys-ci/test/jenkinsstandin"
 )
@@ -41,34 +38,4 @@ func exampleJobsFile(t *testing.T) *JobsFile {
 		t.Fatalf("templates/jenkins/jobs.yaml: %v", err)
 	}
 	return f
-}
-
-// syncBuffer is a bytes.Buffer safe to read while Run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not happen within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tsys-group/tsys-ci/test/jenkinsstandin"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 const (
@@ -39,7 +40,7 @@ func TestRunFollowsABuildInAFolderToSuccess(t *testing.T) {
 	}})
 	create(t, c, folderXML, "platform")
 	create(t, c, paramsXML, "platform/promote")
-	var console, progress syncBuffer
+	var console, progress testenv.SyncBuffer
 	res, err := Run(context.Background(), c, "platform/promote", RunOptions{
 		Params: map[string]string{"IMAGE": "harbor.example/web/wb@sha256:ab"}, Poll: 5 * time.Millisecond,
 		Console: &console, Progress: &progress,
@@ -75,7 +76,7 @@ func TestRunStreamsTheConsoleAndFailsOnFailure(t *testing.T) {
 		}
 	}})
 	create(t, c, jobXML, "web")
-	var console, progress syncBuffer
+	var console, progress testenv.SyncBuffer
 	type ran struct {
 		res *RunResult
 		err error
@@ -86,7 +87,7 @@ func TestRunStreamsTheConsoleAndFailsOnFailure(t *testing.T) {
 		result <- ran{res, err}
 	}()
 	lines <- "building...\n"
-	eventually(t, "the console line reaching Run's output while the build runs", func() bool {
+	testenv.Eventually(t, "the console line reaching Run's output while the build runs", 10*time.Second, func() bool {
 		return strings.Contains(console.String(), "building...")
 	})
 	lines <- "tsys-ci: error: probe http failed\n"
@@ -106,13 +107,13 @@ func TestRunStreamsTheConsoleAndFailsOnFailure(t *testing.T) {
 func TestRunCancelledInTheQueue(t *testing.T) {
 	s, _, c := standIn(t, jenkinsstandin.Options{QuietPeriod: time.Hour})
 	create(t, c, jobXML, "web")
-	var console, progress syncBuffer
+	var console, progress testenv.SyncBuffer
 	errc := make(chan error, 1)
 	go func() {
 		_, err := Run(context.Background(), c, "web", RunOptions{Poll: 5 * time.Millisecond, Console: &console, Progress: &progress})
 		errc <- err
 	}()
-	eventually(t, "Run reporting the queue item", func() bool { return strings.Contains(progress.String(), "queue item 1") })
+	testenv.Eventually(t, "Run reporting the queue item", 10*time.Second, func() bool { return strings.Contains(progress.String(), "queue item 1") })
 	if !s.CancelQueueItem(1) {
 		t.Fatal("queue item 1 was not waiting")
 	}
@@ -134,14 +135,14 @@ func TestRunFollowsAnAlreadyQueuedBuild(t *testing.T) {
 	if id, err := job.InvokeSimple(context.Background(), nil); err != nil || id != 1 {
 		t.Fatalf("queueing a first build: %d, %v", id, err)
 	}
-	var console, progress syncBuffer
+	var console, progress testenv.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
 		_, err := Run(ctx, c, "web", RunOptions{Poll: 5 * time.Millisecond, Console: &console, Progress: &progress})
 		errc <- err
 	}()
-	eventually(t, "Run picking up queue item 1", func() bool { return strings.Contains(progress.String(), "web queued as queue item 1") })
+	testenv.Eventually(t, "Run picking up queue item 1", 10*time.Second, func() bool { return strings.Contains(progress.String(), "web queued as queue item 1") })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run after its context ended: %v", err)
@@ -152,7 +153,7 @@ func TestRunFollowsAnAlreadyQueuedBuild(t *testing.T) {
 func TestRunRefusesMissingJobsAndFolders(t *testing.T) {
 	_, _, c := standIn(t, jenkinsstandin.Options{})
 	create(t, c, folderXML, "apps")
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	if _, err := Run(context.Background(), c, "apps/nope", RunOptions{Console: &out, Progress: &out}); err == nil || !strings.Contains(err.Error(), "job apps/nope is not in Jenkins") {
 		t.Errorf("missing job: %v", err)
 	}
@@ -163,14 +164,14 @@ func TestRunRefusesMissingJobsAndFolders(t *testing.T) {
 
 func TestRunABranchOfASeededMultibranchProject(t *testing.T) {
 	s, _, c := standIn(t, jenkinsstandin.Options{})
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	if _, err := Seed(context.Background(), c, exampleJobsFile(t), SeedOptions{Out: &out}); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out.String())
 	}
 	if err := s.IndexBranch("apps/whiteboard", "main"); err != nil {
 		t.Fatal(err)
 	}
-	var console, progress syncBuffer
+	var console, progress testenv.SyncBuffer
 	res, err := Run(context.Background(), c, "apps/whiteboard/main", RunOptions{Poll: 5 * time.Millisecond, Console: &console, Progress: &progress})
 	if err != nil || res.Result != "SUCCESS" || !strings.Contains(console.String(), "no pipeline is executed for apps/whiteboard/main #1") {
 		t.Fatalf("run of a branch job: %+v, %v\n%s%s", res, err, progress.String(), console.String())
@@ -179,7 +180,7 @@ func TestRunABranchOfASeededMultibranchProject(t *testing.T) {
 		t.Errorf("run of the multibranch project itself: %v", err)
 	}
 	// Seeding again leaves the branch job alone: Jenkins made it, not the file.
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	if _, err := Seed(context.Background(), c, exampleJobsFile(t), SeedOptions{Out: &out, Prune: true}); err != nil || !strings.Contains(out.String(), "no changes") {
 		t.Errorf("seed --prune after indexing: %v\n%s", err, out.String())
 	}
@@ -188,7 +189,7 @@ func TestRunABranchOfASeededMultibranchProject(t *testing.T) {
 func TestRunADisabledJob(t *testing.T) {
 	_, _, c := standIn(t, jenkinsstandin.Options{})
 	create(t, c, `<flow-definition><disabled>true</disabled></flow-definition>`, "off")
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	_, err := Run(context.Background(), c, "off", RunOptions{Console: &out, Progress: &out})
 	if err == nil || !strings.Contains(err.Error(), "triggering off") || !strings.Contains(err.Error(), "409") {
 		t.Errorf("run of a disabled job: %v", err)

@@ -98,9 +98,7 @@ func (o *HelmOptions) applyObjects(what string, objs []obj) error {
 		return nil
 	}
 	plain := make([]map[string]any, len(objs))
-	for i, x := range objs {
-		plain[i] = x
-	}
+	copy(plain, objs)
 	changed, err := o.ApplyObjects(o.ctx(), plain)
 	if err != nil {
 		return fmt.Errorf("applying %s: %w", what, err)

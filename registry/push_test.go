@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // testRegistry is go-containerregistry's real registry on loopback, behind
@@ -125,15 +126,10 @@ func TestPushWrongCredentials(t *testing.T) {
 }
 
 func TestPushUnreachableRegistry(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // nothing listens there now
 	img, _ := random.Image(100, 1)
 	repo, _ := ParseRepository(addr + "/demo/app")
-	_, err = basicClient("ci", "secret").Push(context.Background(), img, repo, nil, nil, io.Discard)
+	_, err := basicClient("ci", "secret").Push(context.Background(), img, repo, nil, nil, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach registry "+addr) {
 		t.Fatalf("error %v, want one saying the registry cannot be reached", err)
 	}

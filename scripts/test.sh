@@ -43,6 +43,7 @@ summary() {
 # about 7 minutes cold, nothing warm) builds in the background while the
 # CPU-bound stages run; the stage node-image before e2e waits for it.
 node_image_log=$(mktemp -t tsys-ci-node-image.XXXXXX)
+# shellcheck disable=SC2016 # the inner bash expands them, on purpose
 setsid bash -c 'start=$(date +%s); go run ./test/lab/cmd/lab image && echo "node image ready after $(($(date +%s) - start))s in the background"' >"$node_image_log" 2>&1 &
 node_image_pid=$!
 trap 'kill -- -$node_image_pid 2>/dev/null || true; rm -f "$node_image_log"' EXIT

@@ -85,15 +85,6 @@ func TestDoctorSeedCluster(t *testing.T) {
 
 func int32p(n int32) *int32 { return &n }
 
-func findDeploy(s *Snapshot, name string) *appsv1.Deployment {
-	for i := range s.Deployments {
-		if s.Deployments[i].Name == name {
-			return &s.Deployments[i]
-		}
-	}
-	panic("no deployment " + name)
-}
-
 func findPod(s *Snapshot, name string) *corev1.Pod {
 	for i := range s.Pods {
 		if s.Pods[i].Name == name {

@@ -199,7 +199,7 @@ func TestSyncWithRealHAProxy(t *testing.T) {
 				conn.Close()
 			}
 		}()
-		port := edgetest.FreePort(t)
+		port := testenv.FreePort(t)
 		forge := lbService("git", "forge", fmt.Sprintf(`[{"port":"ssh","tcpFrontendPort":%d}]`, port),
 			map[string]int32{"ssh": int32(ln.Addr().(*net.TCPAddr).Port)}, "127.0.0.5")
 		m = mustBuild(t, opts, shopAt(green), forge)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -132,7 +133,7 @@ func TestWatchLoopSyncsAtStartAndAfterAChange(t *testing.T) {
 
 func TestWatchLoopLogsBadWiringAndDoesNotSync(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
-	var log edgetest.Buffer
+	var log testenv.SyncBuffer
 	rec := &recorder{synced: make(chan struct{}, 10)}
 	w := &Watcher{Options: DefaultOptions(), Sync: rec.sync, Debounce: time.Second, Clock: clk, Log: slog.New(slog.NewTextHandler(&log, nil))}
 	bad := []corev1.Service{

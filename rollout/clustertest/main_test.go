@@ -8,15 +8,8 @@
 package clustertest
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"strings"
-	"sync/atomic"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -25,27 +18,11 @@ import (
 
 var cfg *rest.Config
 
-func TestMain(m *testing.M) {
-	os.Exit(apiserver.RunTests(m, func(s *apiserver.Server) { cfg = s.Config }))
-}
-
-var nsCounter atomic.Int64
+func TestMain(m *testing.M) { apiserver.Main(m, &cfg) }
 
 // newNamespace gives a test a fresh namespace and a client.
 func newNamespace(t *testing.T) (kubernetes.Interface, string) {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("%s-%d", strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())), nsCounter.Add(1))
-	if len(name) > 60 {
-		name = name[len(name)-60:]
-		name = strings.TrimLeft(name, "-")
-	}
-	ctx := context.Background()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return cs, name
+	cs := apiserver.Client(t)
+	return cs, apiserver.Namespace(t, cs, t.Name())
 }

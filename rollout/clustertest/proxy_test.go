@@ -83,8 +83,10 @@ func TestProbeThroughServiceProxy(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ep := &corev1.Endpoints{ //nolint:staticcheck // the service proxy of kube-apiserver 1.34 still reads Endpoints
+	//lint:ignore SA1019 the service proxy of kube-apiserver 1.34 still reads Endpoints
+	ep := &corev1.Endpoints{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop-preview", Namespace: ns},
+		//lint:ignore SA1019 as above
 		Subsets: []corev1.EndpointSubset{{
 			Addresses: []corev1.EndpointAddress{{IP: ip.String(), TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: pod.Name}}},
 			Ports:     []corev1.EndpointPort{{Name: "http", Port: port}},

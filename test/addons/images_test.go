@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/tsys-group/tsys-ci/test/addons"
-	"github.com/tsys-group/tsys-ci/test/addons/localregistry"
 	"github.com/tsys-group/tsys-ci/test/addons/manifests"
 	"github.com/tsys-group/tsys-ci/test/testenv"
 )
@@ -26,7 +25,7 @@ import (
 func TestBuiltImages(t *testing.T) {
 	testenv.LookPath(t, "go")
 	testenv.LookPath(t, "docker")
-	root, err := localregistry.RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,16 @@
 package addons_test
 
 import (
-	"github.com/tsys-group/tsys-ci/test/addons"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tsys-group/tsys-ci/test/addons"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 
 	"github.com/tsys-group/tsys-ci/test/addons/localregistry"
 	"github.com/tsys-group/tsys-ci/test/addons/manifests"
@@ -62,13 +64,8 @@ func TestWaitRegistry(t *testing.T) {
 		t.Errorf("a running registry: %v", err)
 	}
 	// A port where nothing listens: the error names the registry and what to check.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	err = addons.WaitRegistry(t.Context(), addr, time.Second)
+	addr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)) // nothing listens there now
+	err := addons.WaitRegistry(t.Context(), addr, time.Second)
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "MetalLB") {
 		t.Errorf("no registry: %v", err)
 	}

@@ -19,7 +19,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/test/testenv"
 	"k8s.io/client-go/rest"
 )
 
@@ -319,9 +319,9 @@ func binDir(ctx context.Context, opts Options) (string, error) {
 		}
 		return dir, nil
 	}
-	root, err := RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w, or set %s", err, BinDirEnv)
 	}
 	script := filepath.Join(root, "scripts", "k8s-bins.sh")
 	cmd := exec.CommandContext(ctx, script)
@@ -332,24 +332,6 @@ func binDir(ctx context.Context, opts Options) (string, error) {
 		return "", fmt.Errorf("building the Kubernetes binaries with %s: %w (its progress and errors are above)", script, err)
 	}
 	return strings.TrimSpace(string(out)), nil
-}
-
-// RepoRoot walks up from the working directory to the repository's top
-// folder (the one holding scripts/k8s-bins.sh); tests run in their
-// package's folder.
-func RepoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "scripts", "k8s-bins.sh")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("no scripts/k8s-bins.sh above " + wd + ": run the tests inside the tsys-ci repository, or set " + BinDirEnv)
-		}
-	}
 }
 
 // tail returns the last n lines of a file, for error messages.

@@ -2,7 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -11,31 +10,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
 
-var cfg *rest.Config
-
-func TestMain(m *testing.M) {
-	os.Exit(apiserver.RunTests(m, func(s *apiserver.Server) { cfg = s.Config }))
-}
-
-func client(t *testing.T) *kubernetes.Clientset {
-	t.Helper()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func TestMain(m *testing.M) { apiserver.Main(m, nil) }
 
 // The server reports a version clients can parse (kubectl and client-go's
 // discovery refuse "v0.0.0-master+$Format:%H$").
 func TestServerVersionParses(t *testing.T) {
-	info, err := client(t).Discovery().ServerVersion()
+	info, err := apiserver.Client(t).Discovery().ServerVersion()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +38,7 @@ func TestServerVersionParses(t *testing.T) {
 func TestConfigMapServerSideApply(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := client(t)
+	c := apiserver.Client(t)
 	ns := "ssa-test"
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -88,7 +88,7 @@ func (d *Demo) stepNewVersion(ctx context.Context) error {
 		}
 	}
 	d.say("built, pushed and signed the stateless app demo-hello v1 and v2")
-	if out, took, err = d.promote(ctx, "demo-hello", "demo-hello", spec, hello[0], ""); err != nil {
+	if _, took, err = d.promote(ctx, "demo-hello", "demo-hello", spec, hello[0], ""); err != nil {
 		return err
 	}
 	d.say("tsys-ci promote demo-hello v1 (blue/green, 2 replicas) in %s", round(took))

@@ -662,7 +662,7 @@ func TestEdgeInFrontOfLab(t *testing.T) {
 
 	// --- 5. --watch follows a second move from cluster events ---
 	moved2 := port + 2000
-	var log edgetest.Buffer
+	var log testenv.SyncBuffer
 	watch := exec.Command(bin, append([]string{"edge", "sync", "--watch", "--debounce", "200ms"}, e.flags()...)...)
 	watch.Stdout, watch.Stderr = &log, &log
 	if err := watch.Start(); err != nil {

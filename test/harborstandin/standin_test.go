@@ -2,6 +2,7 @@ package harborstandin
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // These tests check the Harbor stand-in on its own against the behaviour a
@@ -142,7 +144,7 @@ func TestHarborStandInProjects(t *testing.T) {
 		c.do("POST", "/projects", map[string]any{"project_name": n})
 	}
 	// Five with "library", the public project every Harbor starts with.
-	resp, body = c.do("GET", "/projects?page_size=2", nil)
+	resp, _ = c.do("GET", "/projects?page_size=2", nil)
 	if resp.Header.Get("X-Total-Count") != "5" || !strings.Contains(resp.Header.Get("Link"), `rel="next"`) {
 		t.Errorf("Harbor stand-in: list headers %v", resp.Header)
 	}
@@ -223,12 +225,12 @@ func TestHarborStandInRobots(t *testing.T) {
 	if strings.TrimSpace(string(body)) != "[]" || resp.Header.Get("X-Total-Count") != "0" {
 		t.Errorf("Harbor stand-in: system robot list: %s", body)
 	}
-	resp, body = c.do("GET", "/projects/demo", nil)
+	_, body = c.do("GET", "/projects/demo", nil)
 	var p struct {
 		ID int64 `json:"project_id"`
 	}
 	json.Unmarshal(body, &p)
-	resp, body = c.do("GET", "/robots?q=Level%3Dproject%2CProjectID%3D"+itoa(p.ID), nil)
+	_, body = c.do("GET", "/robots?q=Level%3Dproject%2CProjectID%3D"+itoa(p.ID), nil)
 	if !strings.Contains(string(body), `"robot$demo+ci"`) || strings.Contains(string(body), created.Secret) {
 		t.Errorf("Harbor stand-in: project robot list (must not show the secret): %s", body)
 	}
@@ -250,7 +252,7 @@ func TestHarborStandInRobots(t *testing.T) {
 	if resp, _ := robot.do("HEAD", "/projects?project_name=demo", nil); resp.StatusCode != 200 {
 		t.Errorf("Harbor stand-in: robot HEAD of its project: %d", resp.StatusCode)
 	}
-	resp, body = robot.do("GET", "/projects", nil)
+	_, body = robot.do("GET", "/projects", nil)
 	if !strings.Contains(string(body), `"demo"`) || !strings.Contains(string(body), `"library"`) {
 		t.Errorf("Harbor stand-in: robot's project list: %s", body)
 	}
@@ -313,7 +315,7 @@ func TestHarborStandInWebhooksAndRetention(t *testing.T) {
 	resp, body = c.do("GET", "/projects/nope/webhook/policies", nil)
 	expectError(t, "policies of a missing project", resp, body, 404, "NOT_FOUND")
 
-	resp, body = c.do("GET", "/projects/demo", nil)
+	_, body = c.do("GET", "/projects/demo", nil)
 	var p struct {
 		ID int64 `json:"project_id"`
 	}
@@ -444,7 +446,7 @@ func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
 		} `json:"event_data"`
 	}
 	// Two pushes (the image by tag, its signature): two deliveries, any order.
-	waitFor(t, func() bool { return len(s.Deliveries()) >= 2 })
+	testenv.Eventually(t, "Harbor stand-in: two webhook deliveries", 10*time.Second, func() bool { return len(s.Deliveries()) >= 2 })
 	var delivered []byte
 	for _, d := range s.Deliveries() {
 		if strings.Contains(string(d.Body), `"tag":"v1"`) {
@@ -456,17 +458,6 @@ func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
 		payload.EventData.Repository.Name != "app" || len(payload.EventData.Resources) != 1 ||
 		payload.EventData.Resources[0].Digest != d.String() {
 		t.Errorf("Harbor stand-in: webhook payload %s", delivered)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("Harbor stand-in: condition not met within 10 s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -555,7 +546,7 @@ func TestHarborStandInPushEventsOnTagging(t *testing.T) {
 		if started != want {
 			t.Errorf("Harbor stand-in (PushEventOnCreateOnly=%v): %d deliveries started, want %d", onCreate, started, want)
 		}
-		waitFor(t, func() bool { return len(s.Deliveries()) >= want })
+		testenv.Eventually(t, fmt.Sprintf("Harbor stand-in: %d webhook deliveries", want), 10*time.Second, func() bool { return len(s.Deliveries()) >= want })
 		// The tag's event, if any, was sent once the tag's PUT was answered.
 		tagged := 0
 		for _, dl := range s.Deliveries() {

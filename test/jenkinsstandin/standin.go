@@ -149,7 +149,6 @@ type request struct {
 	r        *http.Request
 	user     *User // nil: anonymous
 	viaToken bool
-	session  string
 }
 
 func (q *request) name() string {

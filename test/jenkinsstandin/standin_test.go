@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bndr/gojenkins"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 const (
@@ -86,18 +87,6 @@ func decode(t *testing.T, r reply) map[string]any {
 		t.Fatalf("Jenkins stand-in: decoding %q: %v", r.body, err)
 	}
 	return m
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("Jenkins stand-in: %s did not happen within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestJenkinsStandInAuthentication(t *testing.T) {
@@ -294,7 +283,7 @@ func TestJenkinsStandInBuildQueueConsole(t *testing.T) {
 	r = admin(t, "POST", hs.URL+"/job/web/build?delay=0sec", "", "")
 	wantStatus(t, "build now", r, 201)
 	var exec map[string]any
-	eventually(t, "queue item 2 leaving the queue", func() bool {
+	testenv.Eventually(t, "Jenkins stand-in: queue item 2 leaving the queue", 10*time.Second, func() bool {
 		qi = decode(t, admin(t, "GET", hs.URL+"/queue/item/2/api/json", "", ""))
 		exec, _ = qi["executable"].(map[string]any)
 		return exec != nil
@@ -324,7 +313,7 @@ func TestJenkinsStandInBuildQueueConsole(t *testing.T) {
 		t.Errorf("start past the end = %q, want the log from 0", r.body)
 	}
 	g.done <- "FAILURE"
-	eventually(t, "build 1 completing", func() bool {
+	testenv.Eventually(t, "Jenkins stand-in: build 1 completing", 10*time.Second, func() bool {
 		return decode(t, admin(t, "GET", hs.URL+"/job/web/1/api/json", "", ""))["building"] == false
 	})
 	b = decode(t, admin(t, "GET", hs.URL+"/job/web/1/api/json", "", ""))
@@ -413,7 +402,7 @@ func TestJenkinsStandInWithGojenkins(t *testing.T) {
 		t.Fatalf("InvokeSimple = %d, %v", id, err)
 	}
 	var task *gojenkins.Task
-	eventually(t, "the queue item getting a build", func() bool {
+	testenv.Eventually(t, "Jenkins stand-in: the queue item getting a build", 10*time.Second, func() bool {
 		task, err = j.GetQueueItem(ctx, id)
 		return err == nil && task.Raw.Executable.Number != 0
 	})
@@ -421,7 +410,7 @@ func TestJenkinsStandInWithGojenkins(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetBuild: %v", err)
 	}
-	eventually(t, "the build finishing", func() bool { return !build.IsRunning(ctx) })
+	testenv.Eventually(t, "Jenkins stand-in: the build finishing", 10*time.Second, func() bool { return !build.IsRunning(ctx) })
 	if build.GetResult() != "SUCCESS" {
 		t.Errorf("result = %q", build.GetResult())
 	}

@@ -13,7 +13,6 @@ package lab
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/test/testenv"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -61,7 +61,7 @@ func Open(opts Options) (*Lab, error) {
 		l.progress = os.Stderr
 	}
 	if l.root == "" {
-		r, err := repoRoot()
+		r, err := testenv.RepoRoot()
 		if err != nil {
 			return nil, err
 		}
@@ -213,21 +213,4 @@ func runOut(ctx context.Context, log io.Writer, stdin io.Reader, name string, ar
 		return out.Bytes(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, msg)
 	}
 	return out.Bytes(), nil
-}
-
-// repoRoot walks up from the working directory to the folder holding
-// scripts/k8s-bins.sh.
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "scripts", "k8s-bins.sh")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", errors.New("no scripts/k8s-bins.sh above " + wd + ": run inside the tsys-ci repository")
-		}
-	}
 }

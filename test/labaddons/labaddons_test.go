@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/tsys-group/tsys-ci/rollout"
 	"github.com/tsys-group/tsys-ci/test/addons"
@@ -18,11 +15,7 @@ import (
 	"github.com/tsys-group/tsys-ci/test/lab"
 )
 
-var cfg *rest.Config
-
-func TestMain(m *testing.M) {
-	os.Exit(apiserver.RunTests(m, func(s *apiserver.Server) { cfg = s.Config }))
-}
+func TestMain(m *testing.M) { apiserver.Main(m, nil) }
 
 // The adapter hands the add-ons the lab's own addresses.
 func TestClusterAddresses(t *testing.T) {
@@ -75,10 +68,7 @@ func TestPromotePool(t *testing.T) {
 func TestWritePromotePool(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := apiserver.Client(t)
 	p1, err := PromotePool(netip.MustParseAddr("10.213.0.200"), netip.MustParseAddr("10.213.0.250"))
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func Start(t testing.TB) *Server {
 	if err := os.WriteFile(conf, []byte(slapdConf(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ldapPort, ldapsPort := freePort(t), freePort(t)
+	ldapPort, ldapsPort := testenv.FreePort(t), testenv.FreePort(t)
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort)
 	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
 
@@ -207,16 +207,6 @@ func (s *Server) GroupOfNamesLDIF(cn string, members ...string) string {
 		fmt.Fprintf(&b, "member: %s\n", s.UserDN(m))
 	}
 	return b.String()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("slapd fixture: finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitReady waits until both ports accept connections, or slapd exits, or

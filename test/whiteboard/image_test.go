@@ -58,6 +58,7 @@ func buildImage(t *testing.T, version string) (pipeline.BuildResult, [32]byte) {
 // with a volume: a stroke survives `docker kill` and a restart, and `docker
 // stop` (SIGTERM) ends it with exit code 0.
 func TestImageReproducesAndRuns(t *testing.T) {
+	testenv.LookPath(t, "go") // goBuild runs the go command; under -short this skips
 	first, binA := buildImage(t, "image-test")
 	second, binB := buildImage(t, "image-test")
 	if binA != binB || first.Digest != second.Digest {

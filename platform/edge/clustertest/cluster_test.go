@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,39 +16,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform/edge"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
 
-var cfg *rest.Config
-
-func TestMain(m *testing.M) {
-	os.Exit(apiserver.RunTests(m, func(s *apiserver.Server) { cfg = s.Config }))
-}
-
-func client(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// namespace makes a fresh namespace for one test (a new name each run, as
-// -count=N reuses the API server).
-func namespace(t *testing.T, c kubernetes.Interface, prefix string) string {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
-	ns, err := c.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
-}
+func TestMain(m *testing.M) { apiserver.Main(m, nil) }
 
 // createApp writes a Service as promote does and gives it the address
 // MetalLB would (status.loadBalancer.ingress).
@@ -82,8 +55,8 @@ func setIP(t *testing.T, c kubernetes.Interface, svc *corev1.Service, ip string)
 }
 
 func TestRenderFromTheAPIServer(t *testing.T) {
-	c := client(t)
-	ns := namespace(t, c, "edge-render")
+	c := apiserver.Client(t)
+	ns := apiserver.Namespace(t, c, "edge-render")
 	createApp(t, c, ns, "shop", `[{"port":"http","hosts":["shop.company.example"]}]`, "10.0.0.30", 8080)
 	// Not managed by tsys-ci: the label selector leaves it out.
 	other := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other",
@@ -109,8 +82,8 @@ func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 // TestWatchFollowsTheCluster runs the Watcher against the API server and
 // checks each cluster change reaches Sync as a Model.
 func TestWatchFollowsTheCluster(t *testing.T) {
-	c := client(t)
-	ns := namespace(t, c, "edge-watch")
+	c := apiserver.Client(t)
+	ns := apiserver.Namespace(t, c, "edge-watch")
 	models := make(chan *edge.Model, 100)
 	w := &edge.Watcher{Client: c, Namespace: ns, Options: edge.DefaultOptions(), Debounce: 50 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),

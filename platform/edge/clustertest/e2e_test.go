@@ -13,6 +13,7 @@ import (
 
 	"github.com/tsys-group/tsys-ci/platform/edge"
 	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
 	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
@@ -22,8 +23,8 @@ import (
 // address and port (runtime API, no reload) and goes away (reload).
 func TestWatchDrivesARealHAProxy(t *testing.T) {
 	haproxy := testenv.LookPath(t, "haproxy")
-	c := client(t)
-	ns := namespace(t, c, "edge-e2e")
+	c := apiserver.Client(t)
+	ns := apiserver.Namespace(t, c, "edge-e2e")
 	opts := edge.DefaultOptions()
 	opts.CertDir = t.TempDir()
 	host := "shop.company.example"
@@ -35,7 +36,7 @@ func TestWatchDrivesARealHAProxy(t *testing.T) {
 	}
 	h := edgetest.Start(t, haproxy, edgeDir)
 	rt := edge.Runtime{StatsSocket: h.StatsSocket, MasterSocket: h.MasterSocket}
-	var log edgetest.Buffer
+	var log testenv.SyncBuffer
 	s := &edge.Syncer{Dir: edgeDir, HAProxy: haproxy, Configs: []string{h.Config}, Runtime: rt, Options: opts,
 		Log: slog.New(slog.NewTextHandler(&log, nil)), ReloadTimeout: 20 * time.Second}
 	w := &edge.Watcher{Client: c, Namespace: ns, Options: opts, Sync: s.Sync, Log: s.Log,
@@ -95,7 +96,7 @@ func TestWatchDrivesARealHAProxy(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, log *edgetest.Buffer, want string) {
+func waitLog(t *testing.T, log *testenv.SyncBuffer, want string) {
 	t.Helper()
 	edgetest.WaitFor(t, 20*time.Second, want+" in the watch log", func() error {
 		if !strings.Contains(log.String(), want) {

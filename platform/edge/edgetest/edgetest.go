@@ -7,7 +7,6 @@
 package edgetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,11 +25,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // Fragment is the file name of the edge's fragment inside its directory
@@ -245,36 +245,7 @@ type HAProxy struct {
 	EdgeDir      string
 	StatsSocket  string
 	MasterSocket string
-	Log          *Buffer // its output, printed when the test fails
-}
-
-// Buffer is a bytes.Buffer safe for a process's output and a test's reads.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *Buffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// FreePort returns a TCP port free on 127.0.0.1 a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	Log          *testenv.SyncBuffer // its output, printed when the test fails
 }
 
 // Start writes the company configuration into a new temporary directory and
@@ -286,10 +257,10 @@ func Start(t testing.TB, haproxy, edgeDir string) *HAProxy {
 	dir := t.TempDir()
 	h := &HAProxy{
 		EdgeDir:      edgeDir,
-		HTTPSAddr:    "127.0.0.1:" + strconv.Itoa(FreePort(t)),
+		HTTPSAddr:    "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
 		StatsSocket:  filepath.Join(dir, "stats.sock"),
 		MasterSocket: filepath.Join(dir, "master.sock"),
-		Log:          &Buffer{},
+		Log:          &testenv.SyncBuffer{},
 	}
 	h.Config = WriteCompany(t, Company{Dir: dir, EdgeDir: edgeDir, HTTPSAddr: h.HTTPSAddr, StatsSocket: h.StatsSocket})
 	cmd := exec.Command(haproxy, "-W", "-db", "-S", h.MasterSocket, "-f", h.Config, "-f", filepath.Join(edgeDir, Fragment))

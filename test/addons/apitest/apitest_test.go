@@ -14,12 +14,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tsys-group/tsys-ci/test/addons"
-	"github.com/tsys-group/tsys-ci/test/addons/localregistry"
 	"github.com/tsys-group/tsys-ci/test/addons/manifests"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 	"github.com/tsys-group/tsys-ci/test/testenv"
@@ -51,7 +51,7 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	testenv.LookPath(t, "docker")
-	root, err := localregistry.RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestAddonsOnARealAPIServer(t *testing.T) {
 	t.Run("metallb controller assigns the registry its address", func(t *testing.T) {
 		kc := e.saKubeconfig("metallb-system", "controller")
 		e.run("metallb controller", []string{"KUBECONFIG=" + kc, "METALLB_ML_SECRET_NAME=memberlist", "METALLB_DEPLOYMENT=controller"},
-			e.bin(images.MetalLBController, "controller"), "--namespace=metallb-system", "--port="+freePort(t), "--webhook-mode=disabled")
+			e.bin(images.MetalLBController, "controller"), "--namespace=metallb-system", "--port="+strconv.Itoa(testenv.FreePort(t)), "--webhook-mode=disabled")
 		e.waitFor("the registry Service to get 10.213.0.200", time.Minute, func() bool {
 			out, err := exec.Command(e.kubectl, "--kubeconfig", srv.Kubeconfig, "-n", "lab-registry", "get", "svc", "registry",
 				"-o", "jsonpath={.status.loadBalancer.ingress[0].ip}").Output()
@@ -183,7 +183,7 @@ func TestAddonsOnARealAPIServer(t *testing.T) {
 	t.Run("coredns answers for services and nodes", func(t *testing.T) {
 		kc := e.saKubeconfig("kube-system", "coredns")
 		corefile := corefileFor(t, e.files["coredns.yaml"], kc)
-		dnsPort := freePort(t)
+		dnsPort := strconv.Itoa(testenv.FreePort(t))
 		corefile = strings.Replace(corefile, ".:53 {", ".:"+dnsPort+" {\n    bind 127.0.0.1", 1)
 		path := filepath.Join(t.TempDir(), "Corefile")
 		if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
@@ -250,20 +250,9 @@ func corefileFor(t *testing.T, manifest, kubeconfig string) string {
 		lines = append(lines, strings.TrimPrefix(l, "    "))
 	}
 	c := strings.Join(lines, "\n")
-	c = strings.Replace(c, "health {", "health 127.0.0.1:"+freePort(t)+" {", 1)
-	c = strings.Replace(c, "ready\n", "ready 127.0.0.1:"+freePort(t)+"\n", 1)
-	c = strings.Replace(c, "prometheus :9153", "prometheus 127.0.0.1:"+freePort(t), 1)
+	c = strings.Replace(c, "health {", "health 127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))+" {", 1)
+	c = strings.Replace(c, "ready\n", "ready 127.0.0.1:"+strconv.Itoa(testenv.FreePort(t))+"\n", 1)
+	c = strings.Replace(c, "prometheus :9153", "prometheus 127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)), 1)
 	c = strings.Replace(c, "pods insecure", "pods insecure\n        kubeconfig "+kubeconfig+" t", 1)
 	return c
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }

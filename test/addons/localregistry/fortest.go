@@ -2,7 +2,6 @@ package localregistry
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -38,7 +37,7 @@ func BinaryForTest(t testing.TB) string {
 	t.Helper()
 	testenv.LookPath(t, "go")
 	testenv.LookPath(t, "docker")
-	root, err := RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,20 +51,4 @@ func BinaryForTest(t testing.TB) string {
 		t.Fatalf("registry binary missing from its cache directory (%v); remove %s and build again", err, images[0].Dir())
 	}
 	return bin
-}
-
-// RepoRoot finds the tsys-ci checkout above the working directory.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "scripts", "addon-images.sh")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no tsys-ci checkout (scripts/addon-images.sh) above %s", dir)
-		}
-	}
 }

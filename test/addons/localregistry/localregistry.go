@@ -5,19 +5,18 @@
 package localregistry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // Registry is one running registry process.
@@ -32,7 +31,7 @@ type Registry struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // the process' exit, valid after done is closed
-	log  *lockedBuffer
+	log  *testenv.SyncBuffer
 }
 
 // Config is the registry configuration Start uses. Whatever the
@@ -85,14 +84,15 @@ func StartWithConfig(ctx context.Context, binary, dir, config string, logw io.Wr
 }
 
 func start(ctx context.Context, binary, dir, config string, logw io.Writer) (*Registry, error) {
-	addr, err := freeAddr()
+	free, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	debugAddr, err := freeAddr()
+	debugFree, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
+	addr, debugAddr := free.String(), debugFree.String()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, fmt.Errorf("making registry storage %s: %w", data, err)
@@ -104,7 +104,7 @@ func start(ctx context.Context, binary, dir, config string, logw io.Writer) (*Re
 	if logw == nil {
 		logw = io.Discard
 	}
-	r := &Registry{Addr: addr, DebugAddr: debugAddr, Dir: dir, done: make(chan struct{}), log: &lockedBuffer{}}
+	r := &Registry{Addr: addr, DebugAddr: debugAddr, Dir: dir, done: make(chan struct{}), log: &testenv.SyncBuffer{}}
 	// Not CommandContext: the process lives until Close, not until ctx ends.
 	r.cmd = exec.Command(binary, "serve", cfg)
 	r.cmd.Env = append(os.Environ(),
@@ -175,30 +175,4 @@ func (r *Registry) Close() error {
 		return fmt.Errorf("stopping the registry on %s: %w", r.Addr, r.err)
 	}
 	return nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
