@@ -43,7 +43,10 @@ func newApp(t *testing.T, mod func(*rollout.AppSpec)) *app {
 	for i := range spec.Probes {
 		spec.Probes[i].Interval = rollout.Duration{Duration: time.Millisecond}
 		spec.Probes[i].Successes = 2
-		spec.Probes[i].Timeout = rollout.Duration{Duration: 200 * time.Millisecond}
+		// The probe phase's deadline, not a measurement: 200 ms failed
+		// TestCanarySteps once on a loaded 2-core machine (each probe answer
+		// reads the Service from the API server). Three tests wait it out.
+		spec.Probes[i].Timeout = rollout.Duration{Duration: 3 * time.Second}
 		spec.Probes[i].BodyMatch = "Shop"
 	}
 	if mod != nil {
