@@ -194,7 +194,7 @@ func checkSignature(c *cli.Context, image string) (string, error) {
 	if err != nil {
 		return "", cli.Exit(fmt.Sprintf("image %q is not a valid reference: %v", image, err), 2)
 	}
-	client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
+	client := registry.Client{Keychain: registry.CredentialsFor(os.Getenv, ref.Context().RegistryStr())}
 	keyPath := c.String("verify-key")
 	switch {
 	case keyPath != "" && c.Bool("allow-unsigned"):
