@@ -59,11 +59,28 @@ func edgeClusterFlags() []cli.Flag {
 		&cli.IntSliceFlag{Name: "reserved-port", Value: cli.NewIntSlice(def.ReservedPorts...), Usage: "the edge host's own ports, never given to a pass-through app (repeatable)"},
 		&cli.StringFlag{Name: "tcp-bind", Usage: "address pass-through frontends listen on; default every address"},
 		&cli.StringFlag{Name: "cert-dir", Value: def.CertDir, Usage: "directory with one HOST.pem per host name, for the crt-list"},
+		&cli.StringFlag{Name: "owners", Usage: "the edge owners file: which namespaces may claim which host names and TCP ports (required by sync; see docs/edge.md)"},
 	}
 }
 
-func edgeOptions(c *cli.Context) edge.Options {
-	return edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
+// edgeOptions reads the flags; sync (which installs) requires --owners,
+// render (which shows) checks ownership only when given one.
+func edgeOptions(c *cli.Context, requireOwners bool) (edge.Options, error) {
+	opts := edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
+	path := c.String("owners")
+	if path == "" {
+		if requireOwners {
+			return opts, cli.Exit("tsys-ci edge sync: --owners FILE is required: it declares which namespaces may claim which host names and TCP ports, "+
+				"e.g. 'namespaces: {shop: {hosts: [\"*.shop.company.example\"], tcpPorts: [2222]}}' (docs/edge.md, \"Who may claim what\")", 2)
+		}
+		return opts, nil
+	}
+	o, err := edge.LoadOwners(path)
+	if err != nil {
+		return opts, cli.Exit(err.Error(), 2)
+	}
+	opts.Owners = o
+	return opts, nil
 }
 
 // kubeClient loads the kubeconfig the way kubectl does (platform.RESTConfig);
@@ -78,7 +95,7 @@ func kubeClient(c *cli.Context) (kubernetes.Interface, error) {
 }
 
 // edgeExit gives bad cluster wiring exit code 2 (bad input) and keeps
-// every other error at 1.
+// every other error at 1; nil stays nil.
 func edgeExit(err error) error {
 	var ie *edge.InputError
 	if errors.As(err, &ie) {
@@ -92,23 +109,37 @@ func edgeRender(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, files, err := edge.RenderCluster(c.Context, client, c.String("namespace"), edgeOptions(c))
+	opts, err := edgeOptions(c, false)
 	if err != nil {
+		return err
+	}
+	if opts.Owners == nil {
+		fmt.Fprintln(c.App.ErrWriter, "tsys-ci edge render: no --owners: claims are not checked against the owners file (sync checks them)")
+	}
+	m, files, err := edge.RenderCluster(c.Context, client, c.String("namespace"), opts)
+	if m == nil {
 		return edgeExit(err)
 	}
+	bad := err // claims left out; the rest is rendered
 	out := c.String("out")
 	if out == "" {
-		_, err := c.App.Writer.Write(files.Config)
-		return err
+		if _, err := c.App.Writer.Write(files.Config); err != nil {
+			return err
+		}
+		return edgeExit(bad)
 	}
 	if err := files.Write(out); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tsys-ci edge render: wrote %s: %s\n", out, m.Summary())
-	return nil
+	return edgeExit(bad)
 }
 
 func edgeSync(c *cli.Context) error {
+	opts, err := edgeOptions(c, true)
+	if err != nil {
+		return err
+	}
 	client, err := kubeClient(c)
 	if err != nil {
 		return err
@@ -118,7 +149,6 @@ func edgeSync(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("finding haproxy for haproxy -c: %v (install it or pass --haproxy)", err), 2)
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	opts := edgeOptions(c)
 	s := &edge.Syncer{
 		Dir: c.String("dir"), HAProxy: haproxy, Configs: c.StringSlice("haproxy-config"), Options: opts, Log: log,
 		Runtime: edge.Runtime{StatsSocket: c.String("stats-socket"), MasterSocket: c.String("master-socket")},
@@ -134,16 +164,18 @@ func edgeSync(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := edge.Build(services, opts)
-	if err != nil {
-		return edgeExit(err)
+	m, bad := edge.Build(services, opts)
+	if m == nil {
+		return edgeExit(bad)
 	}
+	// Refused claims (bad) are left out of m; everyone else is synced,
+	// and the command still ends with exit 2 naming them.
 	res, err := s.Sync(c.Context, m)
 	if err != nil {
 		return err
 	}
 	printSyncResult(c, m, res)
-	return nil
+	return edgeExit(bad)
 }
 
 func printSyncResult(c *cli.Context, m *edge.Model, res edge.Result) {
