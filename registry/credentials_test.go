@@ -127,3 +127,16 @@ func TestCredentialsNeverPlainHTTPBeyondLoopback(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestCredentialsRefusalSaysHowToBindTheLogin: a registry asked
+// anonymously because TSYS_CI_REGISTRY does not name it answers 401; the
+// error says to name it there.
+func TestCredentialsRefusalSaysHowToBindTheLogin(t *testing.T) {
+	reg := newTestRegistry(t)
+	env := map[string]string{"TSYS_CI_REGISTRY_USERNAME": "ci", "TSYS_CI_REGISTRY_PASSWORD": "secret", "TSYS_CI_REGISTRY_INSECURE": "true"}
+	ref, _ := name.ParseReference(reg.host + "/demo/shop:latest")
+	_, err := Client{Keychain: Credentials(envOf(env))}.Resolve(context.Background(), ref)
+	if err == nil || !strings.Contains(err.Error(), "(401)") || !strings.Contains(err.Error(), "TSYS_CI_REGISTRY names this registry") {
+		t.Errorf("resolve at a registry the login is not bound to: %v, want a 401 saying to set TSYS_CI_REGISTRY", err)
+	}
+}
