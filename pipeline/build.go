@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -80,7 +81,11 @@ func Build(ctx context.Context, req BuildRequest, getenv func(string) string, lo
 	}
 	var remoteOpts []remote.Option
 	if req.Keychain != nil {
-		remoteOpts = append(remoteOpts, remote.WithAuthFromKeychain(req.Keychain))
+		kc := req.Keychain
+		if base, err := name.ParseReference(req.Base); err == nil {
+			kc = registry.WithHost(kc, base.Context().RegistryStr()) // --base names it
+		}
+		remoteOpts = registry.RemoteOptions(kc, nil)
 	}
 	digest, imgLabels, err := registry.BuildToLayout(ctx, registry.BuildOptions{
 		Context: req.Context, Base: req.Base, Platform: *plat, Workdir: req.Workdir,

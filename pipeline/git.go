@@ -3,9 +3,17 @@ package pipeline
 import (
 	"context"
 	"os/exec"
+	"regexp"
 	"strings"
 	"time"
 )
+
+// commitPattern is a git object name: what Jenkins' GIT_COMMIT holds (40
+// hex digits, 64 in a SHA-256 repository), or an abbreviation of one. Only
+// such a name is given to git: GIT_COMMIT and --commit are outside input,
+// and `--output=FILE` made `git show` overwrite FILE (issue 17, finding
+// 11). Other values (the lab tests' "e2e-serve") still label the image.
+var commitPattern = regexp.MustCompile(`^[0-9a-fA-F]{7,64}$`)
 
 // FillFromGit fills what Jenkins' environment did not give from the git
 // repository at dir, when git and a repository are there: the commit (HEAD),
@@ -28,8 +36,10 @@ func FillFromGit(ctx context.Context, dir string, c *Context) {
 			c.Branch = b
 		}
 	}
-	if c.Created.IsZero() && c.Commit != "" {
-		if t, err := ParseEpoch(git("show", "-s", "--format=%ct", c.Commit)); err == nil {
+	// Only a hex object name reaches git, and after --end-of-options, so
+	// it can never be read as an option.
+	if c.Created.IsZero() && commitPattern.MatchString(c.Commit) {
+		if t, err := ParseEpoch(git("show", "-s", "--format=%ct", "--end-of-options", c.Commit)); err == nil {
 			c.Created = t
 		}
 	}

@@ -82,7 +82,8 @@ func Push(ctx context.Context, req PushRequest, log io.Writer) (PushResult, erro
 			return PushResult{}, err
 		}
 	}
-	client := registry.Client{Keychain: req.Keychain}
+	// The login goes to the registry the user named, not to any other.
+	client := registry.Client{Keychain: registry.WithHost(req.Keychain, repo.RegistryStr())}
 	pushed, err := client.Push(ctx, img, repo, tags, signer, log)
 	if err != nil {
 		if embedded {

@@ -127,6 +127,10 @@ type LDAP struct {
 	// URL is ldap://, ldaps:// (UCS OpenLDAP: 7389/7636 when Samba AD holds 389/636).
 	URL      string `json:"url"`
 	StartTLS bool   `json:"startTLS,omitempty"`
+	// InsecurePlaintext accepts ldap:// without StartTLS, where bind
+	// passwords cross the network in clear: a lab only. Without it such a
+	// URL is refused (issue 17, finding 5), as serve.yaml refuses it.
+	InsecurePlaintext bool `json:"insecurePlaintext,omitempty"`
 	// CAFile verifies the directory's certificate.
 	CAFile    string  `json:"caFile,omitempty"`
 	BaseDN    string  `json:"baseDN"`

@@ -67,6 +67,25 @@ func m(doc map[string]any, key string) map[string]any { return doc[key].(map[str
 
 func host(doc map[string]any, i int) map[string]any { return doc["hosts"].([]any)[i].(map[string]any) }
 
+// TestLDAPInClearOnlyWithOptIn (issue 17, finding 5): ldap:// is accepted
+// with StartTLS, or without it only with insecurePlaintext: true.
+func TestLDAPInClearOnlyWithOptIn(t *testing.T) {
+	for name, edit := range map[string]func(map[string]any){
+		"starttls": func(d map[string]any) {
+			m(d, "ldap")["url"] = "ldap://ucs.tsys.lan:7389"
+			m(d, "ldap")["startTLS"] = true
+		},
+		"opt-in": func(d map[string]any) {
+			m(d, "ldap")["url"] = "ldap://ucs.tsys.lan:7389"
+			m(d, "ldap")["insecurePlaintext"] = true
+		},
+	} {
+		if _, err := ParseSpec(mutate(t, edit)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
 func TestValidationNamesTheField(t *testing.T) {
 	cases := []struct {
 		name     string
@@ -104,6 +123,9 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"bad policy", func(d map[string]any) { m(d, "storage")["nodeDownPodDeletionPolicy"] = "delete" }, "storage.nodeDownPodDeletionPolicy", "not one of"},
 		{"ldap scheme", func(d map[string]any) { m(d, "ldap")["url"] = "http://ucs:7389" }, "ldap.url", "ldap://host"},
 		{"starttls on ldaps", func(d map[string]any) { m(d, "ldap")["startTLS"] = true }, "ldap.startTLS", "ldaps://"},
+		// issue 17, finding 5: ldap:// without StartTLS is refused, saying what to add.
+		{"ldap in clear", func(d map[string]any) { m(d, "ldap")["url"] = "ldap://ucs.tsys.lan:7389" }, "ldap.startTLS",
+			"ldap://ucs.tsys.lan:7389 without StartTLS sends the bind password and every login's password in clear; set startTLS: true, use ldaps://, or set insecurePlaintext: true"},
 		{"bad base dn", func(d map[string]any) { m(d, "ldap")["baseDN"] = "tsys.lan" }, "ldap.baseDN", "not a DN"},
 		{"group base elsewhere", func(d map[string]any) { m(d, "ldap")["groupBase"] = "cn=groups,dc=other" }, "ldap.groupBase", "not under baseDN"},
 		{"no password source", func(d map[string]any) { delete(m(d, "ldap")["bind"].(map[string]any), "passwordEnv") }, "ldap.bind", "no password source"},

@@ -349,6 +349,9 @@ func (v *validator) ldap(l *LDAP) {
 			v.add("ldap.url", "port %q is not a TCP port", u.Port())
 		}
 	}
+	if err == nil && u.Scheme == "ldap" && !l.StartTLS && !l.InsecurePlaintext {
+		v.add("ldap.startTLS", "%s without StartTLS sends the bind password and every login's password in clear; set startTLS: true, use ldaps://, or set insecurePlaintext: true (a lab only)", l.URL)
+	}
 	if l.CAFile != "" && !filepath.IsAbs(l.CAFile) {
 		v.add("ldap.caFile", "%q is not an absolute path", l.CAFile)
 	}

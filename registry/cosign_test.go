@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/tsys-group/tsys-ci/test/testenv"
 )
@@ -144,6 +148,12 @@ func TestTsysCIVerifiesCosignSignature(t *testing.T) {
 	if _, err := c.Verify(context.Background(), ref, other); err == nil {
 		t.Fatal("tsys-ci verify with another key accepted cosign's signature")
 	}
+	// cosign's signature names its repository too (issue 17, finding 1):
+	// copied with the image under another name, it does not verify there.
+	copied := copyWithSignature(t, c, ref, reg.host+"/demo/other")
+	if _, err := c.Verify(context.Background(), copied, v); !errors.Is(err, ErrOtherRepository) {
+		t.Fatalf("tsys-ci verify of cosign's signature copied to %s: %v, want ErrOtherRepository", copied, err)
+	}
 	priv, _ := os.ReadFile(filepath.Join(dir, "cosign.key"))
 	sv, err := LoadPrivateKey("cosign.key", priv, []byte("pw"))
 	if err != nil {
@@ -156,4 +166,28 @@ func TestTsysCIVerifiesCosignSignature(t *testing.T) {
 	if out, err := runCosign(t, bin, env, dir, "verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true", ref2.String()); err != nil {
 		t.Fatalf("cosign verify of tsys-ci's signature made with cosign's key: %v\n%s", err, out)
 	}
+}
+
+// copyWithSignature copies the image at ref and its signature manifest to
+// repository to, as someone moving a signed image under another name would.
+func copyWithSignature(t *testing.T, c Client, ref name.Digest, to string) name.Digest {
+	t.Helper()
+	ctx := context.Background()
+	img, err := remote.Image(ref, c.options(ctx)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := remote.Image(SignatureTag(ref.Context(), mustHash(t, ref)), c.options(ctx)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := name.NewRepository(to)
+	dst := repo.Digest(ref.DigestStr())
+	if err := remote.Write(dst, img, c.options(ctx)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(SignatureTag(repo, mustHash(t, dst)), sigs, c.options(ctx)...); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -70,9 +71,13 @@ func TestEmbeddedRegistryKeepsImagesAcrossRestarts(t *testing.T) {
 			rc.Close()
 		}
 	}
+	// The signature survived intact: it verifies with the key for the
+	// digest, and names the repository it was signed for, whose address
+	// was the old port (a signature is bound to HOST/PROJECT/NAME; the real
+	// embedded registry keeps its address, 127.0.0.1:5055).
 	d, _ := name.NewDigest(host2 + "/library/app@" + p.Digest.String())
-	if _, err := c.Verify(ctx, d, v); err != nil {
-		t.Errorf("after a restart, the signature: %v", err)
+	if _, err := c.Verify(ctx, d, v); !errors.Is(err, ErrOtherRepository) || !strings.Contains(err.Error(), host+"/library/app") {
+		t.Errorf("after a restart on another port, the signature: %v, want it read back and bound to %s/library/app", err, host)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(dir, "blobs")); len(entries) == 0 {
 		t.Error("no blobs on disk")

@@ -20,7 +20,7 @@ func explain(err error, registry string) error {
 	if errors.As(err, &te) {
 		switch te.StatusCode {
 		case http.StatusUnauthorized:
-			return fmt.Errorf("registry %s refused the credentials (401): %w; check TSYS_CI_REGISTRY_USERNAME and TSYS_CI_REGISTRY_PASSWORD (or the Docker config), and that the project exists and the account may push to it (Harbor answers 401 for both)", registry, err)
+			return fmt.Errorf("registry %s refused the credentials (401): %w; check TSYS_CI_REGISTRY_USERNAME and TSYS_CI_REGISTRY_PASSWORD (or the Docker config), that TSYS_CI_REGISTRY names this registry when it is not the one given on the command line (the login goes only to the registries it is for), and that the project exists and the account may push to it (Harbor answers 401 for both)", registry, err)
 		case http.StatusForbidden:
 			return fmt.Errorf("registry %s denied access (403): %w; the account needs push/pull rights on this repository", registry, err)
 		case http.StatusNotFound:

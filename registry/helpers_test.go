@@ -8,6 +8,7 @@ import (
 	"log"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -61,3 +62,9 @@ func mustVerifier(t *testing.T, sv signature.SignerVerifier) signature.Verifier 
 	}
 	return v
 }
+
+// staticKeychain gives one login to every registry: the tests' own
+// registries, which check it.
+type staticKeychain struct{ a authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }

@@ -14,20 +14,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
-// Credentials picks the registry login the way the pipeline contract says:
-// TSYS_CI_REGISTRY_USERNAME / TSYS_CI_REGISTRY_PASSWORD (what Jenkins'
-// usernamePassword binding sets) when present, else the Docker config.
-func Credentials(getenv func(string) string) authn.Keychain {
-	if u := getenv("TSYS_CI_REGISTRY_USERNAME"); u != "" {
-		return staticKeychain{authn.FromConfig(authn.AuthConfig{Username: u, Password: getenv("TSYS_CI_REGISTRY_PASSWORD")})}
-	}
-	return authn.DefaultKeychain
-}
-
-type staticKeychain struct{ a authn.Authenticator }
-
-func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
-
 // Client is how tsys-ci reaches registries: credentials and transport, passed
 // in so tests and `tsys-ci serve` choose their own.
 type Client struct {
@@ -38,14 +24,11 @@ type Client struct {
 }
 
 func (c Client) options(ctx context.Context) []remote.Option {
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(defaultTransport)}
-	if c.Keychain != nil {
-		opts = append(opts, remote.WithAuthFromKeychain(c.Keychain))
+	t := c.Transport
+	if t == nil {
+		t = defaultTransport
 	}
-	if c.Transport != nil {
-		opts = append(opts, remote.WithTransport(c.Transport))
-	}
-	return opts
+	return append([]remote.Option{remote.WithContext(ctx)}, RemoteOptions(c.Keychain, t)...)
 }
 
 // ParseRepository checks a repository name (HOST/PROJECT/NAME).

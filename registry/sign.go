@@ -69,7 +69,7 @@ func (c Client) Sign(ctx context.Context, ref name.Digest, sv signature.SignerVe
 			return fmt.Errorf("reading the signatures %s: %w", tag, err)
 		}
 		for _, l := range m.Layers {
-			if l.MediaType == SimpleSigningMediaType && c.verifyLayer(base, l, sv, d) == nil {
+			if l.MediaType == SimpleSigningMediaType && c.verifyLayer(base, l, sv, d, ref.Context()) == nil {
 				return nil // already signed with this key
 			}
 		}
@@ -102,16 +102,37 @@ func (c Client) signatures(ctx context.Context, tag name.Tag) (v1.Image, error) 
 	return img, nil
 }
 
-// ErrUnsigned and ErrWrongKey say why Verify refused an image.
+// ErrUnsigned, ErrWrongKey and ErrOtherRepository say why Verify refused an
+// image.
 var (
 	ErrUnsigned = errors.New("the image has no cosign signature")
 	ErrWrongKey = errors.New("the image is signed, but no signature verifies with this key")
+	// ErrOtherRepository: a signature made with the key, for this digest,
+	// but for another repository (its critical.identity.docker-reference).
+	// The image and its signature were copied from where they were signed,
+	// e.g. a signed tool image pushed under an app's name on another
+	// registry: the key vouches for the content there, not here.
+	ErrOtherRepository = errors.New("the image is signed with this key, but for another repository")
 )
+
+// errOtherRepository is verifyLayer's refusal of a good signature made for
+// another repository.
+type errOtherRepository struct{ signed, want string }
+
+func (e errOtherRepository) Error() string {
+	return fmt.Sprintf("it was signed for %s, not %s", e.signed, e.want)
+}
 
 // Verify checks that the image at ref (a tag or a digest) carries a cosign
 // signature made with the key of v, for exactly the digest ref resolves to
-// now. It returns that digest. Like `cosign verify --key
-// --insecure-ignore-tlog`, any one good signature is enough.
+// now, and for the repository of ref: the payload's
+// critical.identity.docker-reference (which `tsys-ci sign` and `cosign sign`
+// both fill with the image's repository, HOST/PROJECT/NAME) must name
+// ref's repository, so a signed image copied with its signature to another
+// registry or repository does not verify there (issue 17, finding 1; cosign
+// itself checks this only when told with --sign-container-identity). It
+// returns that digest. Like `cosign verify --key --insecure-ignore-tlog`,
+// any one good signature is enough.
 func (c Client) Verify(ctx context.Context, ref name.Reference, v signature.Verifier) (name.Digest, error) {
 	reg := ref.Context().RegistryStr()
 	desc, err := remote.Head(ref, c.options(ctx)...)
@@ -131,11 +152,14 @@ func (c Client) Verify(ctx context.Context, ref name.Reference, v signature.Veri
 		return dref, fmt.Errorf("verifying %s: reading its signatures: %w", dref, err)
 	}
 	var why []string
+	otherRepo := false
 	for i, l := range m.Layers {
 		if l.MediaType != SimpleSigningMediaType {
 			continue
 		}
-		if err := c.verifyLayer(sigs, l, v, desc.Digest); err != nil {
+		if err := c.verifyLayer(sigs, l, v, desc.Digest, ref.Context()); err != nil {
+			var o errOtherRepository
+			otherRepo = otherRepo || errors.As(err, &o)
 			why = append(why, fmt.Sprintf("signature %d: %v", i+1, err))
 			continue
 		}
@@ -144,10 +168,15 @@ func (c Client) Verify(ctx context.Context, ref name.Reference, v signature.Veri
 	if len(why) == 0 {
 		return dref, fmt.Errorf("verifying %s: %w (the signature manifest holds no simple-signing layer)", dref, ErrUnsigned)
 	}
+	if otherRepo {
+		return dref, fmt.Errorf("verifying %s: %w (%s); deploy it from the repository it was signed for, or sign it for this one", dref, ErrOtherRepository, strings.Join(why, "; "))
+	}
 	return dref, fmt.Errorf("verifying %s: %w (%s)", dref, ErrWrongKey, strings.Join(why, "; "))
 }
 
-func (c Client) verifyLayer(sigs v1.Image, l v1.Descriptor, v signature.Verifier, want v1.Hash) error {
+// verifyLayer checks one signature layer: made with v, a cosign signature,
+// of digest want, for repository repo.
+func (c Client) verifyLayer(sigs v1.Image, l v1.Descriptor, v signature.Verifier, want v1.Hash, repo name.Repository) error {
 	b64, ok := l.Annotations[SignatureAnnotation]
 	if !ok {
 		return errors.New("no " + SignatureAnnotation + " annotation")
@@ -181,6 +210,28 @@ func (c Client) verifyLayer(sigs v1.Image, l v1.Descriptor, v signature.Verifier
 	}
 	if p.Critical.Image.DockerManifestDigest != want.String() {
 		return fmt.Errorf("it signs %s, not %s", p.Critical.Image.DockerManifestDigest, want)
+	}
+	return checkIdentity(p.Critical.Identity.DockerReference, repo)
+}
+
+// checkIdentity compares a payload's docker-reference with the repository
+// being verified. Both are normalised by go-containerregistry, so
+// "docker.io/x" and "index.docker.io/library/x" spellings compare equal; a
+// tag or digest in the reference (older signers) is ignored.
+func checkIdentity(dockerRef string, repo name.Repository) error {
+	if dockerRef == "" {
+		return errOtherRepository{signed: "no repository (critical.identity.docker-reference is empty)", want: repo.Name()}
+	}
+	signed, err := name.NewRepository(dockerRef)
+	if err != nil {
+		r, rerr := name.ParseReference(dockerRef)
+		if rerr != nil {
+			return fmt.Errorf("its critical.identity.docker-reference %q is not an image reference: %v", dockerRef, err)
+		}
+		signed = r.Context()
+	}
+	if signed.Name() != repo.Name() {
+		return errOtherRepository{signed: signed.Name(), want: repo.Name()}
 	}
 	return nil
 }

@@ -177,3 +177,45 @@ func TestKeyFiles(t *testing.T) {
 }
 
 func firstLine(b []byte) string { s, _, _ := strings.Cut(string(b), "\n"); return s }
+
+// TestVerifyRefusesSignatureCopiedToAnotherRepository (issue 17, finding 1):
+// an image the company key signed for one repository, copied with its
+// signature to another registry or another repository under the app's name,
+// must not verify there: the payload's critical.identity.docker-reference
+// names the repository it was signed for.
+func TestVerifyRefusesSignatureCopiedToAnotherRepository(t *testing.T) {
+	regA, regB := newTestRegistry(t), newTestRegistry(t)
+	c := basicClient("ci", "secret")
+	ctx := context.Background()
+	signed := pushRandom(t, regA, "ops/debug-toolbox")
+	sv, v, _, _ := keyPair(t, "pw")
+	if err := c.Sign(ctx, signed, sv); err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(signed, c.options(ctx)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := remote.Image(SignatureTag(signed.Context(), mustHash(t, signed)), c.options(ctx)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{regB.host + "/demo/shop", regA.host + "/demo/shop", regB.host + "/ops/debug-toolbox"} {
+		repo, _ := name.NewRepository(target)
+		copied := repo.Digest(signed.DigestStr())
+		if err := remote.Write(copied, img, c.options(ctx)...); err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(SignatureTag(repo, mustHash(t, copied)), sigs, c.options(ctx)...); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Verify(ctx, copied, v)
+		if !errors.Is(err, ErrOtherRepository) || !strings.Contains(err.Error(), signed.Context().Name()) || !strings.Contains(err.Error(), target) {
+			t.Errorf("verify of %s with the signature of %s: %v, want a refusal naming both repositories", copied, signed, err)
+		}
+	}
+	// The original still verifies.
+	if _, err := c.Verify(ctx, signed, v); err != nil {
+		t.Errorf("verify of the original: %v", err)
+	}
+}

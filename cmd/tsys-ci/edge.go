@@ -56,11 +56,28 @@ func edgeClusterFlags() []cli.Flag {
 		&cli.IntSliceFlag{Name: "reserved-port", Value: cli.NewIntSlice(def.ReservedPorts...), Usage: "the edge host's own ports, never given to a pass-through app (repeatable)"},
 		&cli.StringFlag{Name: "tcp-bind", Usage: "address pass-through frontends listen on; default every address"},
 		&cli.StringFlag{Name: "cert-dir", Value: def.CertDir, Usage: "directory with one HOST.pem per host name, for the crt-list"},
+		&cli.StringFlag{Name: "owners", Usage: "the edge owners file: which namespaces may claim which host names and TCP ports (required by sync; see docs/edge.md)"},
 	)
 }
 
-func edgeOptions(c *cli.Context) edge.Options {
-	return edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
+// edgeOptions reads the flags; sync (which installs) requires --owners,
+// render (which shows) checks ownership only when given one.
+func edgeOptions(c *cli.Context, requireOwners bool) (edge.Options, error) {
+	opts := edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
+	path := c.String("owners")
+	if path == "" {
+		if requireOwners {
+			return opts, cli.Exit("tsys-ci edge sync: --owners FILE is required: it declares which namespaces may claim which host names and TCP ports, "+
+				"e.g. 'namespaces: {shop: {hosts: [\"*.shop.company.example\"], tcpPorts: [2222]}}' (docs/edge.md, \"Who may claim what\")", 2)
+		}
+		return opts, nil
+	}
+	o, err := edge.LoadOwners(path)
+	if err != nil {
+		return opts, usageErrorf("%v", err)
+	}
+	opts.Owners = o
+	return opts, nil
 }
 
 func edgeRender(c *cli.Context) error {
@@ -68,23 +85,37 @@ func edgeRender(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, files, err := edge.RenderCluster(c.Context, client, c.String("namespace"), edgeOptions(c))
+	opts, err := edgeOptions(c, false)
 	if err != nil {
 		return err
 	}
+	if opts.Owners == nil {
+		fmt.Fprintln(c.App.ErrWriter, "tsys-ci edge render: no --owners: claims are not checked against the owners file (sync checks them)")
+	}
+	m, files, err := edge.RenderCluster(c.Context, client, c.String("namespace"), opts)
+	if m == nil {
+		return err
+	}
+	bad := err // claims left out; the rest is rendered
 	out := c.String("out")
 	if out == "" {
-		_, err := c.App.Writer.Write(files.Config)
-		return err
+		if _, err := c.App.Writer.Write(files.Config); err != nil {
+			return err
+		}
+		return bad
 	}
 	if err := files.Write(out); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "tsys-ci edge render: wrote %s: %s\n", out, m.Summary())
-	return nil
+	return bad
 }
 
 func edgeSync(c *cli.Context) error {
+	opts, err := edgeOptions(c, true)
+	if err != nil {
+		return err
+	}
 	_, client, err := kubeConnect(c)
 	if err != nil {
 		return err
@@ -94,7 +125,6 @@ func edgeSync(c *cli.Context) error {
 		return usageErrorf("finding haproxy for haproxy -c: %v (install it or pass --haproxy)", err)
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	opts := edgeOptions(c)
 	s := &edge.Syncer{
 		Dir: c.String("dir"), HAProxy: haproxy, Configs: c.StringSlice("haproxy-config"), Options: opts, Log: log,
 		Runtime: edge.Runtime{StatsSocket: c.String("stats-socket"), MasterSocket: c.String("master-socket")},
@@ -110,16 +140,18 @@ func edgeSync(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := edge.Build(services, opts)
-	if err != nil {
-		return err
+	m, bad := edge.Build(services, opts)
+	if m == nil {
+		return bad
 	}
+	// Refused claims (bad) are left out of m; everyone else is synced,
+	// and the command still ends with exit 2 naming them.
 	res, err := s.Sync(c.Context, m)
 	if err != nil {
 		return err
 	}
 	printSyncResult(c, m, res)
-	return nil
+	return bad
 }
 
 func printSyncResult(c *cli.Context, m *edge.Model, res edge.Result) {

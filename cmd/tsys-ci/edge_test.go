@@ -40,3 +40,23 @@ current-context: lab
 		t.Fatalf("edge render against a dead API server = %v; want an error naming what it listed and where", err)
 	}
 }
+
+// TestEdgeSyncNeedsAnOwnersFile (issue 17, finding 6): sync installs
+// routes, so it refuses to run without the file that says which namespace
+// may claim which host names and ports, and says what to add; a broken
+// owners file is bad input too.
+func TestEdgeSyncNeedsAnOwnersFile(t *testing.T) {
+	app := newApp()
+	var out bytes.Buffer
+	app.Writer, app.ErrWriter = &out, &out
+	err := app.Run([]string{"tsys-ci", "edge", "sync", "--kubeconfig", filepath.Join(t.TempDir(), "missing")})
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--owners FILE is required") || !strings.Contains(err.Error(), "namespaces:") {
+		t.Fatalf("edge sync without --owners = %v (exit %d); want exit 2 saying what to add", err, exitCode(err))
+	}
+	owners := filepath.Join(t.TempDir(), "owners.yaml")
+	os.WriteFile(owners, []byte("namespaces: {shop: {hosts: [\"*\"]}}\n"), 0o644)
+	err = app.Run([]string{"tsys-ci", "edge", "sync", "--owners", owners, "--kubeconfig", filepath.Join(t.TempDir(), "missing")})
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), owners) || !strings.Contains(err.Error(), `host "*"`) {
+		t.Fatalf("edge sync with a broken owners file = %v (exit %d); want exit 2 naming the file and the entry", err, exitCode(err))
+	}
+}

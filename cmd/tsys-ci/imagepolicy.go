@@ -52,7 +52,11 @@ func (p imagePolicy) verifier(what string, requireDigest bool, log io.Writer) (v
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	client := registry.Client{Keychain: registry.Credentials(os.Getenv)}
+	// The environment's registry login goes only to the image's own
+	// registry (registry.CredentialsFor), never to another host.
+	client := func(ref name.Reference) registry.Client {
+		return registry.Client{Keychain: registry.CredentialsFor(os.Getenv, ref.Context().RegistryStr())}
+	}
 	switch {
 	case p.allowUnsigned:
 		if log != nil {
@@ -73,7 +77,7 @@ func (p imagePolicy) verifier(what string, requireDigest bool, log io.Writer) (v
 			if d, ok := ref.(name.Digest); ok {
 				return d.String(), nil
 			}
-			d, err := client.Resolve(ctx, ref)
+			d, err := client(ref).Resolve(ctx, ref)
 			if err != nil {
 				return "", fmt.Errorf("resolving %s to a digest: %w", image, err)
 			}
@@ -93,7 +97,7 @@ func (p imagePolicy) verifier(what string, requireDigest bool, log io.Writer) (v
 			if err != nil {
 				return "", err
 			}
-			d, err := client.Verify(ctx, ref, v)
+			d, err := client(ref).Verify(ctx, ref, v)
 			if err != nil {
 				return "", err
 			}

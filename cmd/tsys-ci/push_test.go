@@ -55,6 +55,7 @@ func TestPushCommand(t *testing.T) {
 	from := buildApp(t, dir)
 	built, _ := pipeline.ReadBuildResult(from)
 	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "ci")
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the test registry is on loopback, plain HTTP
 	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", "secret")
 	result := filepath.Join(dir, "push.json")
 	stdout, stderr, code := run(t, "push", "--from", from, "--repository", host+"/demo/app", "--result", result)
@@ -87,6 +88,7 @@ func TestPushCommandFailures(t *testing.T) {
 	dir := t.TempDir()
 	from := buildApp(t, dir)
 	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "ci")
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the test registry is on loopback, plain HTTP
 	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", "wrong")
 	_, stderr, code := run(t, "push", "--from", from, "--repository", host+"/demo/app", "--result", filepath.Join(dir, "p.json"))
 	if code != 1 || !strings.Contains(stderr, "refused the credentials") {

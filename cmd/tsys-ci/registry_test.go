@@ -53,6 +53,7 @@ func TestRegistrySetupThenSignedPush(t *testing.T) {
 	from := buildApp(t, dir)
 	key, pub := writeKeys(t, dir, "ci", "pw")
 	t.Setenv("TSYS_CI_REGISTRY_USERNAME", robot.Username)
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the stand-in is on loopback, plain HTTP
 	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", robot.Password)
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	host := strings.TrimPrefix(srv.URL, "http://")

@@ -29,7 +29,7 @@ func signCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			d, err := registry.Client{Keychain: registry.Credentials(os.Getenv)}.SignRef(c.Context, ref, sv)
+			d, err := registry.Client{Keychain: registry.CredentialsFor(os.Getenv, ref.Context().RegistryStr())}.SignRef(c.Context, ref, sv)
 			if err != nil {
 				return err
 			}
@@ -59,7 +59,7 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			d, err := registry.Client{Keychain: registry.Credentials(os.Getenv)}.Verify(c.Context, ref, v)
+			d, err := registry.Client{Keychain: registry.CredentialsFor(os.Getenv, ref.Context().RegistryStr())}.Verify(c.Context, ref, v)
 			if err != nil {
 				return err
 			}

@@ -29,6 +29,7 @@ func TestPushSignThenVerify(t *testing.T) {
 	key, pub := writeKeys(t, dir, "ci", "pw")
 	_, otherPub := writeKeys(t, dir, "other", "x")
 	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "ci")
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the test registry is on loopback, plain HTTP
 	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", "secret")
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	result := filepath.Join(dir, "push.json")
@@ -73,6 +74,7 @@ func TestPushSignWrongPasswordPushesNothing(t *testing.T) {
 	from := buildApp(t, dir)
 	key, _ := writeKeys(t, dir, "ci", "pw")
 	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "ci")
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the test registry is on loopback, plain HTTP
 	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", "secret")
 	t.Setenv("COSIGN_PASSWORD", "not-the-password")
 	_, stderr, code := run(t, "push", "--from", from, "--repository", host+"/demo/app", "--sign", "--key", key, "--result", filepath.Join(dir, "p.json"))

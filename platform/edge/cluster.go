@@ -28,17 +28,20 @@ func ListServices(ctx context.Context, client kubernetes.Interface, namespace st
 }
 
 // RenderCluster is `tsys-ci edge render`: the cluster's edge wiring,
-// checked and rendered.
+// checked and rendered. Claims Build refuses are left out of what is
+// rendered and reported in the *InputError returned with it.
 func RenderCluster(ctx context.Context, client kubernetes.Interface, namespace string, opts Options) (*Model, Files, error) {
 	services, err := ListServices(ctx, client, namespace)
 	if err != nil {
 		return nil, Files{}, err
 	}
 	m, err := Build(services, opts)
-	if err != nil {
+	if m == nil {
 		return nil, Files{}, err
 	}
-	return m, Render(m, opts), nil
+	// With an *InputError, m holds everything else: rendered, and the
+	// error returned beside it.
+	return m, Render(m, opts), err
 }
 
 // Summary is one line saying what a Model holds, for logs and the CLI.

@@ -3,11 +3,13 @@ package edge
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
@@ -66,6 +68,10 @@ type Options struct {
 	// CertDir holds one PEM file per host name, HOST.pem (certificate, chain
 	// and key), as the company's certificate tooling writes them.
 	CertDir string
+	// Owners says which namespaces may claim which host names and TCP
+	// ports; a claim outside it is left out and reported. nil checks
+	// nothing: the CLI always sets it (--owners), tests may not.
+	Owners *Owners
 }
 
 // DefaultOptions are the values for a standard edge host.
@@ -73,8 +79,10 @@ func DefaultOptions() Options {
 	return Options{ReservedPorts: []int{22, 80, 443}, CertDir: "/etc/haproxy/certs"}
 }
 
-// InputError lists everything wrong with the cluster's edge wiring; nothing
-// is rendered or applied while there is any.
+// InputError lists everything wrong with the cluster's edge wiring. Each
+// problem is one app's claim, left out of the Model; the rest of the
+// Model is good and is applied (one app's bad claim never stops the other
+// apps' updates, issue 17 finding 6).
 type InputError struct {
 	Problems []string // sorted, each naming the apps involved
 }
@@ -84,15 +92,21 @@ type InputError struct {
 func (e *InputError) BadInput() bool { return true }
 
 func (e *InputError) Error() string {
-	return fmt.Sprintf("the edge wiring of the cluster has %d problem(s); nothing was applied:\n  %s",
+	return fmt.Sprintf("the edge wiring of the cluster has %d problem(s); those claims were left out, everything else is applied:\n  %s",
 		len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
 // Build turns Services into the edge Model. Services not managed by tsys-ci
-// or without the tsys-ci.io/edge annotation are ignored. All problems are
-// collected into one *InputError so a user fixes them in one pass.
+// or without the tsys-ci.io/edge annotation are ignored. A claim that is
+// wrong (a Service the edge cannot use, a host name or port outside the
+// namespace's Owners, a host or port another app already holds) is left out
+// of the Model; all problems are collected into one *InputError, returned
+// together with the Model of everything else, so a user fixes them in one
+// pass and the other apps are synced meanwhile. When two apps claim one
+// host or port, the older Service (creation time, then namespace/name)
+// keeps it.
 func Build(services []corev1.Service, opts Options) (*Model, error) {
-	b := builder{opts: opts, hosts: map[string][]string{}, tcp: map[int][]string{}}
+	b := builder{opts: opts, hosts: map[string][]claim{}, tcp: map[int][]claim{}, owner: map[string]string{}}
 	sorted := slices.Clone(services)
 	slices.SortFunc(sorted, func(x, y corev1.Service) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
@@ -101,15 +115,15 @@ func Build(services []corev1.Service, opts Options) (*Model, error) {
 		b.addService(&sorted[i])
 	}
 	b.checkClaims()
-	if len(b.problems) > 0 {
-		sort.Strings(b.problems)
-		return nil, &InputError{Problems: slices.Compact(b.problems)}
-	}
 	m := &b.model
 	slices.SortFunc(m.Backends, func(x, y Backend) int { return cmp.Compare(x.Name, y.Name) })
 	slices.SortFunc(m.Routes, func(x, y Route) int { return cmp.Compare(x.Host, y.Host) })
 	slices.SortFunc(m.TCPFrontends, func(x, y TCPFrontend) int { return cmp.Compare(x.Port, y.Port) })
 	sort.Strings(m.Pending)
+	if len(b.problems) > 0 {
+		sort.Strings(b.problems)
+		return m, &InputError{Problems: slices.Compact(b.problems)}
+	}
 	return m, nil
 }
 
@@ -117,8 +131,22 @@ type builder struct {
 	opts     Options
 	model    Model
 	problems []string
-	hosts    map[string][]string // host -> "app (port P)" claiming it
-	tcp      map[int][]string    // tcp frontend port -> "app (port P)"
+	hosts    map[string][]claim // host -> the app ports claiming it
+	tcp      map[int][]claim    // tcp frontend port -> the app ports claiming it
+	owner    map[string]string  // backend -> "NAMESPACE/APP (port P)"
+}
+
+// claim is one app port's claim of a host name or TCP port.
+type claim struct {
+	owner     string // "NAMESPACE/APP (port P)"
+	namespace string
+	backend   string
+	created   time.Time
+}
+
+// older orders claims: the older Service first, then by name.
+func older(x, y claim) int {
+	return cmp.Or(x.created.Compare(y.created), cmp.Compare(x.owner, y.owner))
 }
 
 func (b *builder) problem(format string, args ...any) {
@@ -201,42 +229,117 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 		Hosts:    slices.Sorted(slices.Values(e.Hosts)),
 	}
 	owner := fmt.Sprintf("%s (port %s)", app, e.Port)
+	c := claim{owner: owner, namespace: svc.Namespace, backend: be.Name, created: svc.CreationTimestamp.Time}
 	if e.TCPFrontendPort != 0 {
 		be.Mode = "tcp"
-		b.tcp[e.TCPFrontendPort] = append(b.tcp[e.TCPFrontendPort], owner)
-		b.model.TCPFrontends = append(b.model.TCPFrontends, TCPFrontend{Port: e.TCPFrontendPort, Backend: be.Name, App: app})
+		b.tcp[e.TCPFrontendPort] = append(b.tcp[e.TCPFrontendPort], c)
 	}
 	for _, h := range be.Hosts {
-		b.hosts[h] = append(b.hosts[h], owner)
-		b.model.Routes = append(b.model.Routes, Route{Host: h, Backend: be.Name})
+		b.hosts[h] = append(b.hosts[h], c)
 	}
 	for i, a := range addrs {
 		be.Servers = append(be.Servers, Server{Name: "lb" + strconv.Itoa(i), Addr: a, Port: int(sp.Port)})
 	}
-	if len(addrs) == 0 {
-		b.model.Pending = append(b.model.Pending, owner)
-	}
 	b.model.Backends = append(b.model.Backends, be)
+	b.owner[be.Name] = owner
 }
 
-// checkClaims reports hosts and TCP ports claimed more than once, and TCP
-// ports that are the edge's own.
+// checkClaims decides every host and TCP port claim: a claim outside the
+// namespace's Owners, of one of the edge's own ports, or of a host or port
+// an older claim holds is left out and reported; the rest become routes
+// and frontends. Backends left with nothing to serve are dropped.
 func (b *builder) checkClaims() {
-	for h, owners := range b.hosts {
-		if len(owners) > 1 {
-			b.problem("host %q is claimed by %s; each host name belongs to one app port: remove it from all but one",
-				h, strings.Join(owners, " and "))
+	routed := map[string][]string{} // backend -> hosts it keeps
+	fronted := map[string]bool{}    // backend -> keeps its TCP frontend
+	for _, h := range slices.Sorted(maps.Keys(b.hosts)) {
+		var allowed []claim
+		for _, c := range b.hosts[h] {
+			if ok, rule := b.allowHost(c.namespace, h); !ok {
+				b.problem("host %q claimed by %s is refused: %s; left out", h, c.owner, rule)
+				continue
+			}
+			allowed = append(allowed, c)
 		}
+		if len(allowed) == 0 {
+			continue
+		}
+		slices.SortFunc(allowed, older)
+		if len(allowed) > 1 {
+			b.problem("host %q is claimed by %s; %s, the older claim, keeps it and the others are left out: each host name belongs to one app port, remove it from all but one",
+				h, owners(allowed), allowed[0].owner)
+		}
+		b.model.Routes = append(b.model.Routes, Route{Host: h, Backend: allowed[0].backend})
+		routed[allowed[0].backend] = append(routed[allowed[0].backend], h)
 	}
-	for p, owners := range b.tcp {
-		if len(owners) > 1 {
-			b.problem("TCP frontend port %d is claimed by %s; give each its own tcpFrontendPort", p, strings.Join(owners, " and "))
-		}
+	for _, p := range slices.Sorted(maps.Keys(b.tcp)) {
+		cs := b.tcp[p]
+		slices.SortFunc(cs, older)
 		if slices.Contains(b.opts.ReservedPorts, p) {
-			b.problem("%s asks for TCP frontend port %d, which the edge itself uses (reserved: %s); choose another tcpFrontendPort",
-				strings.Join(owners, " and "), p, joinInts(b.opts.ReservedPorts))
+			b.problem("%s asks for TCP frontend port %d, which the edge itself uses (reserved: %s); choose another tcpFrontendPort; left out",
+				owners(cs), p, joinInts(b.opts.ReservedPorts))
+			continue
+		}
+		var allowed []claim
+		for _, c := range cs {
+			if ok, rule := b.allowPort(c.namespace, p); !ok {
+				b.problem("TCP frontend port %d claimed by %s is refused: %s; left out", p, c.owner, rule)
+				continue
+			}
+			allowed = append(allowed, c)
+		}
+		if len(allowed) == 0 {
+			continue
+		}
+		if len(allowed) > 1 {
+			b.problem("TCP frontend port %d is claimed by %s; %s, the older claim, keeps it and the others are left out: give each its own tcpFrontendPort",
+				p, owners(allowed), allowed[0].owner)
+		}
+		b.model.TCPFrontends = append(b.model.TCPFrontends, TCPFrontend{Port: p, Backend: allowed[0].backend, App: appOfBackend(b.model.Backends, allowed[0].backend)})
+		fronted[allowed[0].backend] = true
+	}
+	kept := b.model.Backends[:0]
+	for _, be := range b.model.Backends {
+		if !fronted[be.Name] && len(routed[be.Name]) == 0 {
+			continue // every claim of it was left out
+		}
+		be.Hosts = slices.Sorted(slices.Values(routed[be.Name]))
+		if len(be.Servers) == 0 {
+			b.model.Pending = append(b.model.Pending, b.owner[be.Name])
+		}
+		kept = append(kept, be)
+	}
+	b.model.Backends = kept
+}
+
+func (b *builder) allowHost(ns, host string) (bool, string) {
+	if b.opts.Owners == nil {
+		return true, ""
+	}
+	return b.opts.Owners.hostRule(ns, host)
+}
+
+func (b *builder) allowPort(ns string, port int) (bool, string) {
+	if b.opts.Owners == nil {
+		return true, ""
+	}
+	return b.opts.Owners.portRule(ns, port)
+}
+
+func owners(cs []claim) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = c.owner
+	}
+	return strings.Join(s, " and ")
+}
+
+func appOfBackend(bs []Backend, name string) string {
+	for _, b := range bs {
+		if b.Name == name {
+			return b.App
 		}
 	}
+	return ""
 }
 
 // BackendName is the HAProxy backend of one Service port. Namespaces,

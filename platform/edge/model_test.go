@@ -6,9 +6,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestBuildModel(t *testing.T) {
@@ -97,8 +99,8 @@ func TestBuildRejectsBadWiring(t *testing.T) {
 					t.Errorf("error\n%v\ndoes not contain %q", err, w)
 				}
 			}
-			if !strings.Contains(err.Error(), "nothing was applied") {
-				t.Errorf("error %q does not say nothing was applied", err)
+			if !strings.Contains(err.Error(), "left out, everything else is applied") {
+				t.Errorf("error %q does not say what was left out", err)
 			}
 		})
 	}
@@ -141,4 +143,139 @@ func TestValidateHost(t *testing.T) {
 			t.Errorf("ValidateHost(%q) = %v, want an error mentioning %q", h, err, want)
 		}
 	}
+}
+
+// TestOneBadClaimDoesNotStopTheOthers (issue 17, finding 6): a duplicate
+// host, a duplicate TCP port and a broken annotation each leave out only
+// that claim; every other app is in the Model, and the older Service keeps
+// a host or port two apps claim.
+func TestOneBadClaimDoesNotStopTheOthers(t *testing.T) {
+	shop := lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example"]},{"port":"ssh","tcpFrontendPort":2222}]`,
+		map[string]int32{"http": 80, "ssh": 22}, "10.0.0.1")
+	shop.CreationTimestamp = metav1.NewTime(time.Unix(1000, 0))
+	blog := lbService("blog", "blog", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.2")
+	// Newer, in a namespace sorting first: claims shop's host and port.
+	thief := lbService("aaa", "thief", `[{"port":"http","hosts":["shop.company.example","thief.company.example"]},{"port":"ssh","tcpFrontendPort":2222}]`,
+		map[string]int32{"http": 80, "ssh": 22}, "10.0.0.3")
+	thief.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
+	broken := lbService("zzz", "broken", `[{"port":"http","hosts":"x"}]`, map[string]int32{"http": 80}, "10.0.0.4")
+
+	m, err := Build([]corev1.Service{thief, shop, blog, broken}, DefaultOptions())
+	var ie *InputError
+	if !errors.As(err, &ie) || len(ie.Problems) != 3 {
+		t.Fatalf("Build error = %v; want three problems (host, port, annotation)", err)
+	}
+	if m == nil {
+		t.Fatal("Build returned no Model: one app's bad claim stopped every other app")
+	}
+	routes := map[string]string{}
+	for _, r := range m.Routes {
+		routes[r.Host] = r.Backend
+	}
+	want := map[string]string{
+		"shop.company.example":  "tsys-ci.shop.web.http",  // the older claim keeps it
+		"blog.company.example":  "tsys-ci.blog.blog.http", // untouched by the others' problems
+		"thief.company.example": "tsys-ci.aaa.thief.http", // the thief's own good claim stays
+	}
+	if !reflect.DeepEqual(routes, want) {
+		t.Errorf("routes %v, want %v", routes, want)
+	}
+	if len(m.TCPFrontends) != 1 || m.TCPFrontends[0].Backend != "tsys-ci.shop.web.ssh" {
+		t.Errorf("TCP frontends %+v, want 2222 for shop/web only", m.TCPFrontends)
+	}
+	for _, b := range m.Backends {
+		if b.Name == "tsys-ci.aaa.thief.ssh" || strings.HasPrefix(b.Name, "tsys-ci.zzz.") {
+			t.Errorf("backend %s of a left-out claim is rendered", b.Name)
+		}
+	}
+	for _, w := range []string{
+		`host "shop.company.example" is claimed by shop/web (port http) and aaa/thief (port http); shop/web (port http), the older claim, keeps it`,
+		"TCP frontend port 2222 is claimed by shop/web (port ssh) and aaa/thief (port ssh)",
+		"app zzz/broken",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error\n%v\ndoes not contain %q", err, w)
+		}
+	}
+}
+
+// TestOwnersRefuseClaimsOutsideTheirRule (issue 17, finding 6): with an
+// owners file, a namespace claims only the hosts and ports it lists; a
+// claim outside it is left out with a message naming the claim and the rule.
+func TestOwnersRefuseClaimsOutsideTheirRule(t *testing.T) {
+	owners, err := ParseOwners([]byte(`
+namespaces:
+  shop:
+    hosts: [shop.company.example, "*.shop.company.example"]
+    tcpPorts: [2222]
+  web: {hosts: ["*.web.company.example"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners.Source = "/etc/haproxy/tsys-ci-owners.yaml"
+	opts := DefaultOptions()
+	opts.Owners = owners
+	m, err := Build([]corev1.Service{
+		lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example","api.shop.company.example","sso.company.example"]},{"port":"ssh","tcpFrontendPort":2222},{"port":"db","tcpFrontendPort":5432}]`,
+			map[string]int32{"http": 80, "ssh": 22, "db": 5432}, "10.0.0.1"),
+		lbService("evil", "x", `[{"port":"http","hosts":["sso.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.2"),
+		lbService("web", "blog", `[{"port":"http","hosts":["blog.web.company.example","web.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.3"),
+	}, opts)
+	var ie *InputError
+	if !errors.As(err, &ie) || m == nil {
+		t.Fatalf("Build = %v, %v; want the Model and an *InputError", m, err)
+	}
+	var hosts []string
+	for _, r := range m.Routes {
+		hosts = append(hosts, r.Host)
+	}
+	if want := []string{"api.shop.company.example", "blog.web.company.example", "shop.company.example"}; !reflect.DeepEqual(hosts, want) {
+		t.Errorf("routed hosts %v, want %v", hosts, want)
+	}
+	if len(m.TCPFrontends) != 1 || m.TCPFrontends[0].Port != 2222 {
+		t.Errorf("TCP frontends %+v, want 2222 only", m.TCPFrontends)
+	}
+	for _, w := range []string{
+		`host "sso.company.example" claimed by evil/x (port http) is refused: namespace evil is not listed in the edge owners file /etc/haproxy/tsys-ci-owners.yaml`,
+		`host "sso.company.example" claimed by shop/web (port http) is refused: the edge owners file /etc/haproxy/tsys-ci-owners.yaml gives namespace shop only the hosts shop.company.example, *.shop.company.example`,
+		`host "web.company.example" claimed by web/blog (port http) is refused: the edge owners file /etc/haproxy/tsys-ci-owners.yaml gives namespace web only the hosts *.web.company.example`,
+		`TCP frontend port 5432 claimed by shop/web (port db) is refused: the edge owners file /etc/haproxy/tsys-ci-owners.yaml gives namespace shop only the TCP ports 2222`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error\n%v\ndoes not contain %q", err, w)
+		}
+	}
+	if len(ie.Problems) != 4 {
+		t.Errorf("%d problems, want 4:\n%v", len(ie.Problems), err)
+	}
+}
+
+func TestParseOwnersRefusesBadFiles(t *testing.T) {
+	for in, want := range map[string]string{
+		``: "lists no namespaces",
+		`namespaces: {shop: {host: [a.example]}}`:      "unknown field",
+		`namespaces: {shop: {hosts: ["*"]}}`:           `host "*"`,
+		`namespaces: {shop: {hosts: [Shop.example]}}`:  "capital letters",
+		`namespaces: {shop: {tcpPorts: [70000]}}`:      "not in 1-65535",
+		`namespaces: {shop: {hosts: ["a.*.example"]}}`: `host "a.*.example"`,
+	} {
+		if _, err := ParseOwners([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseOwners(%q) = %v, want an error containing %q", in, err, want)
+		}
+	}
+}
+
+func FuzzParseOwners(f *testing.F) {
+	f.Add([]byte("namespaces: {shop: {hosts: [shop.company.example, \"*.shop.company.example\"], tcpPorts: [2222]}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := ParseOwners(data)
+		if err != nil {
+			return
+		}
+		for ns := range o.Namespaces {
+			o.hostRule(ns, "x.company.example")
+			o.portRule(ns, 2222)
+		}
+	})
 }

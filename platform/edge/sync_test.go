@@ -274,3 +274,44 @@ func TestSyncRefusesACertDirItCannotRead(t *testing.T) {
 		t.Fatalf("renderForInstall with an empty --cert-dir = %v, %v; want shop.company.example missing", missing, err)
 	}
 }
+
+// TestSyncAppliesTheRestWhenAClaimIsRefused (issue 17, finding 6), with a
+// real HAProxy: a Service in a namespace the owners file does not list
+// claims shop's host while a new app is added; the new app goes live by
+// a reload, shop keeps its host, and the refused claim reaches nothing.
+func TestSyncAppliesTheRestWhenAClaimIsRefused(t *testing.T) {
+	haproxy := testenv.LookPath(t, "haproxy")
+	owners, err := ParseOwners([]byte("namespaces: {shop: {hosts: [shop.company.example]}, blog: {hosts: [\"*.blog.company.example\"]}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.CertDir = t.TempDir()
+	opts.TCPBind = "127.0.0.1"
+	opts.Owners = owners
+	for _, host := range []string{"shop.company.example", "www.blog.company.example", "evil.company.example"} {
+		edgetest.WriteCert(t, CertPath(opts, host), host)
+	}
+	shopApp := edgetest.StartApp(t, "127.0.0.2", "shop")
+	blogApp := edgetest.StartApp(t, "127.0.0.3", "blog")
+	evilApp := edgetest.StartApp(t, "127.0.0.4", "evil")
+	shop := lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example"]}]`, map[string]int32{"http": shopApp.Port}, shopApp.IP)
+	h := startHAProxy(t, haproxy, mustBuild(t, opts, shop), opts)
+	s := h.syncer(t, haproxy, opts)
+
+	m, err := Build([]corev1.Service{
+		shop,
+		lbService("blog", "blog", `[{"port":"http","hosts":["www.blog.company.example"]}]`, map[string]int32{"http": blogApp.Port}, blogApp.IP),
+		lbService("evil", "x", `[{"port":"http","hosts":["shop.company.example","evil.company.example"]}]`, map[string]int32{"http": evilApp.Port}, evilApp.IP),
+	}, opts)
+	var ie *InputError
+	if !errors.As(err, &ie) || len(ie.Problems) != 2 || !strings.Contains(err.Error(), "namespace evil is not listed") {
+		t.Fatalf("Build = %v; want two refused claims of evil/x naming the rule", err)
+	}
+	mustSync(t, s, m, ActionReload)
+	h.Reaches(t, "www.blog.company.example", "blog")
+	h.Reaches(t, "shop.company.example", "shop")
+	if a, err := h.Get(context.Background(), "evil.company.example", "/"); err != nil || a.Status != 404 {
+		t.Errorf("a refused host got %+v, %v; want the company's 404", a, err)
+	}
+}

@@ -41,8 +41,9 @@ type Watcher struct {
 	Clock      clock.WithTicker // nil: the real clock
 }
 
-// Run watches until ctx ends. A sync that fails is logged and retried; bad
-// wiring in the cluster is logged and waits for the next change.
+// Run watches until ctx ends. A sync that fails is logged and retried; a
+// bad claim in the cluster is logged, left out (the other apps are still
+// synced) and waits for the next change.
 func (w *Watcher) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(w.Client, w.Resync,
 		informers.WithNamespace(w.Namespace),
@@ -185,9 +186,10 @@ func (w *Watcher) syncOnce(ctx context.Context, list func() ([]corev1.Service, e
 	m, err := Build(services, w.Options)
 	var ie *InputError
 	if errors.As(err, &ie) {
-		// Retrying cannot help: the next change to the Services will.
-		w.Log.Error("edge wiring rejected; nothing applied", "problems", strings.Join(ie.Problems, "; "))
-		return nil
+		// Those claims are left out of m and the rest is synced; retrying
+		// cannot help them: the next change to the Services will.
+		w.Log.Error("edge claims refused and left out; syncing the rest", "problems", strings.Join(ie.Problems, "; "))
+		err = nil
 	}
 	if err != nil {
 		w.Log.Error("edge sync failed", "error", err)

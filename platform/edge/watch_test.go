@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -131,7 +132,10 @@ func TestWatchLoopSyncsAtStartAndAfterAChange(t *testing.T) {
 	}
 }
 
-func TestWatchLoopLogsBadWiringAndDoesNotSync(t *testing.T) {
+// TestWatchLoopSyncsTheRestWhenOneClaimIsBad (issue 17, finding 6): a
+// duplicate host is logged with the apps involved, and everything else,
+// the older claim included, is still synced.
+func TestWatchLoopSyncsTheRestWhenOneClaimIsBad(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Unix(0, 0))
 	var log testenv.SyncBuffer
 	rec := &recorder{synced: make(chan struct{}, 10)}
@@ -139,14 +143,22 @@ func TestWatchLoopLogsBadWiringAndDoesNotSync(t *testing.T) {
 	bad := []corev1.Service{
 		lbService("a", "one", `[{"port":"http","hosts":["x.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.1"),
 		lbService("b", "two", `[{"port":"http","hosts":["x.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.2"),
+		lbService("c", "three", `[{"port":"http","hosts":["three.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.3"),
 	}
 	if err := w.syncOnce(context.Background(), func() ([]corev1.Service, error) { return bad, nil }); err != nil {
 		t.Fatalf("bad wiring is logged, not retried; got %v", err)
 	}
-	if len(rec.models) != 0 {
-		t.Fatal("a rejected wiring was synced")
+	if len(rec.models) != 1 {
+		t.Fatalf("%d syncs, want 1: the good claims are synced", len(rec.models))
 	}
-	if !strings.Contains(log.String(), "edge wiring rejected; nothing applied") || !strings.Contains(log.String(), "a/one (port http) and b/two (port http)") {
+	var hosts []string
+	for _, r := range rec.models[0].Routes {
+		hosts = append(hosts, r.Host+"="+r.Backend)
+	}
+	if want := []string{"three.company.example=tsys-ci.c.three.http", "x.company.example=tsys-ci.a.one.http"}; !reflect.DeepEqual(hosts, want) {
+		t.Errorf("synced routes %v, want %v", hosts, want)
+	}
+	if !strings.Contains(log.String(), "edge claims refused and left out; syncing the rest") || !strings.Contains(log.String(), "a/one (port http) and b/two (port http)") {
 		t.Fatalf("log does not name the problem and the apps:\n%s", log.String())
 	}
 }

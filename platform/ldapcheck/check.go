@@ -279,16 +279,16 @@ func (c *ldapChecker) bindAccountMissing(a platform.Account) {
 	}
 	rdnAttr, rdnValue := firstRDN(a.DN)
 	if !known || !exists {
-		pwLine := "userPassword: ${" + a.PasswordEnv + "}"
+		pwLine := ldifLine("userPassword", "${"+a.PasswordEnv+"}")
 		if a.PasswordEnv == "" {
-			pwLine = "userPassword:< file://" + a.PasswordFile
+			pwLine = "userPassword:< " + ldifFileURL(a.PasswordFile) + "\n"
 		}
 		objectClass := "account"
 		if !strings.EqualFold(rdnAttr, "uid") {
 			objectClass = "applicationProcess"
 		}
-		c.ldif = append(c.ldif, fmt.Sprintf("# bind account (password from %s)\ndn: %s\nobjectClass: top\nobjectClass: %s\nobjectClass: simpleSecurityObject\n%s: %s\n%s\n",
-			passwordSource(a), a.DN, objectClass, rdnAttr, rdnValue, pwLine))
+		c.ldif = append(c.ldif, ldifComment("bind account (password from "+passwordSource(a)+")")+ldifLine("dn", a.DN)+
+			"objectClass: top\n"+ldifLine("objectClass", objectClass)+"objectClass: simpleSecurityObject\n"+ldifLine(rdnAttr, rdnValue)+pwLine)
 		c.todo(fmt.Sprintf("Create the simple authentication account %s: UMC > Users > Add > type \"Simple authentication account\", or udm users/ldap create --position %q --set username=%s --set password=\"%s\".",
 			a.DN, parentDN(a.DN), rdnValue, passwordSource(a)))
 	}
@@ -416,9 +416,9 @@ func (c *ldapChecker) checkGroup(cn, comps string, user *testUser) {
 		return
 	}
 	c.add(Finding{comps, "membership", user.login + " in " + cn, false, fmt.Sprintf("%s does not list %s", l.GroupMembership, want)})
-	mod := fmt.Sprintf("dn: %s\nchangetype: modify\nadd: %s\n%s: %s\n", g.DN, l.GroupMembership, l.GroupMembership, want)
+	mod := ldifLine("dn", g.DN) + "changetype: modify\n" + ldifLine("add", l.GroupMembership) + ldifLine(l.GroupMembership, want)
 	if l.GroupMembership != "memberUid" && hasValueFold(g.GetAttributeValues("objectClass"), "posixGroup") {
-		mod += fmt.Sprintf("-\nadd: memberUid\nmemberUid: %s\n", user.login)
+		mod += "-\nadd: memberUid\n" + ldifLine("memberUid", user.login)
 	}
 	c.ldif = append(c.ldif, mod)
 	c.todo(fmt.Sprintf("Add %s to group %s: UMC > Groups > %s > Users, or udm groups/group modify --dn %q --append users=%q.", user.login, cn, cn, g.DN, user.dn))
@@ -430,26 +430,26 @@ func (c *ldapChecker) groupLDIF(cn string, user *testUser) string {
 	l := c.spec.LDAP
 	dn := "cn=" + ldap.EscapeDN(cn) + "," + l.GroupBase
 	var b strings.Builder
-	b.WriteString("# group " + cn + "\ndn: " + dn + "\nobjectClass: top\n")
+	b.WriteString(ldifComment("group "+cn) + ldifLine("dn", dn) + "objectClass: top\n")
 	switch l.GroupObjectClass {
 	case "univentionGroup", "posixGroup":
 		b.WriteString("objectClass: posixGroup\n")
 		if l.GroupObjectClass == "univentionGroup" {
 			b.WriteString("objectClass: univentionGroup\nobjectClass: univentionObject\nuniventionObjectType: groups/group\n")
 		}
-		fmt.Fprintf(&b, "cn: %s\n# gidNumber: pick a free one (udm does this for you)\ngidNumber: %d\n", cn, 50000+fnv(cn)%10000)
+		fmt.Fprintf(&b, "%s# gidNumber: pick a free one (udm does this for you)\ngidNumber: %d\n", ldifLine("cn", cn), 50000+fnv(cn)%10000)
 	default:
-		fmt.Fprintf(&b, "objectClass: %s\ncn: %s\n", l.GroupObjectClass, cn)
+		b.WriteString(ldifLine("objectClass", l.GroupObjectClass) + ldifLine("cn", cn))
 	}
 	if user != nil {
 		if l.GroupMembership == "memberUid" || l.GroupObjectClass == "univentionGroup" {
-			b.WriteString("memberUid: " + user.login + "\n")
+			b.WriteString(ldifLine("memberUid", user.login))
 		}
 		if l.GroupMembership != "memberUid" {
-			b.WriteString(l.GroupMembership + ": " + user.dn + "\n")
+			b.WriteString(ldifLine(l.GroupMembership, user.dn))
 		}
 	} else if l.GroupObjectClass == "groupOfNames" {
-		b.WriteString("# groupOfNames needs at least one member\nmember: " + l.Bind.DN + "\n")
+		b.WriteString("# groupOfNames needs at least one member\n" + ldifLine("member", l.Bind.DN))
 	}
 	return b.String()
 }

@@ -76,7 +76,8 @@ echo "digest ${built.digest} from ${built.resultFile}"
 def p = tsysPush(repository: "${env.REGISTRY}/web/whiteboard")
 echo "built ${b.digest} pushed ${p.image} signed ${p.signed}"`,
 			Env: map[string]string{"GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "BRANCH_NAME": "main", "BUILD_NUMBER": "7",
-				"JOB_NAME": "apps/whiteboard/main", "SOURCE_DATE_EPOCH": "1764000000", "REGISTRY": testRegistry(t)},
+				"JOB_NAME": "apps/whiteboard/main", "SOURCE_DATE_EPOCH": "1764000000", "REGISTRY": testRegistry(t),
+				"TSYS_CI_REGISTRY_INSECURE": "true"}, // the test registry is on loopback, plain HTTP
 			Credentials: realKeys(t),
 			Real:        []string{"build", "push"},
 			Files:       map[string]string{"app/index.html": "<h1>hi</h1>\n"},
@@ -325,7 +326,7 @@ func TestBuildAndPushStepsRunForReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := exec.Command(tsysCiBinary(t), "verify", "--key", pub, image)
-	verify.Env = append(os.Environ(), "TSYS_CI_REGISTRY_USERNAME=robot$web", "TSYS_CI_REGISTRY_PASSWORD=s3cr'et")
+	verify.Env = append(os.Environ(), "TSYS_CI_REGISTRY_USERNAME=robot$web", "TSYS_CI_REGISTRY_PASSWORD=s3cr'et", "TSYS_CI_REGISTRY_INSECURE=true")
 	if out, err := verify.CombinedOutput(); err != nil {
 		t.Errorf("tsys-ci verify of what tsysPush signed: %v\n%s", err, out)
 	}

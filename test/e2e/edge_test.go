@@ -59,6 +59,7 @@ type edgeLab struct {
 	h            *edgetest.HAProxy
 	rt           edge.Runtime
 	certDir      string
+	owners       string // the edge owners file: edge-e2e may claim its hosts
 }
 
 // flags are the flags of `tsys-ci edge sync` on this edge host, limited to
@@ -66,7 +67,7 @@ type edgeLab struct {
 func (e *edgeLab) flags() []string {
 	return []string{"--kubeconfig", theLab.Kubeconfig(), "-n", edgeNS, "--dir", e.h.EdgeDir,
 		"--haproxy-config", e.h.Config, "--haproxy", e.haproxy,
-		"--stats-socket", e.h.StatsSocket, "--master-socket", e.h.MasterSocket, "--cert-dir", e.certDir}
+		"--stats-socket", e.h.StatsSocket, "--master-socket", e.h.MasterSocket, "--cert-dir", e.certDir, "--owners", e.owners}
 }
 
 // sync runs `tsys-ci edge sync` once and returns its exit code and output.
@@ -479,6 +480,11 @@ func TestEdgeInFrontOfLab(t *testing.T) {
 
 	// --- the edge host: certificates, empty edge files, HAProxy ---
 	e := &edgeLab{bin: bin, haproxy: haproxy, certDir: t.TempDir()}
+	e.owners = filepath.Join(t.TempDir(), "owners.yaml")
+	owners := fmt.Sprintf("namespaces:\n  %s:\n    hosts: [%s, %s, %s]\n", edgeNS, edgeHostA, edgeHostB, edgeHostB2)
+	if err := os.WriteFile(e.owners, []byte(owners), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, host := range []string{edgeHostA, edgeHostB} {
 		edgetest.WriteCert(t, filepath.Join(e.certDir, host+".pem"), host)
 	}
