@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Default places of the results, relative to the workspace.
@@ -77,6 +78,25 @@ func readJSON(path string, v any, hint string) error {
 // first byte on (a robot account's login, for Jenkins' credentials store).
 func WriteSecret(path string, v any) error { return writeJSONFile(path, v, 0o600) }
 
+// WriteSecretText writes text and a newline to path readable by its owner
+// only (a webhook secret, for tsys-ci serve).
+func WriteSecretText(path, text string) error {
+	return writeFile(path, []byte(text+"\n"), 0o600)
+}
+
+// ReadSecretText reads a file WriteSecretText wrote, without the newline;
+// "" when it does not exist.
+func ReadSecretText(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
 // writeJSONFile writes v as indented JSON to path with mode perm, creating
 // its folder, through a temporary file renamed over path. A stale temporary
 // file is removed first: os.WriteFile keeps an existing file's mode, which
@@ -86,6 +106,12 @@ func writeJSONFile(path string, v any, perm os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
+	return writeFile(path, append(b, '\n'), perm)
+}
+
+// writeFile writes data to path with mode perm, creating its folder,
+// through a temporary file renamed over path.
+func writeFile(path string, b []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -93,7 +119,7 @@ func writeJSONFile(path string, v any, perm os.FileMode) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("writing %s: removing the stale %s: %w", path, tmp, err)
 	}
-	if err := os.WriteFile(tmp, append(b, '\n'), perm); err != nil {
+	if err := os.WriteFile(tmp, b, perm); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

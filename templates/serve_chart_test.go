@@ -24,7 +24,9 @@ import (
 )
 
 const serveValues = `
-webhookSecret: "Bearer 0123456789abcdef0123456789abcdef"
+webhookSecrets:
+  demo: "Bearer 0123456789abcdef0123456789abcdef"
+  web: "Bearer fedcba9876543210fedcba9876543210"
 ldapBindPassword: "bind-pw"
 ldapCA: |
   -----BEGIN CERTIFICATE-----
@@ -33,6 +35,7 @@ ldapCA: |
 allowUnsigned: true
 appNamespaces: [shop, web]
 config:
+  registry: harbor.company.example
   policies:
     - {name: shop-main, repository: demo/shop, tags: "main-*", app: shop, namespace: shop, spec: specs/shop.yaml}
     - {name: blog, repository: web/blog, tags: "v*", app: blog, namespace: web, strategy: canary, spec: specs/blog.yaml}
@@ -170,7 +173,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 		t.Errorf("promote RoleBindings in %v, want shop, web and the pool namespace", bindings)
 	}
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--webhook-secret-file=/var/run/tsys-ci/webhook-secret", "--allow-unsigned", "--lease-name=tsys-ci-serve", "--label-leader"} {
+	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--allow-unsigned", "--lease-name=tsys-ci-serve", "--label-leader"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}
@@ -190,7 +193,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve rejects the rendered serve.yaml: %v\n%s", err, cm.Data["serve.yaml"])
 	}
-	if len(cfg.Policies) != 2 || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
+	if len(cfg.Policies) != 2 || cfg.Registry != "harbor.company.example" || cfg.WebhookSecretsDir != "/var/run/tsys-ci/webhook-secrets" || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
 		t.Fatalf("rendered config %+v", cfg)
 	}
 	var projected []string
@@ -214,7 +217,7 @@ func kindOf(o runtime.Object) string {
 
 func TestServeChartRefusesMissingChoices(t *testing.T) {
 	for _, tc := range []struct{ drop, words string }{
-		{"webhookSecret", "webhookSecret is required"},
+		{"webhookSecrets", "webhookSecrets is required"},
 		{"allowUnsigned", "set verifyKey"},
 	} {
 		var vals map[string]any
@@ -227,16 +230,27 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 			t.Errorf("without %s: %v, want an error saying %q", tc.drop, err, tc.words)
 		}
 	}
-	// An existing Secret replaces the rendered one.
-	files, err := renderServe(t, strings.Replace(serveValues, `webhookSecret: "Bearer 0123456789abcdef0123456789abcdef"`, "existingSecret: serve-secrets", 1))
+	// Issue 17 finding 1: an old values file (one webhookSecret, no
+	// registry) is refused with what to give instead.
+	for _, tc := range []struct{ from, to, words string }{
+		{"webhookSecrets:\n", "webhookSecret: \"Bearer 0123456789abcdef0123456789abcdef\"\nwebhookSecrets:\n", "one per project"},
+		{"  registry: harbor.company.example\n", "", "config.registry is required"},
+	} {
+		if _, err := renderServe(t, strings.Replace(serveValues, tc.from, tc.to, 1)); err == nil || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("values with %q: %v, want an error saying %q", tc.to, err, tc.words)
+		}
+	}
+	// Existing Secrets replace the rendered ones.
+	vals := strings.Replace(serveValues, "webhookSecrets:\n", "existingWebhookSecret: serve-hooks\nexistingSecret: serve-secrets\nx:\n", 1)
+	files, err := renderServe(t, vals)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range decodeStrict(t, files) {
 		if s, ok := o.(*corev1.Secret); ok {
-			t.Fatalf("Secret %s rendered although existingSecret is set", s.Name)
+			t.Fatalf("Secret %s rendered although existingSecret and existingWebhookSecret are set", s.Name)
 		}
-		if d, ok := o.(*appsv1.Deployment); ok && d.Spec.Template.Spec.Volumes[1].Secret.SecretName != "serve-secrets" {
+		if d, ok := o.(*appsv1.Deployment); ok && d.Spec.Template.Spec.Volumes[1].Secret.SecretName != "serve-hooks" {
 			t.Fatalf("deployment mounts %s", d.Spec.Template.Spec.Volumes[1].Secret.SecretName)
 		}
 	}
@@ -248,7 +262,8 @@ var updateManifests = flag.Bool("update-serve-manifests", false, "rewrite templa
 // values above, for `kubectl apply` without Helm (replace the placeholders
 // first); this test keeps it in step with the chart.
 func TestServeManifestsMatchChart(t *testing.T) {
-	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: Bearer <32 random characters>", 1)
+	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: project demo's webhook secret from tsys-ci registry setup", 1)
+	example = strings.Replace(example, "Bearer fedcba9876543210fedcba9876543210", "REPLACE-WITH: project web's webhook secret from tsys-ci registry setup", 1)
 	example = strings.Replace(example, `ldapBindPassword: "bind-pw"`, `ldapBindPassword: "REPLACE-WITH-THE-BIND-PASSWORD"`, 1)
 	files, err := renderServe(t, example)
 	if err != nil {

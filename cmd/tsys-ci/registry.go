@@ -46,7 +46,8 @@ func registrySetupCommand() *cli.Command {
 			&cli.StringFlag{Name: "robot", Value: "ci", Usage: "robot account name (Harbor shows robot$PROJECT+NAME)"},
 			&cli.StringFlag{Name: "robot-secret-file", Value: ".tsys-ci/harbor-robot.json", Usage: "where a new robot's name and secret are written (mode 0600)"},
 			&cli.StringFlag{Name: "webhook-url", Usage: "tsys-ci serve's webhook URL; Harbor posts PUSH_ARTIFACT there"},
-			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Usage: "Authorization header Harbor sends with webhooks, e.g. 'Bearer TOKEN'"},
+			&cli.StringFlag{Name: "webhook-secrets-dir", Value: ".tsys-ci/webhook-secrets", Usage: "where the project's webhook secret is kept, in a file named after the project (mode 0600); made when missing; give this directory to tsys-ci serve (webhookSecretsDir)"},
+			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Hidden: true, Usage: "no longer taken: setup makes one secret per project"},
 			&cli.IntFlag{Name: "keep", Value: 10, Usage: "tag retention: keep this many most recently pushed artifacts per repository (0: no rule)"},
 			&cli.StringFlag{Name: "retention-cron", Value: "0 0 3 * * *", Usage: "when Harbor runs tag retention (six-field cron)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
@@ -55,13 +56,21 @@ func registrySetupCommand() *cli.Command {
 			if c.String("harbor") == "" || c.String("project") == "" {
 				return cli.Exit("--harbor and --project are required", 2)
 			}
+			if c.String("webhook-auth-header") != "" {
+				return cli.Exit("--webhook-auth-header is no longer taken: one header for several projects lets any of their admins deploy the others' apps; registry setup now makes a secret per project and keeps it in --webhook-secrets-dir", 2)
+			}
 			h, err := registry.NewHarbor(c.String("harbor"), c.String("harbor-username"), c.String("harbor-password"), nil)
 			if err != nil {
 				return exitFor(err)
 			}
+			hookFile := filepath.Join(c.String("webhook-secrets-dir"), c.String("project"))
+			saved, err := pipeline.ReadSecretText(hookFile)
+			if err != nil {
+				return err
+			}
 			res, err := h.Setup(c.Context, registry.SetupOptions{
 				Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
-				WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
+				WebhookURL: c.String("webhook-url"), WebhookAuthHeader: saved,
 				KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
 			})
 			if err != nil {
@@ -76,6 +85,12 @@ func registrySetupCommand() *cli.Command {
 					return fmt.Errorf("robot %s was created, but its secret could not be saved: %w; refresh it in Harbor", res.RobotName, err)
 				}
 				res.Changes = append(res.Changes, "wrote the robot's name and secret to "+file+" (Harbor shows the secret only once)")
+			}
+			if res.WebhookAuthHeader != "" {
+				if err := pipeline.WriteSecretText(hookFile, res.WebhookAuthHeader); err != nil {
+					return fmt.Errorf("project %s's webhook got a new secret, but it could not be saved: %w; run registry setup again to make another", c.String("project"), err)
+				}
+				res.Changes = append(res.Changes, fmt.Sprintf("wrote project %s's webhook secret to %s: give it to tsys-ci serve under key %s of its webhook Secret (kubectl -n tsys-ci create secret generic tsys-ci-serve-webhook --from-file=%s), one key per project", c.String("project"), hookFile, c.String("project"), c.String("webhook-secrets-dir")))
 			}
 			if len(res.Changes) == 0 {
 				fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", c.String("harbor"), c.String("project"))

@@ -29,13 +29,13 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "serve",
 		Usage:     "receive Harbor webhooks and deploy matching pushes with promote; JSON API, metrics",
-		UsageText: "tsys-ci serve --config serve.yaml | --config-configmap NS/NAME  --webhook-secret-file FILE  (--verify-key cosign.pub | --allow-unsigned)",
+		UsageText: "tsys-ci serve --config serve.yaml | --config-configmap NS/NAME  (--verify-key cosign.pub | --allow-unsigned)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "address of the webhook, API and metrics"},
 			&cli.StringFlag{Name: "config", Usage: "serve.yaml: deploy policies, ldap, access"},
 			&cli.StringFlag{Name: "config-configmap", Usage: "read serve.yaml from this ConfigMap (NAMESPACE/NAME, key serve.yaml) instead"},
 			&cli.StringFlag{Name: "spec-dir", Value: ".", Usage: "directory of relative spec paths in a ConfigMap config"},
-			&cli.StringFlag{Name: "webhook-secret-file", EnvVars: []string{"TSYS_CI_WEBHOOK_SECRET_FILE"}, Usage: "file holding the exact Authorization header Harbor sends (the webhook policy's auth header)"},
+			&cli.StringFlag{Name: "webhook-secret-file", EnvVars: []string{"TSYS_CI_WEBHOOK_SECRET_FILE"}, Hidden: true, Usage: "no longer taken: one secret per Harbor project, in serve.yaml's webhookSecretsDir"},
 			&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "kubeconfig file (default ~/.kube/config, else in-cluster)"},
 			&cli.BoolFlag{Name: "no-cluster", Usage: "run without a cluster: every deploy fails with 'nothing was deployed' (for trying the API)"},
 			&cli.BoolFlag{Name: "leader-elect", Value: true, Usage: "elect one acting replica with a Lease"},
@@ -53,9 +53,8 @@ func serveCommand() *cli.Command {
 
 func runServe(c *cli.Context) error {
 	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
-	secret, err := readSecretFile(c.String("webhook-secret-file"))
-	if err != nil {
-		return cli.Exit(err.Error(), 2)
+	if f := c.String("webhook-secret-file"); f != "" {
+		return cli.Exit(fmt.Sprintf("--webhook-secret-file %s: one webhook secret for every Harbor project is no longer taken (any project's admin could read it and deploy another project's apps); set webhookSecretsDir in serve.yaml, a directory with one file per project named after it (`tsys-ci registry setup` writes them), and drop the flag", f), 2)
 	}
 	if c.String("verify-key") != "" && c.Bool("allow-unsigned") {
 		return cli.Exit("pass --verify-key or --allow-unsigned, not both", 2)
@@ -105,6 +104,7 @@ func runServe(c *cli.Context) error {
 	}
 
 	var cfg *serve.Config
+	var err error
 	if ref := c.String("config-configmap"); ref != "" {
 		ns, nm, ok := strings.Cut(ref, "/")
 		if !ok || ns == "" || nm == "" || cs == nil {
@@ -127,7 +127,7 @@ func runServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := serve.ServerOptions{Config: cfg, WebhookSecret: secret, Directory: dir, Deployer: deployer,
+	opts := serve.ServerOptions{Config: cfg, Directory: dir, Deployer: deployer,
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
@@ -150,23 +150,6 @@ func runServe(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve.Run(ctx, run)
-}
-
-// readSecretFile reads the webhook secret; a trailing newline (as editors
-// and `kubectl create secret --from-file` leave it) is not part of it.
-func readSecretFile(path string) (string, error) {
-	if path == "" {
-		return "", fmt.Errorf("--webhook-secret-file is required: the Authorization header value set on Harbor's webhook policy")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading --webhook-secret-file: %w", err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if len(s) < 16 {
-		return "", fmt.Errorf("--webhook-secret-file %s holds %d characters; use at least 16 random ones", path, len(s))
-	}
-	return s, nil
 }
 
 // imageVerifier checks an image's signature like promote's --verify-key,

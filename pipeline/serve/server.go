@@ -28,9 +28,10 @@ type Authenticator interface {
 // ServerOptions are everything a Server needs, passed in.
 type ServerOptions struct {
 	Config *Config
-	// WebhookSecret is the exact Authorization header value Harbor sends
-	// (the webhook policy's auth_header, e.g. "Bearer <random>").
-	WebhookSecret string
+	// WebhookSecrets are, by Harbor project, the exact Authorization
+	// header value that project's webhook policy sends (auth_header, e.g.
+	// "Bearer <random>"). Nil reads them from Config.WebhookSecretsDir.
+	WebhookSecrets map[string]string
 	// Directory logs people in; nil turns manual promote and rollback off.
 	Directory Authenticator
 	Deployer  Deployer
@@ -47,18 +48,18 @@ type ServerOptions struct {
 // Server is tsys-ci serve's HTTP side: Harbor's webhook, the JSON API and
 // metrics, in front of a per-app deploy queue.
 type Server struct {
-	cfg           *Config
-	webhookSecret string
-	dir           Authenticator
-	log           *slog.Logger
-	clock         rollout.Clock
-	metrics       *Metrics
-	registry      *prometheus.Registry
-	replay        *ReplayCache
-	throttle      *LoginThrottle
-	queue         *DeployQueue
-	recorder      *DeployRecorder
-	webhookMu     sync.Mutex
+	cfg            *Config
+	webhookSecrets map[string]string
+	dir            Authenticator
+	log            *slog.Logger
+	clock          rollout.Clock
+	metrics        *Metrics
+	registry       *prometheus.Registry
+	replay         *ReplayCache
+	throttle       *LoginThrottle
+	queue          *DeployQueue
+	recorder       *DeployRecorder
+	webhookMu      sync.Mutex
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -67,8 +68,20 @@ type Server struct {
 // NewServer builds a server. It is not ready and not the leader until told
 // (SetReady, SetLeader); without leader election the caller sets both.
 func NewServer(o ServerOptions) (*Server, error) {
-	if o.WebhookSecret == "" {
-		return nil, errors.New("no webhook secret; set one (the Harbor webhook policy's auth header) so anyone on the network cannot trigger deploys")
+	if o.Config == nil {
+		return nil, errors.New("no serve config")
+	}
+	if o.WebhookSecrets == nil {
+		secrets, err := LoadWebhookSecrets(o.Config.WebhookSecretsDir, o.Config.Projects())
+		if err != nil {
+			return nil, err
+		}
+		o.WebhookSecrets = secrets
+	}
+	for _, p := range o.Config.Projects() {
+		if o.WebhookSecrets[p] == "" {
+			return nil, fmt.Errorf("no webhook secret for Harbor project %s; set one (the project's webhook policy's auth header) so anyone on the network cannot trigger deploys", p)
+		}
 	}
 	if o.ReplayWindow == 0 {
 		o.ReplayWindow = DefaultReplayWindow
@@ -80,7 +93,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		o.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg: o.Config, webhookSecret: o.WebhookSecret, dir: o.Directory, log: o.Log, clock: o.Clock,
+		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
 		metrics: NewMetrics(o.Registry), registry: o.Registry,
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
@@ -182,7 +195,11 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 		if kind == DeployPromote {
 			m := imageByDigestRE.FindStringSubmatch(req.Image)
 			if m == nil || m[2] != policy.Repository {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not <registry>/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, policy.Repository)})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not %s/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, s.cfg.Registry, policy.Repository)})
+				return
+			}
+			if m[1] != s.cfg.Registry {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])})
 				return
 			}
 			dr.Image = req.Image

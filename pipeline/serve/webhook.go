@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -37,11 +38,12 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	auth := r.Header.Get("Authorization")
-	switch {
-	case auth == "":
-		refuse(http.StatusUnauthorized, "unauthorized", "no Authorization header; set the webhook policy's auth header to serve's webhook secret")
+	if auth == "" {
+		refuse(http.StatusUnauthorized, "unauthorized", "no Authorization header; set the webhook policy's auth header to the project's webhook secret")
 		return
-	case !secretMatches(auth, s.webhookSecret):
+	}
+	secretOf, known := secretProject(auth, s.webhookSecrets)
+	if !known {
 		refuse(http.StatusUnauthorized, "unauthorized", "wrong secret in the Authorization header")
 		return
 	}
@@ -71,6 +73,16 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if ev.Type == HarborPushArtifact || ev.Type == HarborPullArtifact || ev.Type == HarborDeleteArtifact {
 		evAttrs = append(evAttrs, "repository", ev.EventData.Repository.RepoFullName,
 			"digest", ev.EventData.Resources[0].Digest, "tag", ev.EventData.Resources[0].Tag)
+		// The secret says which project's webhook sent this; an event about
+		// another project's repository is that project's to send.
+		if project := ev.Project(); project != secretOf {
+			refuse(http.StatusForbidden, "wrong_project", fmt.Sprintf("the Authorization header is the webhook secret of Harbor project %s, but the event is about %s of project %s; each project's webhook sends its own secret", secretOf, ev.EventData.Repository.RepoFullName, project), evAttrs...)
+			return
+		}
+		if host, _ := ev.Registry(); host != s.cfg.Registry {
+			refuse(http.StatusBadRequest, "wrong_registry", fmt.Sprintf("the event's image is on registry %s, but serve deploys from %s only (serve.yaml registry)", host, s.cfg.Registry), evAttrs...)
+			return
+		}
 	}
 	if !s.isLeader() {
 		w.Header().Set("Retry-After", "5")

@@ -84,9 +84,11 @@ func installServe(ctx context.Context, t *testing.T, c kubernetes.Interface, ima
 	vals := map[string]any{
 		"image":          map[string]any{"repository": repo, "digest": digest, "pullPolicy": "IfNotPresent"},
 		"existingSecret": serveSecret,
-		"allowUnsigned":  true,
-		"appNamespaces":  []string{serveAppNS},
-		"config": map[string]any{"policies": []map[string]any{{
+		// Issue 17 finding 1: one webhook secret per Harbor project (key e2e).
+		"existingWebhookSecret": serveSecret,
+		"allowUnsigned":         true,
+		"appNamespaces":         []string{serveAppNS},
+		"config": map[string]any{"registry": theAddons.Addons.Registry, "policies": []map[string]any{{
 			"name": "hello", "repository": "e2e/hello", "tags": "sv*", "app": serveApp, "namespace": serveAppNS, "spec": "specs/hello.yaml"}}},
 		"specs": map[string]string{"hello.yaml": serveAppSpec},
 		"service": map[string]any{"type": "LoadBalancer", "port": port, "annotations": map[string]string{
@@ -368,7 +370,7 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	}
 	secret := "Bearer " + hex.EncodeToString(secretBytes)
 	if _, err := c.CoreV1().Secrets(serveNS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: serveSecret},
-		StringData: map[string]string{"webhook-secret": secret}}, metav1.CreateOptions{}); err != nil {
+		StringData: map[string]string{"e2e": secret}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// serve's address comes from the promote pool like an app's.
