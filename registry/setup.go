@@ -133,6 +133,9 @@ func (h *Harbor) Setup(ctx context.Context, o SetupOptions) (*SetupResult, error
 		if err := h.ensureWebhook(ctx, o, res); err != nil {
 			return nil, err
 		}
+		if u, _ := url.Parse(o.WebhookURL); u.Scheme == "http" {
+			res.Warnings = append(res.Warnings, "webhook URL "+o.WebhookURL+" is http://: the project's webhook secret crosses the network in clear; tsys-ci serve listens with TLS (serve.yaml tls), give its https:// address")
+		}
 		if w := h.webhookVersionWarning(ctx); w != "" {
 			res.Warnings = append(res.Warnings, w)
 		}

@@ -29,7 +29,7 @@ func startHarbor(t *testing.T) (*httptest.Server, *Harbor) {
 }
 
 func setupOptions() SetupOptions {
-	return SetupOptions{Project: "demo", Robot: "ci", WebhookURL: "http://tsys-ci.example:8080/hooks/harbor",
+	return SetupOptions{Project: "demo", Robot: "ci", WebhookURL: "https://tsys-ci.example:8443/hooks/harbor",
 		KeepLatest: 10, RetentionCron: "0 0 3 * * *"}
 }
 
@@ -78,7 +78,7 @@ func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 	}
 	// A changed option changes exactly that.
 	o := saved
-	o.WebhookURL, o.KeepLatest = "http://tsys-ci.example:9090/hooks/harbor", 5
+	o.WebhookURL, o.KeepLatest = "https://tsys-ci.example:9443/hooks/harbor", 5
 	third, err := h.Setup(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +131,12 @@ func TestSetupWebhookSecretPerProject(t *testing.T) {
 		if err != nil || len(res.Changes) != 0 || res.WebhookAuthHeader != "" {
 			t.Fatalf("Harbor stand-in: setup of %s with its saved secret: %v %q", project, err, res.Changes)
 		}
+	}
+	// Issue 17 finding 5: an http:// address is warned about.
+	plain := setupOptions()
+	plain.Project, plain.WebhookURL = "plain", "http://tsys-ci.example/webhook/harbor"
+	if res, err := h.Setup(ctx, plain); err != nil || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "in clear") {
+		t.Fatalf("Harbor stand-in: setup with an http:// webhook: %v, warnings %q", err, res.Warnings)
 	}
 	// The saved secret lost: a new one, and the policy updated with it.
 	o := setupOptions()

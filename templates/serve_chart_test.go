@@ -33,6 +33,7 @@ ldapCA: |
   MIIB
   -----END CERTIFICATE-----
 allowUnsigned: true
+tls: {secretName: tsys-ci-serve-tls}
 appNamespaces: [shop, web]
 config:
   registry: harbor.company.example
@@ -193,6 +194,12 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve rejects the rendered serve.yaml: %v\n%s", err, cm.Data["serve.yaml"])
 	}
+	// Issue 17 finding 5: TLS from the Secret, probes and Service on https.
+	if cfg.TLS == nil || cfg.TLS.CertFile != "/var/run/tsys-ci/tls/tls.crt" || cfg.InsecurePlainHTTP ||
+		c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.LivenessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS ||
+		svc.Spec.Ports[0].Name != "https" || pod.Volumes[len(pod.Volumes)-1].Secret.SecretName != "tsys-ci-serve-tls" {
+		t.Errorf("TLS: config %+v, probes %+v %+v, Service ports %+v, volumes %+v", cfg.TLS, c.ReadinessProbe, c.LivenessProbe, svc.Spec.Ports, pod.Volumes)
+	}
 	if len(cfg.Policies) != 2 || cfg.Registry != "harbor.company.example" || cfg.WebhookSecretsDir != "/var/run/tsys-ci/webhook-secrets" || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
 		t.Fatalf("rendered config %+v", cfg)
 	}
@@ -219,6 +226,7 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 	for _, tc := range []struct{ drop, words string }{
 		{"webhookSecrets", "webhookSecrets is required"},
 		{"allowUnsigned", "set verifyKey"},
+		{"tls", "tls.secretName is required"}, // issue 17 finding 5
 	} {
 		var vals map[string]any
 		if err := yaml.Unmarshal([]byte(serveValues), &vals); err != nil {

@@ -38,6 +38,13 @@ type Config struct {
 	// event is accepted only with its own project's secret, so an admin of
 	// one project cannot deploy another project's apps.
 	WebhookSecretsDir string `json:"webhookSecretsDir,omitempty"`
+	// TLS is serve's certificate and key (PEM files, e.g. a
+	// kubernetes.io/tls Secret mounted as tls.crt and tls.key): webhook
+	// secrets and directory passwords cross the network to serve.
+	TLS *TLSConfig `json:"tls,omitempty"`
+	// InsecurePlainHTTP serves plain HTTP instead, knowingly (a lab, or TLS
+	// ended in front of serve on the same host); serve logs a warning.
+	InsecurePlainHTTP bool `json:"insecurePlainHTTP,omitempty"`
 	// Policies say which pushes deploy what, in order.
 	Policies []DeployPolicy `json:"policies"`
 	// LDAP is the directory people log in against for manual promote and
@@ -46,6 +53,12 @@ type Config struct {
 	// Access maps a namespace to the DN of the LDAP group whose members may
 	// promote and roll back apps in it. A namespace not listed is closed.
 	Access map[string]string `json:"access,omitempty"`
+}
+
+// TLSConfig names serve's serving certificate and key files.
+type TLSConfig struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
 }
 
 // DeployPolicy maps pushes of a Harbor repository with a matching tag to a
@@ -100,6 +113,19 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 	}
 	v := &cfgChecker{}
 	v.registry("registry", cfg.Registry)
+	switch {
+	case cfg.TLS == nil && !cfg.InsecurePlainHTTP:
+		v.add("tls", "missing; add `tls: {certFile: /var/run/tsys-ci/tls/tls.crt, keyFile: /var/run/tsys-ci/tls/tls.key}` (webhook secrets and directory passwords cross the network to serve), or `insecurePlainHTTP: true` to send them in clear knowingly")
+	case cfg.TLS != nil && cfg.InsecurePlainHTTP:
+		v.add("insecurePlainHTTP", "set together with tls; choose one")
+	case cfg.TLS != nil:
+		if cfg.TLS.CertFile == "" {
+			v.add("tls.certFile", "is required: the PEM certificate (chain) serve presents")
+		}
+		if cfg.TLS.KeyFile == "" {
+			v.add("tls.keyFile", "is required: the PEM private key of tls.certFile")
+		}
+	}
 	names := map[string]int{}
 	for i := range cfg.Policies {
 		p := &cfg.Policies[i]

@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,7 @@ type Server struct {
 	queue          *DeployQueue
 	recorder       *DeployRecorder
 	webhookMu      sync.Mutex
+	tls            *tls.Config // nil: plain HTTP (InsecurePlainHTTP)
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -70,6 +72,10 @@ type Server struct {
 func NewServer(o ServerOptions) (*Server, error) {
 	if o.Config == nil {
 		return nil, errors.New("no serve config")
+	}
+	tlsConf, err := serverTLS(o.Config)
+	if err != nil {
+		return nil, err
 	}
 	if o.WebhookSecrets == nil {
 		secrets, err := LoadWebhookSecrets(o.Config.WebhookSecretsDir, o.Config.Projects())
@@ -94,7 +100,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
-		metrics: NewMetrics(o.Registry), registry: o.Registry,
+		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf,
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
@@ -102,6 +108,9 @@ func NewServer(o ServerOptions) (*Server, error) {
 	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock}
 	return s, nil
 }
+
+// TLS is the server's TLS configuration; nil means plain HTTP.
+func (s *Server) TLS() *tls.Config { return s.tls }
 
 // SetReady says whether the server takes traffic (readyz).
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }

@@ -87,7 +87,10 @@ func installServe(ctx context.Context, t *testing.T, c kubernetes.Interface, ima
 		// Issue 17 finding 1: one webhook secret per Harbor project (key e2e).
 		"existingWebhookSecret": serveSecret,
 		"allowUnsigned":         true,
-		"appNamespaces":         []string{serveAppNS},
+		// The lab's clients speak plain HTTP to serve; production gives
+		// tls.secretName (issue 17 finding 5; TLS is tested in pipeline/serve).
+		"insecurePlainHTTP": true,
+		"appNamespaces":     []string{serveAppNS},
 		"config": map[string]any{"registry": theAddons.Addons.Registry, "policies": []map[string]any{{
 			"name": "hello", "repository": "e2e/hello", "tags": "sv*", "app": serveApp, "namespace": serveAppNS, "spec": "specs/hello.yaml"}}},
 		"specs": map[string]string{"hello.yaml": serveAppSpec},

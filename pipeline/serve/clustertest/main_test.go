@@ -283,7 +283,7 @@ func TestPromoterDeployerRunsPromote(t *testing.T) {
 func TestServeConfigFromConfigMap(t *testing.T) {
 	c := client(t)
 	namespace(t, c, "serve-cm")
-	good := "registry: harbor.company.example\npolicies:\n- {name: shop-main, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
+	good := "registry: harbor.company.example\ninsecurePlainHTTP: true\npolicies:\n- {name: shop-main, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
 	for name, data := range map[string]map[string]string{
 		"good":  {serve.ConfigKey: good},
 		"bad":   {serve.ConfigKey: good + "polices: []\n"},

@@ -34,7 +34,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, err := chartutil.ReadValues([]byte("webhookSecrets: {demo: 'Bearer 0123456789abcdef0123'}\nconfig: {registry: harbor.company.example}\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n"))
+	vals, err := chartutil.ReadValues([]byte("webhookSecrets: {demo: 'Bearer 0123456789abcdef0123'}\nconfig: {registry: harbor.company.example}\ninsecurePlainHTTP: true\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

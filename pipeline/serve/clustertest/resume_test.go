@@ -48,7 +48,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 
 	spec := filepath.Join(t.TempDir(), "hello.yaml")
 	writeFile(t, spec, "name: hello\nnamespace: resume-app\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
-	conf := &serve.Config{Registry: "reg.example", Policies: []serve.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: ns, Spec: spec}}}
+	conf := &serve.Config{Registry: "reg.example", InsecurePlainHTTP: true, Policies: []serve.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: ns, Spec: spec}}}
 	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/new-leader", LeaseDuration: 2 * time.Second}}
