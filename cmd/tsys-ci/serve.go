@@ -131,6 +131,7 @@ func runServe(c *cli.Context) error {
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
+		opts.PushOrder = &serve.KubePushOrder{Client: cs}
 	}
 	s, err := serve.NewServer(opts)
 	if err != nil {

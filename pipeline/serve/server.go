@@ -37,6 +37,9 @@ type ServerOptions struct {
 	Directory Authenticator
 	Deployer  Deployer
 	Events    DeployEventSink // may be nil
+	// PushOrder keeps each app's newest accepted push where every replica
+	// sees it (KubePushOrder); nil keeps it in this process only.
+	PushOrder PushOrder
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	Clock     rollout.Clock
@@ -62,6 +65,7 @@ type Server struct {
 	recorder       *DeployRecorder
 	webhookMu      sync.Mutex
 	tls            *tls.Config // nil: plain HTTP (InsecurePlainHTTP)
+	order          PushOrder
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -95,12 +99,15 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.RecentDeploys == 0 {
 		o.RecentDeploys = 200
 	}
+	if o.PushOrder == nil {
+		o.PushOrder = &MemoryPushOrder{}
+	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
 		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
-		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf,
+		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf, order: o.PushOrder,
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
