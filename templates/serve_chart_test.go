@@ -34,6 +34,7 @@ ldapCA: |
   -----END CERTIFICATE-----
 allowUnsigned: true
 tls: {secretName: tsys-ci-serve-tls}
+readToken: "0123456789abcdef-read"
 appNamespaces: [shop, web]
 config:
   registry: harbor.company.example
@@ -197,8 +198,12 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	// Issue 17 finding 5: TLS from the Secret, probes and Service on https.
 	if cfg.TLS == nil || cfg.TLS.CertFile != "/var/run/tsys-ci/tls/tls.crt" || cfg.InsecurePlainHTTP ||
 		c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.LivenessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS ||
-		svc.Spec.Ports[0].Name != "https" || pod.Volumes[len(pod.Volumes)-1].Secret.SecretName != "tsys-ci-serve-tls" {
+		svc.Spec.Ports[0].Name != "https" || pod.Volumes[2].Secret.SecretName != "tsys-ci-serve-tls" {
 		t.Errorf("TLS: config %+v, probes %+v %+v, Service ports %+v, volumes %+v", cfg.TLS, c.ReadinessProbe, c.LivenessProbe, svc.Spec.Ports, pod.Volumes)
+	}
+	// Issue 17 finding 9: the read token's file.
+	if cfg.ReadTokenFile != "/var/run/tsys-ci/read/read-token" {
+		t.Errorf("readTokenFile %q", cfg.ReadTokenFile)
 	}
 	if len(cfg.Policies) != 2 || cfg.Registry != "harbor.company.example" || cfg.WebhookSecretsDir != "/var/run/tsys-ci/webhook-secrets" || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
 		t.Fatalf("rendered config %+v", cfg)
@@ -249,7 +254,7 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 		}
 	}
 	// Existing Secrets replace the rendered ones.
-	vals := strings.Replace(serveValues, "webhookSecrets:\n", "existingWebhookSecret: serve-hooks\nexistingSecret: serve-secrets\nx:\n", 1)
+	vals := strings.Replace(strings.Replace(serveValues, "webhookSecrets:\n", "existingWebhookSecret: serve-hooks\nexistingSecret: serve-secrets\nx:\n", 1), `readToken: "0123456789abcdef-read"`, "existingReadTokenSecret: serve-secrets", 1)
 	files, err := renderServe(t, vals)
 	if err != nil {
 		t.Fatal(err)
@@ -272,6 +277,7 @@ var updateManifests = flag.Bool("update-serve-manifests", false, "rewrite templa
 func TestServeManifestsMatchChart(t *testing.T) {
 	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: project demo's webhook secret from tsys-ci registry setup", 1)
 	example = strings.Replace(example, "Bearer fedcba9876543210fedcba9876543210", "REPLACE-WITH: project web's webhook secret from tsys-ci registry setup", 1)
+	example = strings.Replace(example, `readToken: "0123456789abcdef-read"`, `readToken: "REPLACE-WITH: a random token for Prometheus and scripts"`, 1)
 	example = strings.Replace(example, `ldapBindPassword: "bind-pw"`, `ldapBindPassword: "REPLACE-WITH-THE-BIND-PASSWORD"`, 1)
 	files, err := renderServe(t, example)
 	if err != nil {

@@ -31,17 +31,20 @@ func serveTestConfig(t *testing.T, extra string) string {
 			t.Fatal(err)
 		}
 		if f == "serve.yaml" {
-			b = append(b, []byte("webhookSecretsDir: "+filepath.Join(dir, "webhook")+"\n"+extra)...)
+			b = append(b, []byte("webhookSecretsDir: "+filepath.Join(dir, "webhook")+"\nreadTokenFile: "+filepath.Join(dir, "read-token")+"\n"+extra)...)
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
+	os.WriteFile(filepath.Join(dir, "read-token"), []byte(cmdReadToken+"\n"), 0o600)
 	os.Mkdir(filepath.Join(dir, "webhook"), 0o700)
 	os.WriteFile(filepath.Join(dir, "webhook", "demo"), []byte("Bearer 0123456789abcdef0123\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "webhook", "web"), []byte("Bearer web-0123456789abcdef0123\n"), 0o600)
 	return filepath.Join(dir, "serve.yaml")
 }
+
+const cmdReadToken = "cmd-test-read-token-0123"
 
 func TestServeUsageErrorsExit2(t *testing.T) {
 	dir := t.TempDir()
@@ -110,7 +113,9 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 	}
 	var deploys struct{ Deploys []serve.DeployRecord }
 	waitUntil(t, func() bool {
-		resp, err := http.Get(base + "/api/v1/deploys")
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/deploys", nil)
+		req.Header.Set("Authorization", "Bearer "+cmdReadToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return false
 		}

@@ -187,10 +187,55 @@ func TestLoginThrottledPerUserAndAddress(t *testing.T) {
 	}
 }
 
+// Issue 17 finding 9: the API reads and /metrics need the read token or a
+// directory login.
+func TestReadsNeedLogin(t *testing.T) {
+	dir := ucsDirectory(t)
+	ts := apiServer(t, dir, LDAPConfig{URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN, BindDN: dir.AdminDN, BindPasswordEnv: "X"})
+	for _, path := range []string{"/api/v1/policies", "/api/v1/deploys", "/metrics"} {
+		for _, tc := range []struct {
+			name, auth string
+			code       int
+		}{
+			{"nothing", "", 401},
+			{"wrong token", "Bearer not-the-read-token-0000", 401},
+			{"webhook secret", testSecret, 401},
+			{"read token", "Bearer " + testReadToken, 200},
+			{"carol (no group)", "carol:carol-pw", 200},
+			{"carol, wrong password", "carol:nope", 401},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+			if u, p, ok := strings.Cut(tc.auth, ":"); ok {
+				req.SetBasicAuth(u, p)
+			} else if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("GET %s with %s: %d, want %d", path, tc.name, resp.StatusCode, tc.code)
+			}
+		}
+	}
+	// Without ldap and without a read token, reads are closed.
+	closed := startTestServer(t, func(o *ServerOptions) { o.ReadToken = "" })
+	code, r := do(t, func() *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, closed.url+"/api/v1/deploys", nil)
+		return req
+	}())
+	if msg, _ := r["error"].(string); code != 401 || !strings.Contains(msg, "readTokenFile") {
+		t.Fatalf("reads without ldap or token: %d %v", code, r)
+	}
+}
+
 func TestReadOnlyAPI(t *testing.T) {
 	ts := startTestServer(t, nil)
 	get := func(path string) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testReadToken)
 		return do(t, req)
 	}
 	if code, _ := get("/healthz"); code != 200 {
@@ -217,7 +262,9 @@ func TestReadOnlyAPI(t *testing.T) {
 	if code, _ := manual(t, ts, "/api/v1/promote", "alice", "alice-pw", map[string]string{}); code != http.StatusNotFound {
 		t.Fatalf("manual promote without ldap: %d", code)
 	}
-	resp, err := http.Get(ts.url + "/metrics")
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testReadToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

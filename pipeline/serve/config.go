@@ -45,6 +45,11 @@ type Config struct {
 	// InsecurePlainHTTP serves plain HTTP instead, knowingly (a lab, or TLS
 	// ended in front of serve on the same host); serve logs a warning.
 	InsecurePlainHTTP bool `json:"insecurePlainHTTP,omitempty"`
+	// ReadTokenFile holds a bearer token that may read the API
+	// (/api/v1/policies, /api/v1/deploys) and /metrics, for Prometheus
+	// and scripts; people read with their directory login. Without it and
+	// without ldap, the reads are closed.
+	ReadTokenFile string `json:"readTokenFile,omitempty"`
 	// Policies say which pushes deploy what, in order.
 	Policies []DeployPolicy `json:"policies"`
 	// LDAP is the directory people log in against for manual promote and

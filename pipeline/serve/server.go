@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ type ServerOptions struct {
 	Directory Authenticator
 	Deployer  Deployer
 	Events    DeployEventSink // may be nil
+	// ReadToken is the bearer token of API reads and /metrics; "" reads
+	// Config.ReadTokenFile when set.
+	ReadToken string
 	// PushOrder keeps each app's newest accepted push where every replica
 	// sees it (KubePushOrder); nil keeps it in this process only.
 	PushOrder PushOrder
@@ -66,6 +70,7 @@ type Server struct {
 	webhookMu      sync.Mutex
 	tls            *tls.Config // nil: plain HTTP (InsecurePlainHTTP)
 	order          PushOrder
+	readToken      string
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -99,6 +104,16 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.RecentDeploys == 0 {
 		o.RecentDeploys = 200
 	}
+	if o.ReadToken == "" && o.Config.ReadTokenFile != "" {
+		b, err := os.ReadFile(o.Config.ReadTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading serve.yaml readTokenFile: %w", err)
+		}
+		o.ReadToken = strings.TrimRight(string(b), "\r\n")
+		if len(o.ReadToken) < MinWebhookSecret {
+			return nil, fmt.Errorf("readTokenFile %s holds %d characters; use at least %d random ones", o.Config.ReadTokenFile, len(o.ReadToken), MinWebhookSecret)
+		}
+	}
 	if o.PushOrder == nil {
 		o.PushOrder = &MemoryPushOrder{}
 	}
@@ -107,7 +122,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 	}
 	s := &Server{
 		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
-		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf, order: o.PushOrder,
+		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf, order: o.PushOrder, readToken: o.ReadToken,
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
@@ -149,14 +164,23 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, code, map[string]any{"ready": s.ready.Load(), "leader": s.isLeader()})
 	})
 	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"policies": s.cfg.Policies})
+		if s.reader(w, r) {
+			writeJSON(w, http.StatusOK, map[string]any{"policies": s.cfg.Policies})
+		}
 	})
 	mux.HandleFunc("GET /api/v1/deploys", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"deploys": s.recorder.Recent()})
+		if s.reader(w, r) {
+			writeJSON(w, http.StatusOK, map[string]any{"deploys": s.recorder.Recent()})
+		}
 	})
 	mux.HandleFunc("POST /api/v1/promote", s.handleManual(DeployPromote))
 	mux.HandleFunc("POST /api/v1/rollback", s.handleManual(DeployRollback))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	metrics := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.reader(w, r) {
+			metrics.ServeHTTP(w, r)
+		}
+	})
 	return mux
 }
 
@@ -236,6 +260,28 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusAccepted, rec)
 	}
+}
+
+// reader lets API reads and /metrics through for the read token (bearer,
+// compared in constant time) or a directory login (any person the
+// directory knows); it answers the refusal itself. They show who deployed
+// what, the policies' repositories and spec paths, and error texts.
+func (s *Server) reader(w http.ResponseWriter, r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	if s.readToken != "" && strings.HasPrefix(auth, "Bearer ") {
+		if secretMatches(auth, "Bearer "+s.readToken) {
+			return true
+		}
+		s.metrics.LoginFailures.WithLabelValues("read_token").Inc()
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong read token"})
+		return false
+	}
+	if s.dir == nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "reads need the read token (Authorization: Bearer, serve.yaml readTokenFile) or a directory login (serve.yaml ldap)"})
+		return false
+	}
+	_, ok := s.login(w, r)
+	return ok
 }
 
 // login checks HTTP basic credentials against the directory, slowed down

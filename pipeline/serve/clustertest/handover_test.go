@@ -123,7 +123,7 @@ func startHandoverReplica(t *testing.T, c kubernetes.Interface, ns, name, node s
 // doneDeploys returns the finished deploys in r's API.
 func doneDeploys(t *testing.T, r *replica) []map[string]any {
 	t.Helper()
-	resp, err := http.Get(r.url + "/api/v1/deploys")
+	resp, err := getAPI(r, "/api/v1/deploys")
 	if err != nil {
 		t.Fatalf("%s deploys API: %v", r.name, err)
 	}

@@ -141,6 +141,19 @@ func startReplicaWith(t *testing.T, le *serve.LeaderElection) *replica {
 	return startServe(t, le, conf, serve.NoClusterDeployer{})
 }
 
+// readToken reads the API of the replicas startServe runs.
+const readToken = "cluster-read-token-0123456789"
+
+// getAPI GETs path of r's API with the read token.
+func getAPI(r *replica, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, r.url+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+readToken)
+	return http.DefaultClient.Do(req)
+}
+
 // startServe runs a serve replica with config conf and deployer d.
 func startServe(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d serve.Deployer) *replica {
 	t.Helper()
@@ -155,7 +168,7 @@ func startServeFor(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d
 	for _, p := range conf.Projects() {
 		secrets[p] = "Bearer cluster-test-secret-" + p
 	}
-	s, err := serve.NewServer(serve.ServerOptions{Config: conf, WebhookSecrets: secrets, Deployer: d,
+	s, err := serve.NewServer(serve.ServerOptions{Config: conf, WebhookSecrets: secrets, ReadToken: readToken, Deployer: d,
 		Clock: rollout.RealClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

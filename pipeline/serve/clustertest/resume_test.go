@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,7 +57,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 
 	var rec map[string]any
 	waitFor(t, "the resume recorded as done", 30*time.Second, func() bool {
-		resp, err := http.Get(r.url + "/api/v1/deploys")
+		resp, err := getAPI(r, "/api/v1/deploys")
 		if err != nil {
 			return false
 		}
