@@ -52,6 +52,7 @@ func manual(t *testing.T, ts *testServer, path, user, pass string, body any) (in
 	if user != "" || pass != "" {
 		req.SetBasicAuth(user, pass)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	return do(t, req)
 }
 
@@ -184,6 +185,44 @@ func TestLoginThrottledPerUserAndAddress(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(ts.metrics.LoginFailures.WithLabelValues("throttled")); got != 2 {
 		t.Fatalf("throttled metric %v, want 2", got)
+	}
+}
+
+// Issue 17 finding 10: POST promote and rollback take application/json
+// only (a browser sends text/plain and forms across sites without a
+// preflight) and one JSON value.
+func TestManualPostNeedsJSON(t *testing.T) {
+	dir := ucsDirectory(t)
+	ts := apiServer(t, dir, LDAPConfig{URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN, BindDN: dir.AdminDN, BindPasswordEnv: "X"})
+	body := `{"namespace":"shop","app":"shop","image":"` + shopImage + `"}`
+	for _, tc := range []struct {
+		name, ctype, body string
+		code              int
+	}{
+		{"text/plain", "text/plain", body, 415},
+		{"text/plain;charset", "text/plain;charset=UTF-8", body, 415},
+		{"form", "application/x-www-form-urlencoded", body, 415},
+		{"multipart", "multipart/form-data; boundary=x", body, 415},
+		{"none", "", body, 415},
+		{"trailing garbage", "application/json", body + "}}}garbage", 400},
+		{"two objects", "application/json", body + body, 400},
+		{"json", "application/json; charset=utf-8", body, 202},
+	} {
+		for _, path := range []string{"/api/v1/promote", "/api/v1/rollback"} {
+			b := tc.body
+			want := tc.code
+			if path == "/api/v1/rollback" {
+				b = strings.Replace(b, `,"image":"`+shopImage+`"`, "", -1)
+			}
+			req, _ := http.NewRequest(http.MethodPost, ts.url+path, strings.NewReader(b))
+			req.SetBasicAuth("alice", "alice-pw")
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if code, r := do(t, req); code != want {
+				t.Errorf("%s %s: %d %v, want %d", path, tc.name, code, r, want)
+			}
+		}
 	}
 }
 

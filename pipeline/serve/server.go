@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -201,6 +202,13 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "manual deploys are off: serve has no ldap configured"})
 			return
 		}
+		// Only JSON: a browser sends text/plain and form bodies across
+		// sites without asking (no CORS preflight), with Basic credentials
+		// it has cached for serve; application/json it does not.
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": fmt.Sprintf("Content-Type %q: send the body as application/json", r.Header.Get("Content-Type"))})
+			return
+		}
 		id, ok := s.login(w, r)
 		if !ok {
 			return
@@ -210,6 +218,10 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("body is not {\"namespace\",\"app\",\"image\"}: %v", err)})
+			return
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body holds more than one JSON object; send one"})
 			return
 		}
 		group, listed := s.cfg.Access[req.Namespace]
