@@ -188,6 +188,32 @@ func TestLoginThrottledPerUserAndAddress(t *testing.T) {
 	}
 }
 
+// Issue 17 finding 7: one spelling per login. Spaces around it, a
+// no-break space, full-width letters are refused like a wrong password;
+// another case logs in as the directory's name and is recorded so.
+func TestLoginNamesCanonical(t *testing.T) {
+	dir := ucsDirectory(t)
+	for name, cfg := range map[string]LDAPConfig{
+		"service account": {URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN, BindDN: dir.AdminDN, BindPasswordEnv: "X"},
+		"direct bind":     {URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := apiServer(t, dir, cfg)
+			promote := map[string]string{"namespace": "shop", "app": "shop", "image": shopImage}
+			for _, login := range []string{" alice", "alice ", "  alice  ", "\u00a0alice", "ａｌｉｃｅ", "alice\t", "al ice"} {
+				if code, reply := manual(t, ts, "/api/v1/promote", login, "alice-pw", promote); code != http.StatusUnauthorized || reply["error"] != "login failed" {
+					t.Errorf("login %q with alice's password: %d %v, want 401 login failed", login, code, reply)
+				}
+				ts.clock.Advance(10 * time.Minute) // past the address's back-off
+			}
+			code, reply := manual(t, ts, "/api/v1/promote", "ALICE", "alice-pw", promote)
+			if code != http.StatusAccepted || reply["by"] != "alice" {
+				t.Fatalf("ALICE: %d %v, want 202 by alice", code, reply)
+			}
+		})
+	}
+}
+
 // Issue 17 finding 10: POST promote and rollback take application/json
 // only (a browser sends text/plain and forms across sites without a
 // preflight) and one JSON value.
