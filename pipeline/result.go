@@ -110,20 +110,40 @@ func writeJSONFile(path string, v any, perm os.FileMode) error {
 }
 
 // writeFile writes data to path with mode perm, creating its folder,
-// through a temporary file renamed over path.
+// through a new temporary file in the same folder renamed over path. The
+// temporary file is created exclusively (O_EXCL, mode 0600 from the first
+// byte) under a random name: nothing planted in the folder (a symlink, a
+// file readable by others) is opened or followed.
 func writeFile(path string, b []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("writing %s: removing the stale %s: %w", path, tmp, err)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.WriteFile(tmp, b, perm); err != nil {
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		done = true
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	done = true
 	return nil
 }

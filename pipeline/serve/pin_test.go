@@ -89,6 +89,11 @@ func TestWebhookSecretsOnePerProject(t *testing.T) {
 	if _, err := NewServer(ServerOptions{Config: cfg}); err == nil || !strings.Contains(err.Error(), "are the same") {
 		t.Fatalf("one secret for two projects: %v", err)
 	}
+	// Issue 17 finding 12: the scheme does not count towards the length.
+	os.WriteFile(filepath.Join(dir, "web"), []byte("Bearer 123456789"), 0o600)
+	if _, err := NewServer(ServerOptions{Config: cfg}); err == nil || !strings.Contains(err.Error(), "9 characters after its scheme") {
+		t.Fatalf("a 9-character token after Bearer: %v", err)
+	}
 	os.WriteFile(filepath.Join(dir, "web"), []byte(testSecretWeb), 0o600)
 	s, err := NewServer(ServerOptions{Config: cfg})
 	if err != nil {

@@ -34,8 +34,8 @@ func LoadWebhookSecrets(dir string, projects []string) (map[string]string, error
 			return nil, fmt.Errorf("reading the webhook secret of Harbor project %s: %w", p, err)
 		}
 		s := strings.TrimRight(string(b), "\r\n")
-		if len(s) < MinWebhookSecret {
-			return nil, fmt.Errorf("webhook secret %s holds %d characters; use at least %d random ones", file, len(s), MinWebhookSecret)
+		if n := len(secretToken(s)); n < MinWebhookSecret {
+			return nil, fmt.Errorf("webhook secret %s has %d characters after its scheme (%q); use at least %d random ones (registry setup makes 43)", file, n, strings.TrimSuffix(s[:len(s)-n], " "), MinWebhookSecret)
 		}
 		if q, dup := owner[s]; dup {
 			return nil, fmt.Errorf("webhook secrets %s and %s are the same; each Harbor project needs its own (`tsys-ci registry setup` makes one per project)", filepath.Join(dir, q), file)
@@ -44,6 +44,16 @@ func LoadWebhookSecrets(dir string, projects []string) (map[string]string, error
 		out[p] = s
 	}
 	return out, nil
+}
+
+// secretToken is what follows the scheme of an Authorization header value
+// ("Bearer xyz" -> "xyz"): the scheme is no secret, so it does not count
+// towards a secret's length.
+func secretToken(header string) string {
+	if _, token, ok := strings.Cut(header, " "); ok {
+		return strings.TrimLeft(token, " ")
+	}
+	return header
 }
 
 // secretProject returns the project whose webhook secret the header is.
