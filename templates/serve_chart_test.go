@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -144,7 +145,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
+	for _, k := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s rendered (kinds: %v)", k, kinds)
 		}
@@ -252,6 +253,36 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 		if _, err := renderServe(t, strings.Replace(serveValues, tc.from, tc.to, 1)); err == nil || !strings.Contains(err.Error(), tc.words) {
 			t.Errorf("values with %q: %v, want an error saying %q", tc.to, err, tc.words)
 		}
+	}
+	// Issue 17 finding 4: a policy deploying outside appNamespaces fails
+	// the chart; no namespace rights; managed app namespaces get Pod
+	// Security labels.
+	if _, err := renderServe(t, strings.Replace(serveValues, "appNamespaces: [shop, web]", "appNamespaces: [shop]", 1)); err == nil || !strings.Contains(err.Error(), "namespace web, which is not in appNamespaces") {
+		t.Errorf("a policy outside appNamespaces: %v", err)
+	}
+	managed, err := renderServe(t, serveValues+"manageAppNamespaces: true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nsLabelled int
+	for _, o := range decodeStrict(t, managed) {
+		switch o := o.(type) {
+		case *corev1.Namespace:
+			if o.Labels["pod-security.kubernetes.io/enforce"] == "baseline" && o.Labels["pod-security.kubernetes.io/warn"] == "restricted" {
+				nsLabelled++
+			}
+		case *rbacv1.ClusterRole:
+			for _, r := range o.Rules {
+				if slices.Contains(r.Resources, "namespaces") {
+					t.Errorf("ClusterRole %s grants %v on namespaces", o.Name, r.Verbs)
+				}
+			}
+		case *rbacv1.ClusterRoleBinding:
+			t.Errorf("ClusterRoleBinding %s rendered; serve needs no cluster-wide binding", o.Name)
+		}
+	}
+	if nsLabelled != 2 {
+		t.Errorf("%d app namespaces with Pod Security labels, want 2 (shop, web)", nsLabelled)
 	}
 	// Existing Secrets replace the rendered ones.
 	vals := strings.Replace(strings.Replace(serveValues, "webhookSecrets:\n", "existingWebhookSecret: serve-hooks\nexistingSecret: serve-secrets\nx:\n", 1), `readToken: "0123456789abcdef-read"`, "existingReadTokenSecret: serve-secrets", 1)

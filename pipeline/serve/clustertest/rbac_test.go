@@ -105,7 +105,10 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"update", "", "configmaps", "", rollout.DefaultAllocNamespace, rollout.DefaultAllocName, true},
 		{"patch", "policy", "poddisruptionbudgets", "", "rbac-shop", "shop", true},
 		{"patch", "", "persistentvolumeclaims", "", "rbac-shop", "shop-data", true},
-		{"patch", "", "namespaces", "", "", "rbac-shop", true},
+		// Issue 17 finding 4: serve touches no Namespace object.
+		{"patch", "", "namespaces", "", "", "rbac-shop", false},
+		{"get", "", "namespaces", "", "", "rbac-shop", false},
+		{"get", "", "namespaces", "", "", "kube-system", false},
 		{"create", "", "events", "", "rbac-shop", "", true},
 		{"update", "coordination.k8s.io", "leases", "", "tsys-ci", "tsys-ci-serve", true},
 		{"patch", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // the leader label
