@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Default places of the results, relative to the workspace.
@@ -77,6 +78,25 @@ func readJSON(path string, v any, hint string) error {
 // first byte on (a robot account's login, for Jenkins' credentials store).
 func WriteSecret(path string, v any) error { return writeJSONFile(path, v, 0o600) }
 
+// WriteSecretText writes text and a newline to path readable by its owner
+// only (a webhook secret, for tsys-ci serve).
+func WriteSecretText(path, text string) error {
+	return writeFile(path, []byte(text+"\n"), 0o600)
+}
+
+// ReadSecretText reads a file WriteSecretText wrote, without the newline;
+// "" when it does not exist.
+func ReadSecretText(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
 // writeJSONFile writes v as indented JSON to path with mode perm, creating
 // its folder, through a temporary file renamed over path. A stale temporary
 // file is removed first: os.WriteFile keeps an existing file's mode, which
@@ -86,18 +106,44 @@ func writeJSONFile(path string, v any, perm os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
+	return writeFile(path, append(b, '\n'), perm)
+}
+
+// writeFile writes data to path with mode perm, creating its folder,
+// through a new temporary file in the same folder renamed over path. The
+// temporary file is created exclusively (O_EXCL, mode 0600 from the first
+// byte) under a random name: nothing planted in the folder (a symlink, a
+// file readable by others) is opened or followed.
+func writeFile(path string, b []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("writing %s: removing the stale %s: %w", path, tmp, err)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.WriteFile(tmp, append(b, '\n'), perm); err != nil {
+	tmp := f.Name()
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		done = true
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	done = true
 	return nil
 }

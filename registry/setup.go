@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"reflect"
@@ -24,8 +26,14 @@ type SetupOptions struct {
 	Robot   string // robot account name; Harbor shows it as robot$PROJECT+NAME
 	// WebhookURL is where Harbor posts PUSH_ARTIFACT (tsys-ci serve); empty
 	// means no webhook policy.
-	WebhookURL        string
-	WebhookAuthHeader string // sent verbatim as Authorization, e.g. "Bearer ..."
+	WebhookURL string
+	// WebhookAuthHeader is the Authorization header this project's webhook
+	// was given by an earlier run (its saved secret), or "". Setup keeps
+	// the policy's header only when it is this one; otherwise it makes a
+	// new random one for this project alone (SetupResult.WebhookAuthHeader),
+	// so no two projects share a secret and a project admin, who can read
+	// the header back from Harbor, can send only their own project's events.
+	WebhookAuthHeader string
 	// KeepLatest is how many most recently pushed artifacts per repository
 	// the retention rule keeps; 0 means no retention rule.
 	KeepLatest int
@@ -47,6 +55,20 @@ type SetupResult struct {
 	Warnings    []string `json:"warnings,omitempty"`
 	RobotName   string   `json:"robot"`
 	RobotSecret string   `json:"-"`
+	// WebhookAuthHeader is set when setup gave the project's webhook a new
+	// secret: save it (tsys-ci serve needs it, Harbor does not show it to
+	// anyone but project admins).
+	WebhookAuthHeader string `json:"-"`
+}
+
+// NewWebhookAuthHeader makes a webhook secret: "Bearer " and 43 characters
+// of 32 random bytes.
+func NewWebhookAuthHeader() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making a webhook secret: %w", err)
+	}
+	return "Bearer " + base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // Setup makes Harbor match o: the project, a project robot with push and
@@ -110,6 +132,9 @@ func (h *Harbor) Setup(ctx context.Context, o SetupOptions) (*SetupResult, error
 	if o.WebhookURL != "" {
 		if err := h.ensureWebhook(ctx, o, res); err != nil {
 			return nil, err
+		}
+		if u, _ := url.Parse(o.WebhookURL); u.Scheme == "http" {
+			res.Warnings = append(res.Warnings, "webhook URL "+o.WebhookURL+" is http://: the project's webhook secret crosses the network in clear; tsys-ci serve listens with TLS (serve.yaml tls), give its https:// address")
 		}
 		if w := h.webhookVersionWarning(ctx); w != "" {
 			res.Warnings = append(res.Warnings, w)
@@ -252,16 +277,31 @@ func (h *Harbor) ensureWebhook(ctx context.Context, o SetupOptions, res *SetupRe
 		EventTypes: []string{"PUSH_ARTIFACT"},
 		Targets:    []*models.WebhookTargetObject{{Type: "http", Address: o.WebhookURL, AuthHeader: o.WebhookAuthHeader}},
 	}
+	// A new secret whenever the saved one is not the policy's: never one
+	// given from outside, which could be another project's.
+	newSecret := func() error {
+		h, err := NewWebhookAuthHeader()
+		if err != nil {
+			return err
+		}
+		want.Targets[0].AuthHeader, res.WebhookAuthHeader = h, h
+		return nil
+	}
 	for _, p := range list.Payload {
 		if p.Name != WebhookPolicyName {
 			continue
 		}
-		if p.Enabled && reflect.DeepEqual(p.EventTypes, want.EventTypes) && reflect.DeepEqual(p.Targets, want.Targets) {
+		if o.WebhookAuthHeader != "" && p.Enabled && reflect.DeepEqual(p.EventTypes, want.EventTypes) && reflect.DeepEqual(p.Targets, want.Targets) {
 			return nil
 		}
 		if o.DryRun {
 			res.Changes = append(res.Changes, "would update webhook policy "+WebhookPolicyName+" -> "+o.WebhookURL)
 			return nil
+		}
+		if len(p.Targets) != 1 || p.Targets[0].AuthHeader != o.WebhookAuthHeader || o.WebhookAuthHeader == "" {
+			if err := newSecret(); err != nil {
+				return err
+			}
 		}
 		if _, err := h.api.Webhook.UpdateWebhookPolicyOfProject(ctx, &webhook.UpdateWebhookPolicyOfProjectParams{
 			ProjectNameOrID: o.Project, XIsResourceName: &isName, WebhookPolicyID: p.ID, Policy: want,
@@ -274,6 +314,9 @@ func (h *Harbor) ensureWebhook(ctx context.Context, o SetupOptions, res *SetupRe
 	if o.DryRun {
 		res.Changes = append(res.Changes, "would create webhook policy "+WebhookPolicyName+": PUSH_ARTIFACT -> "+o.WebhookURL)
 		return nil
+	}
+	if err := newSecret(); err != nil {
+		return err
 	}
 	if _, err := h.api.Webhook.CreateWebhookPolicyOfProject(ctx, &webhook.CreateWebhookPolicyOfProjectParams{
 		ProjectNameOrID: o.Project, XIsResourceName: &isName, Policy: want,

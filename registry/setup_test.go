@@ -29,8 +29,8 @@ func startHarbor(t *testing.T) (*httptest.Server, *Harbor) {
 }
 
 func setupOptions() SetupOptions {
-	return SetupOptions{Project: "demo", Robot: "ci", WebhookURL: "http://tsys-ci.example:8080/hooks/harbor",
-		WebhookAuthHeader: "Bearer s3cret", KeepLatest: 10, RetentionCron: "0 0 3 * * *"}
+	return SetupOptions{Project: "demo", Robot: "ci", WebhookURL: "https://tsys-ci.example:8443/hooks/harbor",
+		KeepLatest: 10, RetentionCron: "0 0 3 * * *"}
 }
 
 func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
@@ -64,7 +64,12 @@ func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 	if first.RobotSecret == "" || first.RobotName != "robot$demo+ci" {
 		t.Errorf("Harbor stand-in: robot %q secret %q", first.RobotName, first.RobotSecret)
 	}
-	second, err := h.Setup(ctx, setupOptions())
+	if !strings.HasPrefix(first.WebhookAuthHeader, "Bearer ") || len(first.WebhookAuthHeader) < 40 {
+		t.Fatalf("Harbor stand-in: the webhook's new secret %q", first.WebhookAuthHeader)
+	}
+	saved := setupOptions()
+	saved.WebhookAuthHeader = first.WebhookAuthHeader
+	second, err := h.Setup(ctx, saved)
 	if err != nil {
 		t.Fatalf("Harbor stand-in: second setup: %v", err)
 	}
@@ -72,8 +77,8 @@ func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 		t.Fatalf("Harbor stand-in: second setup changed %q (secret %q), want nothing", second.Changes, second.RobotSecret)
 	}
 	// A changed option changes exactly that.
-	o := setupOptions()
-	o.WebhookURL, o.KeepLatest = "http://tsys-ci.example:9090/hooks/harbor", 5
+	o := saved
+	o.WebhookURL, o.KeepLatest = "https://tsys-ci.example:9443/hooks/harbor", 5
 	third, err := h.Setup(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +90,7 @@ func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 		t.Fatalf("Harbor stand-in: repeating the third setup changed %q", again.Changes)
 	}
 	// A dry run against the set-up project plans exactly the differences.
-	dry = setupOptions()
+	dry = saved
 	dry.DryRun = true
 	plan, err = h.Setup(ctx, dry)
 	if err != nil || len(plan.Changes) != 2 || !strings.HasPrefix(plan.Changes[0], "would update webhook policy") || !strings.HasPrefix(plan.Changes[1], "would update tag retention") {
@@ -93,6 +98,51 @@ func TestSetupIsIdempotentAgainstHarborStandIn(t *testing.T) {
 	}
 	if again, _ := h.Setup(ctx, o); len(again.Changes) != 0 {
 		t.Fatalf("Harbor stand-in: the dry run changed something: %q", again.Changes)
+	}
+}
+
+// Issue 17 finding 1: every project's webhook gets its own secret, kept
+// while the caller has it saved, replaced when it is lost; the header a
+// caller saved for one project is never given to another.
+func TestSetupWebhookSecretPerProject(t *testing.T) {
+	_, h := startHarbor(t)
+	ctx := context.Background()
+	secrets := map[string]string{}
+	for _, project := range []string{"demo", "shop"} {
+		o := setupOptions()
+		o.Project = project
+		o.WebhookAuthHeader = "Bearer one-secret-for-all-projects" // an old shared one, not the policy's
+		res, err := h.Setup(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.WebhookAuthHeader == "" || res.WebhookAuthHeader == o.WebhookAuthHeader {
+			t.Fatalf("Harbor stand-in: project %s's webhook secret %q", project, res.WebhookAuthHeader)
+		}
+		secrets[project] = res.WebhookAuthHeader
+	}
+	if secrets["demo"] == secrets["shop"] {
+		t.Fatalf("Harbor stand-in: demo and shop share the webhook secret %q", secrets["demo"])
+	}
+	for project, secret := range secrets {
+		o := setupOptions()
+		o.Project, o.WebhookAuthHeader = project, secret
+		res, err := h.Setup(ctx, o)
+		if err != nil || len(res.Changes) != 0 || res.WebhookAuthHeader != "" {
+			t.Fatalf("Harbor stand-in: setup of %s with its saved secret: %v %q", project, err, res.Changes)
+		}
+	}
+	// Issue 17 finding 5: an http:// address is warned about.
+	plain := setupOptions()
+	plain.Project, plain.WebhookURL = "plain", "http://tsys-ci.example/webhook/harbor"
+	if res, err := h.Setup(ctx, plain); err != nil || len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "in clear") {
+		t.Fatalf("Harbor stand-in: setup with an http:// webhook: %v, warnings %q", err, res.Warnings)
+	}
+	// The saved secret lost: a new one, and the policy updated with it.
+	o := setupOptions()
+	res, err := h.Setup(ctx, o)
+	if err != nil || res.WebhookAuthHeader == "" || res.WebhookAuthHeader == secrets["demo"] || len(res.Changes) != 1 || !strings.HasPrefix(res.Changes[0], "updated webhook policy") {
+		t.Fatalf("Harbor stand-in: setup without the saved secret: %v %q %q", err, res.Changes, res.WebhookAuthHeader)
 	}
 }
 

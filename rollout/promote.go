@@ -59,10 +59,15 @@ type Promoter struct {
 	// has not expired or is about to be taken over: a process it proves
 	// dead frees the app at once instead of after the lease expires and
 	// is watched for one more duration (about a minute with the default).
-	HolderGone    HolderGone
-	LeaseDuration time.Duration
-	PollInterval  time.Duration
-	ReadyTimeout  time.Duration
+	HolderGone HolderGone
+	// VerifyRecorded, when set, checks an image read from the rollout
+	// state before Resume or Rollback deploys it (the candidate of a
+	// resumed promote, the previous version a rollback returns to): that
+	// ConfigMap can be written by more than the process that verified it.
+	VerifyRecorded func(ctx context.Context, image string) error
+	LeaseDuration  time.Duration
+	PollInterval   time.Duration
+	ReadyTimeout   time.Duration
 }
 
 // Request is one promote: the app's spec and the image to put live.

@@ -12,6 +12,17 @@ import (
 // Result ResultRolledBack and no error; a resumed promote whose version
 // then fails rolls back as Promote does (*ProbeFailedError).
 //
+// verifyRecorded runs VerifyRecorded on an image read from the state.
+func (p *Promoter) verifyRecorded(ctx context.Context, image string) error {
+	if p.VerifyRecorded == nil {
+		return nil
+	}
+	if err := p.VerifyRecorded(ctx, image); err != nil {
+		return fmt.Errorf("%s, recorded in the rollout state, fails the image check (%v); not deployed: promote a signed image, or 'tsys-ci abort' an interrupted promote", image, err)
+	}
+	return nil
+}
+
 // It is what a new 'tsys-ci serve' leader runs for the deploys the old one
 // was carrying out when it died; the app's lease keeps it from racing a
 // process that is still alive.
@@ -49,6 +60,9 @@ func (p *Promoter) Resume(ctx context.Context, spec *AppSpec) (*Result, error) {
 				return fmt.Errorf("the interrupted promote used strategy %s, which the spec no longer allows (%v); run 'tsys-ci abort %s' to roll it back", s.Strategy, err, spec.Name)
 			}
 			r.spec = &copied
+		}
+		if err := p.verifyRecorded(ctx, s.Candidate.Image); err != nil {
+			return err
 		}
 		r.logf("resuming the promote of %s left at phase %s", s.Candidate.Image, s.Phase)
 		res.Resumed = true

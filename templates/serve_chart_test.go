@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -24,15 +25,20 @@ import (
 )
 
 const serveValues = `
-webhookSecret: "Bearer 0123456789abcdef0123456789abcdef"
+webhookSecrets:
+  demo: "Bearer 0123456789abcdef0123456789abcdef"
+  web: "Bearer fedcba9876543210fedcba9876543210"
 ldapBindPassword: "bind-pw"
 ldapCA: |
   -----BEGIN CERTIFICATE-----
   MIIB
   -----END CERTIFICATE-----
 allowUnsigned: true
+tls: {secretName: tsys-ci-serve-tls}
+readToken: "0123456789abcdef-read"
 appNamespaces: [shop, web]
 config:
+  registry: harbor.company.example
   policies:
     - {name: shop-main, repository: demo/shop, tags: "main-*", app: shop, namespace: shop, spec: specs/shop.yaml}
     - {name: blog, repository: web/blog, tags: "v*", app: blog, namespace: web, strategy: canary, spec: specs/blog.yaml}
@@ -139,7 +145,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} {
+	for _, k := range []string{"Deployment", "Service", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "Role", "RoleBinding", "ClusterRole"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s rendered (kinds: %v)", k, kinds)
 		}
@@ -170,7 +176,7 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 		t.Errorf("promote RoleBindings in %v, want shop, web and the pool namespace", bindings)
 	}
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--webhook-secret-file=/var/run/tsys-ci/webhook-secret", "--allow-unsigned", "--lease-name=tsys-ci-serve", "--label-leader"} {
+	for _, want := range []string{"serve", "--config=/etc/tsys-ci/serve.yaml", "--allow-unsigned", "--lease-name=tsys-ci-serve", "--label-leader"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}
@@ -190,7 +196,17 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve rejects the rendered serve.yaml: %v\n%s", err, cm.Data["serve.yaml"])
 	}
-	if len(cfg.Policies) != 2 || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
+	// Issue 17 finding 5: TLS from the Secret, probes and Service on https.
+	if cfg.TLS == nil || cfg.TLS.CertFile != "/var/run/tsys-ci/tls/tls.crt" || cfg.InsecurePlainHTTP ||
+		c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS || c.LivenessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS ||
+		svc.Spec.Ports[0].Name != "https" || pod.Volumes[2].Secret.SecretName != "tsys-ci-serve-tls" {
+		t.Errorf("TLS: config %+v, probes %+v %+v, Service ports %+v, volumes %+v", cfg.TLS, c.ReadinessProbe, c.LivenessProbe, svc.Spec.Ports, pod.Volumes)
+	}
+	// Issue 17 finding 9: the read token's file.
+	if cfg.ReadTokenFile != "/var/run/tsys-ci/read/read-token" {
+		t.Errorf("readTokenFile %q", cfg.ReadTokenFile)
+	}
+	if len(cfg.Policies) != 2 || cfg.Registry != "harbor.company.example" || cfg.WebhookSecretsDir != "/var/run/tsys-ci/webhook-secrets" || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
 		t.Fatalf("rendered config %+v", cfg)
 	}
 	var projected []string
@@ -214,8 +230,9 @@ func kindOf(o runtime.Object) string {
 
 func TestServeChartRefusesMissingChoices(t *testing.T) {
 	for _, tc := range []struct{ drop, words string }{
-		{"webhookSecret", "webhookSecret is required"},
+		{"webhookSecrets", "webhookSecrets is required"},
 		{"allowUnsigned", "set verifyKey"},
+		{"tls", "tls.secretName is required"}, // issue 17 finding 5
 	} {
 		var vals map[string]any
 		if err := yaml.Unmarshal([]byte(serveValues), &vals); err != nil {
@@ -227,16 +244,57 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 			t.Errorf("without %s: %v, want an error saying %q", tc.drop, err, tc.words)
 		}
 	}
-	// An existing Secret replaces the rendered one.
-	files, err := renderServe(t, strings.Replace(serveValues, `webhookSecret: "Bearer 0123456789abcdef0123456789abcdef"`, "existingSecret: serve-secrets", 1))
+	// Issue 17 finding 1: an old values file (one webhookSecret, no
+	// registry) is refused with what to give instead.
+	for _, tc := range []struct{ from, to, words string }{
+		{"webhookSecrets:\n", "webhookSecret: \"Bearer 0123456789abcdef0123456789abcdef\"\nwebhookSecrets:\n", "one per project"},
+		{"  registry: harbor.company.example\n", "", "config.registry is required"},
+	} {
+		if _, err := renderServe(t, strings.Replace(serveValues, tc.from, tc.to, 1)); err == nil || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("values with %q: %v, want an error saying %q", tc.to, err, tc.words)
+		}
+	}
+	// Issue 17 finding 4: a policy deploying outside appNamespaces fails
+	// the chart; no namespace rights; managed app namespaces get Pod
+	// Security labels.
+	if _, err := renderServe(t, strings.Replace(serveValues, "appNamespaces: [shop, web]", "appNamespaces: [shop]", 1)); err == nil || !strings.Contains(err.Error(), "namespace web, which is not in appNamespaces") {
+		t.Errorf("a policy outside appNamespaces: %v", err)
+	}
+	managed, err := renderServe(t, serveValues+"manageAppNamespaces: true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nsLabelled int
+	for _, o := range decodeStrict(t, managed) {
+		switch o := o.(type) {
+		case *corev1.Namespace:
+			if o.Labels["pod-security.kubernetes.io/enforce"] == "baseline" && o.Labels["pod-security.kubernetes.io/warn"] == "restricted" {
+				nsLabelled++
+			}
+		case *rbacv1.ClusterRole:
+			for _, r := range o.Rules {
+				if slices.Contains(r.Resources, "namespaces") {
+					t.Errorf("ClusterRole %s grants %v on namespaces", o.Name, r.Verbs)
+				}
+			}
+		case *rbacv1.ClusterRoleBinding:
+			t.Errorf("ClusterRoleBinding %s rendered; serve needs no cluster-wide binding", o.Name)
+		}
+	}
+	if nsLabelled != 2 {
+		t.Errorf("%d app namespaces with Pod Security labels, want 2 (shop, web)", nsLabelled)
+	}
+	// Existing Secrets replace the rendered ones.
+	vals := strings.Replace(strings.Replace(serveValues, "webhookSecrets:\n", "existingWebhookSecret: serve-hooks\nexistingSecret: serve-secrets\nx:\n", 1), `readToken: "0123456789abcdef-read"`, "existingReadTokenSecret: serve-secrets", 1)
+	files, err := renderServe(t, vals)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range decodeStrict(t, files) {
 		if s, ok := o.(*corev1.Secret); ok {
-			t.Fatalf("Secret %s rendered although existingSecret is set", s.Name)
+			t.Fatalf("Secret %s rendered although existingSecret and existingWebhookSecret are set", s.Name)
 		}
-		if d, ok := o.(*appsv1.Deployment); ok && d.Spec.Template.Spec.Volumes[1].Secret.SecretName != "serve-secrets" {
+		if d, ok := o.(*appsv1.Deployment); ok && d.Spec.Template.Spec.Volumes[1].Secret.SecretName != "serve-hooks" {
 			t.Fatalf("deployment mounts %s", d.Spec.Template.Spec.Volumes[1].Secret.SecretName)
 		}
 	}
@@ -248,7 +306,9 @@ var updateManifests = flag.Bool("update-serve-manifests", false, "rewrite templa
 // values above, for `kubectl apply` without Helm (replace the placeholders
 // first); this test keeps it in step with the chart.
 func TestServeManifestsMatchChart(t *testing.T) {
-	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: Bearer <32 random characters>", 1)
+	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: project demo's webhook secret from tsys-ci registry setup", 1)
+	example = strings.Replace(example, "Bearer fedcba9876543210fedcba9876543210", "REPLACE-WITH: project web's webhook secret from tsys-ci registry setup", 1)
+	example = strings.Replace(example, `readToken: "0123456789abcdef-read"`, `readToken: "REPLACE-WITH: a random token for Prometheus and scripts"`, 1)
 	example = strings.Replace(example, `ldapBindPassword: "bind-pw"`, `ldapBindPassword: "REPLACE-WITH-THE-BIND-PASSWORD"`, 1)
 	files, err := renderServe(t, example)
 	if err != nil {

@@ -47,7 +47,8 @@ func registrySetupCommand() *cli.Command {
 			&cli.StringFlag{Name: "robot", Value: "ci", Usage: "robot account name (Harbor shows robot$PROJECT+NAME)"},
 			&cli.StringFlag{Name: "robot-secret-file", Value: ".tsys-ci/harbor-robot.json", Usage: "where a new robot's name and secret are written (mode 0600)"},
 			&cli.StringFlag{Name: "webhook-url", Usage: "tsys-ci serve's webhook URL; Harbor posts PUSH_ARTIFACT there"},
-			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Usage: "Authorization header Harbor sends with webhooks, e.g. 'Bearer TOKEN'"},
+			&cli.StringFlag{Name: "webhook-secrets-dir", Value: ".tsys-ci/webhook-secrets", Usage: "where the project's webhook secret is kept, in a file named after the project (mode 0600); made when missing; give this directory to tsys-ci serve (webhookSecretsDir)"},
+			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Hidden: true, Usage: "no longer taken: setup makes one secret per project"},
 			&cli.IntFlag{Name: "keep", Value: 10, Usage: "tag retention: keep this many most recently pushed artifacts per repository (0: no rule)"},
 			&cli.StringFlag{Name: "retention-cron", Value: "0 0 3 * * *", Usage: "when Harbor runs tag retention (six-field cron)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"},
@@ -61,16 +62,20 @@ func registrySetupCommand() *cli.Command {
 type registrySetupFlags struct {
 	harbor, user, password string
 	secretFile             string
-	opts                   registry.SetupOptions
+	// hooksDir keeps one webhook secret per project; authHeader is the
+	// old shared header, refused.
+	hooksDir, authHeader string
+	opts                 registry.SetupOptions
 }
 
 func registrySetupFlagsFrom(c *cli.Context) registrySetupFlags {
 	return registrySetupFlags{
 		harbor: c.String("harbor"), user: c.String("harbor-username"), password: c.String("harbor-password"),
 		secretFile: c.String("robot-secret-file"),
+		hooksDir:   c.String("webhook-secrets-dir"), authHeader: c.String("webhook-auth-header"),
 		opts: registry.SetupOptions{
 			Project: c.String("project"), Public: c.Bool("public"), Robot: c.String("robot"),
-			WebhookURL: c.String("webhook-url"), WebhookAuthHeader: c.String("webhook-auth-header"),
+			WebhookURL: c.String("webhook-url"),
 			KeepLatest: c.Int("keep"), RetentionCron: c.String("retention-cron"), DryRun: c.Bool("dry-run"),
 		},
 	}
@@ -89,6 +94,9 @@ func (f registrySetupFlags) validate() error {
 	if len(missing) > 0 {
 		return usageErrorf("registry setup needs %s", strings.Join(missing, " and "))
 	}
+	if f.authHeader != "" {
+		return usageErrorf("--webhook-auth-header is no longer taken: one header for several projects lets any of their admins deploy the others' apps; registry setup now makes a secret per project and keeps it in --webhook-secrets-dir")
+	}
 	return nil
 }
 
@@ -99,6 +107,10 @@ func runRegistrySetup(c *cli.Context) error {
 	}
 	h, err := registry.NewHarbor(f.harbor, f.user, f.password, nil)
 	if err != nil {
+		return err
+	}
+	hookFile := filepath.Join(f.hooksDir, f.opts.Project)
+	if f.opts.WebhookAuthHeader, err = pipeline.ReadSecretText(hookFile); err != nil {
 		return err
 	}
 	res, err := h.Setup(c.Context, f.opts)
@@ -113,6 +125,12 @@ func runRegistrySetup(c *cli.Context) error {
 			return fmt.Errorf("robot %s was created, but its secret could not be saved: %w; refresh it in Harbor", res.RobotName, err)
 		}
 		res.Changes = append(res.Changes, "wrote the robot's name and secret to "+f.secretFile+" (Harbor shows the secret only once)")
+	}
+	if res.WebhookAuthHeader != "" {
+		if err := pipeline.WriteSecretText(hookFile, res.WebhookAuthHeader); err != nil {
+			return fmt.Errorf("project %s's webhook got a new secret, but it could not be saved: %w; run registry setup again to make another", f.opts.Project, err)
+		}
+		res.Changes = append(res.Changes, fmt.Sprintf("wrote project %s's webhook secret to %s: give it to tsys-ci serve under key %s of its webhook Secret (kubectl -n tsys-ci create secret generic tsys-ci-serve-webhook --from-file=%s), one key per project", f.opts.Project, hookFile, f.opts.Project, f.hooksDir))
 	}
 	if len(res.Changes) == 0 {
 		fmt.Fprintf(c.App.Writer, "Harbor %s: project %s is set up; nothing changed\n", f.harbor, f.opts.Project)

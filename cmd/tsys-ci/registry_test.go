@@ -28,12 +28,13 @@ func TestRegistrySetupThenSignedPush(t *testing.T) {
 	secretFile := filepath.Join(dir, "robot.json")
 	t.Setenv("TSYS_CI_HARBOR_PASSWORD", "Harbor12345")
 	args := []string{"registry", "setup", "--harbor", srv.URL, "--project", "demo",
-		"--webhook-url", "http://127.0.0.1:8080/hooks/harbor", "--robot-secret-file", secretFile}
+		"--webhook-url", "http://127.0.0.1:8080/hooks/harbor", "--robot-secret-file", secretFile, "--webhook-secrets-dir", filepath.Join(dir, "hooks")}
 	stdout, stderr, code := run(t, args...)
 	if code != 0 {
 		t.Fatalf("Harbor stand-in: registry setup: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"created project demo", "created robot robot$demo+ci", "created webhook policy tsys-ci", "created tag retention", "wrote the robot's name and secret to " + secretFile} {
+	for _, want := range []string{"created project demo", "created robot robot$demo+ci", "created webhook policy tsys-ci", "created tag retention", "wrote the robot's name and secret to " + secretFile,
+		"wrote project demo's webhook secret to " + filepath.Join(dir, "hooks", "demo")} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("Harbor stand-in: registry setup output lacks %q:\n%s", want, stdout)
 		}
@@ -41,6 +42,9 @@ func TestRegistrySetupThenSignedPush(t *testing.T) {
 	st, err := os.Stat(secretFile)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("robot secret file: %v, mode %v", err, st.Mode())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "hooks", "demo")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("webhook secret file: %v", err)
 	}
 	stdout, stderr, code = run(t, args...)
 	if code != 0 || !strings.Contains(stdout, "nothing changed") {

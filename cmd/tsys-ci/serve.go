@@ -28,14 +28,14 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "receive Harbor webhooks and deploy matching pushes with promote; JSON API, metrics",
-		UsageText: "tsys-ci serve (--config serve.yaml | --config-configmap NS/NAME) --webhook-secret-file FILE (--verify-key cosign.pub | --allow-unsigned) [--listen :8080]\n" +
-			"   tsys-ci serve --config serve.yaml --webhook-secret-file FILE --no-cluster",
+		UsageText: "tsys-ci serve (--config serve.yaml | --config-configmap NS/NAME) (--verify-key cosign.pub | --allow-unsigned) [--listen :8080]\n" +
+			"   tsys-ci serve --config serve.yaml --no-cluster",
 		Flags: slices.Concat(kubeFlags(), imagePolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "address of the webhook, API and metrics"},
 			&cli.StringFlag{Name: "config", Usage: "serve.yaml: deploy policies, ldap, access"},
 			&cli.StringFlag{Name: "config-configmap", Usage: "read serve.yaml from this ConfigMap (NAMESPACE/NAME, key serve.yaml) instead"},
 			&cli.StringFlag{Name: "spec-dir", Value: ".", Usage: "directory of relative spec paths in a ConfigMap config"},
-			&cli.StringFlag{Name: "webhook-secret-file", EnvVars: []string{"TSYS_CI_WEBHOOK_SECRET_FILE"}, Usage: "file holding the exact Authorization header Harbor sends (the webhook policy's auth header)"},
+			&cli.StringFlag{Name: "webhook-secret-file", EnvVars: []string{"TSYS_CI_WEBHOOK_SECRET_FILE"}, Hidden: true, Usage: "no longer taken: one secret per Harbor project, in serve.yaml's webhookSecretsDir"},
 			&cli.BoolFlag{Name: "no-cluster", Usage: "run without a cluster: every deploy fails with 'nothing was deployed' (for trying the API)"},
 			&cli.BoolFlag{Name: "leader-elect", Value: true, Usage: "elect one acting replica with a Lease"},
 			&cli.StringFlag{Name: "lease-namespace", EnvVars: []string{"POD_NAMESPACE"}, Value: "tsys-ci", Usage: "namespace of the leader Lease"},
@@ -70,8 +70,8 @@ func serveFlagsFrom(c *cli.Context) serveFlags {
 
 // validate checks the flags against each other, without I/O.
 func (f serveFlags) validate() error {
-	if f.secretFile == "" {
-		return usageErrorf("--webhook-secret-file is required: the Authorization header value set on Harbor's webhook policy")
+	if f.secretFile != "" {
+		return usageErrorf("--webhook-secret-file %s: one webhook secret for every Harbor project is no longer taken (any project's admin could read it and deploy another project's apps); set webhookSecretsDir in serve.yaml, a directory with one file per project named after it (`tsys-ci registry setup` writes them), and drop the flag", f.secretFile)
 	}
 	if err := f.policy.validate(); err != nil {
 		return err
@@ -97,10 +97,6 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, nil))
-	secret, err := readSecretFile(f.secretFile)
-	if err != nil {
-		return asUsage(err)
-	}
 	identity, err := replicaIdentity(f.identity)
 	if err != nil {
 		return err
@@ -126,10 +122,11 @@ func runServe(c *cli.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	opts := serve.ServerOptions{Config: cfg, WebhookSecret: secret, Directory: dir, Deployer: deployer,
+	opts := serve.ServerOptions{Config: cfg, Directory: dir, Deployer: deployer,
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
+		opts.PushOrder = &serve.KubePushOrder{Client: cs}
 	}
 	s, err := serve.NewServer(opts)
 	if err != nil {
@@ -201,18 +198,4 @@ func loadServeConfig(ctx context.Context, f serveFlags, cs kubernetes.Interface)
 	}
 	cfg, err := serve.LoadConfig(f.config)
 	return cfg, asUsage(err)
-}
-
-// readSecretFile reads the webhook secret; a trailing newline (as editors
-// and `kubectl create secret --from-file` leave it) is not part of it.
-func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading --webhook-secret-file: %w", err)
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	if len(s) < 16 {
-		return "", fmt.Errorf("--webhook-secret-file %s holds %d characters; use at least 16 random ones", path, len(s))
-	}
-	return s, nil
 }

@@ -52,6 +52,7 @@ func manual(t *testing.T, ts *testServer, path, user, pass string, body any) (in
 	if user != "" || pass != "" {
 		req.SetBasicAuth(user, pass)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	return do(t, req)
 }
 
@@ -187,10 +188,119 @@ func TestLoginThrottledPerUserAndAddress(t *testing.T) {
 	}
 }
 
+// Issue 17 finding 7: one spelling per login. Spaces around it, a
+// no-break space, full-width letters are refused like a wrong password;
+// another case logs in as the directory's name and is recorded so.
+func TestLoginNamesCanonical(t *testing.T) {
+	dir := ucsDirectory(t)
+	for name, cfg := range map[string]LDAPConfig{
+		"service account": {URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN, BindDN: dir.AdminDN, BindPasswordEnv: "X"},
+		"direct bind":     {URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ts := apiServer(t, dir, cfg)
+			promote := map[string]string{"namespace": "shop", "app": "shop", "image": shopImage}
+			for _, login := range []string{" alice", "alice ", "  alice  ", "\u00a0alice", "ａｌｉｃｅ", "alice\t", "al ice"} {
+				if code, reply := manual(t, ts, "/api/v1/promote", login, "alice-pw", promote); code != http.StatusUnauthorized || reply["error"] != "login failed" {
+					t.Errorf("login %q with alice's password: %d %v, want 401 login failed", login, code, reply)
+				}
+				ts.clock.Advance(10 * time.Minute) // past the address's back-off
+			}
+			code, reply := manual(t, ts, "/api/v1/promote", "ALICE", "alice-pw", promote)
+			if code != http.StatusAccepted || reply["by"] != "alice" {
+				t.Fatalf("ALICE: %d %v, want 202 by alice", code, reply)
+			}
+		})
+	}
+}
+
+// Issue 17 finding 10: POST promote and rollback take application/json
+// only (a browser sends text/plain and forms across sites without a
+// preflight) and one JSON value.
+func TestManualPostNeedsJSON(t *testing.T) {
+	dir := ucsDirectory(t)
+	ts := apiServer(t, dir, LDAPConfig{URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN, BindDN: dir.AdminDN, BindPasswordEnv: "X"})
+	body := `{"namespace":"shop","app":"shop","image":"` + shopImage + `"}`
+	for _, tc := range []struct {
+		name, ctype, body string
+		code              int
+	}{
+		{"text/plain", "text/plain", body, 415},
+		{"text/plain;charset", "text/plain;charset=UTF-8", body, 415},
+		{"form", "application/x-www-form-urlencoded", body, 415},
+		{"multipart", "multipart/form-data; boundary=x", body, 415},
+		{"none", "", body, 415},
+		{"trailing garbage", "application/json", body + "}}}garbage", 400},
+		{"two objects", "application/json", body + body, 400},
+		{"json", "application/json; charset=utf-8", body, 202},
+	} {
+		for _, path := range []string{"/api/v1/promote", "/api/v1/rollback"} {
+			b := tc.body
+			want := tc.code
+			if path == "/api/v1/rollback" {
+				b = strings.Replace(b, `,"image":"`+shopImage+`"`, "", -1)
+			}
+			req, _ := http.NewRequest(http.MethodPost, ts.url+path, strings.NewReader(b))
+			req.SetBasicAuth("alice", "alice-pw")
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if code, r := do(t, req); code != want {
+				t.Errorf("%s %s: %d %v, want %d", path, tc.name, code, r, want)
+			}
+		}
+	}
+}
+
+// Issue 17 finding 9: the API reads and /metrics need the read token or a
+// directory login.
+func TestReadsNeedLogin(t *testing.T) {
+	dir := ucsDirectory(t)
+	ts := apiServer(t, dir, LDAPConfig{URL: dir.LDAPSURL, CAFile: dir.CAFile, BaseDN: dir.BaseDN, BindDN: dir.AdminDN, BindPasswordEnv: "X"})
+	for _, path := range []string{"/api/v1/policies", "/api/v1/deploys", "/metrics"} {
+		for _, tc := range []struct {
+			name, auth string
+			code       int
+		}{
+			{"nothing", "", 401},
+			{"wrong token", "Bearer not-the-read-token-0000", 401},
+			{"webhook secret", testSecret, 401},
+			{"read token", "Bearer " + testReadToken, 200},
+			{"carol (no group)", "carol:carol-pw", 200},
+			{"carol, wrong password", "carol:nope", 401},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+			if u, p, ok := strings.Cut(tc.auth, ":"); ok {
+				req.SetBasicAuth(u, p)
+			} else if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("GET %s with %s: %d, want %d", path, tc.name, resp.StatusCode, tc.code)
+			}
+		}
+	}
+	// Without ldap and without a read token, reads are closed.
+	closed := startTestServer(t, func(o *ServerOptions) { o.ReadToken = "" })
+	code, r := do(t, func() *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, closed.url+"/api/v1/deploys", nil)
+		return req
+	}())
+	if msg, _ := r["error"].(string); code != 401 || !strings.Contains(msg, "readTokenFile") {
+		t.Fatalf("reads without ldap or token: %d %v", code, r)
+	}
+}
+
 func TestReadOnlyAPI(t *testing.T) {
 	ts := startTestServer(t, nil)
 	get := func(path string) (int, map[string]any) {
 		req, _ := http.NewRequest(http.MethodGet, ts.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testReadToken)
 		return do(t, req)
 	}
 	if code, _ := get("/healthz"); code != 200 {
@@ -217,7 +327,9 @@ func TestReadOnlyAPI(t *testing.T) {
 	if code, _ := manual(t, ts, "/api/v1/promote", "alice", "alice-pw", map[string]string{}); code != http.StatusNotFound {
 		t.Fatalf("manual promote without ldap: %d", code)
 	}
-	resp, err := http.Get(ts.url + "/metrics")
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testReadToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

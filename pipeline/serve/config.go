@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -24,6 +25,31 @@ import (
 // (webhook secret, LDAP bind password) are never in it: they come from
 // files or the environment.
 type Config struct {
+	// Registry is the one registry host (with its port, if any) serve
+	// deploys images from: Harbor's external host as its webhooks put it in
+	// resource_url, e.g. harbor.company.example or harbor.example:443. An
+	// event or a manual promote naming any other host is refused, so a
+	// holder of a webhook secret cannot make serve pull (or deploy) from a
+	// registry of their choosing.
+	Registry string `json:"registry"`
+	// WebhookSecretsDir holds one file per Harbor project, named after the
+	// project, with the exact Authorization header that project's webhook
+	// policy sends (`tsys-ci registry setup` makes one per project). An
+	// event is accepted only with its own project's secret, so an admin of
+	// one project cannot deploy another project's apps.
+	WebhookSecretsDir string `json:"webhookSecretsDir,omitempty"`
+	// TLS is serve's certificate and key (PEM files, e.g. a
+	// kubernetes.io/tls Secret mounted as tls.crt and tls.key): webhook
+	// secrets and directory passwords cross the network to serve.
+	TLS *TLSConfig `json:"tls,omitempty"`
+	// InsecurePlainHTTP serves plain HTTP instead, knowingly (a lab, or TLS
+	// ended in front of serve on the same host); serve logs a warning.
+	InsecurePlainHTTP bool `json:"insecurePlainHTTP,omitempty"`
+	// ReadTokenFile holds a bearer token that may read the API
+	// (/api/v1/policies, /api/v1/deploys) and /metrics, for Prometheus
+	// and scripts; people read with their directory login. Without it and
+	// without ldap, the reads are closed.
+	ReadTokenFile string `json:"readTokenFile,omitempty"`
 	// Policies say which pushes deploy what, in order.
 	Policies []DeployPolicy `json:"policies"`
 	// LDAP is the directory people log in against for manual promote and
@@ -32,6 +58,12 @@ type Config struct {
 	// Access maps a namespace to the DN of the LDAP group whose members may
 	// promote and roll back apps in it. A namespace not listed is closed.
 	Access map[string]string `json:"access,omitempty"`
+}
+
+// TLSConfig names serve's serving certificate and key files.
+type TLSConfig struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
 }
 
 // DeployPolicy maps pushes of a Harbor repository with a matching tag to a
@@ -88,6 +120,20 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 		return nil, fmt.Errorf("decoding serve config: %w", err)
 	}
 	v := &cfgChecker{}
+	v.registry("registry", cfg.Registry)
+	switch {
+	case cfg.TLS == nil && !cfg.InsecurePlainHTTP:
+		v.add("tls", "missing; add `tls: {certFile: /var/run/tsys-ci/tls/tls.crt, keyFile: /var/run/tsys-ci/tls/tls.key}` (webhook secrets and directory passwords cross the network to serve), or `insecurePlainHTTP: true` to send them in clear knowingly")
+	case cfg.TLS != nil && cfg.InsecurePlainHTTP:
+		v.add("insecurePlainHTTP", "set together with tls; choose one")
+	case cfg.TLS != nil:
+		if cfg.TLS.CertFile == "" {
+			v.add("tls.certFile", "is required: the PEM certificate (chain) serve presents")
+		}
+		if cfg.TLS.KeyFile == "" {
+			v.add("tls.keyFile", "is required: the PEM private key of tls.certFile")
+		}
+	}
 	names := map[string]int{}
 	for i := range cfg.Policies {
 		p := &cfg.Policies[i]
@@ -126,6 +172,37 @@ type cfgChecker struct{ problems []string }
 
 func (c *cfgChecker) add(field, format string, args ...any) {
 	c.problems = append(c.problems, field+": "+fmt.Sprintf(format, args...))
+}
+
+// registryHostRE is a registry host as it appears in an image reference:
+// lower-case DNS name or IPv4 address, optional port; no scheme or path.
+var registryHostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$`)
+
+func (c *cfgChecker) registry(f, host string) {
+	switch {
+	case host == "":
+		c.add(f, "missing; add `registry: harbor.company.example` (Harbor's host, with :port if it has one, as in its webhooks' resource_url): serve deploys images from this registry only")
+	case !registryHostRE.MatchString(host):
+		c.add(f, "%q is not a registry host such as harbor.company.example or harbor.example:443 (lower case, no scheme, no path)", host)
+	}
+}
+
+// Project is the Harbor project of a policy's repository.
+func (p DeployPolicy) Project() string {
+	project, _, _ := strings.Cut(p.Repository, "/")
+	return project
+}
+
+// Projects are the Harbor projects the policies deploy from, sorted.
+func (c *Config) Projects() []string {
+	var out []string
+	for _, p := range c.Policies {
+		if !slices.Contains(out, p.Project()) {
+			out = append(out, p.Project())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 var strategies = []string{rollout.StrategyBlueGreen, rollout.StrategyCanary, rollout.StrategyRolling, rollout.StrategyRecreate}

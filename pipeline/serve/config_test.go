@@ -24,7 +24,7 @@ func TestServeConfigErrorsNameTheField(t *testing.T) {
 	if err := os.WriteFile(spec, []byte("name: shop\nports: [{name: http, containerPort: 8080}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	good := "policies:\n- {name: p, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
+	good := "registry: harbor.company.example\ninsecurePlainHTTP: true\npolicies:\n- {name: p, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
 	for _, tc := range []struct {
 		name, yaml, field, words string
 	}{
@@ -39,7 +39,7 @@ func TestServeConfigErrorsNameTheField(t *testing.T) {
 		{"namespace is not the spec's", strings.Replace(good, "namespace: shop", "namespace: prod", 1), "policies[0].namespace", `says namespace "shop"`},
 		{"bad strategy", strings.Replace(good, "spec:", "strategy: bluegreen, spec:", 1), "policies[0].strategy", "not one of blueGreen"},
 		{"missing spec", strings.Replace(good, "spec: shop.yaml", "spec: nope.yaml", 1), "policies[0].spec", "no such file"},
-		{"duplicate name", good + strings.TrimPrefix(good, "policies:\n"), "policies[1].name", "also the name of policies[0]"},
+		{"duplicate name", good + strings.TrimPrefix(good, "registry: harbor.company.example\ninsecurePlainHTTP: true\npolicies:\n"), "policies[1].name", "also the name of policies[0]"},
 		{"access bad ns", good + "ldap: {url: 'ldaps://ucs:7636', baseDN: 'dc=x'}\naccess: {Shop: 'cn=g,dc=x'}\n", "access.Shop", "not a namespace"},
 		{"access bad dn", good + "ldap: {url: 'ldaps://ucs:7636', baseDN: 'dc=x'}\naccess: {shop: 'deployers'}\n", "access.shop", "not a group DN"},
 		{"access without ldap", good + "access: {shop: 'cn=g,dc=x'}\n", "ldap", "missing"},

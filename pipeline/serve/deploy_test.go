@@ -214,3 +214,43 @@ func TestLoginThrottle(t *testing.T) {
 		t.Fatalf("throttle holds %d keys, cap 2", len(small.keys))
 	}
 }
+
+// Issue 17 finding 12: filling the throttle's table with new keys (many
+// addresses spraying new names) does not clear the throttle of a login
+// that must wait, nor one on its way there; and a failure the full table
+// cannot record makes new keys wait rather than go free.
+func TestLoginThrottleFullTableKeepsOthers(t *testing.T) {
+	th := NewLoginThrottle()
+	th.Cap = 8
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	for i := 0; i < 4; i++ {
+		th.Fail(now, "user:alice") // the 4th: alice must wait
+	}
+	for i := 0; i < 3; i++ {
+		th.Fail(now, "user:bob") // 3 failures: free, one short of waiting
+	}
+	for i := 0; i < 50; i++ {
+		now = now.Add(time.Millisecond)
+		th.Fail(now, fmt.Sprintf("user:spray%d", i), fmt.Sprintf("addr:10.0.%d.%d", i/250, i%250))
+	}
+	if w := th.Wait(now, "user:alice"); w <= 0 {
+		t.Fatal("alice's throttle was cleared by filling the table")
+	}
+	th.Fail(now, "user:bob") // bob's 4th failure counts
+	if w := th.Wait(now, "user:bob"); w <= 0 {
+		t.Fatal("bob's failures were forgotten by filling the table")
+	}
+	// A table full of keys that must wait: a new key is not recorded,
+	// so it waits rather than going unthrottled.
+	full := NewLoginThrottle()
+	full.Cap = 3
+	for _, k := range []string{"user:a", "user:b", "user:c"} {
+		for i := 0; i < 4; i++ {
+			full.Fail(now, k)
+		}
+	}
+	full.Fail(now, "user:alice")
+	if len(full.keys) != 3 || full.Wait(now, "user:alice") <= 0 {
+		t.Fatalf("full of waiting keys: %d keys, alice waits %s", len(full.keys), full.Wait(now, "user:alice"))
+	}
+}

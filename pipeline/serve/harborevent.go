@@ -132,6 +132,12 @@ func (ev *HarborEvent) Registry() (string, error) {
 	return host, nil
 }
 
+// Project is the Harbor project of the event's repository.
+func (ev *HarborEvent) Project() string {
+	project, _, _ := strings.Cut(ev.EventData.Repository.RepoFullName, "/")
+	return project
+}
+
 // Image is the pushed artifact by digest: registry/project/name@sha256:…,
 // what promote deploys (a tag can move; a digest cannot).
 func (ev *HarborEvent) Image() string {

@@ -112,6 +112,14 @@ func (l *logBuffer) Lines(msg string) []map[string]any {
 
 const testSecret = "Bearer test-webhook-secret"
 
+// testSecretWeb is project web's webhook secret (testSecret is demo's).
+const testSecretWeb = "Bearer test-web-project-secret"
+
+// testReadToken may read the API and /metrics in startTestServer's server.
+const testReadToken = "test-read-token-0123456789"
+
+var testSecrets = map[string]string{"demo": testSecret, "web": testSecretWeb}
+
 type testServer struct {
 	*Server
 	url      string
@@ -127,7 +135,7 @@ func startTestServer(t *testing.T, mutate func(*ServerOptions)) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{clock: newTestClock(), deployer: newRecordingDeployer(), logs: &logBuffer{}}
-	o := ServerOptions{Config: cfg, WebhookSecret: testSecret, Deployer: ts.deployer, Clock: ts.clock,
+	o := ServerOptions{Config: cfg, WebhookSecrets: testSecrets, ReadToken: testReadToken, Deployer: ts.deployer, Clock: ts.clock,
 		Log: slog.New(slog.NewJSONHandler(ts.logs, nil))}
 	if mutate != nil {
 		mutate(&o)

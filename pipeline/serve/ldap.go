@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -135,14 +134,23 @@ func NewDirectory(cfg LDAPConfig, getenv func(string) string) (*Directory, error
 	return d, nil
 }
 
-// validLogin refuses names no directory login has: empty, too long, or
-// with control characters. Everything else goes to the directory escaped.
+// validLogin takes only canonical names: printable ASCII without spaces,
+// at most 256 bytes. The directory matches names its own way (case
+// folded, leading, trailing and repeated spaces dropped, a no-break space
+// taken as a space, full-width letters as their ASCII ones), so " alice",
+// "alice ", NBSP+"alice" and "ａｌｉｃｅ" all found alice, each with its own
+// throttle entry and recorded as typed (issue 17 finding 7). Normalising
+// here instead would mean imitating the directory's matching rules exactly
+// (and golang.org/x/text is not a dependency); a mismatch would reopen the
+// gap. Refused, every such spelling fails like a wrong password. Case is
+// left to the directory: the throttle keys on the lower-cased name and the
+// identity takes the name from the directory's entry.
 func validLogin(login string) bool {
 	if login == "" || len(login) > 256 {
 		return false
 	}
-	for _, r := range login {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+	for i := 0; i < len(login); i++ {
+		if c := login[i]; c <= ' ' || c > '~' {
 			return false
 		}
 	}
@@ -169,7 +177,7 @@ func (d *Directory) Authenticate(login, password string) (*Identity, error) {
 		if err := conn.Bind(d.cfg.BindDN, d.bindPassword); err != nil {
 			return nil, fmt.Errorf("binding to the directory as the service account %s: %w", d.cfg.BindDN, err)
 		}
-		userDN, err = d.findUser(conn, login)
+		userDN, login, err = d.findUser(conn, login)
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +193,7 @@ func (d *Directory) Authenticate(login, password string) (*Identity, error) {
 	if d.cfg.BindDN == "" {
 		// Direct bind: confirm the entry is a user (the filter), with the
 		// user's own rights.
-		if userDN, err = d.findUser(conn, login); err != nil {
+		if userDN, login, err = d.findUser(conn, login); err != nil {
 			return nil, err
 		}
 	} else if err := conn.Bind(d.cfg.BindDN, d.bindPassword); err != nil {
@@ -214,22 +222,30 @@ func (d *Directory) dial() (*ldap.Conn, error) {
 	return conn, nil
 }
 
-// findUser returns the DN of the one user entry with this login.
-func (d *Directory) findUser(conn *ldap.Conn, login string) (string, error) {
+// findUser returns the DN of the one user entry with this login, and the
+// login as the entry spells it (the directory matches case-insensitively:
+// ALICE finds alice, and is recorded and checked in groups as alice).
+func (d *Directory) findUser(conn *ldap.Conn, login string) (string, string, error) {
 	filter := "(&" + d.cfg.UserFilter + "(" + d.cfg.LoginAttribute + "=" + ldap.EscapeFilter(login) + "))"
 	res, err := conn.Search(ldap.NewSearchRequest(d.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		2, int(d.Timeout/time.Second), false, filter, []string{"dn"}, nil))
+		2, int(d.Timeout/time.Second), false, filter, []string{"dn", d.cfg.LoginAttribute}, nil))
 	switch {
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded):
-		return "", ErrLoginFailed // more than one entry: ambiguous, refuse
+		return "", "", ErrLoginFailed // more than one entry: ambiguous, refuse
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
-		return "", ErrLoginFailed
+		return "", "", ErrLoginFailed
 	case err != nil:
-		return "", fmt.Errorf("searching the directory for a user under %s: %w", d.cfg.UserBase, err)
+		return "", "", fmt.Errorf("searching the directory for a user under %s: %w", d.cfg.UserBase, err)
 	case len(res.Entries) != 1:
-		return "", ErrLoginFailed
+		return "", "", ErrLoginFailed
 	}
-	return res.Entries[0].DN, nil
+	e := res.Entries[0]
+	for _, v := range e.GetAttributeValues(d.cfg.LoginAttribute) {
+		if strings.EqualFold(v, login) {
+			return e.DN, v, nil
+		}
+	}
+	return e.DN, login, nil
 }
 
 // groups lists the DNs of the groups that name the user, in any of the

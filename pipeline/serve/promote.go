@@ -68,6 +68,13 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 	defer out.flush()
 	p := d.Promoter
 	p.Out = out
+	// Resume and rollback deploy images read from the rollout state,
+	// which more than serve can write: serve's image policy checks them
+	// again (issue 17 finding 8).
+	p.VerifyRecorded = func(ctx context.Context, image string) error {
+		_, err := d.Verify(ctx, image)
+		return err
+	}
 	var res *rollout.Result
 	switch req.Kind {
 	case DeployRollback:

@@ -2,9 +2,11 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -65,9 +67,17 @@ type RunOptions struct {
 func Run(ctx context.Context, o RunOptions) error {
 	s := o.Server
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	listener, scheme := o.Listener, "https"
+	if s.tls != nil {
+		listener = tls.NewListener(o.Listener, s.tls.Clone())
+	} else {
+		scheme = "http"
+		s.log.Warn("serving plain HTTP (insecurePlainHTTP): webhook secrets and directory passwords cross the network in clear; give serve.yaml tls a certificate and key")
+	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(o.Listener) }()
+	go func() { served <- hs.Serve(listener) }()
 
 	leCtx, stopLE := context.WithCancel(context.Background())
 	defer stopLE()
@@ -104,7 +114,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		}()
 	}
 	s.SetReady(true)
-	s.log.Info("serving", "addr", o.Listener.Addr().String(), "leaderElection", o.Leader != nil)
+	s.log.Info("serving", "addr", o.Listener.Addr().String(), "scheme", scheme, "leaderElection", o.Leader != nil)
 
 	select {
 	case err := <-served:

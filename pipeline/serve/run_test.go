@@ -18,7 +18,7 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 	d := newRecordingDeployer()
 	d.gate = make(chan error)
 	clock := newTestClock()
-	s, err := NewServer(ServerOptions{Config: cfg, WebhookSecret: testSecret, Deployer: d, Clock: clock,
+	s, err := NewServer(ServerOptions{Config: cfg, WebhookSecrets: testSecrets, Deployer: d, Clock: clock,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

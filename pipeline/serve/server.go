@@ -1,13 +1,16 @@
 package serve
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,13 +31,20 @@ type Authenticator interface {
 // ServerOptions are everything a Server needs, passed in.
 type ServerOptions struct {
 	Config *Config
-	// WebhookSecret is the exact Authorization header value Harbor sends
-	// (the webhook policy's auth_header, e.g. "Bearer <random>").
-	WebhookSecret string
+	// WebhookSecrets are, by Harbor project, the exact Authorization
+	// header value that project's webhook policy sends (auth_header, e.g.
+	// "Bearer <random>"). Nil reads them from Config.WebhookSecretsDir.
+	WebhookSecrets map[string]string
 	// Directory logs people in; nil turns manual promote and rollback off.
 	Directory Authenticator
 	Deployer  Deployer
 	Events    DeployEventSink // may be nil
+	// ReadToken is the bearer token of API reads and /metrics; "" reads
+	// Config.ReadTokenFile when set.
+	ReadToken string
+	// PushOrder keeps each app's newest accepted push where every replica
+	// sees it (KubePushOrder); nil keeps it in this process only.
+	PushOrder PushOrder
 	Registry  *prometheus.Registry
 	Log       *slog.Logger
 	Clock     rollout.Clock
@@ -47,18 +57,21 @@ type ServerOptions struct {
 // Server is tsys-ci serve's HTTP side: Harbor's webhook, the JSON API and
 // metrics, in front of a per-app deploy queue.
 type Server struct {
-	cfg           *Config
-	webhookSecret string
-	dir           Authenticator
-	log           *slog.Logger
-	clock         rollout.Clock
-	metrics       *Metrics
-	registry      *prometheus.Registry
-	replay        *ReplayCache
-	throttle      *LoginThrottle
-	queue         *DeployQueue
-	recorder      *DeployRecorder
-	webhookMu     sync.Mutex
+	cfg            *Config
+	webhookSecrets map[string]string
+	dir            Authenticator
+	log            *slog.Logger
+	clock          rollout.Clock
+	metrics        *Metrics
+	registry       *prometheus.Registry
+	replay         *ReplayCache
+	throttle       *LoginThrottle
+	queue          *DeployQueue
+	recorder       *DeployRecorder
+	webhookMu      sync.Mutex
+	tls            *tls.Config // nil: plain HTTP (InsecurePlainHTTP)
+	order          PushOrder
+	readToken      string
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -67,8 +80,24 @@ type Server struct {
 // NewServer builds a server. It is not ready and not the leader until told
 // (SetReady, SetLeader); without leader election the caller sets both.
 func NewServer(o ServerOptions) (*Server, error) {
-	if o.WebhookSecret == "" {
-		return nil, errors.New("no webhook secret; set one (the Harbor webhook policy's auth header) so anyone on the network cannot trigger deploys")
+	if o.Config == nil {
+		return nil, errors.New("no serve config")
+	}
+	tlsConf, err := serverTLS(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	if o.WebhookSecrets == nil {
+		secrets, err := LoadWebhookSecrets(o.Config.WebhookSecretsDir, o.Config.Projects())
+		if err != nil {
+			return nil, err
+		}
+		o.WebhookSecrets = secrets
+	}
+	for _, p := range o.Config.Projects() {
+		if o.WebhookSecrets[p] == "" {
+			return nil, fmt.Errorf("no webhook secret for Harbor project %s; set one (the project's webhook policy's auth header) so anyone on the network cannot trigger deploys", p)
+		}
 	}
 	if o.ReplayWindow == 0 {
 		o.ReplayWindow = DefaultReplayWindow
@@ -76,12 +105,25 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if o.RecentDeploys == 0 {
 		o.RecentDeploys = 200
 	}
+	if o.ReadToken == "" && o.Config.ReadTokenFile != "" {
+		b, err := os.ReadFile(o.Config.ReadTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading serve.yaml readTokenFile: %w", err)
+		}
+		o.ReadToken = strings.TrimRight(string(b), "\r\n")
+		if len(o.ReadToken) < MinWebhookSecret {
+			return nil, fmt.Errorf("readTokenFile %s holds %d characters; use at least %d random ones", o.Config.ReadTokenFile, len(o.ReadToken), MinWebhookSecret)
+		}
+	}
+	if o.PushOrder == nil {
+		o.PushOrder = &MemoryPushOrder{}
+	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg: o.Config, webhookSecret: o.WebhookSecret, dir: o.Directory, log: o.Log, clock: o.Clock,
-		metrics: NewMetrics(o.Registry), registry: o.Registry,
+		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
+		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf, order: o.PushOrder, readToken: o.ReadToken,
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
@@ -89,6 +131,9 @@ func NewServer(o ServerOptions) (*Server, error) {
 	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock}
 	return s, nil
 }
+
+// TLS is the server's TLS configuration; nil means plain HTTP.
+func (s *Server) TLS() *tls.Config { return s.tls }
 
 // SetReady says whether the server takes traffic (readyz).
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
@@ -120,14 +165,23 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, code, map[string]any{"ready": s.ready.Load(), "leader": s.isLeader()})
 	})
 	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"policies": s.cfg.Policies})
+		if s.reader(w, r) {
+			writeJSON(w, http.StatusOK, map[string]any{"policies": s.cfg.Policies})
+		}
 	})
 	mux.HandleFunc("GET /api/v1/deploys", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"deploys": s.recorder.Recent()})
+		if s.reader(w, r) {
+			writeJSON(w, http.StatusOK, map[string]any{"deploys": s.recorder.Recent()})
+		}
 	})
 	mux.HandleFunc("POST /api/v1/promote", s.handleManual(DeployPromote))
 	mux.HandleFunc("POST /api/v1/rollback", s.handleManual(DeployRollback))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	metrics := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.reader(w, r) {
+			metrics.ServeHTTP(w, r)
+		}
+	})
 	return mux
 }
 
@@ -148,6 +202,13 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "manual deploys are off: serve has no ldap configured"})
 			return
 		}
+		// Only JSON: a browser sends text/plain and form bodies across
+		// sites without asking (no CORS preflight), with Basic credentials
+		// it has cached for serve; application/json it does not.
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": fmt.Sprintf("Content-Type %q: send the body as application/json", r.Header.Get("Content-Type"))})
+			return
+		}
 		id, ok := s.login(w, r)
 		if !ok {
 			return
@@ -157,6 +218,10 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("body is not {\"namespace\",\"app\",\"image\"}: %v", err)})
+			return
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body holds more than one JSON object; send one"})
 			return
 		}
 		group, listed := s.cfg.Access[req.Namespace]
@@ -182,7 +247,11 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 		if kind == DeployPromote {
 			m := imageByDigestRE.FindStringSubmatch(req.Image)
 			if m == nil || m[2] != policy.Repository {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not <registry>/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, policy.Repository)})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not %s/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, s.cfg.Registry, policy.Repository)})
+				return
+			}
+			if m[1] != s.cfg.Registry {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])})
 				return
 			}
 			dr.Image = req.Image
@@ -203,6 +272,28 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusAccepted, rec)
 	}
+}
+
+// reader lets API reads and /metrics through for the read token (bearer,
+// compared in constant time) or a directory login (any person the
+// directory knows); it answers the refusal itself. They show who deployed
+// what, the policies' repositories and spec paths, and error texts.
+func (s *Server) reader(w http.ResponseWriter, r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	if s.readToken != "" && strings.HasPrefix(auth, "Bearer ") {
+		if secretMatches(auth, "Bearer "+s.readToken) {
+			return true
+		}
+		s.metrics.LoginFailures.WithLabelValues("read_token").Inc()
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "wrong read token"})
+		return false
+	}
+	if s.dir == nil {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "reads need the read token (Authorization: Bearer, serve.yaml readTokenFile) or a directory login (serve.yaml ldap)"})
+		return false
+	}
+	_, ok := s.login(w, r)
+	return ok
 }
 
 // login checks HTTP basic credentials against the directory, slowed down

@@ -21,6 +21,9 @@ type LoginThrottle struct {
 
 	mu   sync.Mutex
 	keys map[string]*throttleEntry
+	// fullUntil: the map was full of keys that must wait, so a failure
+	// could not be recorded; until then a key not held waits too.
+	fullUntil time.Time
 }
 
 type throttleEntry struct {
@@ -45,6 +48,9 @@ func (t *LoginThrottle) Wait(now time.Time, keys ...string) time.Duration {
 	for _, k := range keys {
 		e := t.keys[k]
 		if e == nil {
+			if d := t.fullUntil.Sub(now); d > wait {
+				wait = d
+			}
 			continue
 		}
 		if now.Sub(e.last) >= t.Forget {
@@ -65,7 +71,13 @@ func (t *LoginThrottle) Fail(now time.Time, keys ...string) {
 	for _, k := range keys {
 		e := t.keys[k]
 		if e == nil || now.Sub(e.last) >= t.Forget {
-			t.makeRoom(now)
+			if !t.makeRoom(now) {
+				// Full of keys that must wait: record nothing, and make
+				// every key not held wait (fail closed) rather than let
+				// this one go unthrottled.
+				t.fullUntil = now.Add(t.Base)
+				continue
+			}
 			e = &throttleEntry{}
 			t.keys[k] = e
 		}
@@ -92,24 +104,38 @@ func (t *LoginThrottle) Succeed(key string) {
 	delete(t.keys, key)
 }
 
-// makeRoom drops forgotten keys when the map is full, then the key idle
-// longest. Called with mu held.
-func (t *LoginThrottle) makeRoom(now time.Time) {
+// makeRoom drops forgotten keys when the map is full; if it is still
+// full, the key that must not wait now with the fewest failures (the
+// oldest of those). A key that must wait is never dropped: filling the
+// map (many addresses spraying new names) must not clear someone's
+// throttle, and dropping a key that has not reached its wait costs an
+// attacker a failure per key of the full map for each one. It reports
+// false when every key must wait (nothing dropped). Called with mu held.
+func (t *LoginThrottle) makeRoom(now time.Time) bool {
 	if len(t.keys) < t.Cap {
-		return
+		return true
 	}
-	var oldest string
-	var oldestAt time.Time
+	victim := ""
+	var vf int
+	var vAt time.Time
 	for k, e := range t.keys {
 		if now.Sub(e.last) >= t.Forget {
 			delete(t.keys, k)
 			continue
 		}
-		if oldest == "" || e.last.Before(oldestAt) {
-			oldest, oldestAt = k, e.last
+		if e.until.After(now) {
+			continue
+		}
+		if victim == "" || e.failures < vf || e.failures == vf && e.last.Before(vAt) {
+			victim, vf, vAt = k, e.failures, e.last
 		}
 	}
-	if len(t.keys) >= t.Cap && oldest != "" {
-		delete(t.keys, oldest)
+	if len(t.keys) < t.Cap {
+		return true
 	}
+	if victim == "" {
+		return false
+	}
+	delete(t.keys, victim)
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -37,11 +38,12 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	auth := r.Header.Get("Authorization")
-	switch {
-	case auth == "":
-		refuse(http.StatusUnauthorized, "unauthorized", "no Authorization header; set the webhook policy's auth header to serve's webhook secret")
+	if auth == "" {
+		refuse(http.StatusUnauthorized, "unauthorized", "no Authorization header; set the webhook policy's auth header to the project's webhook secret")
 		return
-	case !secretMatches(auth, s.webhookSecret):
+	}
+	secretOf, known := secretProject(auth, s.webhookSecrets)
+	if !known {
 		refuse(http.StatusUnauthorized, "unauthorized", "wrong secret in the Authorization header")
 		return
 	}
@@ -71,6 +73,16 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if ev.Type == HarborPushArtifact || ev.Type == HarborPullArtifact || ev.Type == HarborDeleteArtifact {
 		evAttrs = append(evAttrs, "repository", ev.EventData.Repository.RepoFullName,
 			"digest", ev.EventData.Resources[0].Digest, "tag", ev.EventData.Resources[0].Tag)
+		// The secret says which project's webhook sent this; an event about
+		// another project's repository is that project's to send.
+		if project := ev.Project(); project != secretOf {
+			refuse(http.StatusForbidden, "wrong_project", fmt.Sprintf("the Authorization header is the webhook secret of Harbor project %s, but the event is about %s of project %s; each project's webhook sends its own secret", secretOf, ev.EventData.Repository.RepoFullName, project), evAttrs...)
+			return
+		}
+		if host, _ := ev.Registry(); host != s.cfg.Registry {
+			refuse(http.StatusBadRequest, "wrong_registry", fmt.Sprintf("the event's image is on registry %s, but serve deploys from %s only (serve.yaml registry)", host, s.cfg.Registry), evAttrs...)
+			return
+		}
 	}
 	if !s.isLeader() {
 		w.Header().Set("Retry-After", "5")
@@ -104,6 +116,34 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"result": "ignored", "reason": reason})
 		return
 	}
+	// Harbor's order, kept in the cluster: an event older than the newest
+	// push accepted for the app is not deployed (Harbor retried it after a
+	// newer one was taken), and the newest one again is a replay another
+	// replica accepted.
+	mark := PushMark{OccurAt: ev.OccurAt, Tag: ev.Tag(), Digest: ev.EventData.Resources[0].Digest, Key: key}
+	for _, p := range policies {
+		newest, err := s.order.Newest(r.Context(), p.Namespace, p.App)
+		if err != nil {
+			w.Header().Set("Retry-After", "30")
+			refuse(http.StatusServiceUnavailable, "order_unknown", "the newest push of the app could not be read; Harbor retries", append(evAttrs, "err", err)...)
+			return
+		}
+		switch {
+		case newest == nil:
+		case newest.Key == key:
+			s.replay.Record(key, now)
+			refuse(http.StatusConflict, "replay", "this delivery was already accepted (recorded in the cluster)", evAttrs...)
+			return
+		case mark.Before(*newest):
+			s.replay.Record(key, now)
+			reason := fmt.Sprintf("push of tag %s (occur_at %d) is older than tag %s (occur_at %d) already accepted for app %s/%s; not deployed (promote it by hand to go back)",
+				mark.Tag, mark.OccurAt, newest.Tag, newest.OccurAt, p.Namespace, p.App)
+			s.metrics.WebhookEvents.WithLabelValues("superseded").Inc()
+			log.Warn("webhook superseded", append(evAttrs, "reason", reason)...)
+			writeJSON(w, http.StatusOK, map[string]string{"result": "superseded", "reason": reason})
+			return
+		}
+	}
 	reqs := make([]DeployRequest, 0, len(policies))
 	for _, p := range policies {
 		reqs = append(reqs, DeployRequest{
@@ -123,6 +163,15 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		ids = append(ids, r.ID)
 	}
 	s.replay.Record(key, now)
+	for _, p := range policies {
+		m := mark
+		m.Policy = p.Name
+		if err := s.order.Record(r.Context(), p.Namespace, p.App, m); err != nil {
+			// The deploy is queued; only an older event's refusal after a
+			// leader change depends on this record.
+			log.Error("newest push not recorded", append(evAttrs, "app", p.Namespace+"/"+p.App, "err", err)...)
+		}
+	}
 	s.metrics.WebhookEvents.WithLabelValues("accepted").Inc()
 	log.Info("webhook accepted", append(evAttrs, "deploys", ids)...)
 	writeJSON(w, http.StatusAccepted, map[string]any{"result": "accepted", "deploys": ids})

@@ -40,6 +40,8 @@ const (
 	serveAppNS   = "serve-e2e-app" // the app serve deploys
 	serveApp     = "serve-hello"
 	serveSecret  = "serve-e2e-secrets"
+	// serveReadToken reads serve's API (the lab's serve is on a lab network).
+	serveReadToken = "serve-e2e-read-token-0123456789"
 )
 
 var serveFull = serveRelease + "-serve"
@@ -84,9 +86,16 @@ func installServe(ctx context.Context, t *testing.T, c kubernetes.Interface, ima
 	vals := map[string]any{
 		"image":          map[string]any{"repository": repo, "digest": digest, "pullPolicy": "IfNotPresent"},
 		"existingSecret": serveSecret,
-		"allowUnsigned":  true,
-		"appNamespaces":  []string{serveAppNS},
-		"config": map[string]any{"policies": []map[string]any{{
+		// Issue 17 finding 1: one webhook secret per Harbor project (key e2e).
+		"existingWebhookSecret": serveSecret,
+		// Issue 17 finding 9: the API reads need a token (key read-token).
+		"existingReadTokenSecret": serveSecret,
+		"allowUnsigned":           true,
+		// The lab's clients speak plain HTTP to serve; production gives
+		// tls.secretName (issue 17 finding 5; TLS is tested in pipeline/serve).
+		"insecurePlainHTTP": true,
+		"appNamespaces":     []string{serveAppNS},
+		"config": map[string]any{"registry": theAddons.Addons.Registry, "policies": []map[string]any{{
 			"name": "hello", "repository": "e2e/hello", "tags": "sv*", "app": serveApp, "namespace": serveAppNS, "spec": "specs/hello.yaml"}}},
 		"specs": map[string]string{"hello.yaml": serveAppSpec},
 		"service": map[string]any{"type": "LoadBalancer", "port": port, "annotations": map[string]string{
@@ -228,6 +237,7 @@ func serveDeliver(ctx context.Context, t *testing.T, base, secret string, body [
 func serveDeploys(ctx context.Context, base string) ([]serve.DeployRecord, error) {
 	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/deploys", nil)
+	req.Header.Set("Authorization", "Bearer "+serveReadToken)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -368,7 +378,7 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	}
 	secret := "Bearer " + hex.EncodeToString(secretBytes)
 	if _, err := c.CoreV1().Secrets(serveNS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: serveSecret},
-		StringData: map[string]string{"webhook-secret": secret}}, metav1.CreateOptions{}); err != nil {
+		StringData: map[string]string{"e2e": secret, "read-token": serveReadToken}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// serve's address comes from the promote pool like an app's.

@@ -44,7 +44,7 @@ func handOver(t *testing.T, grace int64) {
 	namespace(t, c, appNS)
 	spec := filepath.Join(t.TempDir(), "hello.yaml")
 	writeFile(t, spec, "name: hello\nnamespace: "+appNS+"\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
-	conf := &serve.Config{Policies: []serve.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: appNS, Spec: spec}}}
+	conf := &serve.Config{Registry: "reg.example", InsecurePlainHTTP: true, Policies: []serve.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: appNS, Spec: spec}}}
 
 	// A pod on no node is deleted at once whatever the grace period;
 	// on a node (with no kubelet here) it keeps its deletion deadline.
@@ -123,7 +123,7 @@ func startHandoverReplica(t *testing.T, c kubernetes.Interface, ns, name, node s
 // doneDeploys returns the finished deploys in r's API.
 func doneDeploys(t *testing.T, r *replica) []map[string]any {
 	t.Helper()
-	resp, err := http.Get(r.url + "/api/v1/deploys")
+	resp, err := getAPI(r, "/api/v1/deploys")
 	if err != nil {
 		t.Fatalf("%s deploys API: %v", r.name, err)
 	}

@@ -121,7 +121,7 @@ func deliver(t *testing.T, r *replica, host, repo, tag, hex string) int {
 	body := fmt.Sprintf(`{"type":"PUSH_ARTIFACT","occur_at":%d,"operator":"robot$%s+ci","event_data":{"resources":[{"digest":"sha256:%s","tag":%q,"resource_url":"%s/%s:%s"}],"repository":{"name":%q,"namespace":%q,"repo_full_name":%q,"repo_type":"private"}}}`,
 		time.Now().Unix(), project, hex, tag, host, repo, tag, name, project, repo)
 	req, _ := http.NewRequest(http.MethodPost, r.url+"/webhook/harbor", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer cluster-test-secret")
+	req.Header.Set("Authorization", "Bearer cluster-test-secret-"+project)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("delivering the event to %s: %v", r.name, err)
@@ -141,6 +141,19 @@ func startReplicaWith(t *testing.T, le *serve.LeaderElection) *replica {
 	return startServe(t, le, conf, serve.NoClusterDeployer{})
 }
 
+// readToken reads the API of the replicas startServe runs.
+const readToken = "cluster-read-token-0123456789"
+
+// getAPI GETs path of r's API with the read token.
+func getAPI(r *replica, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, r.url+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+readToken)
+	return http.DefaultClient.Do(req)
+}
+
 // startServe runs a serve replica with config conf and deployer d.
 func startServe(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d serve.Deployer) *replica {
 	t.Helper()
@@ -151,7 +164,11 @@ func startServe(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d se
 func startServeFor(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d serve.Deployer, shutdown time.Duration) *replica {
 	t.Helper()
 	name := le.Identity
-	s, err := serve.NewServer(serve.ServerOptions{Config: conf, WebhookSecret: "Bearer cluster-test-secret", Deployer: d,
+	secrets := map[string]string{}
+	for _, p := range conf.Projects() {
+		secrets[p] = "Bearer cluster-test-secret-" + p
+	}
+	s, err := serve.NewServer(serve.ServerOptions{Config: conf, WebhookSecrets: secrets, ReadToken: readToken, Deployer: d,
 		Clock: rollout.RealClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +221,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 		return len(got) == 1 && got[0] == leader.name
 	})
 	// The follower refuses events (Harbor retries them).
-	if code := deliver(t, follower, "h.example", "demo/shop", "feature-x", strings.Repeat("a", 64)); code != http.StatusServiceUnavailable {
+	if code := deliver(t, follower, "harbor.company.example", "demo/shop", "feature-x", strings.Repeat("a", 64)); code != http.StatusServiceUnavailable {
 		t.Fatalf("follower answered %d, want 503", code)
 	}
 	start := time.Now()
@@ -279,7 +296,7 @@ func TestPromoterDeployerRunsPromote(t *testing.T) {
 func TestServeConfigFromConfigMap(t *testing.T) {
 	c := client(t)
 	namespace(t, c, "serve-cm")
-	good := "policies:\n- {name: shop-main, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
+	good := "registry: harbor.company.example\ninsecurePlainHTTP: true\npolicies:\n- {name: shop-main, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
 	for name, data := range map[string]map[string]string{
 		"good":  {serve.ConfigKey: good},
 		"bad":   {serve.ConfigKey: good + "polices: []\n"},

@@ -34,7 +34,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, err := chartutil.ReadValues([]byte("webhookSecret: 'Bearer 0123456789abcdef0123'\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n"))
+	vals, err := chartutil.ReadValues([]byte("webhookSecrets: {demo: 'Bearer 0123456789abcdef0123'}\nconfig: {registry: harbor.company.example}\ninsecurePlainHTTP: true\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,10 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"update", "", "configmaps", "", rollout.DefaultAllocNamespace, rollout.DefaultAllocName, true},
 		{"patch", "policy", "poddisruptionbudgets", "", "rbac-shop", "shop", true},
 		{"patch", "", "persistentvolumeclaims", "", "rbac-shop", "shop-data", true},
-		{"patch", "", "namespaces", "", "", "rbac-shop", true},
+		// Issue 17 finding 4: serve touches no Namespace object.
+		{"patch", "", "namespaces", "", "", "rbac-shop", false},
+		{"get", "", "namespaces", "", "", "rbac-shop", false},
+		{"get", "", "namespaces", "", "", "kube-system", false},
 		{"create", "", "events", "", "rbac-shop", "", true},
 		{"update", "coordination.k8s.io", "leases", "", "tsys-ci", "tsys-ci-serve", true},
 		{"patch", "", "pods", "", "tsys-ci", "tsys-ci-serve-abc12", true}, // the leader label

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -48,7 +47,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 
 	spec := filepath.Join(t.TempDir(), "hello.yaml")
 	writeFile(t, spec, "name: hello\nnamespace: resume-app\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
-	conf := &serve.Config{Policies: []serve.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: ns, Spec: spec}}}
+	conf := &serve.Config{Registry: "reg.example", InsecurePlainHTTP: true, Policies: []serve.DeployPolicy{{Name: "hello", Repository: "e2e/hello", Tags: "sv*", App: app, Namespace: ns, Spec: spec}}}
 	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/new-leader", LeaseDuration: 2 * time.Second}}
@@ -58,7 +57,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 
 	var rec map[string]any
 	waitFor(t, "the resume recorded as done", 30*time.Second, func() bool {
-		resp, err := http.Get(r.url + "/api/v1/deploys")
+		resp, err := getAPI(r, "/api/v1/deploys")
 		if err != nil {
 			return false
 		}

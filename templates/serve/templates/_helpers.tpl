@@ -12,6 +12,9 @@ app.kubernetes.io/name: {{ include "serve.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "serve.secret" -}}{{ .Values.existingSecret | default (include "serve.fullname" .) }}{{- end -}}
+{{- define "serve.webhookSecret" -}}{{ .Values.existingWebhookSecret | default (printf "%s-webhook" (include "serve.fullname" .)) }}{{- end -}}
+{{- define "serve.scheme" -}}{{ if .Values.tls.secretName }}https{{ else }}http{{ end }}{{- end -}}
+{{- define "serve.readSecret" -}}{{ .Values.existingReadTokenSecret | default (printf "%s-read" (include "serve.fullname" .)) }}{{- end -}}
 {{- define "serve.image" -}}
 {{- if .Values.image.digest -}}{{ .Values.image.repository }}@{{ .Values.image.digest }}{{- else -}}{{ .Values.image.repository }}:{{ .Values.image.tag }}{{- end -}}
 {{- end -}}
