@@ -86,15 +86,15 @@ current-context: dead
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
 	spec := writeFile(t, filepath.Join(dir, "tsys-ci.yaml"), "name: demo\nports: [{name: http, containerPort: 8080}]\n")
-	secret := writeFile(t, filepath.Join(dir, "secret"), "Bearer 0123456789abcdef0123\n")
+	owners := writeFile(t, filepath.Join(dir, "owners.yaml"), "namespaces: {demo: {hosts: [\"*.demo.example\"]}}\n")
 	// platform plan reaches the cluster through Helm, once it has charts.
 	for _, args := range [][]string{
 		{"promote", "demo", "--rollback", "--spec", spec},
 		{"status", "demo", "-n", "demo"},
 		{"abort", "demo", "--spec", spec},
-		{"serve", "--config", "../../pipeline/serve/testdata/serve/serve.yaml", "--webhook-secret-file", secret, "--allow-unsigned"},
+		{"serve", "--config", "../../pipeline/serve/testdata/serve/serve.yaml", "--allow-unsigned"},
 		{"edge", "render"},
-		{"edge", "sync"},
+		{"edge", "sync", "--owners", owners},
 		{"platform", "doctor"},
 		{"platform", "apply", "-f", "../../templates/platform/platform.yaml"},
 	} {

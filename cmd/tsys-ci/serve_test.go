@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // serveTestConfig writes a serve.yaml of the pipeline/serve test config
@@ -83,15 +83,15 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	app := newApp()
-	var logs bytes.Buffer
-	app.Writer, app.ErrWriter = io.Discard, &syncWriter{w: &logs}
+	var logs testenv.SyncBuffer
+	app.Writer, app.ErrWriter = io.Discard, &logs
 	done := make(chan error, 1)
 	go func() {
 		done <- runCLI(ctx, app, []string{"tsys-ci", "serve", "--listen", addr, "--no-cluster",
 			"--config", cfg})
 	}()
 	base := "http://" + addr
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, "serve to answer", 20*time.Second, func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
@@ -112,7 +112,7 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 		t.Fatalf("webhook: %d", resp.StatusCode)
 	}
 	var deploys struct{ Deploys []serve.DeployRecord }
-	waitUntil(t, func() bool {
+	testenv.Eventually(t, "serve to answer", 20*time.Second, func() bool {
 		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/deploys", nil)
 		req.Header.Set("Authorization", "Bearer "+cmdReadToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -130,27 +130,5 @@ func TestServeNoClusterRunsAndStops(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("serve after its context ended: %v\n%s", err, logs.String())
-	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -46,7 +46,7 @@ func TestPromoteFlagsValidate(t *testing.T) {
 }
 
 func TestServeFlagsValidate(t *testing.T) {
-	ok := serveFlags{config: "serve.yaml", secretFile: "s", policy: imagePolicy{verifyKey: "k.pub"}}
+	ok := serveFlags{config: "serve.yaml", policy: imagePolicy{verifyKey: "k.pub"}}
 	with := func(change func(*serveFlags)) serveFlags { f := ok; change(&f); return f }
 	for _, tc := range []struct {
 		name string
@@ -56,7 +56,7 @@ func TestServeFlagsValidate(t *testing.T) {
 		{"config file, signed", ok, ""},
 		{"configmap", with(func(f *serveFlags) { f.config, f.configMap = "", "tsys-ci/serve" }), ""},
 		{"no cluster needs no policy", with(func(f *serveFlags) { f.policy, f.noCluster = imagePolicy{}, true }), ""},
-		{"no secret", with(func(f *serveFlags) { f.secretFile = "" }), "--webhook-secret-file is required"},
+		{"the old shared secret", with(func(f *serveFlags) { f.secretFile = "s" }), "set webhookSecretsDir in serve.yaml"},
 		{"no policy", with(func(f *serveFlags) { f.policy = imagePolicy{} }), "pass --verify-key cosign.pub, or --allow-unsigned"},
 		{"both policies", with(func(f *serveFlags) { f.policy.allowUnsigned = true }), "not both"},
 		{"no config", with(func(f *serveFlags) { f.config = "" }), "one of --config"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/tsys-group/tsys-ci/test/slapd"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // ucsDirectory starts the UCS-shaped slapd fixture with:
@@ -94,7 +95,7 @@ func TestManualDeploysAgainstUCSDirectory(t *testing.T) {
 				"image": "harbor.company.example/evil/shop@sha256:" + strings.Repeat("5e", 32)}); code != http.StatusBadRequest {
 				t.Fatalf("promote of another repository's image: %d, want 400", code)
 			}
-			waitFor(t, "three deploys done", func() bool {
+			testenv.Eventually(t, "three deploys done", 10*time.Second, func() bool {
 				n := 0
 				for _, r := range ts.recorder.Recent() {
 					if r.State == "done" {
@@ -317,7 +318,7 @@ func TestReadOnlyAPI(t *testing.T) {
 		t.Fatalf("policies %d %v", code, r)
 	}
 	post(t, ts.url+"/webhook/harbor", testSecret, "application/json", harborPush("demo/shop", "main-9", ts.clock.Now().Unix(), 9))
-	waitFor(t, "the deploy", func() bool { r := ts.recorder.Recent(); return len(r) == 1 && r[0].State == "done" })
+	testenv.Eventually(t, "the deploy", 10*time.Second, func() bool { r := ts.recorder.Recent(); return len(r) == 1 && r[0].State == "done" })
 	code, r := get("/api/v1/deploys")
 	d := r["deploys"].([]any)
 	if code != 200 || len(d) != 1 || d[0].(map[string]any)["result"] != "succeeded" || d[0].(map[string]any)["policy"] != "shop-main" {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 type recordingSink struct {
@@ -41,7 +42,7 @@ func TestDeployQueueOneAtATimePerApp(t *testing.T) {
 		}
 	}
 	// Both apps start one deploy each; nothing else runs while they wait.
-	waitFor(t, "one deploy per app running", func() bool { return len(d.Calls()) == 2 })
+	testenv.Eventually(t, "one deploy per app running", 10*time.Second, func() bool { return len(d.Calls()) == 2 })
 	if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "shop", Namespace: "ns"}); err != nil {
 		t.Fatalf("third waiting deploy: %v", err)
 	}
@@ -60,7 +61,7 @@ func TestDeployQueueOneAtATimePerApp(t *testing.T) {
 	for _, err := range results {
 		d.gate <- err
 	}
-	waitFor(t, "all deploys done", func() bool {
+	testenv.Eventually(t, "all deploys done", 10*time.Second, func() bool {
 		for _, r := range q.Recorder.Recent() {
 			if r.State != "done" {
 				return false
@@ -113,10 +114,10 @@ func TestDeployQueueDrain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "the first deploy running", func() bool { return len(d.Calls()) == 1 })
+		testenv.Eventually(t, "the first deploy running", 10*time.Second, func() bool { return len(d.Calls()) == 1 })
 		drained := make(chan error, 1)
 		go func() { drained <- q.Drain(context.Background()) }()
-		waitFor(t, "the queue to drain", q.Draining)
+		testenv.Eventually(t, "the queue to drain", 10*time.Second, q.Draining)
 		if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "blog", Namespace: "ns"}); !errors.Is(err, ErrShuttingDown) {
 			t.Fatalf("enqueue while draining: %v, want ErrShuttingDown", err)
 		}
@@ -140,7 +141,7 @@ func TestDeployQueueDrain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "the first deploy running", func() bool { return len(d.Calls()) == 1 })
+		testenv.Eventually(t, "the first deploy running", 10*time.Second, func() bool { return len(d.Calls()) == 1 })
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel() // the deadline has passed
 		if err := q.Drain(ctx); err == nil || !strings.Contains(err.Error(), "canceled") {

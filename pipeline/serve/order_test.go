@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // Issue 17 finding 3: an older push delivered after a newer one is not
@@ -22,7 +25,7 @@ func TestWebhookOlderPushAfterNewerNotDeployed(t *testing.T) {
 	if code, reply := post(t, ts.url+"/webhook/harbor", testSecret, "application/json", harborPush("demo/shop", "main-3", now+1, 3)); code != http.StatusAccepted {
 		t.Fatalf("main-3: %d %v", code, reply)
 	}
-	waitFor(t, "two deploys done", func() bool {
+	testenv.Eventually(t, "two deploys done", 10*time.Second, func() bool {
 		r := ts.recorder.Recent()
 		return len(r) == 2 && r[0].State == "done" && r[1].State == "done"
 	})

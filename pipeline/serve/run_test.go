@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 func TestRunDrainsOnShutdown(t *testing.T) {
@@ -31,7 +33,7 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- Run(ctx, RunOptions{Server: s, Listener: l, ShutdownTimeout: time.Minute}) }()
-	waitFor(t, "readyz", func() bool {
+	testenv.Eventually(t, "readyz", 10*time.Second, func() bool {
 		resp, err := http.Get(url + "/readyz")
 		if err != nil {
 			return false
@@ -44,9 +46,9 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 			t.Fatalf("push %s: %d %v", tag, code, r)
 		}
 	}
-	waitFor(t, "the first deploy running", func() bool { return len(d.Calls()) == 1 })
+	testenv.Eventually(t, "the first deploy running", 10*time.Second, func() bool { return len(d.Calls()) == 1 })
 	stop()
-	waitFor(t, "the server to stop listening", func() bool {
+	testenv.Eventually(t, "the server to stop listening", 10*time.Second, func() bool {
 		_, err := http.Get(url + "/healthz")
 		return err != nil
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tsys-group/tsys-ci/test/pki"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // Issue 17 finding 5: serve listens with TLS (certificate and key named in
@@ -62,7 +63,7 @@ func TestServeTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	waitFor(t, "readyz over https", func() bool {
+	testenv.Eventually(t, "readyz over https", 10*time.Second, func() bool {
 		resp, err := client.Get("https://" + l.Addr().String() + "/readyz")
 		if err != nil {
 			return false
@@ -109,7 +110,7 @@ func TestServePlainHTTPWarns(t *testing.T) {
 	ran := make(chan error, 1)
 	go func() { ran <- Run(ctx, RunOptions{Server: s, Listener: l, ShutdownTimeout: 10 * time.Second}) }()
 	defer func() { stop(); <-ran }()
-	waitFor(t, "the plain HTTP warning", func() bool {
+	testenv.Eventually(t, "the plain HTTP warning", 10*time.Second, func() bool {
 		w := logs.Lines("serving plain HTTP (insecurePlainHTTP): webhook secrets and directory passwords cross the network in clear; give serve.yaml tls a certificate and key")
 		return len(w) == 1 && w[0]["level"] == "WARN"
 	})

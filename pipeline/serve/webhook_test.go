@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 func TestWebhookValidPushDeploys(t *testing.T) {
@@ -17,7 +18,7 @@ func TestWebhookValidPushDeploys(t *testing.T) {
 	if code != http.StatusAccepted || reply["result"] != "accepted" {
 		t.Fatalf("valid push: %d %v, want 202 accepted", code, reply)
 	}
-	waitFor(t, "the deploy to finish", func() bool {
+	testenv.Eventually(t, "the deploy to finish", 10*time.Second, func() bool {
 		r := ts.recorder.Recent()
 		return len(r) == 1 && r[0].State == "done"
 	})
@@ -111,7 +112,7 @@ func TestWebhookReplayRefused(t *testing.T) {
 	if code, reply := post(t, ts.url+"/webhook/harbor", testSecret, "application/json", again); code != 202 {
 		t.Fatalf("re-push: %d %v, want 202", code, reply)
 	}
-	waitFor(t, "two deploys", func() bool {
+	testenv.Eventually(t, "two deploys", 10*time.Second, func() bool {
 		r := ts.recorder.Recent()
 		return len(r) == 2 && r[0].State == "done" && r[1].State == "done"
 	})

@@ -18,6 +18,8 @@ import (
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // The leader's pod is deleted while it runs a deploy: force-deleted
@@ -37,7 +39,7 @@ func TestLeaderWithoutTimeHandsItsDeployOver(t *testing.T) {
 }
 
 func handOver(t *testing.T, grace int64) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	serveNS, appNS, app := fmt.Sprintf("handover-serve-%d", grace), fmt.Sprintf("handover-app-%d", grace), "hello"
 	namespace(t, c, serveNS)
@@ -49,14 +51,14 @@ func handOver(t *testing.T, grace int64) {
 	// A pod on no node is deleted at once whatever the grace period;
 	// on a node (with no kubelet here) it keeps its deletion deadline.
 	a := startHandoverReplica(t, c, serveNS, "serve-a", "www1", conf)
-	waitFor(t, "serve-a leading", 30*time.Second, func() bool { return a.leader(t) })
+	testenv.Eventually(t, "serve-a leading", 30*time.Second, func() bool { return a.leader(t) })
 	b := startHandoverReplica(t, c, serveNS, "serve-b", "", conf)
 
 	image := "reg.example/e2e/hello@sha256:" + strings.Repeat("d", 64)
 	if code := deliver(t, a, "reg.example", "e2e/hello", "sv1", strings.Repeat("d", 64)); code != http.StatusAccepted {
 		t.Fatalf("serve-a answered the event %d, want 202", code)
 	}
-	waitFor(t, "the deploy under way, its lease held by serve-a", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the deploy under way, its lease held by serve-a", 30*time.Second, func() bool {
 		if d := doneDeploys(t, a); len(d) != 0 {
 			t.Fatalf("the deploy ended before it could be handed over: %v", d)
 		}
@@ -84,7 +86,7 @@ func handOver(t *testing.T, grace int64) {
 		t.Fatalf("serve-a returned with the promote lease still held by it")
 	}
 	// The promote lease lasts 10 min: only a release lets serve-b in.
-	waitFor(t, "serve-b leading and resuming the deploy under its lease", 60*time.Second, func() bool {
+	testenv.Eventually(t, "serve-b leading and resuming the deploy under its lease", 60*time.Second, func() bool {
 		return b.leader(t) && promoteHolder(t, c, appNS, app) == "serve/serve-b"
 	})
 	st, err := rollout.Status(ctx, c, appNS, app)

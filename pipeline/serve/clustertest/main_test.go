@@ -22,21 +22,13 @@ import (
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 var cfg *rest.Config
 
 func TestMain(m *testing.M) {
-	os.Exit(apiserver.RunTests(m, func(s *apiserver.Server) { cfg = s.Config }))
-}
-
-func client(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	apiserver.Main(m, &cfg)
 }
 
 func namespace(t *testing.T, c kubernetes.Interface, name string) {
@@ -44,17 +36,6 @@ func namespace(t *testing.T, c kubernetes.Interface, name string) {
 	_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -190,12 +171,12 @@ func startServeFor(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d
 // Two replicas share one Lease: exactly one acts; when it shuts down it
 // hands the Lease over and the other acts.
 func TestLeaderElectionOneReplicaActs(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	namespace(t, c, "serve-le")
 	a := startReplica(t, c, "serve-a", "serve-le", serve.NoClusterDeployer{})
 	b := startReplica(t, c, "serve-b", "serve-le", serve.NoClusterDeployer{})
 	var leader, follower *replica
-	waitFor(t, "a leader", 30*time.Second, func() bool {
+	testenv.Eventually(t, "a leader", 30*time.Second, func() bool {
 		la, lb := a.leader(t), b.leader(t)
 		if la && lb {
 			t.Fatal("both replicas lead")
@@ -216,7 +197,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 		t.Fatalf("Lease holder %v, leader %s", lease.Spec.HolderIdentity, leader.name)
 	}
 	// Only the leader's pod carries the label the chart's Service selects.
-	waitFor(t, "the leader's pod labelled", 10*time.Second, func() bool {
+	testenv.Eventually(t, "the leader's pod labelled", 10*time.Second, func() bool {
 		got := labelled(t, c, "serve-le")
 		return len(got) == 1 && got[0] == leader.name
 	})
@@ -230,8 +211,8 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 		t.Fatalf("leader shutdown: %v", err)
 	}
 	leader.done <- nil // for Cleanup
-	waitFor(t, "the follower to lead", 30*time.Second, func() bool { return follower.leader(t) })
-	waitFor(t, "the label on the new leader's pod alone", 10*time.Second, func() bool {
+	testenv.Eventually(t, "the follower to lead", 30*time.Second, func() bool { return follower.leader(t) })
+	testenv.Eventually(t, "the label on the new leader's pod alone", 10*time.Second, func() bool {
 		got := labelled(t, c, "serve-le")
 		return len(got) == 1 && got[0] == follower.name
 	})
@@ -241,7 +222,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 // The Event serve writes for a deploy is accepted by a real API server's
 // validation and reads back as written.
 func TestDeployEventAccepted(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	namespace(t, c, "serve-ev")
 	sink := &serve.KubeEventSink{Client: c, Instance: "serve-a"}
 	now := time.Now()
@@ -271,7 +252,7 @@ func TestDeployEventAccepted(t *testing.T) {
 // no previous version fails with promote's own reason, under promote's
 // per-app Lease, and is recorded as failed with an Event.
 func TestPromoterDeployerRunsPromote(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	namespace(t, c, "shop")
 	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
@@ -294,7 +275,7 @@ func TestPromoterDeployerRunsPromote(t *testing.T) {
 // serve.yaml read from a ConfigMap through the API, with the same strict
 // checks as a file.
 func TestServeConfigFromConfigMap(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	namespace(t, c, "serve-cm")
 	good := "registry: harbor.company.example\ninsecurePlainHTTP: true\npolicies:\n- {name: shop-main, repository: demo/shop, tags: 'main-*', app: shop, namespace: shop, spec: shop.yaml}\n"
 	for name, data := range map[string]map[string]string{

@@ -9,13 +9,14 @@ import (
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
 
 // Issue 17 finding 3: the newest accepted push of an app is kept in the
 // app's namespace, beside (not in) promote's state ConfigMap, never moved
 // back, and read by any replica.
 func TestKubePushOrder(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	namespace(t, c, "push-order")
 	a, b := &serve.KubePushOrder{Client: c}, &serve.KubePushOrder{Client: c}

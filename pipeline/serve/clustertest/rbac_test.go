@@ -21,12 +21,14 @@ import (
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // The chart's RBAC, applied to a real API server, lets serve's
 // ServiceAccount do what serve and promote do, in the app namespaces only.
 func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
-	admin := client(t)
+	admin := apiserver.Client(t)
 	for _, ns := range []string{"tsys-ci", "rbac-shop", "rbac-other", rollout.DefaultAllocNamespace} {
 		namespace(t, admin, ns)
 	}
@@ -130,7 +132,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	le := &serve.LeaderElection{Client: c, Namespace: "tsys-ci", Name: "tsys-ci-serve", Identity: "serve-rbac",
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond}
 	r := startReplicaWith(t, le)
-	waitFor(t, "the ServiceAccount to take the leader Lease", 30*time.Second, func() bool { return r.leader(t) })
+	testenv.Eventually(t, "the ServiceAccount to take the leader Lease", 30*time.Second, func() bool { return r.leader(t) })
 	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/rbac"}}

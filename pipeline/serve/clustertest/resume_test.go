@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
+	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
 // A replica that starts leading finds the deploy the previous leader was
@@ -31,7 +32,7 @@ import (
 // is removed and whose state ends Stable. Harbor sends no event again, so
 // nothing else would finish it.
 func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	const ns, app = "resume-app", "hello"
 	namespace(t, c, ns)
@@ -56,7 +57,7 @@ func TestNewLeaderResumesUnfinishedDeploy(t *testing.T) {
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond}, conf, d)
 
 	var rec map[string]any
-	waitFor(t, "the resume recorded as done", 30*time.Second, func() bool {
+	testenv.Eventually(t, "the resume recorded as done", 30*time.Second, func() bool {
 		resp, err := getAPI(r, "/api/v1/deploys")
 		if err != nil {
 			return false
@@ -121,7 +122,7 @@ func leftRollback(t *testing.T, c kubernetes.Interface, ns, app string) string {
 // soon as that replica releases the lease, not when the lease would
 // expire.
 func TestResumeTakesAReleasedLeaseAtOnce(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	const ns, app = "resume-poll", "hello"
 	namespace(t, c, ns)
@@ -140,7 +141,7 @@ func TestResumeTakesAReleasedLeaseAtOnce(t *testing.T) {
 	go func() {
 		done <- d.Deploy(ctx, serve.DeployRequest{ID: "1", Kind: serve.DeployResume, Policy: "hello", App: app, Namespace: ns, Spec: spec})
 	}()
-	waitFor(t, "the resume waiting for the lease", 30*time.Second, func() bool { return len(clock.waits()) > 0 })
+	testenv.Eventually(t, "the resume waiting for the lease", 30*time.Second, func() bool { return len(clock.waits()) > 0 })
 	l, err := c.CoordinationV1().Leases(ns).Get(ctx, rollout.LeaseName(app), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func (c *waitsClock) waits() []time.Duration {
 // Lease, the label must go, or the Service would send Harbor's deliveries
 // to a follower.
 func TestRestartedReplicaDropsStaleLeaderLabel(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	const ns = "serve-stale"
 	namespace(t, c, ns)
@@ -208,7 +209,7 @@ func TestRestartedReplicaDropsStaleLeaderLabel(t *testing.T) {
 	}
 	r := startReplicaWith(t, &serve.LeaderElection{Client: c, Namespace: ns, Name: "tsys-ci-serve", Identity: "serve-x",
 		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond, LabelPod: ns + "/serve-x"})
-	waitFor(t, "the stale leader label removed", 10*time.Second, func() bool { return len(labelled(t, c, ns)) == 0 })
+	testenv.Eventually(t, "the stale leader label removed", 10*time.Second, func() bool { return len(labelled(t, c, ns)) == 0 })
 	if r.leader(t) {
 		t.Fatal("the replica leads although serve-y holds the Lease")
 	}
@@ -220,7 +221,7 @@ func TestRestartedReplicaDropsStaleLeaderLabel(t *testing.T) {
 // while it runs the process that took the lease, the resume waits (here
 // given up after 3 s).
 func TestResumeTakesADeadReplicasLeaseAtOnce(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	const ns, app, serveNS = "resume-gone", "hello", "resume-gone-serve"
 	namespace(t, c, ns)
@@ -246,7 +247,7 @@ func TestResumeTakesADeadReplicasLeaseAtOnce(t *testing.T) {
 	}
 	spec := filepath.Join(t.TempDir(), "hello.yaml")
 	writeFile(t, spec, "name: hello\nnamespace: "+ns+"\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\n")
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(out, nil)), ResumeWait: 3 * time.Second,
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: serve.ReplicaHolderPrefix + "serve-b",
 			HolderGone: serve.ReplicaGone(c, serveNS, "serve")}}
@@ -268,22 +269,4 @@ func TestResumeTakesADeadReplicasLeaseAtOnce(t *testing.T) {
 	if !strings.Contains(out.String(), "container serve of pod serve-a is not running (CrashLoopBackOff)") {
 		t.Errorf("the log does not say why the lease was taken over:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -16,13 +16,14 @@ import (
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
 
 // Issue 17 finding 8: a resume and a rollback deploy images read from the
 // rollout state ConfigMap, which more than serve can write; serve's image
 // policy checks them again, and a refused one is not deployed.
 func TestResumeAndRollbackVerifyRecordedImages(t *testing.T) {
-	c := client(t)
+	c := apiserver.Client(t)
 	ctx := context.Background()
 	good := "reg.example/e2e/hello@sha256:" + strings.Repeat("a0", 32)
 	planted := "reg.example/e2e/hello@sha256:" + strings.Repeat("bd", 32)
