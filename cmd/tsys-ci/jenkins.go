@@ -60,12 +60,16 @@ func jenkinsSeedCommand() *cli.Command {
 		Usage:     "create or update Jenkins folders and jobs from jobs.yaml; a second run changes nothing",
 		ArgsUsage: " ",
 		Flags: append(jenkinsConnectionFlags(),
-			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Required: true, Usage: "the jobs file (see templates/jenkins/jobs.yaml)"},
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "the jobs file (required; see templates/jenkins/jobs.yaml)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, with diffs, and change nothing"},
 			&cli.BoolFlag{Name: "prune", Usage: "delete folders and jobs that are in Jenkins but not in the jobs file"},
 		),
 		Before: noArgs(""),
 		Action: func(c *cli.Context) error {
+			// Checked here, not with urfave's Required, whose error exits 1.
+			if c.String("file") == "" {
+				return usageErrorf("jenkins seed needs --file (-f), the jobs file, e.g. -f templates/jenkins/jobs.yaml")
+			}
 			data, err := os.ReadFile(c.String("file"))
 			if err != nil {
 				return usageErrorf("jenkins seed: %w", err)

@@ -105,3 +105,25 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestNoFlagIsRequiredByUrfave: urfave/cli's Required flags fail with an
+// error of its own that exits 1; a missing flag is bad usage (exit 2), so
+// commands check their required flags themselves.
+func TestNoFlagIsRequiredByUrfave(t *testing.T) {
+	var walk func(path string, cmds []*cli.Command)
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			for _, f := range c.Flags {
+				if r, ok := f.(cli.RequiredFlag); ok && r.IsRequired() {
+					t.Errorf("%s %s: flag %v is Required in urfave/cli (exit 1 when missing); check it in the command (usageErrorf, exit 2)", path, c.Name, f.Names())
+				}
+			}
+			walk(path+" "+c.Name, c.Subcommands)
+		}
+	}
+	walk("tsys-ci", newApp().Commands)
+	_, _, err := runApp(t, "jenkins", "seed", "--dry-run")
+	if exitCode(err) != exitBadInput || !strings.Contains(fmt.Sprint(err), "--file") {
+		t.Errorf("jenkins seed without -f: %v (exit %d), want exit 2 naming --file", err, exitCode(err))
+	}
+}
