@@ -25,8 +25,10 @@ import (
 // the hosts a user named on the command line. Every other registry is asked
 // anonymously. A Client using it also refuses to send the login over plain
 // HTTP (go-containerregistry falls back to http:// for loopback and private
-// addresses) unless the registry is on loopback and TSYS_CI_REGISTRY_INSECURE
-// is "true", and refuses to send it to another host (a token service
+// addresses) unless TSYS_CI_REGISTRY_INSECURE allows it: "true" for a
+// registry on loopback, or a comma-separated list of HOST[:PORT] named one by
+// one (a lab registry on a network the user trusts; never a default), and
+// refuses to send it to another host (a token service
 // elsewhere, a redirect).
 func Credentials(getenv func(string) string) authn.Keychain {
 	return CredentialsFor(getenv)
@@ -43,10 +45,17 @@ func CredentialsFor(getenv func(string) string, hosts ...string) authn.Keychain 
 	}
 	p := getenv("TSYS_CI_REGISTRY_PASSWORD")
 	k := &boundKeychain{
-		auth:         authn.FromConfig(authn.AuthConfig{Username: u, Password: p}),
-		basic:        "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)),
-		hosts:        map[string]bool{},
-		loopbackHTTP: strings.EqualFold(strings.TrimSpace(getenv("TSYS_CI_REGISTRY_INSECURE")), "true"),
+		auth:     authn.FromConfig(authn.AuthConfig{Username: u, Password: p}),
+		basic:    "Basic " + base64.StdEncoding.EncodeToString([]byte(u+":"+p)),
+		hosts:    map[string]bool{},
+		insecure: map[string]bool{},
+	}
+	for _, h := range strings.Split(getenv("TSYS_CI_REGISTRY_INSECURE"), ",") {
+		if h = strings.TrimSpace(h); strings.EqualFold(h, "true") {
+			k.loopbackHTTP = true
+		} else if r, err := name.NewRegistry(h); h != "" && err == nil {
+			k.insecure[r.RegistryStr()] = true
+		}
 	}
 	for _, h := range strings.Split(getenv("TSYS_CI_REGISTRY"), ",") {
 		k.add(h)
@@ -98,7 +107,8 @@ type boundKeychain struct {
 	auth         authn.Authenticator
 	basic        string // the Authorization header the login makes
 	hosts        map[string]bool
-	loopbackHTTP bool // TSYS_CI_REGISTRY_INSECURE=true
+	loopbackHTTP bool            // TSYS_CI_REGISTRY_INSECURE=true
+	insecure     map[string]bool // hosts TSYS_CI_REGISTRY_INSECURE names
 }
 
 func (k *boundKeychain) add(host string) {
@@ -150,10 +160,12 @@ func (g guardTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if a == g.k.basic && !bound {
 		return nil, fmt.Errorf("refusing to send the registry login (TSYS_CI_REGISTRY_USERNAME) to %s: it is only for %s; if %s is that registry's token service, add it to TSYS_CI_REGISTRY", req.URL.Host, g.k.names(), req.URL.Host)
 	}
-	if bound && req.URL.Scheme != "https" && !(g.k.loopbackHTTP && isLoopback(req.URL.Hostname())) {
+	if bound && req.URL.Scheme != "https" && !(g.k.loopbackHTTP && isLoopback(req.URL.Hostname())) && !g.k.insecure[host] {
 		how := "serve the registry over https"
 		if isLoopback(req.URL.Hostname()) {
 			how += ", or set TSYS_CI_REGISTRY_INSECURE=true for a registry on loopback"
+		} else {
+			how += ", or, for a lab registry on a network you trust, name it in TSYS_CI_REGISTRY_INSECURE=" + host
 		}
 		return nil, fmt.Errorf("refusing to send the registry login (TSYS_CI_REGISTRY_USERNAME) to %s over plain HTTP: %s", req.URL.Host, how)
 	}

@@ -124,6 +124,26 @@ func TestCredentialsNeverPlainHTTPBeyondLoopback(t *testing.T) {
 	}
 }
 
+// TestCredentialsPlainHTTPOnlyToNamedInsecureHosts: a lab registry without
+// TLS gets the login only when TSYS_CI_REGISTRY_INSECURE names it, and no
+// other plain-HTTP host does.
+func TestCredentialsPlainHTTPOnlyToNamedInsecureHosts(t *testing.T) {
+	k := CredentialsFor(envOf(map[string]string{"TSYS_CI_REGISTRY_USERNAME": "ci", "TSYS_CI_REGISTRY_PASSWORD": "secret",
+		"TSYS_CI_REGISTRY": "10.213.0.201:5000", "TSYS_CI_REGISTRY_INSECURE": "10.213.0.200:5000"}), "10.213.0.200:5000").(*boundKeychain)
+	sent := 0
+	g := guardTransport{k: k, next: roundTripFunc(func(*http.Request) (*http.Response, error) { sent++; return nil, nil })}
+	req, _ := http.NewRequest(http.MethodGet, "http://10.213.0.200:5000/v2/", nil)
+	req.Header.Set("Authorization", k.basic)
+	if _, err := g.RoundTrip(req); err != nil || sent != 1 {
+		t.Errorf("login over http to the named insecure host: err %v, sent %d", err, sent)
+	}
+	req, _ = http.NewRequest(http.MethodGet, "http://10.213.0.201:5000/v2/", nil)
+	req.Header.Set("Authorization", k.basic)
+	if _, err := g.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "TSYS_CI_REGISTRY_INSECURE=10.213.0.201:5000") || sent != 1 {
+		t.Errorf("login over http to a bound host not named insecure: err %v, sent %d", err, sent)
+	}
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -77,6 +77,10 @@ func TestJenkinsPipelineHarnessOnLab(t *testing.T) {
 		AgentEnv: map[string]string{
 			"PATH": filepath.Dir(bin) + ":" + os.Getenv("PATH"),
 			"HOME": os.Getenv("HOME"),
+			// The lab registry has no TLS and ignores the login tsysPush
+			// binds; tsys-ci sends a login over plain HTTP only to a host
+			// named here (issue 17, finding 2).
+			"TSYS_CI_REGISTRY_INSECURE": theAddons.Addons.Registry,
 		},
 		Env: map[string]string{"BRANCH_NAME": "main", "SOURCE_DATE_EPOCH": "1764000000"},
 		Credentials: map[string]jenkinsharness.Credential{
