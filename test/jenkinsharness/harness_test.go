@@ -233,6 +233,9 @@ func TestTemplateBuildPushThenPromoteWithoutCluster(t *testing.T) {
 	j := newJob(t)
 	b := tsysCi(t)
 	j.AgentEnv["PATH"] = filepath.Dir(b) + ":" + os.Getenv("PATH")
+	// The test registry is on loopback without TLS; tsys-ci sends the
+	// robot login tsysPush binds over plain HTTP only when told to.
+	j.AgentEnv["TSYS_CI_REGISTRY_INSECURE"] = "true"
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	reg := strings.TrimPrefix(srv.URL, "http://")
