@@ -45,20 +45,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
-	s, err := NewServer(ServerOptions{Config: cfg, WebhookSecrets: testSecrets, Deployer: newRecordingDeployer(), Clock: newTestClock(),
-		Log: slog.New(slog.NewJSONHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- Run(ctx, RunOptions{Server: s, Listener: l, ShutdownTimeout: 10 * time.Second}) }()
-	defer func() { stop(); <-ran }()
+	l, logs := runTestServer(t, cfg)
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM)
@@ -96,6 +83,17 @@ func TestServePlainHTTPWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, logs := runTestServer(t, cfg)
+	testenv.Eventually(t, "the plain HTTP warning", 10*time.Second, func() bool {
+		w := logs.Lines("serving plain HTTP (insecurePlainHTTP): webhook secrets and directory passwords cross the network in clear; give serve.yaml tls a certificate and key")
+		return len(w) == 1 && w[0]["level"] == "WARN"
+	})
+}
+
+// runTestServer runs serve with cfg on a loopback port until the test ends
+// and returns its listener and its log.
+func runTestServer(t *testing.T, cfg *Config) (net.Listener, *logBuffer) {
+	t.Helper()
 	logs := &logBuffer{}
 	s, err := NewServer(ServerOptions{Config: cfg, WebhookSecrets: testSecrets, Deployer: newRecordingDeployer(), Clock: newTestClock(),
 		Log: slog.New(slog.NewJSONHandler(logs, nil))})
@@ -109,9 +107,6 @@ func TestServePlainHTTPWarns(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- Run(ctx, RunOptions{Server: s, Listener: l, ShutdownTimeout: 10 * time.Second}) }()
-	defer func() { stop(); <-ran }()
-	testenv.Eventually(t, "the plain HTTP warning", 10*time.Second, func() bool {
-		w := logs.Lines("serving plain HTTP (insecurePlainHTTP): webhook secrets and directory passwords cross the network in clear; give serve.yaml tls a certificate and key")
-		return len(w) == 1 && w[0]["level"] == "WARN"
-	})
+	t.Cleanup(func() { stop(); <-ran })
+	return l, logs
 }
