@@ -305,7 +305,12 @@ func TestJenkinsStandInBuildQueueConsole(t *testing.T) {
 		t.Fatalf("first console chunk = %q, headers %v", r.body, r.header)
 	}
 	g.lines <- "step one\n"
-	r = progressive("22")
+	// The build's goroutine has taken the line once the send returns, but
+	// writes it to the console after: wait for it there.
+	testenv.Eventually(t, "Jenkins stand-in: the console holding the second line", 10*time.Second, func() bool {
+		r = progressive("22")
+		return r.header.Get("X-Text-Size") == "31"
+	})
 	if r.body != "step one\n" || r.header.Get("X-Text-Size") != "31" {
 		t.Errorf("second chunk = %q size %s", r.body, r.header.Get("X-Text-Size"))
 	}
