@@ -8,7 +8,8 @@ import "github.com/tsys-group/tsys-ci/internal/contract"
 const (
 	// LabelColor tells the two Deployments of an app apart (blue, green);
 	// the Service selects one color, or both while a canary is weighted.
-	LabelColor = "tsys-ci.io/color"
+	// Declared in internal/contract: the edge reads it too.
+	LabelColor = contract.LabelColor
 	// AnnotationImage and AnnotationRevision say which image and commit a
 	// Deployment runs (an image digest is too long for a label value).
 	AnnotationImage    = "tsys-ci.io/image"

@@ -16,13 +16,33 @@ const (
 	ManagedBy      = "tsys-ci"
 	// LabelAppName names the app an object belongs to.
 	LabelAppName = "app.kubernetes.io/name"
+	// LabelColor tells an app's two versions apart (blue, green): on its
+	// Deployments and their pods, and on the per-color Services through
+	// which the edge reaches each version (ColorServiceName).
+	LabelColor = "tsys-ci.io/color"
 )
+
+// ColorServiceName is the Service that reaches one color of an app's
+// pods from outside the cluster: type NodePort with externalTrafficPolicy
+// Local, selecting the app and the color, with the app Service's HTTP
+// ports under the same names. Rollout writes one per color for every app
+// with host names at the edge; the edge gives each color one HAProxy
+// server pool over the nodes' NodePorts. Local policy makes a node's port
+// reach only that node's pods, so a node that freezes takes only its own
+// servers with it and the edge's retries land on a live one.
+func ColorServiceName(app, color string) string { return app + "-" + color }
 
 // Annotations read across packages.
 const (
 	// AnnotationEdge, on an app's Service, is the JSON list of how its
 	// ports are reached from outside (written by rollout, read by the edge).
 	AnnotationEdge = "tsys-ci.io/edge"
+	// AnnotationEdgeWeights, on the same Service, is the share of the
+	// edge's requests each color gets, in whole percent summing to 100, as
+	// JSON: {"blue":95,"green":5}. Only promote writes it (one writer);
+	// only the edge applies it, through HAProxy's runtime API, never by a
+	// reload. Absent, the color the Service selects gets 100.
+	AnnotationEdgeWeights = "tsys-ci.io/edge-weights"
 	// AnnotationReplicated="true" on a StorageClass says its volumes are
 	// replicated although its provisioner does not say so (read by the
 	// platform doctor).
