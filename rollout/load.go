@@ -21,9 +21,14 @@ const (
 	DefaultDrain          = 10 * time.Second
 	DefaultGracePeriod    = 40 * time.Second
 	DefaultProbeSuccesses = 3
-	DefaultProbeInterval  = 2 * time.Second
-	DefaultProbeTimeout   = 2 * time.Minute
-	DefaultProbeLatency   = 2 * time.Second
+	// DefaultProbeFailureThreshold: three bad answers in a row (4 s at the
+	// default interval) end the probe. The pods are ready before probes
+	// start, so a sound version does not fail three times running; one
+	// that does is rolled back instead of probed for its whole timeout.
+	DefaultProbeFailureThreshold = 3
+	DefaultProbeInterval         = 2 * time.Second
+	DefaultProbeTimeout          = 2 * time.Minute
+	DefaultProbeLatency          = 2 * time.Second
 )
 
 // DefaultCanarySteps are the weights used when a canary spec lists none.
@@ -114,6 +119,9 @@ func (s *AppSpec) ApplyDefaults() {
 		}
 		if p.Successes == 0 {
 			p.Successes = DefaultProbeSuccesses
+		}
+		if p.FailureThreshold == 0 {
+			p.FailureThreshold = DefaultProbeFailureThreshold
 		}
 		defaultDuration(&p.Interval, DefaultProbeInterval)
 		defaultDuration(&p.Timeout, DefaultProbeTimeout)

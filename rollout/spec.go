@@ -148,8 +148,10 @@ type CanarySpec struct {
 }
 
 // HTTPProbe is a check promote runs against the new version before and
-// while it gets traffic. It passes after Successes consecutive good answers
-// and fails on the first bad one after Timeout.
+// while it gets traffic. It passes after Successes consecutive good answers;
+// it fails after FailureThreshold consecutive bad ones (a version whose
+// health path is broken is rolled back in seconds, not after Timeout), or
+// on the first bad one after Timeout.
 type HTTPProbe struct {
 	Name         string   `json:"name,omitempty"`
 	Port         string   `json:"port"`
@@ -159,8 +161,11 @@ type HTTPProbe struct {
 	BodyMatch    string   `json:"bodyMatch,omitempty"`
 	MaxLatency   Duration `json:"maxLatency,omitempty"`
 	Successes    int      `json:"successes,omitempty"`
-	Interval     Duration `json:"interval,omitempty"`
-	Timeout      Duration `json:"timeout,omitempty"`
+	// FailureThreshold is how many bad answers in a row fail the probe
+	// at once.
+	FailureThreshold int      `json:"failureThreshold,omitempty"`
+	Interval         Duration `json:"interval,omitempty"`
+	Timeout          Duration `json:"timeout,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in the spec.

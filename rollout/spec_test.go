@@ -39,6 +39,7 @@ func TestSpecDefaults(t *testing.T) {
 		{"probe path", spec.Probes[0].Path, "/"},
 		{"probe status", spec.Probes[0].ExpectStatus, 200},
 		{"probe successes", spec.Probes[0].Successes, DefaultProbeSuccesses},
+		{"probe failure threshold", spec.Probes[0].FailureThreshold, DefaultProbeFailureThreshold},
 		{"grace", spec.Shutdown.GracePeriod.Duration, DefaultGracePeriod},
 	}
 	for _, c := range checks {
@@ -88,8 +89,8 @@ func TestSpecErrors(t *testing.T) {
 		{"canary steps", base + "strategy: {type: canary, canary: {steps: [50, 20, 120, 90]}}\n",
 			[]string{"strategy.canary.steps[1]: 20 must be larger than the step before it (50)", "strategy.canary.steps[2]: must be a weight in percent, 1-100, got 120", "strategy.canary.steps[3]: the last step must be 100, got 90"}},
 		{"canary one replica", base + "replicas: 1\nstrategy: {type: canary}\n", []string{"strategy.type: canary needs at least 2 replicas"}},
-		{"probes", base + "probes: [{port: x, path: a, expectStatus: 42, bodyMatch: '(', successes: -1}]\n",
-			[]string{`probes[0].port: "x" is not the name`, `probes[0].path: "a" must start with /`, "probes[0].expectStatus: must be an HTTP status 100-599, got 42", "probes[0].bodyMatch: not a valid regular expression", "probes[0].successes: must be at least 1, got -1"}},
+		{"probes", base + "probes: [{port: x, path: a, expectStatus: 42, bodyMatch: '(', successes: -1, failureThreshold: -2}]\n",
+			[]string{`probes[0].port: "x" is not the name`, `probes[0].path: "a" must start with /`, "probes[0].expectStatus: must be an HTTP status 100-599, got 42", "probes[0].bodyMatch: not a valid regular expression", "probes[0].successes: must be at least 1, got -1", "probes[0].failureThreshold: must be at least 1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -301,6 +301,9 @@ func (c *checker) probes(probes []HTTPProbe, ports map[string]Port) {
 		if p.Successes < 1 {
 			c.add(f+".successes", "must be at least 1, got %d", p.Successes)
 		}
+		if p.FailureThreshold < 1 {
+			c.add(f+".failureThreshold", "must be at least 1 (bad answers in a row that fail the probe at once), got %d", p.FailureThreshold)
+		}
 		for name, d := range map[string]Duration{"interval": p.Interval, "timeout": p.Timeout, "maxLatency": p.MaxLatency} {
 			if d.Duration <= 0 {
 				c.add(f+"."+name, "must be positive, got %s", d.Duration)
