@@ -252,6 +252,9 @@ func (r *run) promote(ctx context.Context, want Release) error {
 		if err := r.switchTo(ctx, s.Active.Color); err != nil {
 			return err
 		}
+		if err := r.syncColorServices(ctx); err != nil {
+			return err
+		}
 		if pdb := RenderPDB(r.spec, r.store.Owner()); pdb != nil {
 			if err := Apply(ctx, r.p.Client, pdb); err != nil {
 				return err

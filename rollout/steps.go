@@ -57,6 +57,9 @@ func (r *run) applyCandidate(ctx context.Context, n int32) error {
 	if err := Apply(ctx, r.p.Client, RenderPreviewService(r.spec, c.Color, owner)); err != nil {
 		return err
 	}
+	if err := r.syncColorServices(ctx); err != nil {
+		return err
+	}
 	r.logf("deploying %s on %s: %d pod(s)", c.Image, c.Color, n)
 	return r.applyDeployment(ctx, *c, n)
 }
@@ -78,13 +81,15 @@ func (r *run) scale(ctx context.Context, color string, n int32) error {
 	return nil
 }
 
+// deleteDeployment removes one color's Deployment and the Service the
+// edge reached it through.
 func (r *run) deleteDeployment(ctx context.Context, color string) error {
 	name := DeploymentName(r.spec.Name, color)
 	err := r.p.Client.AppsV1().Deployments(r.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing %s/%s: %w", r.spec.Namespace, name, err)
 	}
-	return nil
+	return r.deleteColorService(ctx, color)
 }
 
 // switchTo points the app's Service at one color ("" for both).
