@@ -31,6 +31,16 @@ const (
 	DefaultProbeLatency          = 2 * time.Second
 )
 
+// Defaults of the analysis from the edge: a web app's version fails when
+// more than 1 % of at least 20 requests in the last 30 s failed, or when
+// its average response time passes 1 s.
+const (
+	DefaultMaxErrorRate    = 1.0
+	DefaultMaxResponseTime = time.Second
+	DefaultMinRequests     = 20
+	DefaultAnalysisWindow  = 30 * time.Second
+)
+
 // DefaultCanarySteps are the weights used when a canary spec lists none.
 var DefaultCanarySteps = []int{10, 50, 100}
 
@@ -106,6 +116,14 @@ func (s *AppSpec) ApplyDefaults() {
 		s.Strategy.Canary.Steps = append([]int(nil), DefaultCanarySteps...)
 	}
 	defaultDuration(&s.Strategy.Canary.StepPause, DefaultStepPause)
+	if s.Analysis.MaxErrorRate == nil {
+		s.Analysis.MaxErrorRate = &Percent{Value: DefaultMaxErrorRate}
+	}
+	defaultDuration(&s.Analysis.MaxResponseTime, DefaultMaxResponseTime)
+	if s.Analysis.MinRequests == 0 {
+		s.Analysis.MinRequests = DefaultMinRequests
+	}
+	defaultDuration(&s.Analysis.Window, DefaultAnalysisWindow)
 	for i := range s.Probes {
 		p := &s.Probes[i]
 		if p.Name == "" {

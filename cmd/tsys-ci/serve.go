@@ -179,6 +179,7 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 	promoter := rollout.Promoter{
 		Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
 		Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
+		EdgeStats: edgeStatsReader(os.Getenv),
 	}
 	if f.labelLeader {
 		// The identities are pod names in --lease-namespace (the
