@@ -140,7 +140,11 @@ func edgeSync(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, bad := edge.Build(services, opts)
+	nodes, err := edge.ListNodes(c.Context, client)
+	if err != nil {
+		return err
+	}
+	m, bad := edge.Build(services, nodes, opts)
 	if m == nil {
 		return bad
 	}

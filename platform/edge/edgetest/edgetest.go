@@ -154,9 +154,16 @@ func (a *App) Close() { a.srv.Close() }
 // StartApp starts an App on ip (any of 127.0.0.0/8) and a free port.
 func StartApp(t testing.TB, ip, name string) *App {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
+	return StartAppAt(t, ip, 0, name)
+}
+
+// StartAppAt starts an App on ip and port (0: a free one): the same port
+// on several addresses stands for one NodePort on several nodes.
+func StartAppAt(t testing.TB, ip string, port int, name string) *App {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {
-		t.Fatalf("listening on %s (the loopback range): %v", ip, err)
+		t.Fatalf("listening on %s port %d (the loopback range): %v", ip, port, err)
 	}
 	a := &App{Name: name, IP: ip, Port: int32(ln.Addr().(*net.TCPAddr).Port),
 		Started: make(chan struct{}, 1), Release: make(chan struct{})}
