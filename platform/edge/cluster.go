@@ -27,9 +27,9 @@ func ListServices(ctx context.Context, client kubernetes.Interface, namespace st
 	return list.Items, nil
 }
 
-// ListNodes reads the cluster's Nodes: the color pools send traffic to
-// their NodePorts (pools.go). Nodes are cluster-wide, so even an edge
-// watching one namespace needs to read them.
+// ListNodes reads the cluster's Nodes: an edge serving by version sends
+// traffic to their NodePorts (pools.go). Nodes are cluster-wide, so even
+// an edge watching one namespace needs to read them.
 func ListNodes(ctx context.Context, client kubernetes.Interface) ([]corev1.Node, error) {
 	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -46,9 +46,11 @@ func RenderCluster(ctx context.Context, client kubernetes.Interface, namespace s
 	if err != nil {
 		return nil, Files{}, err
 	}
-	nodes, err := ListNodes(ctx, client)
-	if err != nil {
-		return nil, Files{}, err
+	var nodes []corev1.Node
+	if opts.ByVersion {
+		if nodes, err = ListNodes(ctx, client); err != nil {
+			return nil, Files{}, err
+		}
 	}
 	m, err := Build(services, nodes, opts)
 	if m == nil {

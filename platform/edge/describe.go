@@ -64,7 +64,17 @@ func viewOf(s *corev1.Service) *edgeView {
 // when it does not (an unmanaged Service, a periodic resync, a change to a
 // field the edge does not read).
 func Describe(old, new *corev1.Service) (string, bool) {
+	return describe(old, new, true)
+}
+
+// describe is Describe for an edge that serves by version or not: one that
+// does not reads neither color Services nor the selected color nor the
+// weights, so their changes are not its.
+func describe(old, new *corev1.Service, byVersion bool) (string, bool) {
 	a, b := viewOf(old), viewOf(new)
+	if !byVersion {
+		a, b = oneLevel(a), oneLevel(b)
+	}
 	switch {
 	case a == nil && b == nil:
 		return "", false
@@ -108,6 +118,18 @@ func Describe(old, new *corev1.Service) (string, bool) {
 		return "", false
 	}
 	return fmt.Sprintf("app %s (Service %s/%s): %s", b.app, new.Namespace, new.Name, strings.Join(what, ", ")), true
+}
+
+// oneLevel is the part of a view an edge not serving by version reads: an
+// app Service's annotation, ports and addresses; nothing of a color
+// Service.
+func oneLevel(v *edgeView) *edgeView {
+	if v == nil || v.color != "" {
+		return nil
+	}
+	c := *v
+	c.weights, c.hasWeights, c.selected = "", false, ""
+	return &c
 }
 
 func orNone(v string, ok bool) string {

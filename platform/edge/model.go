@@ -84,6 +84,13 @@ type Options struct {
 	// "tsys-ci". Two HAProxy processes on one host (network namespace)
 	// need different prefixes: the abstract namespace is shared.
 	SocketPrefix string
+	// ByVersion serves an HTTP port of an app that has color Services by
+	// version: one weighted server per color, each spreading over the
+	// nodes (pools.go), instead of one server on the load-balancer
+	// address. Promote then moves traffic by weights that only a syncing
+	// edge applies, so it is for an edge kept by 'edge sync --watch'; it
+	// also makes the edge read Nodes.
+	ByVersion bool
 }
 
 // DefaultOptions are the values for a standard edge host.
@@ -116,8 +123,7 @@ func (e *InputError) Error() string {
 // together with the Model of everything else, so a user fixes them in one
 // pass and the other apps are synced meanwhile. When two apps claim one
 // host or port, the older Service (creation time, then namespace/name)
-// keeps it. Nodes matter only to apps with color Services (pools.go); nil
-// is fine for a cluster without them.
+// keeps it. Nodes matter only with Options.ByVersion (pools.go).
 func Build(services []corev1.Service, nodes []corev1.Node, opts Options) (*Model, error) {
 	b := builder{opts: opts, hosts: map[string][]claim{}, tcp: map[int][]claim{}, owner: map[string]string{}}
 	sorted := slices.Clone(services)
@@ -254,7 +260,7 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 	for _, h := range be.Hosts {
 		b.hosts[h] = append(b.hosts[h], c)
 	}
-	if be.Mode == "http" {
+	if be.Mode == "http" && b.opts.ByVersion {
 		be.Pools = b.pools(svc, app, be.Name, e.Port)
 	}
 	if len(be.Pools) == 0 {

@@ -9,6 +9,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+// versionOptions are the default options of an edge serving by version
+// (--by-version).
+func versionOptions() Options {
+	o := DefaultOptions()
+	o.ByVersion = true
+	return o
+}
+
 var twoNodes = []corev1.Node{node("www1", "10.1.0.11"), node("www2", "10.1.0.12")}
 
 func shopWeb(color, weights string) corev1.Service {
@@ -52,7 +60,7 @@ func TestPoolsWeights(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := Build(tt.services, twoNodes, DefaultOptions())
+			m, err := Build(tt.services, twoNodes, versionOptions())
 			var ie *InputError
 			switch {
 			case tt.problem == "" && err != nil:
@@ -111,5 +119,54 @@ func TestPoolAddress(t *testing.T) {
 	a, b := PoolAddress("", long), PoolAddress("", strings.Replace(long, "green", "blue", 1))
 	if len(a)-len("abns@") > maxABNS || a == b || !strings.HasPrefix(a, "abns@tsys-ci.") {
 		t.Errorf("long names give %s and %s; want distinct names of at most %d bytes", a, b, maxABNS)
+	}
+}
+
+// TestPoolsOnlyByVersion: without --by-version an app with color Services
+// keeps the one-level shape on its load-balancer address, so an edge that
+// is synced now and then (not kept by --watch) never holds traffic on a
+// version promote has already left.
+func TestPoolsOnlyByVersion(t *testing.T) {
+	services := []corev1.Service{shopWeb("blue", `{"blue":95,"green":5}`),
+		colorService("shop", "web", "blue", map[string]int32{"http": 30080}), colorService("shop", "web", "green", map[string]int32{"http": 30081})}
+	m, err := Build(services, twoNodes, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := weightsOf(t, m); got != "" {
+		t.Errorf("without ByVersion: pools %q, want none", got)
+	}
+	if s := m.Backends[0].Servers; len(s) != 1 || s[0].Addr.String() != "10.0.0.21" {
+		t.Errorf("without ByVersion: servers %+v, want lb0 on 10.0.0.21", s)
+	}
+	m, err = Build(services, twoNodes, versionOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := weightsOf(t, m); got != "blue 95%, green 5%" {
+		t.Errorf("with ByVersion: pools %q, want blue 95%%, green 5%%", got)
+	}
+}
+
+// TestDescribeOneLevel: an edge not serving by version logs (and syncs
+// for) no change of a color Service, a weight or the selected color; one
+// serving by version does.
+func TestDescribeOneLevel(t *testing.T) {
+	blue := colorService("shop", "web", "blue", map[string]int32{"http": 30080})
+	before, after := shopWeb("blue", `{"blue":100,"green":0}`), shopWeb("green", `{"blue":0,"green":100}`)
+	for _, c := range []struct {
+		what       string
+		old, new   *corev1.Service
+		byVersion  bool
+		wantChange bool
+	}{
+		{"color Service added", nil, &blue, false, false},
+		{"color Service added, by version", nil, &blue, true, true},
+		{"switch: selector and weights", &before, &after, false, false},
+		{"switch: selector and weights, by version", &before, &after, true, true},
+	} {
+		if _, got := describe(c.old, c.new, c.byVersion); got != c.wantChange {
+			t.Errorf("%s: change %v, want %v", c.what, got, c.wantChange)
+		}
 	}
 }

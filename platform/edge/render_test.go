@@ -60,11 +60,11 @@ func TestRenderGolden(t *testing.T) {
 	for name, rc := range renderCases() {
 		t.Run(name, func(t *testing.T) {
 			services := rc.services
-			m, err := Build(services, rc.nodes, DefaultOptions())
+			m, err := Build(services, rc.nodes, versionOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			files := Render(m, DefaultOptions())
+			files := Render(m, versionOptions())
 			for _, f := range files.byName() {
 				golden := filepath.Join("testdata", name+"."+f.name+".golden")
 				if *update {
@@ -87,11 +87,11 @@ func TestRenderGolden(t *testing.T) {
 			}
 			nodes := slices.Clone(rc.nodes)
 			slices.Reverse(nodes)
-			m2, err := Build(reversed, nodes, DefaultOptions())
+			m2, err := Build(reversed, nodes, versionOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again := Render(m2, DefaultOptions()); !bytes.Equal(again.Config, files.Config) || !bytes.Equal(again.HostMap, files.HostMap) {
+			if again := Render(m2, versionOptions()); !bytes.Equal(again.Config, files.Config) || !bytes.Equal(again.HostMap, files.HostMap) {
 				t.Errorf("rendering the same Services in another order gave different bytes")
 			}
 			checkWithHAProxy(t, haproxy, m)

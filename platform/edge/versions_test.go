@@ -21,7 +21,7 @@ var socketPrefixes atomic.Int64
 // certificate directory, and its own abstract socket names, since tests
 // (and other test binaries) run HAProxys side by side on one host.
 func poolOptions(t *testing.T) Options {
-	opts := DefaultOptions()
+	opts := versionOptions()
 	opts.CertDir = t.TempDir()
 	opts.SocketPrefix = fmt.Sprintf("t%d-%d", os.Getpid(), socketPrefixes.Add(1))
 	return opts

@@ -47,19 +47,22 @@ func (w *Watcher) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(w.Client, w.Resync,
 		informers.WithNamespace(w.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = Selector }))
-	// Nodes are cluster-wide and carry no tsys-ci label: their own factory.
+	// Nodes are cluster-wide and carry no tsys-ci label: their own
+	// factory, read only by an edge serving by version.
 	nodeFactory := informers.NewSharedInformerFactory(w.Client, w.Resync)
 	services := factory.Core().V1().Services()
 	nodes := nodeFactory.Core().V1().Nodes()
 	kick, now := make(chan struct{}, 1), make(chan struct{}, 1)
-	for _, inf := range []struct {
+	type watched struct {
 		what     string
 		informer cache.SharedIndexInformer
 		handler  cache.ResourceEventHandler
-	}{
-		{"Services", services.Informer(), w.handler(kick, now)},
-		{"Nodes", nodes.Informer(), w.nodeHandler(kick)},
-	} {
+	}
+	all := []watched{{"Services", services.Informer(), w.handler(kick, now)}}
+	if w.Options.ByVersion {
+		all = append(all, watched{"Nodes", nodes.Informer(), w.nodeHandler(kick)})
+	}
+	for _, inf := range all {
 		if _, err := inf.informer.AddEventHandler(inf.handler); err != nil {
 			return fmt.Errorf("watching %s: %w", inf.what, err)
 		}
@@ -71,29 +74,34 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 	factory.Start(ctx.Done())
-	nodeFactory.Start(ctx.Done())
 	defer factory.Shutdown()
-	defer nodeFactory.Shutdown()
+	if w.Options.ByVersion {
+		nodeFactory.Start(ctx.Done())
+		defer nodeFactory.Shutdown()
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), services.Informer().HasSynced) {
 		return fmt.Errorf("listing Services labelled %s: %w", Selector, context.Cause(ctx))
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
-		return fmt.Errorf("listing Nodes (the edge's account needs get, list and watch on nodes): %w", context.Cause(ctx))
+	if w.Options.ByVersion && !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
+		return fmt.Errorf("listing Nodes (an edge serving by version needs get, list and watch on nodes): %w", context.Cause(ctx))
 	}
-	w.Log.Info("watching Services and Nodes", "selector", Selector, "namespace", w.Namespace)
+	w.Log.Info("watching Services", "selector", Selector, "namespace", w.Namespace, "byVersion", w.Options.ByVersion)
 	serviceLister, nodeLister := services.Lister(), nodes.Lister()
 	return w.loop(ctx, kick, now, func() (Cluster, error) {
 		list, err := serviceLister.List(labels.Everything())
 		if err != nil {
 			return Cluster{}, err
 		}
-		nl, err := nodeLister.List(labels.Everything())
-		if err != nil {
-			return Cluster{}, err
-		}
 		var c Cluster
 		for _, s := range list {
 			c.Services = append(c.Services, *s)
+		}
+		if !w.Options.ByVersion {
+			return c, nil
+		}
+		nl, err := nodeLister.List(labels.Everything())
+		if err != nil {
+			return Cluster{}, err
 		}
 		for _, n := range nl {
 			c.Nodes = append(c.Nodes, *n)
@@ -110,13 +118,13 @@ type Cluster struct {
 
 func (w *Watcher) handler(kick, now chan<- struct{}) cache.ResourceEventHandler {
 	notify := func(old, new *corev1.Service) {
-		line, ok := Describe(old, new)
+		line, ok := describe(old, new, w.Options.ByVersion)
 		if !ok {
 			return
 		}
 		w.Log.Info("service changed", "change", line)
 		due := kick
-		if WeightsOnly(old, new) {
+		if w.Options.ByVersion && WeightsOnly(old, new) {
 			due = now
 		}
 		select {
