@@ -52,7 +52,7 @@ func (r *run) confirmEdge(ctx context.Context) error {
 			return nil
 		}
 		if !r.p.Clock.Now().Before(deadline) {
-			return &versionFailed{reason: fmt.Sprintf("the edge did not apply edge weights %s within %s (%s): is 'tsys-ci edge sync --watch' running for this cluster? Promote returns traffic to the previous version rather than leave it where it cannot see it", w.Describe(), r.p.EdgeConfirmTimeout, shown)}
+			return &versionFailed{reason: fmt.Sprintf("the edge did not apply edge weights %s within %s (%s): is 'tsys-ci edge sync --watch --by-version' running for this cluster and namespace? Promote returns traffic to the previous version rather than leave it where it cannot see it", w.Describe(), r.p.EdgeConfirmTimeout, shown)}
 		}
 		if err := r.sleep(ctx, edgeConfirmPoll); err != nil {
 			return err

@@ -225,7 +225,7 @@ func TestEdgeNotApplyingRollsBack(t *testing.T) {
 	}
 	_, err := p.Promote(context.Background(), rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
 	var failed *rollout.ProbeFailedError
-	if !errors.As(err, &failed) || !strings.Contains(failed.Reason, "is 'tsys-ci edge sync --watch' running") || !strings.Contains(failed.Reason, "blue has weight 100") {
+	if !errors.As(err, &failed) || !strings.Contains(failed.Reason, "is 'tsys-ci edge sync --watch --by-version' running") || !strings.Contains(failed.Reason, "blue has weight 100") {
 		t.Fatalf("want a rollback naming edge sync --watch, got %v\n%s", err, a.out)
 	}
 	if c := a.serviceColor(); c != rollout.ColorBlue {
