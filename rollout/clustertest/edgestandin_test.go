@@ -24,7 +24,7 @@ import (
 // moment of the read, as 'edge sync --watch' would apply them, and zero
 // counters. apply=false makes it an edge that never applies them (weights
 // stay 100 on blue). A stand-in: it proves promote's side of the contract;
-// TestEdgeAnalysisWithHAProxy runs a real HAProxy.
+// test/e2e's TestPromoteJudgedAtTheEdge runs the real HAProxy and edge.
 func (a *app) useEdgeStandIn(apply bool) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		weights := map[string]int{rollout.ColorBlue: 100}
