@@ -10,6 +10,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// KubeletNodeFailureFile is where every host keeps the kubelet settings of
+// k3s.nodeFailure (k3s passes it to the kubelet: kubelet-arg config=...;
+// the kubelet has no flag for nodeLeaseDurationSeconds).
+const KubeletNodeFailureFile = "/etc/rancher/k3s/kubelet-node-failure.yaml"
+
 // StorageNodeLabel marks the nodes whose disks Longhorn uses when
 // createDefaultDiskLabeledNodes is on.
 const StorageNodeLabel = "node.longhorn.io/create-default-disk"
@@ -39,6 +44,8 @@ type k3sConfig struct {
 	EmbeddedRegistry      bool     `json:"embedded-registry,omitempty"`
 	EgressSelectorMode    string   `json:"egress-selector-mode,omitempty"`
 	KubeAPIServerArg      []string `json:"kube-apiserver-arg,omitempty"`
+	KubeControllerMgrArg  []string `json:"kube-controller-manager-arg,omitempty"`
+	KubeletArg            []string `json:"kubelet-arg,omitempty"`
 	EtcdSnapshotCron      string   `json:"etcd-snapshot-schedule-cron,omitempty"`
 	EtcdSnapshotRetention int      `json:"etcd-snapshot-retention,omitempty"`
 }
@@ -59,6 +66,7 @@ func renderHosts(spec *Spec, out Rendered) error {
 			NodeIP:       h.Address,
 			FlannelIface: h.FlannelIface,
 			NodeLabel:    nodeLabels(h, storage[h.Name]),
+			KubeletArg:   []string{"config=" + KubeletNodeFailureFile},
 		}
 		var note string
 		if h.Role == RoleServer {
@@ -86,6 +94,10 @@ func renderHosts(spec *Spec, out Rendered) error {
 			fmt.Sprintf("Install as /etc/rancher/k3s/config.yaml on %s (%s), k3s %s.", h.Name, h.Address, spec.K3s.Version),
 			fmt.Sprintf("Join order %d of %d: %s.", i+1, len(order), note),
 		), body...)
+		out["hosts/"+h.Name+"/kubelet-node-failure.yaml"] = append(header(
+			fmt.Sprintf("Install as %s on %s (%s): config.yaml's kubelet-arg names it.", KubeletNodeFailureFile, h.Name, h.Address),
+			"Node-failure timings (k3s.nodeFailure; reasons in docs/platform.md, \"Node failure\").",
+		), kubeletNodeFailure(spec.K3s.NodeFailure)...)
 		fmt.Fprintf(&orderText, "%d %s %s %s%s\n", i+1, h.Name, h.Role, h.Address, map[bool]string{true: " (join last)"}[h.JoinLast])
 	}
 	out["hosts/JOIN-ORDER.txt"] = orderText.Bytes()
@@ -119,9 +131,26 @@ func serverSettings(spec *Spec, cfg *k3sConfig) {
 	cfg.EmbeddedRegistry = k.EmbeddedRegistry
 	cfg.EgressSelectorMode = k.EgressSelectorMode
 	cfg.NodeTaint = append([]string(nil), k.ServerTaints...)
-	cfg.KubeAPIServerArg = append([]string(nil), k.KubeAPIServerArgs...)
+	nf := k.NodeFailure
+	cfg.KubeAPIServerArg = append(append([]string(nil), k.KubeAPIServerArgs...),
+		fmt.Sprintf("default-not-ready-toleration-seconds=%d", nf.PodEvictionSeconds),
+		fmt.Sprintf("default-unreachable-toleration-seconds=%d", nf.PodEvictionSeconds))
+	cfg.KubeControllerMgrArg = []string{
+		"node-monitor-grace-period=" + nf.NodeMonitorGracePeriod,
+		"node-monitor-period=" + nf.NodeMonitorPeriod,
+	}
 	cfg.EtcdSnapshotCron = k.EtcdSnapshotCron
 	cfg.EtcdSnapshotRetention = k.EtcdSnapshotRetention
+}
+
+// kubeletNodeFailure is the KubeletConfiguration holding the kubelet's part
+// of the node-failure timings; the kubelet merges it with k3s's defaults.
+func kubeletNodeFailure(nf NodeFailure) []byte {
+	return fmt.Appendf(nil, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+nodeLeaseDurationSeconds: %d
+nodeStatusUpdateFrequency: %s
+`, nf.NodeLeaseDurationSeconds, nf.NodeStatusUpdateFrequency)
 }
 
 // taintParts splits key[=value]:Effect.

@@ -81,6 +81,33 @@ type K3s struct {
 	KubeAPIServerArgs      []string `json:"kubeAPIServerArgs,omitempty"`
 	EtcdSnapshotCron       string   `json:"etcdSnapshotCron,omitempty"`
 	EtcdSnapshotRetention  int      `json:"etcdSnapshotRetention,omitempty"`
+	// NodeFailure is how fast a node that stopped answering is noticed
+	// and its pods taken out of the Services' endpoints (defaults:
+	// DefaultNodeFailure; reasons in docs/platform.md, "Node failure").
+	NodeFailure NodeFailure `json:"nodeFailure"`
+}
+
+// NodeFailure holds the timings of a node's death, as Kubernetes flags and
+// kubelet settings. A node whose lease is older than NodeMonitorGracePeriod
+// is marked not ready, and its pods leave every Service's endpoints; its
+// pods are evicted PodEvictionSeconds later.
+type NodeFailure struct {
+	// NodeMonitorGracePeriod: kube-controller-manager
+	// --node-monitor-grace-period (Kubernetes default 50s).
+	NodeMonitorGracePeriod string `json:"nodeMonitorGracePeriod,omitempty"`
+	// NodeMonitorPeriod: kube-controller-manager --node-monitor-period,
+	// how often the leases are checked (default 5s).
+	NodeMonitorPeriod string `json:"nodeMonitorPeriod,omitempty"`
+	// NodeLeaseDurationSeconds: the kubelet's nodeLeaseDurationSeconds;
+	// the lease is renewed every quarter of it (default 40).
+	NodeLeaseDurationSeconds int `json:"nodeLeaseDurationSeconds,omitempty"`
+	// NodeStatusUpdateFrequency: the kubelet's nodeStatusUpdateFrequency,
+	// also its heartbeat requests' timeout (default 10s).
+	NodeStatusUpdateFrequency string `json:"nodeStatusUpdateFrequency,omitempty"`
+	// PodEvictionSeconds: kube-apiserver
+	// --default-not-ready-toleration-seconds and
+	// --default-unreachable-toleration-seconds (default 300).
+	PodEvictionSeconds int `json:"podEvictionSeconds,omitempty"`
 }
 
 // MetalLB describes the L2 address pools.

@@ -34,6 +34,18 @@ const (
 	DefaultFlannelBackend            = "vxlan"
 )
 
+// DefaultNodeFailure are the lab's node-failure timings (test/lab/config.go,
+// measured in docs/lab.md): a frozen node's pods leave the endpoints about
+// 16-18 s after it stopped, and a healthy node renews its lease six times
+// within the grace period.
+var DefaultNodeFailure = NodeFailure{
+	NodeMonitorGracePeriod:    "16s",
+	NodeMonitorPeriod:         "2s",
+	NodeLeaseDurationSeconds:  10,
+	NodeStatusUpdateFrequency: "4s",
+	PodEvictionSeconds:        15,
+}
+
 func (s *Spec) applyDefaults() {
 	k := &s.K3s
 	if k.RegistrationPort == 0 {
@@ -41,6 +53,22 @@ func (s *Spec) applyDefaults() {
 	}
 	if k.FlannelBackend == "" {
 		k.FlannelBackend = DefaultFlannelBackend
+	}
+	nf, def := &k.NodeFailure, DefaultNodeFailure
+	if nf.NodeMonitorGracePeriod == "" {
+		nf.NodeMonitorGracePeriod = def.NodeMonitorGracePeriod
+	}
+	if nf.NodeMonitorPeriod == "" {
+		nf.NodeMonitorPeriod = def.NodeMonitorPeriod
+	}
+	if nf.NodeLeaseDurationSeconds == 0 {
+		nf.NodeLeaseDurationSeconds = def.NodeLeaseDurationSeconds
+	}
+	if nf.NodeStatusUpdateFrequency == "" {
+		nf.NodeStatusUpdateFrequency = def.NodeStatusUpdateFrequency
+	}
+	if nf.PodEvictionSeconds == 0 {
+		nf.PodEvictionSeconds = def.PodEvictionSeconds
 	}
 	st := &s.Storage
 	if st.ReplicaCount == 0 {

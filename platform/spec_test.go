@@ -107,6 +107,23 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"overlapping cidrs", func(d map[string]any) { m(d, "k3s")["serviceCIDR"] = "10.42.128.0/17" }, "k3s.serviceCIDR", "overlaps"},
 		{"noexecute taint", func(d map[string]any) { m(d, "k3s")["serverTaints"] = []any{"CriticalAddonsOnly=true:NoExecute"} }, "k3s.serverTaints[0]", "NoSchedule"},
 		{"relative token", func(d map[string]any) { m(d, "k3s")["tokenFile"] = "token" }, "k3s.tokenFile", "absolute"},
+		// issue 25: node-failure timings a healthy cluster can live with.
+		{"grace not a duration", func(d map[string]any) { m(d, "k3s")["nodeFailure"] = map[string]any{"nodeMonitorGracePeriod": "16"} }, "k3s.nodeFailure.nodeMonitorGracePeriod", "not a positive duration"},
+		{"grace under the lease", func(d map[string]any) {
+			m(d, "k3s")["nodeFailure"] = map[string]any{"nodeMonitorGracePeriod": "8s"}
+		}, "k3s.nodeFailure.nodeMonitorGracePeriod", "8s is shorter than the node lease (10s"},
+		{"lease checked once", func(d map[string]any) {
+			m(d, "k3s")["nodeFailure"] = map[string]any{"nodeMonitorPeriod": "10s"}
+		}, "k3s.nodeFailure.nodeMonitorPeriod", "at least twice"},
+		{"one heartbeat per grace", func(d map[string]any) {
+			m(d, "k3s")["nodeFailure"] = map[string]any{"nodeStatusUpdateFrequency": "10s"}
+		}, "k3s.nodeFailure.nodeStatusUpdateFrequency", "at least twice"},
+		{"negative lease", func(d map[string]any) {
+			m(d, "k3s")["nodeFailure"] = map[string]any{"nodeLeaseDurationSeconds": -1}
+		}, "k3s.nodeFailure.nodeLeaseDurationSeconds", "negative"},
+		{"toleration as a raw flag", func(d map[string]any) {
+			m(d, "k3s")["kubeAPIServerArgs"] = []any{"default-unreachable-toleration-seconds=60"}
+		}, "k3s.kubeAPIServerArgs[0]", "podEvictionSeconds"},
 		{"bad pool", func(d map[string]any) {
 			m(d, "metallb")["pools"] = []any{map[string]any{"name": "lan", "addresses": []any{"10.251.50.250-10.251.50.200"}}}
 		}, "metallb.pools[0].addresses[0]", "before the first"},
@@ -239,5 +256,42 @@ func TestLoadSpecResolvesLocalChartsAgainstTheFile(t *testing.T) {
 	}
 	if got := spec.Components["jenkins"].Repo; got != "file:///srv/charts/jenkins-5.9.53.tgz" {
 		t.Errorf("an absolute path changed: %s", got)
+	}
+}
+
+// issue 25: without k3s.nodeFailure the lab's timings are rendered; set
+// ones are rendered as written, for servers (control plane) and every host
+// (kubelet).
+func TestNodeFailureTimingsRendered(t *testing.T) {
+	spec := loadExample(t)
+	if spec.K3s.NodeFailure != DefaultNodeFailure {
+		t.Fatalf("defaulted nodeFailure = %+v, want %+v", spec.K3s.NodeFailure, DefaultNodeFailure)
+	}
+	data := mutate(t, func(d map[string]any) {
+		m(d, "k3s")["nodeFailure"] = map[string]any{"nodeMonitorGracePeriod": "40s", "nodeLeaseDurationSeconds": 20, "podEvictionSeconds": 60}
+	})
+	spec, err := ParseSpec(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Render(spec, templatesFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, agent := string(out["hosts/db1/config.yaml"]), string(out["hosts/www2/config.yaml"])
+	for _, want := range []string{"- node-monitor-grace-period=40s", "- node-monitor-period=2s",
+		"- default-not-ready-toleration-seconds=60", "- default-unreachable-toleration-seconds=60", "- config=" + KubeletNodeFailureFile} {
+		if !strings.Contains(server, want) {
+			t.Errorf("server config lacks %q:\n%s", want, server)
+		}
+	}
+	if strings.Contains(agent, "node-monitor") || strings.Contains(agent, "toleration") || !strings.Contains(agent, "- config="+KubeletNodeFailureFile) {
+		t.Errorf("agent config: want the kubelet file only, no control-plane flags:\n%s", agent)
+	}
+	kubelet := string(out["hosts/www2/kubelet-node-failure.yaml"])
+	for _, want := range []string{"kind: KubeletConfiguration", "nodeLeaseDurationSeconds: 20", "nodeStatusUpdateFrequency: 4s"} {
+		if !strings.Contains(kubelet, want) {
+			t.Errorf("kubelet file lacks %q:\n%s", want, kubelet)
+		}
 	}
 }

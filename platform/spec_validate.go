@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -185,11 +186,60 @@ func (v *validator) k3s(k *K3s) {
 			v.add(fmt.Sprintf("k3s.kubeAPIServerArgs[%d]", i), "%q: write name=value without leading dashes", a)
 		}
 	}
+	v.nodeFailure(k.NodeFailure, k.KubeAPIServerArgs)
 	if k.EtcdSnapshotCron != "" && len(strings.Fields(k.EtcdSnapshotCron)) != 5 {
 		v.add("k3s.etcdSnapshotCron", "%q is not a five-field cron expression", k.EtcdSnapshotCron)
 	}
 	if k.EtcdSnapshotRetention < 0 {
 		v.add("k3s.etcdSnapshotRetention", "%d is negative", k.EtcdSnapshotRetention)
+	}
+}
+
+// nodeFailure checks k3s.nodeFailure as it will be once defaulted: each
+// value well-formed, and a grace period that a healthy node's lease
+// renewals and heartbeats fit into several times over.
+func (v *validator) nodeFailure(nf NodeFailure, apiServerArgs []string) {
+	const path = "k3s.nodeFailure"
+	def := DefaultNodeFailure
+	dur := func(field, s, fallback string) time.Duration {
+		if s == "" {
+			s = fallback
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			v.add(path+"."+field, "%q is not a positive duration such as %q", s, fallback)
+			return 0
+		}
+		return d
+	}
+	grace := dur("nodeMonitorGracePeriod", nf.NodeMonitorGracePeriod, def.NodeMonitorGracePeriod)
+	period := dur("nodeMonitorPeriod", nf.NodeMonitorPeriod, def.NodeMonitorPeriod)
+	status := dur("nodeStatusUpdateFrequency", nf.NodeStatusUpdateFrequency, def.NodeStatusUpdateFrequency)
+	lease := nf.NodeLeaseDurationSeconds
+	if lease < 0 {
+		v.add(path+".nodeLeaseDurationSeconds", "%d is negative (leave it out for %d)", lease, def.NodeLeaseDurationSeconds)
+	}
+	if lease <= 0 {
+		lease = def.NodeLeaseDurationSeconds
+	}
+	if nf.PodEvictionSeconds < 0 {
+		v.add(path+".podEvictionSeconds", "%d is negative (leave it out for %d)", nf.PodEvictionSeconds, def.PodEvictionSeconds)
+	}
+	leaseDur := time.Duration(lease) * time.Second
+	if grace > 0 && grace < leaseDur {
+		v.add(path+".nodeMonitorGracePeriod", "%s is shorter than the node lease (%s, renewed every quarter of it): fewer than four renewals fit in it and one slow renewal marks a healthy node not ready", grace, leaseDur)
+	}
+	if grace > 0 && period > 0 && 2*period > grace {
+		v.add(path+".nodeMonitorPeriod", "%s: the leases must be checked at least twice within nodeMonitorGracePeriod (%s)", period, grace)
+	}
+	if grace > 0 && status > 0 && 2*status > grace {
+		v.add(path+".nodeStatusUpdateFrequency", "%s: a kubelet must be able to try at least twice within nodeMonitorGracePeriod (%s)", status, grace)
+	}
+	for i, a := range apiServerArgs {
+		name, _, _ := strings.Cut(a, "=")
+		if name == "default-not-ready-toleration-seconds" || name == "default-unreachable-toleration-seconds" {
+			v.add(fmt.Sprintf("k3s.kubeAPIServerArgs[%d]", i), "%q: set k3s.nodeFailure.podEvictionSeconds instead (render writes both flags from it)", a)
+		}
 	}
 }
 
