@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
 	"github.com/tsys-group/tsys-ci/rollout"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -58,6 +60,10 @@ type Config struct {
 	// Access maps a namespace to the DN of the LDAP group whose members may
 	// promote and roll back apps in it. A namespace not listed is closed.
 	Access map[string]string `json:"access,omitempty"`
+	// Notifications say who hears about deploys (started, promoted,
+	// rolled back, aborted, refused), by namespace or app: webhooks (JSON,
+	// Slack, Teams) and e-mail. See pipeline/notify.
+	Notifications []notify.Target `json:"notifications,omitempty"`
 }
 
 // TLSConfig names serve's serving certificate and key files.
@@ -157,6 +163,12 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 		}
 		if d, err := ldap.ParseDN(cfg.Access[ns]); err != nil || len(d.RDNs) == 0 {
 			v.add(f, "%q is not a group DN such as cn=deployers,cn=groups,dc=example,dc=com", cfg.Access[ns])
+		}
+	}
+	if err := notify.Validate("notifications", cfg.Notifications); err != nil {
+		var ce *notify.ConfigError
+		if errors.As(err, &ce) {
+			v.problems = append(v.problems, ce.Problems...)
 		}
 	}
 	if len(cfg.Access) > 0 && cfg.LDAP == nil {

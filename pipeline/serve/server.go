@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/tsys-group/tsys-ci/rollout"
@@ -128,7 +130,8 @@ func NewServer(o ServerOptions) (*Server, error) {
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
 	}
-	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock}
+	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock,
+		Notify: notify.New(o.Config.Notifications, notify.Options{Log: o.Log, Metrics: notify.NewMetrics(o.Registry)})}
 	return s, nil
 }
 
