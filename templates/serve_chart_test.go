@@ -338,3 +338,40 @@ func TestServeManifestsMatchChart(t *testing.T) {
 		t.Fatalf("%s is not the chart's current output (%v); run go test ./templates -run ServeManifests -update-serve-manifests", path, err)
 	}
 }
+
+// platform render names Secrets for the verify key and the directory's CA
+// instead of putting them in values; one source of each, not two.
+func TestServeChartTakesKeysFromExistingSecrets(t *testing.T) {
+	vals := strings.Replace(serveValues, "allowUnsigned: true\n", "existingVerifyKeySecret: serve-key\nexistingLDAPCASecret: serve-ca\n", 1)
+	vals = strings.Replace(vals, "ldapCA: |\n  -----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n", "", 1)
+	files, err := renderServe(t, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range decodeStrict(t, files) {
+		d, ok := o.(*appsv1.Deployment)
+		if !ok {
+			continue
+		}
+		var got []string
+		for _, src := range d.Spec.Template.Spec.Volumes[0].Projected.Sources {
+			if src.Secret != nil {
+				got = append(got, src.Secret.Name+"/"+src.Secret.Items[0].Key+"->"+src.Secret.Items[0].Path)
+			}
+		}
+		if strings.Join(got, " ") != "serve-key/cosign.pub->cosign.pub serve-ca/ldap-ca.pem->ldap-ca.pem" {
+			t.Errorf("projected secrets %v", got)
+		}
+		if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--verify-key=/etc/tsys-ci/cosign.pub") {
+			t.Errorf("args %s", args)
+		}
+	}
+	for _, tc := range []struct{ add, words string }{
+		{"verifyKey: |\n  -----BEGIN PUBLIC KEY-----\n", "verifyKey and existingVerifyKeySecret are both set"},
+		{"ldapCA: x\n", "ldapCA and existingLDAPCASecret are both set"},
+	} {
+		if _, err := renderServe(t, vals+tc.add); err == nil || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("with %q: %v, want %q", tc.add, err, tc.words)
+		}
+	}
+}
