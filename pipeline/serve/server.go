@@ -227,54 +227,73 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body holds more than one JSON object; send one"})
 			return
 		}
-		group, listed := s.cfg.Access[req.Namespace]
-		if !listed || !id.InGroup(group) {
-			s.metrics.LoginFailures.WithLabelValues("forbidden").Inc()
-			s.log.Warn("manual deploy forbidden", "login", id.Login, "namespace", req.Namespace, "app", req.App, "kind", kind)
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%s may not deploy in namespace %q: ask to be added to the namespace's deploy group", id.Login, req.Namespace)})
-			return
-		}
-		var policy *DeployPolicy
-		for i := range s.cfg.Policies {
-			if p := &s.cfg.Policies[i]; p.Namespace == req.Namespace && p.App == req.App {
-				policy = p
-				break
-			}
-		}
-		if policy == nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no policy deploys app %q in namespace %q; see /api/v1/policies", req.App, req.Namespace)})
-			return
-		}
-		dr := DeployRequest{Kind: kind, Policy: policy.Name, App: policy.App, Namespace: policy.Namespace,
-			Strategy: policy.Strategy, Spec: policy.Spec, Trigger: "api", By: id.Login}
-		if kind == DeployPromote {
-			m := imageByDigestRE.FindStringSubmatch(req.Image)
-			if m == nil || m[2] != policy.Repository {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not %s/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, s.cfg.Registry, policy.Repository)})
-				return
-			}
-			if m[1] != s.cfg.Registry {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])})
-				return
-			}
-			dr.Image = req.Image
-		} else if req.Image != "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "rollback takes no image: it returns to the version before the current one"})
-			return
-		}
-		if !s.isLeader() {
-			w.Header().Set("Retry-After", "5")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this replica is not the leader; retry"})
-			return
-		}
-		rec, err := s.queue.Enqueue(dr)
-		if err != nil {
-			w.Header().Set("Retry-After", "30")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		rec, merr := s.manual(kind, id.Login, req, func(ns string) bool {
+			group, listed := s.cfg.Access[ns]
+			return listed && id.InGroup(group)
+		})
+		if merr != nil {
+			merr.write(w)
 			return
 		}
 		writeJSON(w, http.StatusAccepted, rec)
 	}
+}
+
+// manualError is why a manual deploy was not queued, as an HTTP answer.
+type manualError struct {
+	code       int
+	msg        string
+	retryAfter string
+}
+
+func (e *manualError) write(w http.ResponseWriter) {
+	if e.retryAfter != "" {
+		w.Header().Set("Retry-After", e.retryAfter)
+	}
+	writeJSON(w, e.code, map[string]string{"error": e.msg})
+}
+
+// manual queues a promote or rollback that a person asked for, through
+// the API or the dashboard: login is who asked, may says whether they may
+// deploy in a namespace (their directory group, serve.yaml access).
+func (s *Server) manual(kind, login string, req ManualRequest, may func(ns string) bool) (DeployRecord, *manualError) {
+	if !may(req.Namespace) {
+		s.metrics.LoginFailures.WithLabelValues("forbidden").Inc()
+		s.log.Warn("manual deploy forbidden", "login", login, "namespace", req.Namespace, "app", req.App, "kind", kind)
+		return DeployRecord{}, &manualError{code: http.StatusForbidden, msg: fmt.Sprintf("%s may not deploy in namespace %q: ask to be added to the namespace's deploy group", login, req.Namespace)}
+	}
+	var policy *DeployPolicy
+	for i := range s.cfg.Policies {
+		if p := &s.cfg.Policies[i]; p.Namespace == req.Namespace && p.App == req.App {
+			policy = p
+			break
+		}
+	}
+	if policy == nil {
+		return DeployRecord{}, &manualError{code: http.StatusNotFound, msg: fmt.Sprintf("no policy deploys app %q in namespace %q; see /api/v1/policies", req.App, req.Namespace)}
+	}
+	dr := DeployRequest{Kind: kind, Policy: policy.Name, App: policy.App, Namespace: policy.Namespace,
+		Strategy: policy.Strategy, Spec: policy.Spec, Trigger: "api", By: login}
+	if kind == DeployPromote {
+		m := imageByDigestRE.FindStringSubmatch(req.Image)
+		if m == nil || m[2] != policy.Repository {
+			return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: fmt.Sprintf("image %q is not %s/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, s.cfg.Registry, policy.Repository)}
+		}
+		if m[1] != s.cfg.Registry {
+			return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])}
+		}
+		dr.Image = req.Image
+	} else if req.Image != "" {
+		return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: "rollback takes no image: it returns to the version before the current one"}
+	}
+	if !s.isLeader() {
+		return DeployRecord{}, &manualError{code: http.StatusServiceUnavailable, msg: "this replica is not the leader; retry", retryAfter: "5"}
+	}
+	rec, err := s.queue.Enqueue(dr)
+	if err != nil {
+		return DeployRecord{}, &manualError{code: http.StatusServiceUnavailable, msg: err.Error(), retryAfter: "30"}
+	}
+	return rec, nil
 }
 
 // reader lets API reads and /metrics through for the read token (bearer,
