@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"mime"
@@ -54,6 +55,9 @@ type ServerOptions struct {
 	ReplayWindow time.Duration
 	// RecentDeploys is how many deploys the API keeps (default 200).
 	RecentDeploys int
+	// Apps reads the apps' rollout state and addresses for the dashboard
+	// (KubeAppReader); nil shows them as unknown (serve without a cluster).
+	Apps AppReader
 }
 
 // Server is tsys-ci serve's HTTP side: Harbor's webhook, the JSON API and
@@ -74,6 +78,9 @@ type Server struct {
 	tls            *tls.Config // nil: plain HTTP (InsecurePlainHTTP)
 	order          PushOrder
 	readToken      string
+	apps           AppReader
+	sessions       *sessions
+	pages          map[string]*template.Template
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -129,6 +136,15 @@ func NewServer(o ServerOptions) (*Server, error) {
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
+		apps:     o.Apps,
+	}
+	key, err := sessionKey(o.Config, o.Directory != nil && o.Log != nil, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	s.sessions = &sessions{key: key, secure: tlsConf != nil, now: func() time.Time { return s.clock.Now() }}
+	if s.pages, err = s.parsePages(); err != nil {
+		return nil, err
 	}
 	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock,
 		Notify: notify.New(o.Config.Notifications, notify.Options{Log: o.Log, Metrics: notify.NewMetrics(o.Registry)})}
@@ -185,6 +201,7 @@ func (s *Server) Handler() http.Handler {
 			metrics.ServeHTTP(w, r)
 		}
 	})
+	mux.Handle("/ui/", s.dashboard())
 	return mux
 }
 
@@ -330,15 +347,27 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) (*Identity, bool)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "log in with your directory account (HTTP basic)"})
 		return nil, false
 	}
+	id, merr := s.checkLogin(user, pass, addr)
+	if merr != nil {
+		if merr.code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="tsys-ci", charset="UTF-8"`)
+		}
+		merr.write(w)
+		return nil, false
+	}
+	return id, true
+}
+
+// checkLogin asks the directory, slowed down per login and per client
+// address; the API's basic login and the dashboard's form share it.
+func (s *Server) checkLogin(user, pass, addr string) (*Identity, *manualError) {
 	userKey, addrKey := "user:"+strings.ToLower(user), "addr:"+addr
 	now := s.clock.Now()
 	if wait := s.throttle.Wait(now, userKey, addrKey); wait > 0 {
 		s.metrics.LoginFailures.WithLabelValues("throttled").Inc()
 		s.log.Warn("login throttled", "login", user, "remote", addr, "wait", wait.String())
 		secs := int((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf("too many failed logins; retry in %d s", secs)})
-		return nil, false
+		return nil, &manualError{code: http.StatusTooManyRequests, msg: fmt.Sprintf("too many failed logins; retry in %d s", secs), retryAfter: strconv.Itoa(secs)}
 	}
 	id, err := s.dir.Authenticate(user, pass)
 	switch {
@@ -346,18 +375,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) (*Identity, bool)
 		s.throttle.Fail(now, userKey, addrKey)
 		s.metrics.LoginFailures.WithLabelValues("credentials").Inc()
 		s.log.Warn("login failed", "login", user, "remote", addr)
-		w.Header().Set("WWW-Authenticate", `Basic realm="tsys-ci", charset="UTF-8"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login failed"})
-		return nil, false
+		return nil, &manualError{code: http.StatusUnauthorized, msg: "login failed"}
 	case err != nil:
 		s.metrics.LoginFailures.WithLabelValues("directory_error").Inc()
 		s.log.Error("login impossible", "login", user, "remote", addr, "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the directory could not be asked; try again later"})
-		return nil, false
+		return nil, &manualError{code: http.StatusServiceUnavailable, msg: "the directory could not be asked; try again later"}
 	}
 	s.throttle.Succeed(userKey)
 	s.log.Info("login", "login", id.Login, "dn", id.DN, "remote", addr)
-	return id, true
+	return id, nil
 }
 
 // clientAddr is the peer's IP. Forwarded headers are not trusted: anyone
