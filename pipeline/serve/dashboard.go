@@ -366,6 +366,7 @@ func (s *Server) uiLoginPage(w http.ResponseWriter, r *http.Request, code int, m
 
 func (s *Server) uiLoginForm(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.sessions.get(r); err == nil {
+		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
