@@ -47,7 +47,7 @@ func dashboardCluster(t *testing.T, st *rollout.State) kubernetes.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge, _ := json.Marshal([]map[string]any{{"port": 80, "hosts": []string{"shop.apps.example"}}})
+	edge, _ := json.Marshal([]map[string]any{{"port": "http", "hosts": []string{"shop.apps.example"}}})
 	return fake.NewClientset(
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: rollout.StateName("shop")}, Data: map[string]string{"state.json": string(b)}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "shop", Annotations: map[string]string{contract.AnnotationEdge: string(edge)}},
