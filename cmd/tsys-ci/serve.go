@@ -127,6 +127,7 @@ func runServe(c *cli.Context) error {
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
 		opts.PushOrder = &serve.KubePushOrder{Client: cs}
+		opts.Apps = serve.KubeAppReader{Client: cs}
 	}
 	s, err := serve.NewServer(opts)
 	if err != nil {

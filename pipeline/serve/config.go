@@ -64,6 +64,19 @@ type Config struct {
 	// rolled back, aborted, refused), by namespace or app: webhooks (JSON,
 	// Slack, Teams) and e-mail. See pipeline/notify.
 	Notifications []notify.Target `json:"notifications,omitempty"`
+	// Dashboard configures the web dashboard at /ui/ (on whenever ldap is
+	// set: people log in with their directory account).
+	Dashboard *DashboardConfig `json:"dashboard,omitempty"`
+}
+
+// DashboardConfig is serve.yaml's dashboard section.
+type DashboardConfig struct {
+	// SessionKeyFile holds the key (at least 32 bytes, e.g. a mounted
+	// Secret) that signs session cookies. Every replica must read the same
+	// one, or a browser reaching the other replica has to log in again;
+	// without it each replica makes a random key at start, and sessions
+	// also end when serve restarts.
+	SessionKeyFile string `json:"sessionKeyFile,omitempty"`
 }
 
 // TLSConfig names serve's serving certificate and key files.
@@ -169,6 +182,14 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 		var ce *notify.ConfigError
 		if errors.As(err, &ce) {
 			v.problems = append(v.problems, ce.Problems...)
+		}
+	}
+	if cfg.Dashboard != nil {
+		if cfg.Dashboard.SessionKeyFile == "" {
+			v.add("dashboard.sessionKeyFile", "is required in a dashboard section: a file with at least %d random bytes shared by serve's replicas (or drop the section for a random key per replica)", MinSessionKey)
+		}
+		if cfg.LDAP == nil {
+			v.add("ldap", "missing; the dashboard logs people in against the directory, so it is off without ldap")
 		}
 	}
 	if len(cfg.Access) > 0 && cfg.LDAP == nil {
