@@ -35,10 +35,20 @@ func (r *run) syncColorServices(ctx context.Context) error {
 	return nil
 }
 
-// deleteColorService removes one color's Service with its Deployment.
+// deleteColorService removes one color's Service with its Deployment. It
+// looks first, so an app that never had one (no hosted ports) needs no
+// right to delete Services.
 func (r *run) deleteColorService(ctx context.Context, color string) error {
 	name := contract.ColorServiceName(r.spec.Name, color)
-	err := r.p.Client.CoreV1().Services(r.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	services := r.p.Client.CoreV1().Services(r.spec.Namespace)
+	_, err := services.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Service %s/%s: %w", r.spec.Namespace, name, err)
+	}
+	err = services.Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing Service %s/%s: %w", r.spec.Namespace, name, err)
 	}

@@ -101,6 +101,8 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"patch", "apps", "deployments", "", "rbac-shop", "shop-blue", true},
 		{"delete", "apps", "deployments", "", "rbac-shop", "shop-green", true},
 		{"patch", "", "services", "", "rbac-shop", "shop", true},
+		{"delete", "", "services", "", "rbac-shop", "shop-blue", true}, // a version's own Service, with its Deployment
+		{"delete", "", "services", "", "rbac-other", "shop-blue", false},
 		{"get", "", "services", "proxy", "rbac-shop", "shop-preview", true},
 		{"list", "", "pods", "", "rbac-shop", "", true},
 		{"update", "", "configmaps", "", "rbac-shop", "tsys-ci-shop", true},
