@@ -139,10 +139,7 @@ func ChartsDir(dir string) func(string, Component) (*chart.Chart, error) {
 func Plan(spec *Spec, opts HelmOptions) ([]Step, error) {
 	opts.defaults()
 	var steps []Step
-	for _, name := range ComponentOrder {
-		if !spec.Enabled(name) {
-			continue
-		}
+	for _, name := range spec.releases() {
 		step, err := planOne(spec, name, &opts)
 		if err != nil {
 			return nil, err
@@ -153,8 +150,8 @@ func Plan(spec *Spec, opts HelmOptions) ([]Step, error) {
 }
 
 func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
-	c := spec.Components[name]
-	step := Step{Component: name, Release: name, Namespace: c.Namespace, Chart: c.Chart + "-" + c.Version}
+	c := spec.component(name)
+	step := Step{Component: name, Release: releaseName(name), Namespace: c.Namespace, Chart: c.Chart + "-" + c.Version}
 	ch, err := opts.LoadChart(name, c)
 	if err != nil {
 		return step, err
@@ -168,7 +165,7 @@ func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
 	if err != nil {
 		return step, fmt.Errorf("connecting Helm to namespace %s: %w", c.Namespace, err)
 	}
-	last, err := action.NewGet(cfg).Run(name)
+	last, err := action.NewGet(cfg).Run(step.Release)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
 		step.Action = StepInstall
 		return step, nil
@@ -177,7 +174,7 @@ func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
 		return step, fmt.Errorf("reading release %s in %s: %w", name, c.Namespace, err)
 	}
 	step.From = fmt.Sprintf("%s-%s (revision %d, %s)", last.Chart.Metadata.Name, last.Chart.Metadata.Version, last.Version, last.Info.Status)
-	deployed, err := lastDeployed(cfg, name)
+	deployed, err := lastDeployed(cfg, step.Release)
 	if err != nil {
 		return step, err
 	}
@@ -189,7 +186,7 @@ func planOne(spec *Spec, name string, opts *HelmOptions) (Step, error) {
 	up := action.NewUpgrade(cfg)
 	up.Namespace = c.Namespace
 	up.DryRun = true
-	next, err := up.Run(name, ch, values)
+	next, err := up.Run(step.Release, ch, values)
 	if err != nil {
 		return step, fmt.Errorf("rendering the upgrade of %s: %w", name, err)
 	}
@@ -298,7 +295,7 @@ func Apply(spec *Spec, opts HelmOptions) ([]Step, error) {
 		prefix := fmt.Sprintf("[%d/%d] %s", i+1, len(steps), s.Component)
 		if s.Action == StepUnchanged {
 			fmt.Fprintf(opts.Progress, "%s: unchanged (%s)\n", prefix, s.From)
-			if err := opts.applyObjects(manifestsAfter(spec, s.Component)); err != nil {
+			if err := opts.applyAfter(spec, s.Component); err != nil {
 				return steps[:i+1], err
 			}
 			continue
@@ -315,7 +312,7 @@ func Apply(spec *Spec, opts HelmOptions) ([]Step, error) {
 		}
 		s.Revision = rel.Version
 		fmt.Fprintf(opts.Progress, "%s: %s, revision %d, in %s\n", prefix, rel.Info.Status, rel.Version, opts.Now().Sub(start).Round(time.Second))
-		if err := opts.applyObjects(manifestsAfter(spec, s.Component)); err != nil {
+		if err := opts.applyAfter(spec, s.Component); err != nil {
 			return steps[:i+1], err
 		}
 	}

@@ -80,13 +80,17 @@ func ServerSideApply(cfg *rest.Config) (ObjectApplier, error) {
 	}, nil
 }
 
-// manifestsAfter are the objects applied once a component's chart is
-// installed (they need its CRDs).
-func manifestsAfter(spec *Spec, component string) (string, []obj) {
-	if component == "metallb" {
-		return "MetalLB pools and L2 advertisements", metallbPools(spec)
+// applyAfter applies the objects that follow a component's chart: after
+// MetalLB (they need its CRDs, and the promote pool its addresses), its
+// pools and L2 advertisements, then promote's pool ConfigMap.
+func (o *HelmOptions) applyAfter(spec *Spec, component string) error {
+	if component != "metallb" {
+		return nil
 	}
-	return "", nil
+	if err := o.applyObjects("MetalLB pools and L2 advertisements", metallbPools(spec)); err != nil {
+		return err
+	}
+	return o.applyObjects("promote pool ConfigMap "+PromotePoolNamespace+"/"+PromotePoolName, promotePoolObjects(spec))
 }
 
 func (o *HelmOptions) applyObjects(what string, objs []obj) error {

@@ -77,8 +77,8 @@ func (w *helmWorld) config(ns string) (*action.Configuration, error) {
 
 func (w *helmWorld) revision(t *testing.T, spec *Spec, component string) int {
 	t.Helper()
-	cfg, _ := w.config(spec.Components[component].Namespace)
-	rel, err := action.NewGet(cfg).Run(component)
+	cfg, _ := w.config(spec.component(component).Namespace)
+	rel, err := action.NewGet(cfg).Run(releaseName(component))
 	if errors.Is(err, driver.ErrReleaseNotFound) {
 		return 0
 	}
@@ -111,10 +111,10 @@ func TestApplyInstallsInOrderAndSecondApplyChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, progress.String())
 	}
-	if got := actions(steps); got != "metallb:install longhorn:install keycloak:install rancher:install harbor:install jenkins:install" {
+	if got := actions(steps); got != "metallb:install longhorn:install keycloak:install rancher:install harbor:install jenkins:install serve:install" {
 		t.Fatalf("steps: %s", got)
 	}
-	if !strings.Contains(progress.String(), "[2/6] longhorn: install longhorn-1.12.2 in longhorn-system, waiting up to 1m0s") {
+	if !strings.Contains(progress.String(), "[2/7] longhorn: install longhorn-1.12.2 in longhorn-system, waiting up to 1m0s") {
 		t.Errorf("progress lacks the longhorn step:\n%s", progress.String())
 	}
 	cfg, _ := w.config("longhorn-system")
@@ -130,19 +130,19 @@ func TestApplyInstallsInOrderAndSecondApplyChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := actions(plan); strings.Count(got, ":unchanged") != 6 {
+	if got := actions(plan); strings.Count(got, ":unchanged") != 7 {
 		t.Fatalf("plan after apply: %s", got)
 	}
 	progress.Reset()
 	if _, err := Apply(spec, helmOptions(t, w, &progress)); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range ComponentOrder {
+	for _, c := range append(ComponentOrder, ServeComponent) {
 		if r := w.revision(t, spec, c); r != 1 {
 			t.Errorf("%s is at revision %d after a second apply, want 1", c, r)
 		}
 	}
-	if strings.Count(progress.String(), "unchanged") != 6 {
+	if strings.Count(progress.String(), "unchanged") != 7 {
 		t.Errorf("second apply progress:\n%s", progress.String())
 	}
 }
@@ -166,13 +166,15 @@ func TestApplyAppliesNamespacesFirstAndPoolsAfterMetalLB(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"Namespace,Namespace,Namespace,Namespace,Namespace,Namespace (metallb revision 0)",
-		"IPAddressPool,L2Advertisement (metallb revision 1)",
+		"Namespace,Namespace,Namespace,Namespace,Namespace,Namespace,Namespace,Namespace (metallb revision 0)",
+		"IPAddressPool,L2Advertisement,IPAddressPool,L2Advertisement (metallb revision 1)",
+		"ConfigMap (metallb revision 1)",
 	}
 	if strings.Join(applied, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("applied:\n%s\nwant:\n%s", strings.Join(applied, "\n"), strings.Join(want, "\n"))
 	}
-	if !strings.Contains(progress.String(), "MetalLB pools and L2 advertisements: 2 of 2 changed") {
+	if !strings.Contains(progress.String(), "MetalLB pools and L2 advertisements: 4 of 4 changed") ||
+		!strings.Contains(progress.String(), "promote pool ConfigMap tsys-ci-system/tsys-ci-lb: 1 of 1 changed") {
 		t.Errorf("progress:\n%s", progress.String())
 	}
 }
@@ -195,7 +197,7 @@ func TestPlanNamesWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "metallb:unchanged longhorn:upgrade keycloak:unchanged rancher:unchanged harbor:upgrade jenkins:unchanged"
+	want := "metallb:unchanged longhorn:upgrade keycloak:unchanged rancher:unchanged harbor:upgrade jenkins:unchanged serve:unchanged"
 	if got := actions(plan); got != want {
 		t.Fatalf("plan: %s, want %s", got, want)
 	}

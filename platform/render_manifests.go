@@ -29,6 +29,13 @@ func renderManifests(spec *Spec, out Rendered) error {
 			docs  func(*Spec) []obj
 		}{"manifests/rancher-openldap-authconfig.yaml", "Rancher's OpenLDAP login against UCS. Apply after Rancher is up; the bind password goes into Secret cattle-global-data/openldapconfig-serviceaccountpassword (see SECRETS.txt).", rancherAuthConfig})
 	}
+	if spec.PaaS.Promote != nil {
+		files = append(files, struct {
+			path  string
+			about string
+			docs  func(*Spec) []obj
+		}{"manifests/promote-pool.yaml", "promote's load-balancer pool (paas.promote): addresses out of MetalLB pool " + spec.PaaS.Promote.MetalLBPool + ". Apply after MetalLB's pools; applying it again keeps the allocations promote recorded (key allocations.json).", promotePoolObjects})
+	}
 	for _, f := range files {
 		body, err := multiDoc(f.docs(spec))
 		if err != nil {
@@ -66,10 +73,12 @@ func multiDoc(docs []obj) ([]byte, error) {
 
 func namespaces(spec *Spec) []obj {
 	var docs []obj
+	seen := map[string]bool{}
 	for _, name := range ComponentOrder {
-		if !spec.Enabled(name) {
+		if !spec.Enabled(name) || seen[spec.Components[name].Namespace] {
 			continue
 		}
+		seen[spec.Components[name].Namespace] = true
 		ns := obj{"apiVersion": "v1", "kind": "Namespace", "metadata": obj{"name": spec.Components[name].Namespace}}
 		if name == "metallb" || name == "longhorn" {
 			ns["metadata"].(obj)["labels"] = obj{
@@ -79,6 +88,12 @@ func namespaces(spec *Spec) []obj {
 			}
 		}
 		docs = append(docs, ns)
+	}
+	for _, name := range paasNamespaces(spec) {
+		if !seen[name] {
+			seen[name] = true
+			docs = append(docs, obj{"apiVersion": "v1", "kind": "Namespace", "metadata": obj{"name": name}})
+		}
 	}
 	return docs
 }
@@ -261,6 +276,9 @@ func renderSecrets(spec *Spec) []byte {
 		if name == "keycloak" {
 			fmt.Fprintf(&b, "%-16s Secret %s/keycloak-db: the company PostgreSQL's host, database, user and password\n", name, ns)
 		}
+	}
+	for _, l := range paasSecrets(spec) {
+		b.WriteString(l + "\n")
 	}
 	return b.Bytes()
 }

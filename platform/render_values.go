@@ -41,6 +41,13 @@ type valuesView struct {
 	Tolerations []map[string]string
 	// TaintToleration is Longhorn's key=value:Effect;... form of the same.
 	TaintToleration string
+
+	// Serve and the fields after it are tsys-ci serve's (nil for the others).
+	Serve                *Serve
+	ServeConfig          map[string]any
+	ServeBindSecret      string
+	ServeLDAPCASecret    string
+	PromotePoolNamespace string
 }
 
 // LonghornStorageClass is the replicated class the Longhorn chart creates.
@@ -51,10 +58,7 @@ const LonghornStorageClass = "longhorn"
 func BindSecretName(component string) string { return component + "-ldap-bind" }
 
 func renderValues(spec *Spec, templates fs.FS, out Rendered) error {
-	for _, name := range ComponentOrder {
-		if !spec.Enabled(name) {
-			continue
-		}
+	for _, name := range spec.releases() {
 		values, err := ComponentValues(spec, templates, name)
 		if err != nil {
 			return err
@@ -63,10 +67,20 @@ func renderValues(spec *Spec, templates fs.FS, out Rendered) error {
 		if err != nil {
 			return fmt.Errorf("rendering values of %s: %w", name, err)
 		}
-		c := spec.Components[name]
+		c := spec.component(name)
+		about := fmt.Sprintf("Helm values of %s: chart %s %s from %s, namespace %s.", name, c.Chart, c.Version, c.Repo, c.Namespace)
+		overrides := "components." + name + ".values"
+		if name == ServeComponent {
+			repo := c.Repo
+			if repo == "" {
+				repo = "the chart inside tsys-ci (templates/serve)"
+			}
+			about = fmt.Sprintf("Helm values of %s: chart %s %s from %s, namespace %s, release %s.", name, c.Chart, c.Version, repo, c.Namespace, ServeRelease)
+			overrides = "paas.serve.values"
+		}
 		out["values/"+name+".yaml"] = append(header(
-			fmt.Sprintf("Helm values of %s: chart %s %s from %s, namespace %s.", name, c.Chart, c.Version, c.Repo, c.Namespace),
-			"components."+name+".values in platform.yaml are merged over these.",
+			about,
+			overrides+" in platform.yaml are merged over these.",
 		), body...)
 	}
 	return nil
@@ -93,14 +107,14 @@ func ComponentValues(spec *Spec, templates fs.FS, name string) (map[string]any, 
 	if err := yaml.Unmarshal(buf.Bytes(), &values); err != nil {
 		return nil, fmt.Errorf("templates/platform/values/%s.yaml.tmpl did not produce YAML: %w", name, err)
 	}
-	return mergeValues(values, spec.Components[name].Values), nil
+	return mergeValues(values, spec.component(name).Values), nil
 }
 
 func newValuesView(spec *Spec, name string) valuesView {
 	v := valuesView{
 		Spec:         spec,
 		Name:         name,
-		Component:    spec.Components[name],
+		Component:    spec.component(name),
 		Domain:       map[string]string{"rancher": spec.Domains.Rancher, "harbor": spec.Domains.Harbor, "keycloak": spec.Domains.Keycloak, "jenkins": spec.Domains.Jenkins}[name],
 		LDAP:         newLDAPView(spec, name),
 		StorageClass: LonghornStorageClass,
@@ -116,6 +130,12 @@ func newValuesView(spec *Spec, name string) valuesView {
 		tt = append(tt, t)
 	}
 	v.TaintToleration = strings.Join(tt, ";")
+	if name == ServeComponent && spec.PaaS.Serve != nil {
+		v.Serve = spec.PaaS.Serve
+		v.ServeConfig = serveConfig(spec)
+		v.ServeBindSecret, v.ServeLDAPCASecret = ServeBindSecret, ServeLDAPCASecret
+		v.PromotePoolNamespace = PromotePoolNamespace
+	}
 	return v
 }
 

@@ -30,6 +30,8 @@ type Spec struct {
 	Domains    Domains              `json:"domains"`
 	LDAP       LDAP                 `json:"ldap"`
 	Components map[string]Component `json:"components,omitempty"`
+	// PaaS is tsys-ci's own layer: the promote pool and tsys-ci serve.
+	PaaS PaaS `json:"paas,omitempty"`
 }
 
 // Host is one machine of the platform.

@@ -102,6 +102,7 @@ func (s *Spec) applyDefaults() {
 	if l.GroupObjectClass == "" {
 		l.GroupObjectClass = map[string]string{"memberUid": "posixGroup", "member": "groupOfNames", "uniqueMember": "univentionGroup"}[l.GroupMembership]
 	}
+	s.PaaS.applyDefaults()
 	for name, def := range componentDefaults {
 		c := s.Components[name]
 		if c.Chart == "" {
@@ -161,7 +162,7 @@ func (s *Spec) JoinOrder() []Host {
 
 // BindFor returns the bind account a component logs in to the directory with.
 func (s *Spec) BindFor(component string) Account {
-	if c, ok := s.Components[component]; ok && c.Bind != nil {
+	if c := s.component(component); c.Bind != nil {
 		return *c.Bind
 	}
 	return s.LDAP.Bind
@@ -177,6 +178,9 @@ func (s *Spec) AdminGroupFor(component string) string {
 
 // Enabled reports whether a component is rendered and installed.
 func (s *Spec) Enabled(component string) bool {
+	if component == ServeComponent {
+		return s.PaaS.Serve != nil
+	}
 	c, ok := s.Components[component]
 	return ok && !c.Disabled
 }

@@ -22,6 +22,7 @@ func LoadSpec(path string) (*Spec, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	resolveLocalCharts(spec, filepath.Dir(path))
+	resolveLocalServeChart(spec, filepath.Dir(path))
 	return spec, nil
 }
 

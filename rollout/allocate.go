@@ -32,6 +32,8 @@ const maxAllocAttempts = 50
 type Pool struct {
 	Addresses []string  `json:"addresses"`
 	Ports     PortRange `json:"ports"`
+	// Edge, optional, says where promote reads the edge's HAProxy stats.
+	Edge *EdgeConfig `json:"edge,omitempty"`
 }
 
 // PortRange is an inclusive range of ports.
@@ -54,7 +56,29 @@ func (p Pool) Validate() error {
 	if p.Ports.Min < 1 || p.Ports.Max > 65535 || p.Ports.Min > p.Ports.Max {
 		return fmt.Errorf("pool ports: %d-%d is not a port range within 1-65535", p.Ports.Min, p.Ports.Max)
 	}
+	if p.Edge != nil {
+		if err := p.Edge.Validate(); err != nil {
+			return fmt.Errorf("pool %w", err)
+		}
+	}
 	return nil
+}
+
+// Edge returns the pool's edge settings (nil when it has none, or when no
+// pool is configured: an app without exposed ports needs none).
+func (a *Allocator) Edge(ctx context.Context) (*EdgeConfig, error) {
+	cm, err := a.Client.CoreV1().ConfigMaps(a.Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the edge settings in %s/%s: %w", a.Namespace, a.Name, err)
+	}
+	pool, _, err := decodeAllocations(cm)
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", a.Namespace, a.Name, err)
+	}
+	return pool.Edge, nil
 }
 
 // Allocator hands out load-balancer addresses and ports from the pool in

@@ -34,7 +34,10 @@ func (r *run) blueGreen(ctx context.Context) error {
 		if err := r.save(ctx, PhaseSwitched, "traffic on "+s.Active.Color); err != nil {
 			return err
 		}
-		r.logf("switched: all traffic on %s (%s)", s.Active.Color, s.Active.Image)
+		r.logf("switched: all traffic on %s (%s)%s", s.Active.Color, s.Active.Image, r.weightsNote())
+		if err := r.confirmEdge(ctx); err != nil {
+			return err
+		}
 	}
 	if s.Phase == PhaseSwitched {
 		return r.finish(ctx, true)

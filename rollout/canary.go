@@ -21,6 +21,32 @@ type CanaryStep struct {
 	// Note says how the real weight differs from the requested one; empty
 	// when they are equal.
 	Note string `json:"note,omitempty"`
+	// AtEdge says the weight is the edge's (HAProxy server weights,
+	// exact), not a pod ratio.
+	AtEdge bool `json:"atEdge,omitempty"`
+}
+
+// PlanEdgeCanary is the plan when the edge weighs the versions: every
+// requested weight exactly, whatever the replica count. Both versions run
+// all replicas until 100 % (the capacity of a blue/green promote), so any
+// split can be served; the app Service stays on the stable version until
+// the last step.
+func PlanEdgeCanary(replicas int32, steps []int) ([]CanaryStep, error) {
+	var plan []CanaryStep
+	for _, w := range steps {
+		if w < 1 || w > 100 {
+			return nil, fmt.Errorf("canary step %d%%: a weight must be 1-100", w)
+		}
+		st := CanaryStep{Requested: []int{w}, CanaryPods: replicas, StablePods: replicas, Weight: float64(w), AtEdge: true}
+		if w == 100 {
+			st.StablePods = 0
+		}
+		plan = append(plan, st)
+	}
+	if len(plan) == 0 || plan[len(plan)-1].StablePods != 0 {
+		return nil, fmt.Errorf("canary steps %v do not end at 100%%; add a last step of 100", steps)
+	}
+	return plan, nil
 }
 
 // WeightString formats the real weight ("50%", "33.3%").
@@ -98,10 +124,16 @@ func percent(w float64) string {
 func (r *run) canary(ctx context.Context) error {
 	s, n := r.state, *r.spec.Replicas
 	plan, err := PlanCanary(n, r.spec.Strategy.Canary.Steps)
+	if s.EdgeCanary {
+		plan, err = PlanEdgeCanary(n, r.spec.Strategy.Canary.Steps)
+	}
 	if err != nil {
 		return err
 	}
 	r.result.Steps = plan
+	if s.EdgeCanary && s.Phase == PhaseDeploying {
+		r.logf("canary steps %v%% of the edge's requests, exact (HAProxy weights); both versions run %d pods until 100%%", r.spec.Strategy.Canary.Steps, n)
+	}
 	if s.Active == nil {
 		// Nothing to weigh against: the first version takes all traffic
 		// once probed, as with blue/green.
@@ -122,7 +154,11 @@ func (r *run) canary(ctx context.Context) error {
 		}
 	}
 	for s.Phase == PhaseCanary && s.Step < len(plan) && plan[s.Step].StablePods > 0 {
-		if err := r.canaryStep(ctx, plan, s.Step); err != nil {
+		step := r.canaryStep
+		if s.EdgeCanary {
+			step = r.edgeCanaryStep
+		}
+		if err := step(ctx, plan, s.Step); err != nil {
 			return err
 		}
 		s.Step++
@@ -149,7 +185,10 @@ func (r *run) canary(ctx context.Context) error {
 		if err := r.save(ctx, PhaseSwitched, "traffic on "+c.Color); err != nil {
 			return err
 		}
-		r.logf("step %d/%d: 100%% (%d of %d pods new): all traffic on %s", len(plan), len(plan), n, n, c.Color)
+		r.logf("step %d/%d: 100%% (%d of %d pods new): all traffic on %s%s", len(plan), len(plan), n, n, c.Color, r.weightsNote())
+		if err := r.confirmEdge(ctx); err != nil {
+			return err
+		}
 	}
 	if s.Phase == PhaseSwitched {
 		return r.finish(ctx, true)
@@ -167,7 +206,12 @@ func (r *run) canaryStep(ctx context.Context, plan []CanaryStep, i int) error {
 	if err := r.waitReady(ctx, c, st.CanaryPods); err != nil {
 		return err
 	}
-	if err := r.switchTo(ctx, ""); err != nil {
+	// The edge follows the pod ratio: its per-color servers get the
+	// weights the pods give.
+	if err := r.route(ctx, "", split(old.Color, c.Color, int(math.Round(st.Weight)))); err != nil {
+		return err
+	}
+	if err := r.save(ctx, PhaseCanary, fmt.Sprintf("canary step %d: %s on the new version", i+1, st.WeightString())); err != nil {
 		return err
 	}
 	if err := r.scale(ctx, old.Color, st.StablePods); err != nil {
@@ -182,4 +226,27 @@ func (r *run) canaryStep(ctx context.Context, plan []CanaryStep, i int) error {
 		return err
 	}
 	return r.watch(ctx, c, st.CanaryPods, r.spec.Strategy.Canary.StepPause.Duration)
+}
+
+// edgeCanaryStep gives the new version the step's exact share of the
+// edge's requests (both versions run all replicas; the app Service stays
+// on the stable one), records it, waits for the edge to apply it, probes,
+// and judges the new version for the step's pause.
+func (r *run) edgeCanaryStep(ctx context.Context, plan []CanaryStep, i int) error {
+	st, c, old := plan[i], *r.state.Candidate, *r.state.Active
+	w := split(old.Color, c.Color, st.Requested[0])
+	if err := r.route(ctx, old.Color, w); err != nil {
+		return err
+	}
+	if err := r.save(ctx, PhaseCanary, fmt.Sprintf("canary step %d: %d%% at the edge", i+1, st.Requested[0])); err != nil {
+		return err
+	}
+	r.logf("step %d/%d: %d%% of the edge's requests on the new version (exact: edge weights %s)", i+1, len(plan), st.Requested[0], w.Describe())
+	if err := r.confirmEdge(ctx); err != nil {
+		return err
+	}
+	if err := r.runProbes(ctx); err != nil {
+		return err
+	}
+	return r.watch(ctx, c, *r.spec.Replicas, r.spec.Strategy.Canary.StepPause.Duration)
 }

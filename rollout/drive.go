@@ -28,6 +28,11 @@ func (r *run) drive(ctx context.Context) error {
 			return fmt.Errorf("new version failed (%s) and the rollback failed: %w", failed.reason, rbErr)
 		}
 		r.result.Result, r.result.Reason = ResultRolledBack, failed.reason
+		event := EventVersionFailed
+		if failed.analysis {
+			event = EventAnalysisFailed
+		}
+		r.warnEvent(context.WithoutCancel(ctx), event, fmt.Sprintf("%s rolled back: %s", r.result.Image, failed.reason))
 		return &ProbeFailedError{App: r.spec.Name, Image: r.result.Image, Reason: failed.reason}
 	case errors.Is(err, context.Canceled) && r.state.Phase == PhaseCanary && !errors.Is(context.Cause(ctx), ErrHandedOver):
 		// Stopped on purpose (Ctrl-C, an aborted Jenkins build) while
@@ -47,7 +52,11 @@ func (r *run) drive(ctx context.Context) error {
 
 // versionFailed marks a failure of the new version (probes, pods), as
 // opposed to a failure to talk to the cluster.
-type versionFailed struct{ reason string }
+type versionFailed struct {
+	reason string
+	// analysis: the edge's counters of its users' requests failed it.
+	analysis bool
+}
 
 func (v *versionFailed) Error() string { return v.reason }
 

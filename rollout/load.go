@@ -21,9 +21,24 @@ const (
 	DefaultDrain          = 10 * time.Second
 	DefaultGracePeriod    = 40 * time.Second
 	DefaultProbeSuccesses = 3
-	DefaultProbeInterval  = 2 * time.Second
-	DefaultProbeTimeout   = 2 * time.Minute
-	DefaultProbeLatency   = 2 * time.Second
+	// DefaultProbeFailureThreshold: three bad answers in a row (4 s at the
+	// default interval) end the probe. The pods are ready before probes
+	// start, so a sound version does not fail three times running; one
+	// that does is rolled back instead of probed for its whole timeout.
+	DefaultProbeFailureThreshold = 3
+	DefaultProbeInterval         = 2 * time.Second
+	DefaultProbeTimeout          = 2 * time.Minute
+	DefaultProbeLatency          = 2 * time.Second
+)
+
+// Defaults of the analysis from the edge: a web app's version fails when
+// more than 1 % of at least 20 requests in the last 30 s failed, or when
+// its average response time passes 1 s.
+const (
+	DefaultMaxErrorRate    = 1.0
+	DefaultMaxResponseTime = time.Second
+	DefaultMinRequests     = 20
+	DefaultAnalysisWindow  = 30 * time.Second
 )
 
 // DefaultCanarySteps are the weights used when a canary spec lists none.
@@ -101,6 +116,14 @@ func (s *AppSpec) ApplyDefaults() {
 		s.Strategy.Canary.Steps = append([]int(nil), DefaultCanarySteps...)
 	}
 	defaultDuration(&s.Strategy.Canary.StepPause, DefaultStepPause)
+	if s.Analysis.MaxErrorRate == nil {
+		s.Analysis.MaxErrorRate = &Percent{Value: DefaultMaxErrorRate}
+	}
+	defaultDuration(&s.Analysis.MaxResponseTime, DefaultMaxResponseTime)
+	if s.Analysis.MinRequests == 0 {
+		s.Analysis.MinRequests = DefaultMinRequests
+	}
+	defaultDuration(&s.Analysis.Window, DefaultAnalysisWindow)
 	for i := range s.Probes {
 		p := &s.Probes[i]
 		if p.Name == "" {
@@ -114,6 +137,9 @@ func (s *AppSpec) ApplyDefaults() {
 		}
 		if p.Successes == 0 {
 			p.Successes = DefaultProbeSuccesses
+		}
+		if p.FailureThreshold == 0 {
+			p.FailureThreshold = DefaultProbeFailureThreshold
 		}
 		defaultDuration(&p.Interval, DefaultProbeInterval)
 		defaultDuration(&p.Timeout, DefaultProbeTimeout)

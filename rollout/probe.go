@@ -16,18 +16,21 @@ const maxProbeBody = 1 << 20
 // ProbeResult is the outcome of one HTTP probe: how many answers it saw and,
 // when it failed, the last reason.
 type ProbeResult struct {
-	Probe     string        `json:"probe"`
-	URL       string        `json:"url"`
-	Passed    bool          `json:"passed"`
-	Attempts  int           `json:"attempts"`
-	Successes int           `json:"successes"`
-	Latency   time.Duration `json:"latency"`
-	Reason    string        `json:"reason,omitempty"`
+	Probe     string `json:"probe"`
+	URL       string `json:"url"`
+	Passed    bool   `json:"passed"`
+	Attempts  int    `json:"attempts"`
+	Successes int    `json:"successes"`
+	// Failures counts the bad answers in a row at the end.
+	Failures int           `json:"failures,omitempty"`
+	Latency  time.Duration `json:"latency"`
+	Reason   string        `json:"reason,omitempty"`
 }
 
 // RunHTTPProbe asks baseURL+p.Path every p.Interval until p.Successes
-// answers in a row are good, or p.Timeout passes (then it fails with the
-// last bad answer's reason). A bad answer resets the count: a version that
+// answers in a row are good. It fails as soon as p.FailureThreshold answers
+// in a row are bad, or when p.Timeout passes, with the last bad answer's
+// reason. A bad answer resets the count of good ones: a version that
 // answers well only some of the time does not pass.
 func RunHTTPProbe(ctx context.Context, client *http.Client, clock Clock, baseURL string, p HTTPProbe) ProbeResult {
 	res := ProbeResult{Probe: p.Name, URL: strings.TrimSuffix(baseURL, "/") + p.Path}
@@ -46,13 +49,19 @@ func RunHTTPProbe(ctx context.Context, client *http.Client, clock Clock, baseURL
 		res.Latency = latency
 		if err == nil {
 			res.Successes++
+			res.Failures = 0
 			if res.Successes >= p.Successes {
 				res.Passed, res.Reason = true, ""
 				return res
 			}
 		} else {
 			res.Successes = 0
+			res.Failures++
 			res.Reason = err.Error()
+			if p.FailureThreshold > 0 && res.Failures >= p.FailureThreshold {
+				res.Reason = fmt.Sprintf("%d bad answers in a row (failureThreshold %d, after %d attempts): %s", res.Failures, p.FailureThreshold, res.Attempts, res.Reason)
+				return res
+			}
 		}
 		if !clock.Now().Before(deadline) {
 			res.Reason = fmt.Sprintf("no %d good answers in a row within %s (%d attempts): %s", p.Successes, p.Timeout.Duration, res.Attempts, res.Reason)

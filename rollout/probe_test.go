@@ -61,6 +61,20 @@ func TestHTTPProbe(t *testing.T) {
 			nil, 10 * time.Millisecond, false, 0, "status 500, want 200"},
 		{"body mismatch", good, func(p *HTTPProbe) { p.BodyMatch = "v3" }, 10 * time.Millisecond, false, 0, `body does not match "v3"`},
 		{"too slow", good, nil, 600 * time.Millisecond, false, 0, "answer took 600ms, limit 500ms"},
+		{"fails fast after failureThreshold bad answers in a row", func(int64) (int, string) { return 500, "boom" },
+			func(p *HTTPProbe) { p.FailureThreshold = 3 }, 10 * time.Millisecond, false, 3, "3 bad answers in a row (failureThreshold 3, after 3 attempts): status 500, want 200"},
+		{"recovers within failureThreshold", func(n int64) (int, string) {
+			if n <= 2 {
+				return 503, "starting"
+			}
+			return 200, "ok"
+		}, func(p *HTTPProbe) { p.FailureThreshold = 3 }, 10 * time.Millisecond, true, 5, ""},
+		{"flapping under failureThreshold runs out the timeout", func(n int64) (int, string) {
+			if n%3 == 0 {
+				return 502, "bad gateway"
+			}
+			return 200, "ok"
+		}, func(p *HTTPProbe) { p.FailureThreshold = 2 }, 10 * time.Millisecond, false, 0, "no 3 good answers in a row within 30s"},
 		{"flapping never passes", func(n int64) (int, string) {
 			if n%3 == 0 {
 				return 502, "bad gateway"

@@ -16,6 +16,11 @@ import (
 const (
 	DefaultPollInterval = 2 * time.Second
 	DefaultReadyTimeout = 5 * time.Minute
+	// DefaultSampleInterval: the analysis reads the edge every second.
+	DefaultSampleInterval = time.Second
+	// DefaultEdgeConfirmTimeout: 'edge sync --watch' applies a weight
+	// change in well under a second; 30 s means it is not running.
+	DefaultEdgeConfirmTimeout = 30 * time.Second
 )
 
 // ProbeFailedError means the new version failed its probes or its pods
@@ -68,6 +73,14 @@ type Promoter struct {
 	LeaseDuration  time.Duration
 	PollInterval   time.Duration
 	ReadyTimeout   time.Duration
+	// EdgeStats reads the edge's HAProxy stats CSV (at the pool's
+	// edge.statsURL) for the analysis; nil: no auth, the default client.
+	EdgeStats *EdgeStatsReader
+	// SampleInterval is how often the analysis samples the edge
+	// (default 1 s); EdgeConfirmTimeout bounds the wait for the edge to
+	// show weights promote wrote (default 30 s).
+	SampleInterval     time.Duration
+	EdgeConfirmTimeout time.Duration
 }
 
 // Request is one promote: the app's spec and the image to put live.
@@ -100,6 +113,9 @@ type run struct {
 	store  *StateStore
 	state  *State
 	result *Result
+	// edge is the pool's edge settings, read once (edgeRead).
+	edge     *EdgeConfig
+	edgeRead bool
 }
 
 func (p *Promoter) defaults() {
@@ -117,6 +133,12 @@ func (p *Promoter) defaults() {
 	}
 	if p.ReadyTimeout == 0 {
 		p.ReadyTimeout = DefaultReadyTimeout
+	}
+	if p.SampleInterval == 0 {
+		p.SampleInterval = DefaultSampleInterval
+	}
+	if p.EdgeConfirmTimeout == 0 {
+		p.EdgeConfirmTimeout = DefaultEdgeConfirmTimeout
 	}
 }
 
@@ -252,6 +274,9 @@ func (r *run) promote(ctx context.Context, want Release) error {
 		if err := r.switchTo(ctx, s.Active.Color); err != nil {
 			return err
 		}
+		if err := r.syncColorServices(ctx); err != nil {
+			return err
+		}
 		if pdb := RenderPDB(r.spec, r.store.Owner()); pdb != nil {
 			if err := Apply(ctx, r.p.Client, pdb); err != nil {
 				return err
@@ -273,7 +298,12 @@ func (r *run) promote(ctx context.Context, want Release) error {
 			want.Color = s.Active.Color
 		}
 	}
+	edge, err := r.edgeConfig(ctx)
+	if err != nil {
+		return err
+	}
 	s.Candidate, s.Strategy, s.Step, s.AbortRequested = &want, r.spec.Strategy.Type, 0, false
+	s.EdgeCanary = s.Strategy == StrategyCanary && edge != nil && len(HostedPorts(r.spec)) > 0
 	s.StartedAt = r.p.Clock.Now().UTC()
 	if err := r.save(ctx, PhaseDeploying, "deploying "+want.Image+" on "+want.Color); err != nil {
 		return err

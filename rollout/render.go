@@ -324,3 +324,44 @@ func copyLabels(in map[string]string) map[string]string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// HostedPorts are the ports the edge routes by host name (exposed HTTP
+// ports with hosts), in spec order. An app with any gets per-color Services
+// and edge weights.
+func HostedPorts(spec *AppSpec) []Port {
+	var out []Port
+	for _, p := range spec.Ports {
+		if p.Expose && len(p.Hosts) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// RenderColorService renders the Service through which the edge reaches
+// one color of the app (contract.ColorServiceName): NodePort with
+// externalTrafficPolicy Local, so a node's port reaches only that node's
+// pods of the color and a dead node takes only its own edge servers with
+// it; the hosted ports under their names, at their container ports (the
+// API server allocates the node ports). Nil for an app with no hosted
+// port: the edge reaches it on its load-balancer address only.
+func RenderColorService(spec *AppSpec, color string, owner *metav1.OwnerReference) *corev1.Service {
+	hosted := HostedPorts(spec)
+	if len(hosted) == 0 {
+		return nil
+	}
+	labels := colorLabels(spec.Name, color)
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(spec, contract.ColorServiceName(spec.Name, color), labels, owner),
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeNodePort,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			Selector:              copyLabels(labels),
+		},
+	}
+	for _, p := range hosted {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: p.Name, Port: p.ContainerPort, TargetPort: intstr.FromString(p.Name), Protocol: corev1.ProtocolTCP})
+	}
+	return svc
+}

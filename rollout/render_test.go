@@ -203,3 +203,38 @@ func TestEdgeAnnotationParsesAtTheEdge(t *testing.T) {
 		t.Fatalf("an app with nothing for the edge: %q %v", EdgeAnnotation(none), err)
 	}
 }
+
+// TestRenderColorService: the per-color Service the edge reaches a version
+// through has the contract's shape: NodePort, Local policy, the hosted
+// ports only (not ssh, not metrics), selecting one color.
+func TestRenderColorService(t *testing.T) {
+	spec := exampleSpec(t, nil)
+	svc := RenderColorService(spec, ColorGreen, testOwner)
+	want := map[string]string{contract.LabelManagedBy: "tsys-ci", contract.LabelAppName: "shop", LabelColor: "green"}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"name", svc.Name, contract.ColorServiceName("shop", ColorGreen)},
+		{"namespace", svc.Namespace, "shop"},
+		{"type", svc.Spec.Type, corev1.ServiceTypeNodePort},
+		{"policy", svc.Spec.ExternalTrafficPolicy, corev1.ServiceExternalTrafficPolicyLocal},
+		{"selector", svc.Spec.Selector, want},
+		{"labels", svc.Labels, want},
+		{"owner", svc.OwnerReferences[0].UID, testOwner.UID},
+		{"ports", len(svc.Spec.Ports), 1},
+		{"port name", svc.Spec.Ports[0].Name, "http"},
+		{"port", svc.Spec.Ports[0].Port, int32(8080)},
+		{"target", svc.Spec.Ports[0].TargetPort.StrVal, "http"},
+		{"node port left to the API server", svc.Spec.Ports[0].NodePort, int32(0)},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	noHosts := exampleSpec(t, func(s *AppSpec) { s.Ports[0].Hosts = nil })
+	if svc := RenderColorService(noHosts, ColorBlue, testOwner); svc != nil {
+		t.Errorf("an app without hosts got a color Service: %+v", svc)
+	}
+}

@@ -18,6 +18,16 @@ func (r *run) rollback(ctx context.Context, reason, result string) error {
 	if s.Phase == PhaseSwitched || (restore != nil && cand != nil && *restore == *cand) {
 		restore = s.Previous
 	}
+	servedByCandidate := s.Phase == PhaseCanary || s.Phase == PhaseSwitched || s.Phase == PhaseRollingBack
+	if servedByCandidate && cand != nil && restore != nil && restore.Color != cand.Color && r.readyNow(ctx, *restore, n) {
+		// The previous version still runs at full strength (a canary at
+		// the edge, blue/green before its scale-down): all traffic and
+		// all the edge's weight go back to it before anything else.
+		if err := r.switchTo(ctx, restore.Color); err != nil {
+			return err
+		}
+		r.logf("all traffic back on %s (%s)%s", restore.Color, restore.Image, r.weightsNote())
+	}
 	if err := r.save(ctx, PhaseRollingBack, reason); err != nil {
 		return err
 	}
@@ -46,7 +56,7 @@ func (r *run) rollback(ctx context.Context, reason, result string) error {
 		if err := r.switchTo(ctx, restore.Color); err != nil {
 			return err
 		}
-		r.logf("all traffic back on %s (%s)", restore.Color, restore.Image)
+		r.logf("all traffic on %s (%s)%s", restore.Color, restore.Image, r.weightsNote())
 		if err := r.deleteDeployment(ctx, cand.Color); err != nil {
 			return err
 		}

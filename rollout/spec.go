@@ -5,7 +5,13 @@
 // resume or roll back a promote another one started.
 package rollout
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // AppSpec is the content of an app's tsys-ci.yaml. Zero values mean "use the
 // default"; Load fills the defaults in and validates the result.
@@ -21,7 +27,45 @@ type AppSpec struct {
 	Shutdown  Shutdown    `json:"shutdown,omitempty"`
 	Strategy  Strategy    `json:"strategy,omitempty"`
 	Probes    []HTTPProbe `json:"probes,omitempty"`
+	Analysis  Analysis    `json:"analysis,omitempty"`
 }
+
+// Analysis says when the edge's counters of the new version's real
+// requests fail it: judged every second over the last Window, during each
+// canary step's pause and the watch after the switch, once the window
+// holds at least MinRequests requests. Errors are 5xx answers and requests
+// the version did not answer (connection and response errors).
+type Analysis struct {
+	MaxErrorRate    *Percent `json:"maxErrorRate,omitempty"`
+	MaxResponseTime Duration `json:"maxResponseTime,omitempty"`
+	MinRequests     int      `json:"minRequests,omitempty"`
+	Window          Duration `json:"window,omitempty"`
+}
+
+// Percent is a share written "1%", "0.5%" or as a plain number of percent.
+type Percent struct{ Value float64 }
+
+// UnmarshalJSON reads "1%", "0.5 %" or 1.
+func (p *Percent) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s[1:len(s)-1]), "%"))
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("invalid percentage %s: write it like \"1%%\" or \"0.5%%\"", b)
+	}
+	p.Value = v
+	return nil
+}
+
+// MarshalJSON writes the share as "1%".
+func (p Percent) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatFloat(p.Value, 'f', -1, 64) + `%"`), nil
+}
+
+// String reads "1%".
+func (p Percent) String() string { return strconv.FormatFloat(p.Value, 'f', -1, 64) + "%" }
 
 // Port protocols. HTTP ports are routed by host name at the edge; TCP ports
 // are passed through it on a frontend port of their own.
@@ -148,8 +192,10 @@ type CanarySpec struct {
 }
 
 // HTTPProbe is a check promote runs against the new version before and
-// while it gets traffic. It passes after Successes consecutive good answers
-// and fails on the first bad one after Timeout.
+// while it gets traffic. It passes after Successes consecutive good answers;
+// it fails after FailureThreshold consecutive bad ones (a version whose
+// health path is broken is rolled back in seconds, not after Timeout), or
+// on the first bad one after Timeout.
 type HTTPProbe struct {
 	Name         string   `json:"name,omitempty"`
 	Port         string   `json:"port"`
@@ -159,8 +205,11 @@ type HTTPProbe struct {
 	BodyMatch    string   `json:"bodyMatch,omitempty"`
 	MaxLatency   Duration `json:"maxLatency,omitempty"`
 	Successes    int      `json:"successes,omitempty"`
-	Interval     Duration `json:"interval,omitempty"`
-	Timeout      Duration `json:"timeout,omitempty"`
+	// FailureThreshold is how many bad answers in a row fail the probe
+	// at once.
+	FailureThreshold int      `json:"failureThreshold,omitempty"`
+	Interval         Duration `json:"interval,omitempty"`
+	Timeout          Duration `json:"timeout,omitempty"`
 }
 
 // Duration is a time.Duration written as "30s" or "5m" in the spec.

@@ -39,7 +39,12 @@ func TestSpecDefaults(t *testing.T) {
 		{"probe path", spec.Probes[0].Path, "/"},
 		{"probe status", spec.Probes[0].ExpectStatus, 200},
 		{"probe successes", spec.Probes[0].Successes, DefaultProbeSuccesses},
+		{"probe failure threshold", spec.Probes[0].FailureThreshold, DefaultProbeFailureThreshold},
 		{"grace", spec.Shutdown.GracePeriod.Duration, DefaultGracePeriod},
+		{"analysis error rate", *spec.Analysis.MaxErrorRate, Percent{Value: DefaultMaxErrorRate}},
+		{"analysis response time", spec.Analysis.MaxResponseTime.Duration, DefaultMaxResponseTime},
+		{"analysis min requests", spec.Analysis.MinRequests, DefaultMinRequests},
+		{"analysis window", spec.Analysis.Window.Duration, DefaultAnalysisWindow},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -88,8 +93,11 @@ func TestSpecErrors(t *testing.T) {
 		{"canary steps", base + "strategy: {type: canary, canary: {steps: [50, 20, 120, 90]}}\n",
 			[]string{"strategy.canary.steps[1]: 20 must be larger than the step before it (50)", "strategy.canary.steps[2]: must be a weight in percent, 1-100, got 120", "strategy.canary.steps[3]: the last step must be 100, got 90"}},
 		{"canary one replica", base + "replicas: 1\nstrategy: {type: canary}\n", []string{"strategy.type: canary needs at least 2 replicas"}},
-		{"probes", base + "probes: [{port: x, path: a, expectStatus: 42, bodyMatch: '(', successes: -1}]\n",
-			[]string{`probes[0].port: "x" is not the name`, `probes[0].path: "a" must start with /`, "probes[0].expectStatus: must be an HTTP status 100-599, got 42", "probes[0].bodyMatch: not a valid regular expression", "probes[0].successes: must be at least 1, got -1"}},
+		{"analysis", base + "analysis: {maxErrorRate: 150%, maxResponseTime: -1s, minRequests: -3, window: 1s}\n",
+			[]string{"analysis.maxErrorRate: must be 0%-100%, got 150%", "analysis.maxResponseTime: must be positive, got -1s", "analysis.minRequests: must be at least 1, got -3", "analysis.window: must be at least 2s"}},
+		{"analysis percent", base + "analysis: {maxErrorRate: lots}\n", []string{`invalid percentage "lots": write it like "1%"`}},
+		{"probes", base + "probes: [{port: x, path: a, expectStatus: 42, bodyMatch: '(', successes: -1, failureThreshold: -2}]\n",
+			[]string{`probes[0].port: "x" is not the name`, `probes[0].path: "a" must start with /`, "probes[0].expectStatus: must be an HTTP status 100-599, got 42", "probes[0].bodyMatch: not a valid regular expression", "probes[0].successes: must be at least 1, got -1", "probes[0].failureThreshold: must be at least 1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -133,6 +141,8 @@ func FuzzParseSpec(f *testing.F) {
 	}
 	f.Add([]byte("name: web\n"))
 	f.Add([]byte("name: web\nstrategy: {type: canary, canary: {steps: [10, 50, 100]}}\n"))
+	f.Add([]byte("name: web\nports: [{name: http, containerPort: 80}]\nanalysis: {maxErrorRate: 0.5%, maxResponseTime: 300ms, minRequests: 50, window: 10s}\n"))
+	f.Add([]byte("name: web\nports: [{name: http, containerPort: 80}]\nanalysis: {maxErrorRate: 2}\n"))
 	f.Add([]byte("name: db\nreplicas: 1\nstrategy: {type: recreate}\nvolumes: [{name: d, size: 1Gi, mountPath: /d, accessMode: ReadWriteOnce}]\n"))
 	f.Add([]byte("{\"name\": \"x\", \"ports\": [{\"name\": \"a\", \"containerPort\": 1, \"hosts\": [\"\"]}]}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -147,4 +157,19 @@ func FuzzParseSpec(f *testing.F) {
 			t.Fatalf("accepted spec without name or replicas: %+v", spec)
 		}
 	})
+}
+
+func TestAnalysisSpec(t *testing.T) {
+	spec, err := ParseSpec([]byte("name: web\nports: [{name: http, containerPort: 80}]\nanalysis: {maxErrorRate: 0.5%, maxResponseTime: 300ms, minRequests: 50, window: 10s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := spec.Analysis
+	if a.MaxErrorRate.Value != 0.5 || a.MaxResponseTime.Duration != 300*time.Millisecond || a.MinRequests != 50 || a.Window.Duration != 10*time.Second {
+		t.Fatalf("analysis %+v", a)
+	}
+	spec, err = ParseSpec([]byte("name: web\nports: [{name: http, containerPort: 80}]\nanalysis: {maxErrorRate: 0}\n"))
+	if err != nil || spec.Analysis.MaxErrorRate.Value != 0 {
+		t.Fatalf("maxErrorRate 0 (no error allowed) must stay 0: %v %+v", err, spec)
+	}
 }

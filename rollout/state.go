@@ -76,6 +76,14 @@ type State struct {
 	Candidate *Release `json:"candidate,omitempty"`
 	// Step indexes the canary plan while Phase is PhaseCanary.
 	Step int `json:"step,omitempty"`
+	// EdgeCanary says this promote's canary steps are exact weights at
+	// the edge (both versions at full replicas, the Service on the stable
+	// one until 100 %), not pod ratios. Decided when the promote starts,
+	// so a re-run resumes the same plan.
+	EdgeCanary bool `json:"edgeCanary,omitempty"`
+	// EdgeWeights is what promote last wrote in the app Service's
+	// tsys-ci.io/edge-weights annotation (apps with hosts only).
+	EdgeWeights EdgeWeights `json:"edgeWeights,omitempty"`
 	// AbortRequested is set by 'tsys-ci abort' for the promote holding
 	// the lease: it rolls back at its next check.
 	AbortRequested bool `json:"abortRequested,omitempty"`

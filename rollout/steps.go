@@ -57,6 +57,9 @@ func (r *run) applyCandidate(ctx context.Context, n int32) error {
 	if err := Apply(ctx, r.p.Client, RenderPreviewService(r.spec, c.Color, owner)); err != nil {
 		return err
 	}
+	if err := r.syncColorServices(ctx); err != nil {
+		return err
+	}
 	r.logf("deploying %s on %s: %d pod(s)", c.Image, c.Color, n)
 	return r.applyDeployment(ctx, *c, n)
 }
@@ -78,26 +81,62 @@ func (r *run) scale(ctx context.Context, color string, n int32) error {
 	return nil
 }
 
+// deleteDeployment removes one color's Deployment and the Service the
+// edge reached it through.
 func (r *run) deleteDeployment(ctx context.Context, color string) error {
 	name := DeploymentName(r.spec.Name, color)
 	err := r.p.Client.AppsV1().Deployments(r.spec.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing %s/%s: %w", r.spec.Namespace, name, err)
 	}
-	return nil
+	return r.deleteColorService(ctx, color)
 }
 
-// switchTo points the app's Service at one color ("" for both).
+// switchTo points the app's Service at one color and, for an app with
+// hosts, gives that color all the edge's requests in the same write.
 func (r *run) switchTo(ctx context.Context, color string) error {
+	return r.route(ctx, color, r.allOn(color))
+}
+
+// route writes the app's Service: its selector on one color ("" for
+// both) and, for an app with hosts, w in its edge-weights annotation, in
+// one write, so in-cluster clients and the edge move together. The weights
+// go into the state (saved by the caller's next save).
+func (r *run) route(ctx context.Context, selected string, w EdgeWeights) error {
 	alloc, err := r.allocate(ctx)
 	if err != nil {
 		return err
 	}
-	svc, err := RenderService(r.spec, alloc, color, r.store.Owner())
+	svc, err := RenderService(r.spec, alloc, selected, r.store.Owner())
 	if err != nil {
 		return err
 	}
-	return Apply(ctx, r.p.Client, svc)
+	hosted := len(HostedPorts(r.spec)) > 0
+	if hosted {
+		if err := w.Validate(); err != nil {
+			return fmt.Errorf("app %s: %w", r.spec.Name, err)
+		}
+		if svc.Annotations == nil {
+			svc.Annotations = map[string]string{}
+		}
+		svc.Annotations[contract.AnnotationEdgeWeights] = w.String()
+	}
+	if err := Apply(ctx, r.p.Client, svc); err != nil {
+		return err
+	}
+	if hosted {
+		r.state.EdgeWeights = w
+	} else {
+		r.state.EdgeWeights = nil
+	}
+	return nil
+}
+
+// readyNow reports whether rel has n ready pods and no failed one, from
+// one look at its pods (no waiting).
+func (r *run) readyNow(ctx context.Context, rel Release, n int32) bool {
+	pods, err := r.pods(ctx, rel)
+	return err == nil && EvaluatePods(pods, n, 0).Done()
 }
 
 // finish ends a switched promote: after the scale-down delay (watching the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -53,6 +54,7 @@ func (s *AppSpec) Validate() error {
 	}
 	c.strategy(s)
 	c.probes(s.Probes, ports)
+	c.analysis(s.Analysis)
 	if len(c.problems) > 0 {
 		return &SpecError{Problems: c.problems}
 	}
@@ -301,10 +303,28 @@ func (c *checker) probes(probes []HTTPProbe, ports map[string]Port) {
 		if p.Successes < 1 {
 			c.add(f+".successes", "must be at least 1, got %d", p.Successes)
 		}
+		if p.FailureThreshold < 1 {
+			c.add(f+".failureThreshold", "must be at least 1 (bad answers in a row that fail the probe at once), got %d", p.FailureThreshold)
+		}
 		for name, d := range map[string]Duration{"interval": p.Interval, "timeout": p.Timeout, "maxLatency": p.MaxLatency} {
 			if d.Duration <= 0 {
 				c.add(f+"."+name, "must be positive, got %s", d.Duration)
 			}
 		}
+	}
+}
+
+func (c *checker) analysis(a Analysis) {
+	if a.MaxErrorRate != nil && (a.MaxErrorRate.Value < 0 || a.MaxErrorRate.Value > 100) {
+		c.add("analysis.maxErrorRate", "must be 0%%-100%%, got %s", a.MaxErrorRate)
+	}
+	if a.MaxResponseTime.Duration <= 0 {
+		c.add("analysis.maxResponseTime", "must be positive, got %s", a.MaxResponseTime.Duration)
+	}
+	if a.MinRequests < 1 {
+		c.add("analysis.minRequests", "must be at least 1, got %d", a.MinRequests)
+	}
+	if a.Window.Duration < 2*time.Second {
+		c.add("analysis.window", "must be at least 2s (the edge is sampled every second), got %s", a.Window.Duration)
 	}
 }

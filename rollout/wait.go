@@ -73,23 +73,50 @@ func (r *run) waitReady(ctx context.Context, rel Release, n int32) error {
 	}
 }
 
-// watch keeps checking rel's pods for d; any failure fails the version.
+// watch keeps checking rel's pods for d and, with an edge to read, judges
+// rel by its users' requests there every SampleInterval; any failure
+// fails the version.
 func (r *run) watch(ctx context.Context, rel Release, n int32, d time.Duration) error {
+	j, err := r.newJudge(ctx, rel)
+	if err != nil {
+		return err
+	}
+	interval := r.p.PollInterval
+	if j != nil {
+		interval = min(interval, r.p.SampleInterval)
+		r.logf("judging %s by its requests at the edge for %s (window %s, max error rate %s, max response time %s, min %d requests)",
+			rel.Color, d, r.spec.Analysis.Window.Duration, r.spec.Analysis.MaxErrorRate, r.spec.Analysis.MaxResponseTime.Duration, r.spec.Analysis.MinRequests)
+	}
 	end := r.p.Clock.Now().Add(d)
+	nextPods := r.p.Clock.Now()
 	for r.p.Clock.Now().Before(end) {
-		if err := r.checkAbort(ctx); err != nil {
+		if j != nil {
+			if err := j.sample(ctx); err != nil {
+				return err
+			}
+		}
+		if !r.p.Clock.Now().Before(nextPods) {
+			if err := r.checkAbort(ctx); err != nil {
+				return err
+			}
+			pods, err := r.pods(ctx, rel)
+			if err != nil {
+				return err
+			}
+			if v := EvaluatePods(pods, n, 0); len(v.Failed) > 0 || !v.Done() {
+				return &versionFailed{reason: fmt.Sprintf("%s %s while serving: %s", rel.Color, rel.Image, v)}
+			}
+			nextPods = r.p.Clock.Now().Add(r.p.PollInterval)
+		}
+		if err := r.sleep(ctx, min(interval, end.Sub(r.p.Clock.Now()))); err != nil {
 			return err
 		}
-		pods, err := r.pods(ctx, rel)
-		if err != nil {
+	}
+	if j != nil {
+		if err := j.sample(ctx); err != nil {
 			return err
 		}
-		if v := EvaluatePods(pods, n, 0); len(v.Failed) > 0 || !v.Done() {
-			return &versionFailed{reason: fmt.Sprintf("%s %s while serving: %s", rel.Color, rel.Image, v)}
-		}
-		if err := r.sleep(ctx, min(r.p.PollInterval, end.Sub(r.p.Clock.Now()))); err != nil {
-			return err
-		}
+		r.logf("%s", j.summary())
 	}
 	return nil
 }

@@ -9,3 +9,10 @@ import "embed"
 //
 //go:embed platform
 var Platform embed.FS
+
+// Serve holds templates/serve, the chart of tsys-ci serve, which `tsys-ci
+// platform apply` installs unless platform.yaml names another copy (all:
+// keeps _helpers.tpl).
+//
+//go:embed all:serve
+var Serve embed.FS

@@ -36,6 +36,7 @@ ldapCA: |
 allowUnsigned: true
 tls: {secretName: tsys-ci-serve-tls}
 readToken: "0123456789abcdef-read"
+sessionKey: "0123456789abcdef0123456789abcdef-session"
 appNamespaces: [shop, web]
 config:
   registry: harbor.company.example
@@ -206,6 +207,15 @@ func TestServeChartRendersValidObjects(t *testing.T) {
 	if cfg.ReadTokenFile != "/var/run/tsys-ci/read/read-token" {
 		t.Errorf("readTokenFile %q", cfg.ReadTokenFile)
 	}
+	// Issue 20: the dashboard's session key, one Secret for both replicas.
+	mounted := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.Name == "session-key" && m.MountPath == "/var/run/tsys-ci/session"
+	}) && slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+		return v.Name == "session-key" && v.Secret != nil && v.Secret.SecretName == "tsys-ci-serve-session"
+	})
+	if cfg.Dashboard == nil || cfg.Dashboard.SessionKeyFile != "/var/run/tsys-ci/session/session-key" || !mounted {
+		t.Errorf("dashboard %+v, session key mounted %v", cfg.Dashboard, mounted)
+	}
 	if len(cfg.Policies) != 2 || cfg.Registry != "harbor.company.example" || cfg.WebhookSecretsDir != "/var/run/tsys-ci/webhook-secrets" || cfg.Access["shop"] == "" || cm.Data["ldap-ca.pem"] == "" {
 		t.Fatalf("rendered config %+v", cfg)
 	}
@@ -249,6 +259,7 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 	for _, tc := range []struct{ from, to, words string }{
 		{"webhookSecrets:\n", "webhookSecret: \"Bearer 0123456789abcdef0123456789abcdef\"\nwebhookSecrets:\n", "one per project"},
 		{"  registry: harbor.company.example\n", "", "config.registry is required"},
+		{`sessionKey: "0123456789abcdef0123456789abcdef-session"`, `sessionKey: "short"`, "sessionKey must be at least 32 characters"},
 	} {
 		if _, err := renderServe(t, strings.Replace(serveValues, tc.from, tc.to, 1)); err == nil || !strings.Contains(err.Error(), tc.words) {
 			t.Errorf("values with %q: %v, want an error saying %q", tc.to, err, tc.words)
@@ -286,6 +297,7 @@ func TestServeChartRefusesMissingChoices(t *testing.T) {
 	}
 	// Existing Secrets replace the rendered ones.
 	vals := strings.Replace(strings.Replace(serveValues, "webhookSecrets:\n", "existingWebhookSecret: serve-hooks\nexistingSecret: serve-secrets\nx:\n", 1), `readToken: "0123456789abcdef-read"`, "existingReadTokenSecret: serve-secrets", 1)
+	vals = strings.Replace(vals, `sessionKey: "0123456789abcdef0123456789abcdef-session"`, "existingSessionKeySecret: serve-secrets", 1)
 	files, err := renderServe(t, vals)
 	if err != nil {
 		t.Fatal(err)
@@ -309,6 +321,7 @@ func TestServeManifestsMatchChart(t *testing.T) {
 	example := strings.Replace(serveValues, "Bearer 0123456789abcdef0123456789abcdef", "REPLACE-WITH: project demo's webhook secret from tsys-ci registry setup", 1)
 	example = strings.Replace(example, "Bearer fedcba9876543210fedcba9876543210", "REPLACE-WITH: project web's webhook secret from tsys-ci registry setup", 1)
 	example = strings.Replace(example, `readToken: "0123456789abcdef-read"`, `readToken: "REPLACE-WITH: a random token for Prometheus and scripts"`, 1)
+	example = strings.Replace(example, `sessionKey: "0123456789abcdef0123456789abcdef-session"`, `sessionKey: "REPLACE-WITH: 48 random bytes in base64 (head -c 48 /dev/urandom | base64)"`, 1)
 	example = strings.Replace(example, `ldapBindPassword: "bind-pw"`, `ldapBindPassword: "REPLACE-WITH-THE-BIND-PASSWORD"`, 1)
 	files, err := renderServe(t, example)
 	if err != nil {
@@ -336,5 +349,42 @@ func TestServeManifestsMatchChart(t *testing.T) {
 	got, err := os.ReadFile(path)
 	if err != nil || string(got) != b.String() {
 		t.Fatalf("%s is not the chart's current output (%v); run go test ./templates -run ServeManifests -update-serve-manifests", path, err)
+	}
+}
+
+// platform render names Secrets for the verify key and the directory's CA
+// instead of putting them in values; one source of each, not two.
+func TestServeChartTakesKeysFromExistingSecrets(t *testing.T) {
+	vals := strings.Replace(serveValues, "allowUnsigned: true\n", "existingVerifyKeySecret: serve-key\nexistingLDAPCASecret: serve-ca\n", 1)
+	vals = strings.Replace(vals, "ldapCA: |\n  -----BEGIN CERTIFICATE-----\n  MIIB\n  -----END CERTIFICATE-----\n", "", 1)
+	files, err := renderServe(t, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range decodeStrict(t, files) {
+		d, ok := o.(*appsv1.Deployment)
+		if !ok {
+			continue
+		}
+		var got []string
+		for _, src := range d.Spec.Template.Spec.Volumes[0].Projected.Sources {
+			if src.Secret != nil {
+				got = append(got, src.Secret.Name+"/"+src.Secret.Items[0].Key+"->"+src.Secret.Items[0].Path)
+			}
+		}
+		if strings.Join(got, " ") != "serve-key/cosign.pub->cosign.pub serve-ca/ldap-ca.pem->ldap-ca.pem" {
+			t.Errorf("projected secrets %v", got)
+		}
+		if args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--verify-key=/etc/tsys-ci/cosign.pub") {
+			t.Errorf("args %s", args)
+		}
+	}
+	for _, tc := range []struct{ add, words string }{
+		{"verifyKey: |\n  -----BEGIN PUBLIC KEY-----\n", "verifyKey and existingVerifyKeySecret are both set"},
+		{"ldapCA: x\n", "ldapCA and existingLDAPCASecret are both set"},
+	} {
+		if _, err := renderServe(t, vals+tc.add); err == nil || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("with %q: %v, want %q", tc.add, err, tc.words)
+		}
 	}
 }

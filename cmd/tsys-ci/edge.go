@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/platform/edge"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // edgeCommand is `tsys-ci edge`: the company's HAProxy in front of the
@@ -56,6 +57,7 @@ func edgeClusterFlags() []cli.Flag {
 		&cli.IntSliceFlag{Name: "reserved-port", Value: cli.NewIntSlice(def.ReservedPorts...), Usage: "the edge host's own ports, never given to a pass-through app (repeatable)"},
 		&cli.StringFlag{Name: "tcp-bind", Usage: "address pass-through frontends listen on; default every address"},
 		&cli.StringFlag{Name: "cert-dir", Value: def.CertDir, Usage: "directory with one HOST.pem per host name, for the crt-list"},
+		&cli.BoolFlag{Name: "by-version", Usage: "serve the HTTP ports of apps with color Services by version: exact weights from promote, each version spread over the nodes (docs/edge.md); needs an edge kept by sync --watch and read access to Nodes"},
 		&cli.StringFlag{Name: "owners", Usage: "the edge owners file: which namespaces may claim which host names and TCP ports (required by sync; see docs/edge.md)"},
 	)
 }
@@ -63,7 +65,7 @@ func edgeClusterFlags() []cli.Flag {
 // edgeOptions reads the flags; sync (which installs) requires --owners,
 // render (which shows) checks ownership only when given one.
 func edgeOptions(c *cli.Context, requireOwners bool) (edge.Options, error) {
-	opts := edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir")}
+	opts := edge.Options{ReservedPorts: c.IntSlice("reserved-port"), TCPBind: c.String("tcp-bind"), CertDir: c.String("cert-dir"), ByVersion: c.Bool("by-version")}
 	path := c.String("owners")
 	if path == "" {
 		if requireOwners {
@@ -140,7 +142,13 @@ func edgeSync(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	m, bad := edge.Build(services, opts)
+	var nodes []corev1.Node
+	if opts.ByVersion {
+		if nodes, err = edge.ListNodes(c.Context, client); err != nil {
+			return err
+		}
+	}
+	m, bad := edge.Build(services, nodes, opts)
 	if m == nil {
 		return bad
 	}

@@ -29,9 +29,14 @@ func helmOptions(c *cli.Context) (platform.HelmOptions, error) {
 	if err != nil {
 		return platform.HelmOptions{}, fmt.Errorf("opening embedded templates: %w", err)
 	}
+	serveChart, err := fs.Sub(templates.Serve, "serve")
+	if err != nil {
+		return platform.HelmOptions{}, fmt.Errorf("opening the embedded serve chart: %w", err)
+	}
 	return platform.HelmOptions{
 		Templates: tmpl,
-		LoadChart: platform.ChartsDir(c.String("charts")),
+		// serve's chart is inside the binary unless paas.serve.repo names one.
+		LoadChart: platform.ChartFS(platform.ServeComponent, serveChart, platform.ChartsDir(c.String("charts"))),
 		Progress:  c.App.ErrWriter,
 		Config: func(ns string) (*action.Configuration, error) {
 			flags := kubeConfigFlags(c, ns)

@@ -16,8 +16,11 @@ func platformDoctorCommand() *cli.Command {
 		Usage: "report every single point of failure of a live cluster, by severity, with why and how to fix",
 		Description: "Reads the cluster with the kubeconfig kubectl would use (--kubeconfig, $KUBECONFIG,\n" +
 			"~/.kube/config; --context), or a `kubectl get -o yaml` dump with --snapshot.\n" +
+			"With -f platform.yaml it also compares the cluster with what it should be: hosts, roles,\n" +
+			"labels, taints, the k3s version, and the components and their pinned chart versions.\n" +
 			"Exit 0 when nothing at or above --fail-on is found, 4 when something is, 1 on errors.",
 		Flags: append(kubeFlags(),
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "platform.yaml: also report where the cluster differs from it"},
 			&cli.StringFlag{Name: "snapshot", Usage: "analyse objects from this YAML file (kubectl get -A -o yaml ...) instead of a live cluster"},
 			&cli.StringSliceFlag{Name: "replicated-class", Usage: "storage class that replicates although its provisioner does not say so (repeatable)"},
 			&cli.StringFlag{Name: "fail-on", Value: "critical", Usage: "exit 4 when a finding is at least this severe: critical, warning, info or never"},
@@ -33,7 +36,13 @@ func platformDoctorCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			report := doctor.NewReport(doctor.Analyze(snap, doctor.Options{ReplicatedClasses: c.StringSlice("replicated-class")}))
+			opts := doctor.Options{ReplicatedClasses: c.StringSlice("replicated-class")}
+			if c.String("file") != "" {
+				if opts.Expected, err = loadSpec(c); err != nil {
+					return err
+				}
+			}
+			report := doctor.NewReport(doctor.Analyze(snap, opts))
 			if c.String("output") == "json" {
 				err = report.WriteJSON(c.App.Writer)
 			} else {

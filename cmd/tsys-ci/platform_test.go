@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tsys-group/tsys-ci/platform/doctor"
 	"github.com/tsys-group/tsys-ci/test/slapd"
 )
 
@@ -75,14 +77,37 @@ func TestPlatformDoctorSeedSnapshot(t *testing.T) {
 	if err == nil || exitCode(err) != 4 {
 		t.Fatalf("got %v (exit %d), want exit 4 for a cluster with critical findings\n%s", err, exitCode(err), out)
 	}
-	for _, want := range []string{"CRITICAL  lb-speakers", "speaker on db1 is CrashLoopBackOff (4633 restarts)", "6 critical, 3 warning, 0 info"} {
+	for _, want := range []string{"CRITICAL  lb-speakers", "speaker on db1 is CrashLoopBackOff (4633 restarts)", "8 critical, 4 warning, 0 info", "3 single points of failure run only on db3"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 	out, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/doctor/testdata/seed-cluster.yaml", "-o", "json", "--fail-on", "never")
-	if err != nil || !strings.Contains(out, `"critical": 6`) {
+	if err != nil || !strings.Contains(out, `"critical": 8`) {
 		t.Fatalf("json with --fail-on never: %v\n%s", err, out)
+	}
+	// -f platform.yaml: what the cluster should be, in the JSON report too.
+	out, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/doctor/testdata/seed-cluster.yaml",
+		"-f", "../../templates/platform/platform.yaml", "-o", "json", "--fail-on", "never")
+	if err != nil {
+		t.Fatalf("doctor -f: %v\n%s", err, out)
+	}
+	var report doctor.Report
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("doctor -f -o json is not a report: %v\n%s", err, out)
+	}
+	found := false
+	for _, f := range report.Findings {
+		if f.Check == doctor.CheckExpected && f.Object == "node/www3" && strings.Contains(f.Problem, "is not a node of the cluster") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("doctor -f names no missing www3:\n%s", out)
+	}
+	_, err = runCombined(t, "platform", "doctor", "--snapshot", "../../platform/doctor/testdata/seed-cluster.yaml", "-f", filepath.Join(t.TempDir(), "missing.yaml"))
+	if exitCode(err) != 2 {
+		t.Errorf("doctor -f with a missing file: %v (exit %d), want exit 2", err, exitCode(err))
 	}
 }
 

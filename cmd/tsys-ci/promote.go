@@ -132,8 +132,15 @@ func newPromoter(c *cli.Context, f promoteFlags) (*rollout.Promoter, error) {
 	}
 	return &rollout.Promoter{
 		Client: cs, Clock: rollout.RealClock{}, Out: c.App.ErrWriter, Allocator: alloc, Probe: probe,
-		Holder: fmt.Sprintf("%s/%d", host, os.Getpid()),
+		Holder:    fmt.Sprintf("%s/%d", host, os.Getpid()),
+		EdgeStats: edgeStatsReader(os.Getenv),
 	}, nil
+}
+
+// edgeStatsReader reads the edge's HAProxy stats for promote's analysis,
+// with the stats frontend's basic auth from the environment when set.
+func edgeStatsReader(getenv func(string) string) *rollout.EdgeStatsReader {
+	return &rollout.EdgeStatsReader{User: getenv("TSYS_CI_EDGE_STATS_USER"), Password: getenv("TSYS_CI_EDGE_STATS_PASSWORD")}
 }
 
 func runPromote(c *cli.Context) error {

@@ -127,6 +127,7 @@ func runServe(c *cli.Context) error {
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
 		opts.PushOrder = &serve.KubePushOrder{Client: cs}
+		opts.Apps = serve.KubeAppReader{Client: cs}
 	}
 	s, err := serve.NewServer(opts)
 	if err != nil {
@@ -179,6 +180,7 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 	promoter := rollout.Promoter{
 		Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
 		Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
+		EdgeStats: edgeStatsReader(os.Getenv),
 	}
 	if f.labelLeader {
 		// The identities are pod names in --lease-namespace (the

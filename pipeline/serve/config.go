@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
 	"github.com/tsys-group/tsys-ci/rollout"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -58,6 +60,23 @@ type Config struct {
 	// Access maps a namespace to the DN of the LDAP group whose members may
 	// promote and roll back apps in it. A namespace not listed is closed.
 	Access map[string]string `json:"access,omitempty"`
+	// Notifications say who hears about deploys (started, promoted,
+	// rolled back, aborted, refused), by namespace or app: webhooks (JSON,
+	// Slack, Teams) and e-mail. See pipeline/notify.
+	Notifications []notify.Target `json:"notifications,omitempty"`
+	// Dashboard configures the web dashboard at /ui/ (on whenever ldap is
+	// set: people log in with their directory account).
+	Dashboard *DashboardConfig `json:"dashboard,omitempty"`
+}
+
+// DashboardConfig is serve.yaml's dashboard section.
+type DashboardConfig struct {
+	// SessionKeyFile holds the key (at least 32 bytes, e.g. a mounted
+	// Secret) that signs session cookies. Every replica must read the same
+	// one, or a browser reaching the other replica has to log in again;
+	// without it each replica makes a random key at start, and sessions
+	// also end when serve restarts.
+	SessionKeyFile string `json:"sessionKeyFile,omitempty"`
 }
 
 // TLSConfig names serve's serving certificate and key files.
@@ -157,6 +176,20 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 		}
 		if d, err := ldap.ParseDN(cfg.Access[ns]); err != nil || len(d.RDNs) == 0 {
 			v.add(f, "%q is not a group DN such as cn=deployers,cn=groups,dc=example,dc=com", cfg.Access[ns])
+		}
+	}
+	if err := notify.Validate("notifications", cfg.Notifications); err != nil {
+		var ce *notify.ConfigError
+		if errors.As(err, &ce) {
+			v.problems = append(v.problems, ce.Problems...)
+		}
+	}
+	if cfg.Dashboard != nil {
+		if cfg.Dashboard.SessionKeyFile == "" {
+			v.add("dashboard.sessionKeyFile", "is required in a dashboard section: a file with at least %d random bytes shared by serve's replicas (or drop the section for a random key per replica)", MinSessionKey)
+		}
+		if cfg.LDAP == nil {
+			v.add("ldap", "missing; the dashboard logs people in against the directory, so it is off without ldap")
 		}
 	}
 	if len(cfg.Access) > 0 && cfg.LDAP == nil {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
+
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -159,6 +161,9 @@ type DeployQueue struct {
 	Clock    rollout.Clock
 	// PerApp bounds the deploys waiting for one app.
 	PerApp int
+	// Notify tells the configured targets when a deploy starts and how it
+	// ended; it never blocks a deploy (nil: nobody is told).
+	Notify *notify.Notifier
 
 	mu      sync.Mutex
 	queues  map[string]chan DeployRequest
@@ -243,6 +248,7 @@ func (q *DeployQueue) run(req DeployRequest) {
 	start := q.Clock.Now()
 	q.Recorder.update(req.ID, func(r *DeployRecord) { r.State, r.Started = "running", start })
 	q.Log.Info("deploy started", "id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace)
+	q.Notify.Notify(notice(req, notify.KindStarted, "", start))
 	var err error
 	if q.ctx.Err() != nil {
 		err = fmt.Errorf("not started: %w", q.ctx.Err())
@@ -284,6 +290,7 @@ func (q *DeployQueue) run(req DeployRequest) {
 		}
 		cancel()
 	}
+	q.Notify.Notify(notice(req, finishedKind(result), rec.Error, end))
 	// The record turns "done" last, so whoever sees it done also sees the
 	// metrics, the log line and the event.
 	q.Recorder.update(req.ID, func(r *DeployRecord) { *r = rec })
@@ -315,12 +322,42 @@ func (q *DeployQueue) Drain(ctx context.Context) error {
 	select {
 	case <-done:
 		q.cancel(nil)
+		q.Notify.Close(ctx) // the last deploys' notices, within the deadline
 		return nil
 	case <-ctx.Done():
 	}
+	defer q.Notify.Close(ctx)
 	// Canceled for another replica to resume: promote leaves each one at
 	// its recorded phase, even a canary step, rather than rolling it back.
 	q.cancel(rollout.ErrHandedOver)
 	<-done
 	return fmt.Errorf("deploys still running at the shutdown deadline were canceled: %w", ctx.Err())
+}
+
+// notice is the notification of one deploy's start or end.
+func notice(req DeployRequest, kind, reason string, at time.Time) notify.Event {
+	by := req.By
+	if req.Trigger != "" {
+		by = req.Trigger + ": " + req.By
+	}
+	image := req.Image
+	if req.Kind == DeployRollback && image == "" {
+		image = "the previous version"
+	}
+	return notify.Event{Kind: kind, Namespace: req.Namespace, App: req.App, Image: image, Strategy: req.Strategy,
+		Reason: reason, By: by, At: at, Source: "serve"}
+}
+
+// finishedKind maps a deploy's result to a notification: a deploy that
+// failed never went live (a check refused it or an error stopped it).
+func finishedKind(result string) string {
+	switch result {
+	case ResultSucceeded:
+		return notify.KindPromoted
+	case ResultRolledBack:
+		return notify.KindRolledBack
+	case ResultCanceled:
+		return notify.KindAborted
+	}
+	return notify.KindRefused
 }

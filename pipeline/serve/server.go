@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"mime"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -52,6 +55,9 @@ type ServerOptions struct {
 	ReplayWindow time.Duration
 	// RecentDeploys is how many deploys the API keeps (default 200).
 	RecentDeploys int
+	// Apps reads the apps' rollout state and addresses for the dashboard
+	// (KubeAppReader); nil shows them as unknown (serve without a cluster).
+	Apps AppReader
 }
 
 // Server is tsys-ci serve's HTTP side: Harbor's webhook, the JSON API and
@@ -72,6 +78,9 @@ type Server struct {
 	tls            *tls.Config // nil: plain HTTP (InsecurePlainHTTP)
 	order          PushOrder
 	readToken      string
+	apps           AppReader
+	sessions       *sessions
+	pages          map[string]*template.Template
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -127,8 +136,18 @@ func NewServer(o ServerOptions) (*Server, error) {
 		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
 		throttle: NewLoginThrottle(),
 		recorder: NewDeployRecorder(o.RecentDeploys),
+		apps:     o.Apps,
 	}
-	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock}
+	key, err := sessionKey(o.Config, o.Directory != nil && o.Log != nil, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	s.sessions = &sessions{key: key, secure: tlsConf != nil, now: func() time.Time { return s.clock.Now() }}
+	if s.pages, err = s.parsePages(); err != nil {
+		return nil, err
+	}
+	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock,
+		Notify: notify.New(o.Config.Notifications, notify.Options{Log: o.Log, Metrics: notify.NewMetrics(o.Registry)})}
 	return s, nil
 }
 
@@ -182,6 +201,7 @@ func (s *Server) Handler() http.Handler {
 			metrics.ServeHTTP(w, r)
 		}
 	})
+	mux.Handle("/ui/", s.dashboard())
 	return mux
 }
 
@@ -224,54 +244,73 @@ func (s *Server) handleManual(kind string) http.HandlerFunc {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body holds more than one JSON object; send one"})
 			return
 		}
-		group, listed := s.cfg.Access[req.Namespace]
-		if !listed || !id.InGroup(group) {
-			s.metrics.LoginFailures.WithLabelValues("forbidden").Inc()
-			s.log.Warn("manual deploy forbidden", "login", id.Login, "namespace", req.Namespace, "app", req.App, "kind", kind)
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%s may not deploy in namespace %q: ask to be added to the namespace's deploy group", id.Login, req.Namespace)})
-			return
-		}
-		var policy *DeployPolicy
-		for i := range s.cfg.Policies {
-			if p := &s.cfg.Policies[i]; p.Namespace == req.Namespace && p.App == req.App {
-				policy = p
-				break
-			}
-		}
-		if policy == nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no policy deploys app %q in namespace %q; see /api/v1/policies", req.App, req.Namespace)})
-			return
-		}
-		dr := DeployRequest{Kind: kind, Policy: policy.Name, App: policy.App, Namespace: policy.Namespace,
-			Strategy: policy.Strategy, Spec: policy.Spec, Trigger: "api", By: id.Login}
-		if kind == DeployPromote {
-			m := imageByDigestRE.FindStringSubmatch(req.Image)
-			if m == nil || m[2] != policy.Repository {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is not %s/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, s.cfg.Registry, policy.Repository)})
-				return
-			}
-			if m[1] != s.cfg.Registry {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])})
-				return
-			}
-			dr.Image = req.Image
-		} else if req.Image != "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "rollback takes no image: it returns to the version before the current one"})
-			return
-		}
-		if !s.isLeader() {
-			w.Header().Set("Retry-After", "5")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this replica is not the leader; retry"})
-			return
-		}
-		rec, err := s.queue.Enqueue(dr)
-		if err != nil {
-			w.Header().Set("Retry-After", "30")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		rec, merr := s.manual(kind, id.Login, req, func(ns string) bool {
+			group, listed := s.cfg.Access[ns]
+			return listed && id.InGroup(group)
+		})
+		if merr != nil {
+			merr.write(w)
 			return
 		}
 		writeJSON(w, http.StatusAccepted, rec)
 	}
+}
+
+// manualError is why a manual deploy was not queued, as an HTTP answer.
+type manualError struct {
+	code       int
+	msg        string
+	retryAfter string
+}
+
+func (e *manualError) write(w http.ResponseWriter) {
+	if e.retryAfter != "" {
+		w.Header().Set("Retry-After", e.retryAfter)
+	}
+	writeJSON(w, e.code, map[string]string{"error": e.msg})
+}
+
+// manual queues a promote or rollback that a person asked for, through
+// the API or the dashboard: login is who asked, may says whether they may
+// deploy in a namespace (their directory group, serve.yaml access).
+func (s *Server) manual(kind, login string, req ManualRequest, may func(ns string) bool) (DeployRecord, *manualError) {
+	if !may(req.Namespace) {
+		s.metrics.LoginFailures.WithLabelValues("forbidden").Inc()
+		s.log.Warn("manual deploy forbidden", "login", login, "namespace", req.Namespace, "app", req.App, "kind", kind)
+		return DeployRecord{}, &manualError{code: http.StatusForbidden, msg: fmt.Sprintf("%s may not deploy in namespace %q: ask to be added to the namespace's deploy group", login, req.Namespace)}
+	}
+	var policy *DeployPolicy
+	for i := range s.cfg.Policies {
+		if p := &s.cfg.Policies[i]; p.Namespace == req.Namespace && p.App == req.App {
+			policy = p
+			break
+		}
+	}
+	if policy == nil {
+		return DeployRecord{}, &manualError{code: http.StatusNotFound, msg: fmt.Sprintf("no policy deploys app %q in namespace %q; see /api/v1/policies", req.App, req.Namespace)}
+	}
+	dr := DeployRequest{Kind: kind, Policy: policy.Name, App: policy.App, Namespace: policy.Namespace,
+		Strategy: policy.Strategy, Spec: policy.Spec, Trigger: "api", By: login}
+	if kind == DeployPromote {
+		m := imageByDigestRE.FindStringSubmatch(req.Image)
+		if m == nil || m[2] != policy.Repository {
+			return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: fmt.Sprintf("image %q is not %s/%s@sha256:<digest>; promote by digest from the policy's repository", req.Image, s.cfg.Registry, policy.Repository)}
+		}
+		if m[1] != s.cfg.Registry {
+			return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])}
+		}
+		dr.Image = req.Image
+	} else if req.Image != "" {
+		return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: "rollback takes no image: it returns to the version before the current one"}
+	}
+	if !s.isLeader() {
+		return DeployRecord{}, &manualError{code: http.StatusServiceUnavailable, msg: "this replica is not the leader; retry", retryAfter: "5"}
+	}
+	rec, err := s.queue.Enqueue(dr)
+	if err != nil {
+		return DeployRecord{}, &manualError{code: http.StatusServiceUnavailable, msg: err.Error(), retryAfter: "30"}
+	}
+	return rec, nil
 }
 
 // reader lets API reads and /metrics through for the read token (bearer,
@@ -308,15 +347,27 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) (*Identity, bool)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "log in with your directory account (HTTP basic)"})
 		return nil, false
 	}
+	id, merr := s.checkLogin(user, pass, addr)
+	if merr != nil {
+		if merr.code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="tsys-ci", charset="UTF-8"`)
+		}
+		merr.write(w)
+		return nil, false
+	}
+	return id, true
+}
+
+// checkLogin asks the directory, slowed down per login and per client
+// address; the API's basic login and the dashboard's form share it.
+func (s *Server) checkLogin(user, pass, addr string) (*Identity, *manualError) {
 	userKey, addrKey := "user:"+strings.ToLower(user), "addr:"+addr
 	now := s.clock.Now()
 	if wait := s.throttle.Wait(now, userKey, addrKey); wait > 0 {
 		s.metrics.LoginFailures.WithLabelValues("throttled").Inc()
 		s.log.Warn("login throttled", "login", user, "remote", addr, "wait", wait.String())
 		secs := int((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf("too many failed logins; retry in %d s", secs)})
-		return nil, false
+		return nil, &manualError{code: http.StatusTooManyRequests, msg: fmt.Sprintf("too many failed logins; retry in %d s", secs), retryAfter: strconv.Itoa(secs)}
 	}
 	id, err := s.dir.Authenticate(user, pass)
 	switch {
@@ -324,18 +375,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) (*Identity, bool)
 		s.throttle.Fail(now, userKey, addrKey)
 		s.metrics.LoginFailures.WithLabelValues("credentials").Inc()
 		s.log.Warn("login failed", "login", user, "remote", addr)
-		w.Header().Set("WWW-Authenticate", `Basic realm="tsys-ci", charset="UTF-8"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login failed"})
-		return nil, false
+		return nil, &manualError{code: http.StatusUnauthorized, msg: "login failed"}
 	case err != nil:
 		s.metrics.LoginFailures.WithLabelValues("directory_error").Inc()
 		s.log.Error("login impossible", "login", user, "remote", addr, "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the directory could not be asked; try again later"})
-		return nil, false
+		return nil, &manualError{code: http.StatusServiceUnavailable, msg: "the directory could not be asked; try again later"}
 	}
 	s.throttle.Succeed(userKey)
 	s.log.Info("login", "login", id.Login, "dn", id.DN, "remote", addr)
-	return id, true
+	return id, nil
 }
 
 // clientAddr is the peer's IP. Forwarded headers are not trusted: anyone

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/platform/doctor"
+	"github.com/tsys-group/tsys-ci/rollout"
 	"github.com/tsys-group/tsys-ci/templates"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
@@ -193,7 +194,7 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 		t.Fatalf("first apply: %v\n%s", err, progress.String())
 	}
 	t.Logf("first apply:\n%s", progress.String())
-	if len(steps) != 6 {
+	if len(steps) != 7 || steps[6].Component != platform.ServeComponent || steps[6].Release != platform.ServeRelease || steps[6].Namespace != "tsys-ci" {
 		t.Fatalf("steps %+v", steps)
 	}
 	cs, _ := clients(t)
@@ -214,13 +215,50 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
 		t.Errorf("metallb-system lacks the privileged Pod Security label: %v %v", ns.Labels, err)
 	}
+	// The promote pool: made after MetalLB, and one promote allocates from.
+	ctx := context.Background()
+	if _, err := cs.CoreV1().ConfigMaps(rollout.DefaultAllocNamespace).Get(ctx, rollout.DefaultAllocName, metav1.GetOptions{}); err != nil {
+		t.Fatalf("apply did not create promote's pool: %v", err)
+	}
+	alloc := &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName}
+	got, err := alloc.Allocate(ctx, rollout.AppKey("shop", "web"), []string{"http"})
+	if err != nil {
+		t.Fatalf("promote cannot allocate from the pool apply made: %v", err)
+	}
+	if got.Address != "10.251.50.220" || got.Ports["http"] != 30000 {
+		t.Errorf("allocation %+v, want 10.251.50.220:30000, the pool's first", got)
+	}
+	poolCM, err := cs.CoreV1().ConfigMaps(rollout.DefaultAllocNamespace).Get(ctx, rollout.DefaultAllocName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	progress.Reset()
 	if _, err := platform.Apply(spec, opts); err != nil {
 		t.Fatalf("second apply: %v", err)
 	}
-	if !strings.Contains(progress.String(), "namespaces: 0 of 6 changed") || !strings.Contains(progress.String(), "L2 advertisements: 0 of 2 changed") ||
-		strings.Count(progress.String(), ": unchanged (") != 6 {
+	if !strings.Contains(progress.String(), "namespaces: 0 of 8 changed") || !strings.Contains(progress.String(), "L2 advertisements: 0 of 4 changed") ||
+		!strings.Contains(progress.String(), "tsys-ci-system/tsys-ci-lb: 0 of 1 changed") ||
+		strings.Count(progress.String(), ": unchanged (") != 7 {
 		t.Errorf("second apply changed something:\n%s", progress.String())
+	}
+	if again, err := cs.CoreV1().ConfigMaps(rollout.DefaultAllocNamespace).Get(ctx, rollout.DefaultAllocName, metav1.GetOptions{}); err != nil || again.ResourceVersion != poolCM.ResourceVersion {
+		t.Errorf("the second apply rewrote the pool ConfigMap (%v)", err)
+	}
+	// A changed port range is applied, and the allocations promote made are kept.
+	spec.PaaS.Promote.Ports.Max = 31999
+	progress.Reset()
+	if _, err := platform.Apply(spec, opts); err != nil {
+		t.Fatalf("apply of a wider port range: %v", err)
+	}
+	if !strings.Contains(progress.String(), "tsys-ci-system/tsys-ci-lb: 1 of 1 changed") {
+		t.Errorf("the changed pool was not applied:\n%s", progress.String())
+	}
+	if same, err := alloc.Allocate(ctx, rollout.AppKey("shop", "web"), []string{"http"}); err != nil || same.Address != got.Address || same.Ports["http"] != got.Ports["http"] {
+		t.Errorf("after the pool changed, shop/web has %+v (%v), want its place %+v kept", same, err, got)
+	}
+	updated, err := cs.CoreV1().ConfigMaps(rollout.DefaultAllocNamespace).Get(ctx, rollout.DefaultAllocName, metav1.GetOptions{})
+	if err != nil || !strings.Contains(updated.Data[rollout.PoolKey], `"max":31999`) || updated.Data[rollout.AllocationsKey] == "" {
+		t.Errorf("pool ConfigMap after the change: %v (%v)", updated.Data, err)
 	}
 	again, err := dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "ipaddresspools"}).
 		Namespace("metallb-system").Get(context.Background(), "lan", metav1.GetOptions{})

@@ -20,6 +20,9 @@ func Analyze(s *Snapshot, opts Options) []Finding {
 	a.speakers()
 	a.storage()
 	a.workloads()
+	a.nodeConcentration()
+	a.versions()
+	a.expected()
 	sort.SliceStable(a.findings, func(i, j int) bool {
 		fi, fj := a.findings[i], a.findings[j]
 		if fi.Severity != fj.Severity {

@@ -70,6 +70,9 @@ func CollectSnapshot(ctx context.Context, cs kubernetes.Interface, dyn dynamic.I
 		return nil, wrap("storage classes", err)
 	}
 	s.StorageClasses = scs.Items
+	if err := collectReleases(ctx, cs, s); err != nil {
+		return nil, err
+	}
 	if dyn != nil {
 		if err := collectLonghorn(ctx, dyn, s); err != nil {
 			return nil, err

@@ -2,6 +2,9 @@ package doctor
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/tsys-group/tsys-ci/platform"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +26,13 @@ type Snapshot struct {
 	PVCs           []corev1.PersistentVolumeClaim
 	// Longhorn is nil when Longhorn's CRDs are absent.
 	Longhorn *LonghornState
+	// Releases are the Helm releases (newest revision of each), read from
+	// Helm's Secrets; ReleasesRead says whether they were read at all (a
+	// snapshot without them cannot say what is installed), and
+	// ReleasesUnreadable why not, when the account may not read Secrets.
+	Releases           []Release
+	ReleasesRead       bool
+	ReleasesUnreadable string
 }
 
 // LonghornState is the part of Longhorn's custom resources doctor reads.
@@ -104,6 +114,12 @@ const (
 	CheckLonghorn       = "longhorn"
 	CheckWorkload       = "workload"
 	CheckServe          = "tsys-ci-serve"
+	// CheckNodeConcentration: one node carries several single points of failure.
+	CheckNodeConcentration = "node-concentration"
+	// CheckVersions: kubelet versions out of upstream support, or different.
+	CheckVersions = "kubernetes-version"
+	// CheckExpected: the cluster differs from platform.yaml (-f).
+	CheckExpected = "platform-spec"
 )
 
 // Options tune Analyze.
@@ -113,4 +129,18 @@ type Options struct {
 	// local-path over GlusterFS). A class annotated
 	// tsys-ci.io/replicated=true counts too.
 	ReplicatedClasses []string
+	// Now is the day versions are judged against (their end of upstream
+	// support); zero means the current time. Tests set it.
+	Now time.Time
+	// Expected is platform.yaml, when given (-f): the cluster is then also
+	// compared with what it should be (hosts, roles, labels, taints,
+	// components and their pinned versions).
+	Expected *platform.Spec
+}
+
+func (o Options) now() time.Time {
+	if o.Now.IsZero() {
+		return time.Now()
+	}
+	return o.Now
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform"
@@ -19,6 +20,10 @@ import (
 )
 
 const seedPath = "testdata/seed-cluster.yaml"
+
+// testDay is the day the tests judge versions against, so their findings
+// do not change as support windows end.
+var testDay = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 
 func seedSnapshot(t *testing.T) *Snapshot {
 	t.Helper()
@@ -44,17 +49,20 @@ func keys(fs []Finding) []string {
 // TestDoctorSeedCluster: every single point of failure of the company's
 // cluster today (the 2021 plan's state) is reported, and nothing else.
 func TestDoctorSeedCluster(t *testing.T) {
-	got := Analyze(seedSnapshot(t), Options{})
+	got := Analyze(seedSnapshot(t), Options{Now: testDay})
 	want := []string{
 		"critical cluster-service deployment/kube-system/coredns",
 		"critical cluster-service deployment/kube-system/ingress-nginx-controller",
+		"critical kubernetes-version nodes db1, db2, db3, www1, www2",
 		"critical lb-speakers pod/metallb-system/speaker-hdwkm",
 		"critical lb-speakers pod/metallb-system/speaker-nhzf6",
+		"critical node-concentration node/db3",
 		"critical storage-class cluster",
 		"critical storage-class storageclass/local-path",
 		"warning cluster-service deployment/kube-system/local-path-provisioner",
 		"warning cluster-service deployment/kube-system/metrics-server",
 		"warning cluster-service deployment/metallb-system/controller",
+		"warning node-concentration node/db1",
 	}
 	if g, w := strings.Join(keys(got), "\n"), strings.Join(want, "\n"); g != w {
 		t.Fatalf("findings differ\ngot:\n%s\nwant:\n%s", g, w)
@@ -140,6 +148,9 @@ func pdbFor(ns string, labels map[string]string) policyv1.PodDisruptionBudget {
 // nodes with budgets, healthy speakers, Longhorn as the default class.
 func healthy(s *Snapshot) {
 	nodes := []string{"db1", "db2", "db3", "www1", "www2"}
+	for i := range s.Nodes {
+		s.Nodes[i].Status.NodeInfo.KubeletVersion = "v1.35.3+k3s1"
+	}
 	for i := range s.Deployments {
 		d := &s.Deployments[i]
 		d.Spec.Replicas = int32p(3)
@@ -290,6 +301,9 @@ func TestDoctorAnalyze(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := seedSnapshot(t)
 			tc.edit(s)
+			if tc.opts.Now.IsZero() {
+				tc.opts.Now = testDay
+			}
 			got := Analyze(s, tc.opts)
 			all := strings.Join(keys(got), "\n")
 			for _, w := range tc.want {

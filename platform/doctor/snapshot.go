@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
@@ -75,6 +76,14 @@ func (s *Snapshot) add(obj map[string]any) error {
 		return decodeInto(into, &s.Pods)
 	case group == "" && kind == "Service":
 		return decodeInto(into, &s.Services)
+	case group == "" && kind == "Secret":
+		var sec corev1.Secret
+		if err := into(&sec); err != nil {
+			return err
+		}
+		if sec.Type == helmReleaseType {
+			return s.addReleaseSecret(&sec)
+		}
 	case group == "" && kind == "PersistentVolumeClaim":
 		return decodeInto(into, &s.PVCs)
 	case group == "apps" && kind == "Deployment":

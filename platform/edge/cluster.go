@@ -27,6 +27,17 @@ func ListServices(ctx context.Context, client kubernetes.Interface, namespace st
 	return list.Items, nil
 }
 
+// ListNodes reads the cluster's Nodes: an edge serving by version sends
+// traffic to their NodePorts (pools.go). Nodes are cluster-wide, so even
+// an edge watching one namespace needs to read them.
+func ListNodes(ctx context.Context, client kubernetes.Interface) ([]corev1.Node, error) {
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing Nodes: %w (the edge's account needs get, list and watch on nodes: docs/edge.md, --watch)", err)
+	}
+	return list.Items, nil
+}
+
 // RenderCluster is `tsys-ci edge render`: the cluster's edge wiring,
 // checked and rendered. Claims Build refuses are left out of what is
 // rendered and reported in the *InputError returned with it.
@@ -35,7 +46,13 @@ func RenderCluster(ctx context.Context, client kubernetes.Interface, namespace s
 	if err != nil {
 		return nil, Files{}, err
 	}
-	m, err := Build(services, opts)
+	var nodes []corev1.Node
+	if opts.ByVersion {
+		if nodes, err = ListNodes(ctx, client); err != nil {
+			return nil, Files{}, err
+		}
+	}
+	m, err := Build(services, nodes, opts)
 	if m == nil {
 		return nil, Files{}, err
 	}

@@ -33,12 +33,19 @@ type Backend struct {
 	PortName string   // the Service port name
 	Mode     string   // "http" or "tcp"
 	Hosts    []string // sorted; HTTP only
-	Servers  []Server // one per load-balancer ingress address, sorted by Name
+	// Servers are the app's load-balancer addresses, one server each,
+	// sorted by Name; empty when Pools are set.
+	Servers []Server
+	// Pools, when set, are the app's versions, one per color that has a
+	// color Service, sorted by Color: the backend's servers are the
+	// colors, weighted, and each color spreads over the nodes (pools.go).
+	Pools []Pool
 }
 
-// Server is one address of a Backend; HAProxy knows it as Backend.Name/Name.
+// Server is one address of a Backend or Pool; HAProxy knows it as
+// Backend.Name/Name (Pool.Name/Name).
 type Server struct {
-	Name string // lb0, lb1, ... in address order
+	Name string // lb0, lb1, ... in address order; in a Pool the node's name
 	Addr netip.Addr
 	Port int
 }
@@ -72,6 +79,18 @@ type Options struct {
 	// ports; a claim outside it is left out and reported. nil checks
 	// nothing: the CLI always sets it (--owners), tests may not.
 	Owners *Owners
+	// SocketPrefix starts the names of the abstract sockets that join an
+	// app's backend to its color sections (PoolAddress); empty is
+	// "tsys-ci". Two HAProxy processes on one host (network namespace)
+	// need different prefixes: the abstract namespace is shared.
+	SocketPrefix string
+	// ByVersion serves an HTTP port of an app that has color Services by
+	// version: one weighted server per color, each spreading over the
+	// nodes (pools.go), instead of one server on the load-balancer
+	// address. Promote then moves traffic by weights that only a syncing
+	// edge applies, so it is for an edge kept by 'edge sync --watch'; it
+	// also makes the edge read Nodes.
+	ByVersion bool
 }
 
 // DefaultOptions are the values for a standard edge host.
@@ -96,7 +115,7 @@ func (e *InputError) Error() string {
 		len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
-// Build turns Services into the edge Model. Services not managed by tsys-ci
+// Build turns Services and Nodes into the edge Model. Services not managed by tsys-ci
 // or without the tsys-ci.io/edge annotation are ignored. A claim that is
 // wrong (a Service the edge cannot use, a host name or port outside the
 // namespace's Owners, a host or port another app already holds) is left out
@@ -104,13 +123,15 @@ func (e *InputError) Error() string {
 // together with the Model of everything else, so a user fixes them in one
 // pass and the other apps are synced meanwhile. When two apps claim one
 // host or port, the older Service (creation time, then namespace/name)
-// keeps it.
-func Build(services []corev1.Service, opts Options) (*Model, error) {
+// keeps it. Nodes matter only with Options.ByVersion (pools.go).
+func Build(services []corev1.Service, nodes []corev1.Node, opts Options) (*Model, error) {
 	b := builder{opts: opts, hosts: map[string][]claim{}, tcp: map[int][]claim{}, owner: map[string]string{}}
 	sorted := slices.Clone(services)
 	slices.SortFunc(sorted, func(x, y corev1.Service) int {
 		return cmp.Or(cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
+	b.colors = colorServices(sorted)
+	b.nodes = EdgeNodes(nodes)
 	for i := range sorted {
 		b.addService(&sorted[i])
 	}
@@ -134,6 +155,8 @@ type builder struct {
 	hosts    map[string][]claim // host -> the app ports claiming it
 	tcp      map[int][]claim    // tcp frontend port -> the app ports claiming it
 	owner    map[string]string  // backend -> "NAMESPACE/APP (port P)"
+	colors   map[appKey]map[string]*corev1.Service
+	nodes    []Node
 }
 
 // claim is one app port's claim of a host name or TCP port.
@@ -237,8 +260,13 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 	for _, h := range be.Hosts {
 		b.hosts[h] = append(b.hosts[h], c)
 	}
-	for i, a := range addrs {
-		be.Servers = append(be.Servers, Server{Name: "lb" + strconv.Itoa(i), Addr: a, Port: int(sp.Port)})
+	if be.Mode == "http" && b.opts.ByVersion {
+		be.Pools = b.pools(svc, app, be.Name, e.Port)
+	}
+	if len(be.Pools) == 0 {
+		for i, a := range addrs {
+			be.Servers = append(be.Servers, Server{Name: "lb" + strconv.Itoa(i), Addr: a, Port: int(sp.Port)})
+		}
 	}
 	b.model.Backends = append(b.model.Backends, be)
 	b.owner[be.Name] = owner
@@ -303,7 +331,7 @@ func (b *builder) checkClaims() {
 			continue // every claim of it was left out
 		}
 		be.Hosts = slices.Sorted(slices.Values(routed[be.Name]))
-		if len(be.Servers) == 0 {
+		if len(be.Servers) == 0 && len(be.Pools) == 0 {
 			b.model.Pending = append(b.model.Pending, b.owner[be.Name])
 		}
 		kept = append(kept, be)

@@ -23,7 +23,7 @@ func TestBuildModel(t *testing.T) {
 	noEdge := lbService("x", "internal", `[]`, map[string]int32{"http": 80}, "10.0.0.8")
 	delete(noEdge.Annotations, contract.AnnotationEdge)
 
-	m, err := Build([]corev1.Service{shop, unmanaged, blog, noEdge, pending}, DefaultOptions())
+	m, err := Build([]corev1.Service{shop, unmanaged, blog, noEdge, pending}, nil, DefaultOptions())
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
@@ -89,7 +89,7 @@ func TestBuildRejectsBadWiring(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := Build(tt.services, opts)
+			m, err := Build(tt.services, nil, opts)
 			var ie *InputError
 			if !errors.As(err, &ie) {
 				t.Fatalf("Build = %+v, %v; want an *InputError", m, err)
@@ -110,7 +110,7 @@ func TestBuildCollectsEveryProblem(t *testing.T) {
 	_, err := Build([]corev1.Service{
 		lbService("a", "one", `[{"port":"http","hosts":["x.company.example"]},{"port":"ssh","tcpFrontendPort":443}]`, map[string]int32{"http": 80, "ssh": 22}, "10.0.0.1"),
 		lbService("b", "two", `[{"port":"http","hosts":["x.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.2"),
-	}, DefaultOptions())
+	}, nil, DefaultOptions())
 	var ie *InputError
 	if !errors.As(err, &ie) || len(ie.Problems) != 2 {
 		t.Fatalf("Build error = %v; want two problems (host claimed twice, reserved port)", err)
@@ -160,7 +160,7 @@ func TestOneBadClaimDoesNotStopTheOthers(t *testing.T) {
 	thief.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0))
 	broken := lbService("zzz", "broken", `[{"port":"http","hosts":"x"}]`, map[string]int32{"http": 80}, "10.0.0.4")
 
-	m, err := Build([]corev1.Service{thief, shop, blog, broken}, DefaultOptions())
+	m, err := Build([]corev1.Service{thief, shop, blog, broken}, nil, DefaultOptions())
 	var ie *InputError
 	if !errors.As(err, &ie) || len(ie.Problems) != 3 {
 		t.Fatalf("Build error = %v; want three problems (host, port, annotation)", err)
@@ -221,7 +221,7 @@ namespaces:
 			map[string]int32{"http": 80, "ssh": 22, "db": 5432}, "10.0.0.1"),
 		lbService("evil", "x", `[{"port":"http","hosts":["sso.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.2"),
 		lbService("web", "blog", `[{"port":"http","hosts":["blog.web.company.example","web.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.3"),
-	}, opts)
+	}, nil, opts)
 	var ie *InputError
 	if !errors.As(err, &ie) || m == nil {
 		t.Fatalf("Build = %v, %v; want the Model and an *InputError", m, err)

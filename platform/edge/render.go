@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tsys-group/tsys-ci/internal/contract"
 )
 
 // The files the edge writes into its directory on the HAProxy host.
@@ -71,6 +73,54 @@ defaults ` + DefaultsName + `
     option redispatch 1
 `
 
+// PoolDefaultsName is the named defaults of the color sections: the
+// settings that ride over a dead node (see poolDefaults).
+const PoolDefaultsName = "tsys-ci-edge-pool"
+
+// poolDefaults are the color sections' settings. Each is there for a dead
+// or frozen node (docs/edge.md, "Versions at the edge", has the numbers):
+//   - timeout connect 1s: a node on the LAN answers a SYN in well under a
+//     millisecond; a frozen one never does, and the request waits this
+//     long before it is sent elsewhere.
+//   - retries 3 with option redispatch 1: every retry picks a server again,
+//     so it lands on another node of the same version, not the dead one.
+//   - retry-on conn-failure empty-response: also resend a request whose
+//     connection closed with no answer (a node or pod that died mid-way),
+//     limited to idempotent methods by each section's disable-l7-retry.
+//   - observe layer4, error-limit 1, on-error mark-down: the first failed
+//     connection by real traffic takes the node out at once, instead of
+//     waiting for its checks to fail.
+//   - checks every second (fall 2, rise 2, faster while changing state):
+//     a node that stopped answering is out in about 2 s even without
+//     traffic, and one that is back gets traffic after 2 passing checks.
+//   - option http-server-close: a new server connection per request, so
+//     no request waits on a kept-alive connection to a node that froze.
+const poolDefaults = `
+defaults ` + PoolDefaultsName + `
+    mode http
+    option dontlognull
+    timeout connect 1s
+    timeout client 1m
+    timeout server 1m
+    timeout http-request 10s
+    timeout check 1s
+    option httpchk
+    option http-server-close
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response
+    default-server inter 1s fastinter 500ms downinter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down
+`
+
+func hasPools(m *Model) bool {
+	for _, b := range m.Backends {
+		if len(b.Pools) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Render writes the Model as HAProxy reads it. It depends only on its
 // arguments, and the Model's lists are sorted, so the same cluster state
 // always gives the same bytes.
@@ -78,8 +128,11 @@ func Render(m *Model, opts Options) Files {
 	var cfg, hostMap, crt, hosts bytes.Buffer
 	cfg.WriteString(header)
 	cfg.WriteString(defaults)
+	if hasPools(m) {
+		cfg.WriteString(poolDefaults)
+	}
 	for _, b := range m.Backends {
-		renderBackend(&cfg, b)
+		renderBackend(&cfg, b, opts)
 	}
 	for _, f := range m.TCPFrontends {
 		fmt.Fprintf(&cfg, "\nfrontend tsys-ci.tcp.%d from %s\n", f.Port, DefaultsName)
@@ -103,9 +156,15 @@ func CertPath(opts Options, host string) string {
 	return filepath.Join(opts.CertDir, host+".pem")
 }
 
-func renderBackend(w *bytes.Buffer, b Backend) {
+func renderBackend(w *bytes.Buffer, b Backend, opts Options) {
 	fmt.Fprintf(w, "\nbackend %s from %s\n", b.Name, DefaultsName)
 	switch {
+	case len(b.Pools) > 0:
+		// The weights are on the server lines only: a comment that
+		// repeated them would change the skeleton, and a weight change
+		// would then reload instead of going through the runtime API.
+		fmt.Fprintf(w, "    # app %s, Service port %s, hosts %s; versions %s, weighed by %s\n",
+			b.App, b.PortName, strings.Join(b.Hosts, " "), poolColors(b.Pools), contract.AnnotationEdgeWeights)
 	case len(b.Servers) == 0:
 		fmt.Fprintf(w, "    # app %s, Service port %s: no load-balancer address yet, so 503 until it has one\n", b.App, b.PortName)
 	case b.Mode == "http":
@@ -114,6 +173,23 @@ func renderBackend(w *bytes.Buffer, b Backend) {
 		fmt.Fprintf(w, "    # app %s, Service port %s, TCP pass-through\n", b.App, b.PortName)
 	}
 	fmt.Fprintf(w, "    mode %s\n", b.Mode)
+	if len(b.Pools) > 0 {
+		// The versions: HAProxy's weights are the percents, changed at run
+		// time by sync (set server BACKEND/COLOR weight N). No health
+		// check here: each color's section checks its nodes, and a
+		// version with no live node answers 503, which these servers
+		// count as that version's errors for promote's analysis.
+		w.WriteString("    option forwardfor\n")
+		w.WriteString("    option http-server-close\n")
+		w.WriteString("    http-request set-header X-Forwarded-Proto https if { ssl_fc }\n")
+		for _, p := range b.Pools {
+			fmt.Fprintf(w, "    server %s %s weight %d\n", p.Color, PoolAddress(opts.SocketPrefix, p.Name), p.Weight)
+		}
+		for _, p := range b.Pools {
+			renderPool(w, b, p, opts)
+		}
+		return
+	}
 	if b.Mode == "http" {
 		w.WriteString("    option httpchk\n")
 		fmt.Fprintf(w, "    http-check send meth GET uri / ver HTTP/1.1 hdr Host %s\n", b.Hosts[0])
@@ -132,6 +208,35 @@ func renderBackend(w *bytes.Buffer, b Backend) {
 	}
 }
 
+// renderPool writes one version's section: reached only from its
+// backend's server through the abstract socket, spreading over the nodes.
+func renderPool(w *bytes.Buffer, b Backend, p Pool, opts Options) {
+	fmt.Fprintf(w, "\nlisten %s from %s\n", p.Name, PoolDefaultsName)
+	fmt.Fprintf(w, "    # app %s, version %s: Service %s, one server per node on its NodePort\n", b.App, p.Color, p.Service)
+	fmt.Fprintf(w, "    bind %s\n", PoolAddress(opts.SocketPrefix, p.Name))
+	// The node port reaches only that node's pods (externalTrafficPolicy
+	// Local): a node without a pod of this version fails its check.
+	fmt.Fprintf(w, "    http-check send meth GET uri / ver HTTP/1.1 hdr Host %s\n", b.Hosts[0])
+	w.WriteString("    http-check expect rstatus ^[234]\n")
+	// A request that got no answer at all may be sent again only if
+	// sending it twice does no harm.
+	w.WriteString("    http-request disable-l7-retry unless METH_GET || METH_OPTIONS || METH_PUT || METH_DELETE || METH_TRACE\n")
+	if len(p.Servers) == 0 {
+		w.WriteString("    # no node to send it to yet, so 503\n")
+	}
+	for _, s := range p.Servers {
+		fmt.Fprintf(w, "    server %s %s check\n", s.Name, netip.AddrPortFrom(s.Addr, uint16(s.Port)))
+	}
+}
+
+func poolColors(pools []Pool) string {
+	var parts []string
+	for _, p := range pools {
+		parts = append(parts, p.Color)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func bindAddr(addr string, port int) string {
 	if addr == "" {
 		return ":" + strconv.Itoa(port)
@@ -142,11 +247,23 @@ func bindAddr(addr string, port int) string {
 	return addr + ":" + strconv.Itoa(port)
 }
 
-var serverLine = regexp.MustCompile(`(?m)^(    server \S+ )(\S+)( .*)$`)
+var (
+	serverLine = regexp.MustCompile(`(?m)^(    server \S+ )(\S+)( .*)$`)
+	weightWord = regexp.MustCompile(` weight \d+`)
+)
 
-// Skeleton is the fragment with every server address blanked out. Two
-// fragments with the same skeleton differ only in addresses and ports,
-// which the runtime API can change without a reload.
+// Skeleton is the fragment with every server's IP address and port and
+// every weight blanked out. Two fragments with the same skeleton differ
+// only in those, which the runtime API changes without a reload. An
+// abstract socket address is kept: it names a section, and only a reload
+// changes that.
 func Skeleton(cfg []byte) string {
-	return serverLine.ReplaceAllString(string(cfg), "${1}ADDR${3}")
+	return serverLine.ReplaceAllStringFunc(string(cfg), func(line string) string {
+		m := serverLine.FindStringSubmatch(line)
+		addr := m[2]
+		if !strings.HasPrefix(addr, "abns@") {
+			addr = "ADDR"
+		}
+		return m[1] + addr + weightWord.ReplaceAllString(m[3], " weight W")
+	})
 }

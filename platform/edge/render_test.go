@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,30 +16,55 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/ from the current output")
 
+type renderCase struct {
+	services []corev1.Service
+	nodes    []corev1.Node
+}
+
 // renderCases are the cluster states whose rendering is pinned by golden files.
-func renderCases() map[string][]corev1.Service {
-	return map[string][]corev1.Service{
-		"empty": nil,
-		"apps": {
+func renderCases() map[string]renderCase {
+	return map[string]renderCase{
+		"empty": {},
+		"apps": {services: []corev1.Service{
 			lbService("shop", "web", `[{"port":"http","hosts":["www.company.example","shop.company.example"]},{"port":"ssh","tcpFrontendPort":2222}]`,
 				map[string]int32{"http": 8080, "ssh": 22, "metrics": 9090}, "10.0.0.21"),
 			lbService("blog", "blog", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.22", "10.0.0.20"),
 			lbService("blog", "new", `[{"port":"http","hosts":["new.company.example"]}]`, map[string]int32{"http": 80}),
 			lbService("git", "forge", `[{"port":"ssh","tcpFrontendPort":2022},{"port":"https","hosts":["git.company.example"]}]`,
 				map[string]int32{"ssh": 22, "https": 443}, "fd00::10"),
+		}},
+		// Apps with color Services: the two-level shape (pools.go).
+		"versions": {
+			services: []corev1.Service{
+				withVersions(lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example"]},{"port":"ssh","tcpFrontendPort":2222}]`,
+					map[string]int32{"http": 8080, "ssh": 22}, "10.0.0.21"), "", `{"blue":95,"green":5}`),
+				colorService("shop", "web", "blue", map[string]int32{"http": 30080}),
+				colorService("shop", "web", "green", map[string]int32{"http": 30081}),
+				// One color so far, no weights yet: the selected color gets 100.
+				withVersions(lbService("blog", "blog", `[{"port":"http","hosts":["blog.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.22"), "blue", ""),
+				colorService("blog", "blog", "blue", map[string]int32{"http": 31000}),
+			},
+			nodes: []corev1.Node{
+				node("www2", "10.1.0.12"),
+				node("www1", "10.1.0.11"),
+				node("cp1", "10.1.0.1", corev1.Taint{Key: "node-role.kubernetes.io/control-plane", Effect: corev1.TaintEffectNoSchedule}),
+				node("www3", "10.1.0.13", corev1.Taint{Key: "node.kubernetes.io/unreachable", Effect: corev1.TaintEffectNoExecute}),
+				node("joining", ""),
+			},
 		},
 	}
 }
 
 func TestRenderGolden(t *testing.T) {
 	haproxy := testenv.LookPath(t, "haproxy")
-	for name, services := range renderCases() {
+	for name, rc := range renderCases() {
 		t.Run(name, func(t *testing.T) {
-			m, err := Build(services, DefaultOptions())
+			services := rc.services
+			m, err := Build(services, rc.nodes, versionOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			files := Render(m, DefaultOptions())
+			files := Render(m, versionOptions())
 			for _, f := range files.byName() {
 				golden := filepath.Join("testdata", name+"."+f.name+".golden")
 				if *update {
@@ -59,11 +85,13 @@ func TestRenderGolden(t *testing.T) {
 			for i, j := 0, len(reversed)-1; i < j; i, j = i+1, j-1 {
 				reversed[i], reversed[j] = reversed[j], reversed[i]
 			}
-			m2, err := Build(reversed, DefaultOptions())
+			nodes := slices.Clone(rc.nodes)
+			slices.Reverse(nodes)
+			m2, err := Build(reversed, nodes, versionOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if again := Render(m2, DefaultOptions()); !bytes.Equal(again.Config, files.Config) || !bytes.Equal(again.HostMap, files.HostMap) {
+			if again := Render(m2, versionOptions()); !bytes.Equal(again.Config, files.Config) || !bytes.Equal(again.HostMap, files.HostMap) {
 				t.Errorf("rendering the same Services in another order gave different bytes")
 			}
 			checkWithHAProxy(t, haproxy, m)
@@ -101,7 +129,7 @@ func TestSkeletonBlanksOnlyAddresses(t *testing.T) {
 	b := lbService("a", "one", `[{"port":"http","hosts":["one.company.example"]}]`, map[string]int32{"http": 8080}, "10.0.0.2")
 	c := lbService("a", "one", `[{"port":"http","hosts":["two.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.1")
 	render := func(s corev1.Service) []byte {
-		m, err := Build([]corev1.Service{s}, DefaultOptions())
+		m, err := Build([]corev1.Service{s}, nil, DefaultOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,10 +60,13 @@ func (r Runtime) master(ctx context.Context, cmd string) (string, error) {
 	return out, nil
 }
 
-// ServerState is where a running server sends traffic.
+// ServerState is where a running server sends traffic, and how much of
+// it. A server on an abstract socket (a color pool's) has no Addr or Port
+// here: HAProxy shows it as "-" and 0.
 type ServerState struct {
-	Addr netip.Addr
-	Port int
+	Addr   netip.Addr
+	Port   int
+	Weight int // the weight in force (srv_uweight): the configured one, or the last set at run time
 }
 
 // ServersState reads "show servers state": backend/server -> address.
@@ -109,20 +112,28 @@ func parseServersState(out string) (map[string]ServerState, error) {
 		srv, err2 := get("srv_name")
 		addr, err3 := get("srv_addr")
 		port, err4 := get("srv_port")
-		for _, err := range []error{err1, err2, err3, err4} {
+		weight, err5 := get("srv_uweight")
+		for _, err := range []error{err1, err2, err3, err4, err5} {
 			if err != nil {
 				return nil, err
 			}
 		}
-		a, err := netip.ParseAddr(addr)
-		if err != nil {
-			return nil, fmt.Errorf("'show servers state': server %s/%s has address %q: %v", be, srv, addr, err)
+		var a netip.Addr
+		if addr != "-" { // "-": a server on a Unix or abstract socket
+			var err error
+			if a, err = netip.ParseAddr(addr); err != nil {
+				return nil, fmt.Errorf("'show servers state': server %s/%s has address %q: %v", be, srv, addr, err)
+			}
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
 			return nil, fmt.Errorf("'show servers state': server %s/%s has port %q", be, srv, port)
 		}
-		state[be+"/"+srv] = ServerState{Addr: a.Unmap(), Port: p}
+		wt, err := strconv.Atoi(weight)
+		if err != nil {
+			return nil, fmt.Errorf("'show servers state': server %s/%s has weight %q", be, srv, weight)
+		}
+		state[be+"/"+srv] = ServerState{Addr: a.Unmap(), Port: p, Weight: wt}
 	}
 	return state, sc.Err()
 }
@@ -136,6 +147,22 @@ func (r Runtime) SetServerAddr(ctx context.Context, backend, server string, to S
 		return err
 	}
 	if !strings.Contains(out, "changed") && !strings.Contains(out, "no need to change") {
+		return fmt.Errorf("HAProxy refused %q: %s", cmd, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// SetServerWeight changes a running server's weight, with no reload:
+// "set server BACKEND/SERVER weight N". HAProxy answers an empty line when
+// it took the weight, and a sentence when it did not ("No such server.",
+// a weight out of range).
+func (r Runtime) SetServerWeight(ctx context.Context, backend, server string, weight int) error {
+	cmd := fmt.Sprintf("set server %s/%s weight %d", backend, server, weight)
+	out, err := r.stats(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(out) != "" {
 		return fmt.Errorf("HAProxy refused %q: %s", cmd, strings.TrimSpace(out))
 	}
 	return nil

@@ -31,14 +31,36 @@ func TestParseServersState(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]ServerState{
-		"tsys-ci.default.a.http/lb0": {netip.MustParseAddr("127.0.0.3"), 9090},
-		"tsys-ci.default.a.ssh/lb0":  {netip.MustParseAddr("fd00::10"), 22},
+		"tsys-ci.default.a.http/lb0": {netip.MustParseAddr("127.0.0.3"), 9090, 1},
+		"tsys-ci.default.a.ssh/lb0":  {netip.MustParseAddr("fd00::10"), 22, 1},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("parseServersState = %v, want %v", got, want)
 	}
 	if _, err := parseServersState("Unknown command.\n"); err == nil {
 		t.Fatal("parseServersState accepted an error answer")
+	}
+}
+
+// showStatOut is the start of "show stat" of Debian's HAProxy 2.6.12 with
+// a pool: the first fields of each line, as the test needs them.
+const showStatOut = `# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight
+tsys-ci.shop.web.http,blue,0,0,0,1,,19,4000,9000,,0,,0,0,0,0,no check,95
+tsys-ci.shop.web.http,green,0,0,0,1,,1,200,450,,0,,0,0,0,0,no check,5
+tsys-ci.shop.web.http,BACKEND,0,0,0,1,,20,4200,9450,0,0,,0,0,0,0,UP,100
+
+`
+
+func TestParseStat(t *testing.T) {
+	got, err := parseStat(showStatOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got["tsys-ci.shop.web.http/green"]; s["weight"] != "5" || s["stot"] != "1" || s["status"] != "no check" {
+		t.Fatalf("parseStat: green is %v", s)
+	}
+	if _, err := parseStat("Unknown command.\n"); err == nil {
+		t.Fatal("parseStat accepted an error answer")
 	}
 }
 
@@ -64,8 +86,10 @@ func TestParseProcs(t *testing.T) {
 func FuzzParseServersState(f *testing.F) {
 	f.Add(serversStateOut)
 	f.Add(showProcOut)
+	f.Add(showStatOut)
 	f.Fuzz(func(t *testing.T, s string) {
 		parseServersState(s)
 		parseProcs(s)
+		parseStat(s)
 	})
 }

@@ -19,7 +19,8 @@ import (
 
 // Syncer installs a Model on the HAProxy host it runs on and makes the
 // running HAProxy serve it: through the runtime API when only server
-// addresses or ports changed, through a validated graceful reload otherwise.
+// addresses, ports or weights changed, through a validated graceful reload
+// otherwise.
 type Syncer struct {
 	// Dir holds the installed edge files; HAProxy loads Dir/edge.cfg with
 	// its own -f, after the company's configuration.
@@ -42,7 +43,7 @@ type Action string
 // The ways a sync can end.
 const (
 	ActionNone    Action = "none"    // already in sync: nothing was written or changed
-	ActionRuntime Action = "runtime" // server addresses changed through the runtime API, no reload
+	ActionRuntime Action = "runtime" // server addresses or weights changed through the runtime API, no reload
 	ActionReload  Action = "reload"  // new files validated, installed and loaded by a graceful reload
 )
 
@@ -125,12 +126,20 @@ func sameStructure(a, b Files) bool {
 		bytes.Equal(a.CrtList, b.CrtList) && bytes.Equal(a.Hosts, b.Hosts)
 }
 
-// wantedServers is where every server of m must send traffic.
+// wantedServers is where every server of m must send traffic, and with
+// which weight: a version's percent for a pool's top-level server, 1
+// (HAProxy's default, which the fragment leaves unsaid) for the others.
 func wantedServers(m *Model) map[string]ServerState {
 	want := map[string]ServerState{}
 	for _, b := range m.Backends {
 		for _, srv := range b.Servers {
-			want[b.Name+"/"+srv.Name] = ServerState{Addr: srv.Addr, Port: srv.Port}
+			want[b.Name+"/"+srv.Name] = ServerState{Addr: srv.Addr, Port: srv.Port, Weight: 1}
+		}
+		for _, p := range b.Pools {
+			want[b.Name+"/"+p.Color] = ServerState{Weight: p.Weight}
+			for _, srv := range p.Servers {
+				want[p.Name+"/"+srv.Name] = ServerState{Addr: srv.Addr, Port: srv.Port, Weight: 1}
+			}
 		}
 	}
 	return want
@@ -153,11 +162,29 @@ func sameServerSet(want, running map[string]ServerState) bool {
 	return n == len(want)
 }
 
+// syncRuntime applies weights, then addresses, through the runtime API:
+// weights first because promote waits for them. Each change is checked
+// with HAProxy's answer, and all of them at the end with "show servers
+// state"; then the files are rewritten, so a later reload or restart
+// keeps what HAProxy runs.
 func (s *Syncer) syncRuntime(ctx context.Context, desired, installed Files, want, running map[string]ServerState) (Result, error) {
 	res := Result{Action: ActionNone}
-	for _, key := range slices.Sorted(maps.Keys(want)) {
+	keys := slices.Sorted(maps.Keys(want))
+	for _, key := range keys {
 		to, from := want[key], running[key]
-		if to == from {
+		if to.Weight == from.Weight {
+			continue
+		}
+		backend, server, _ := strings.Cut(key, "/")
+		if err := s.Runtime.SetServerWeight(ctx, backend, server, to.Weight); err != nil {
+			return res, fmt.Errorf("changing the weight of server %s at run time: %w", key, err)
+		}
+		res.Action = ActionRuntime
+		res.Changes = append(res.Changes, fmt.Sprintf("server %s: weight %d -> %d (runtime API, no reload)", key, from.Weight, to.Weight))
+	}
+	for _, key := range keys {
+		to, from := want[key], running[key]
+		if to.Addr == from.Addr && to.Port == from.Port {
 			continue
 		}
 		backend, server, _ := strings.Cut(key, "/")
@@ -166,6 +193,17 @@ func (s *Syncer) syncRuntime(ctx context.Context, desired, installed Files, want
 		}
 		res.Action = ActionRuntime
 		res.Changes = append(res.Changes, fmt.Sprintf("server %s: %s:%d -> %s:%d (runtime API, no reload)", key, from.Addr, from.Port, to.Addr, to.Port))
+	}
+	if res.Action == ActionRuntime {
+		now, err := s.Runtime.ServersState(ctx)
+		if err != nil {
+			return res, fmt.Errorf("checking the runtime changes: %w", err)
+		}
+		for _, key := range keys {
+			if now[key] != want[key] {
+				return res, fmt.Errorf("HAProxy took the runtime changes but 'show servers state' shows server %s as %+v, not %+v; run tsys-ci edge sync again, and check that no one else changes HAProxy's servers", key, now[key], want[key])
+			}
+		}
 	}
 	if res.Action == ActionNone && bytes.Equal(desired.Config, installed.Config) {
 		return res, nil
@@ -296,7 +334,7 @@ func (s *Syncer) reload(ctx context.Context, before Procs, want map[string]Serve
 			last = err
 			continue
 		}
-		if !sameServerSet(want, running) || !sameAddrs(want, running) {
+		if !sameServerSet(want, running) || !sameState(want, running) {
 			last = fmt.Errorf("the new worker does not serve the edge's servers (is HAProxy started with -f %s?)", filepath.Join(s.Dir, FileConfig))
 			continue
 		}
@@ -304,7 +342,7 @@ func (s *Syncer) reload(ctx context.Context, before Procs, want map[string]Serve
 	}
 }
 
-func sameAddrs(want, running map[string]ServerState) bool {
+func sameState(want, running map[string]ServerState) bool {
 	for k, v := range want {
 		if running[k] != v {
 			return false

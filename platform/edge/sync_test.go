@@ -62,7 +62,7 @@ func (h *haproxyUnderTest) procs(t *testing.T) Procs {
 
 func mustBuild(t *testing.T, opts Options, services ...corev1.Service) *Model {
 	t.Helper()
-	m, err := Build(services, opts)
+	m, err := Build(services, nil, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestSyncAppliesTheRestWhenAClaimIsRefused(t *testing.T) {
 		shop,
 		lbService("blog", "blog", `[{"port":"http","hosts":["www.blog.company.example"]}]`, map[string]int32{"http": blogApp.Port}, blogApp.IP),
 		lbService("evil", "x", `[{"port":"http","hosts":["shop.company.example","evil.company.example"]}]`, map[string]int32{"http": evilApp.Port}, evilApp.IP),
-	}, opts)
+	}, nil, opts)
 	var ie *InputError
 	if !errors.As(err, &ie) || len(ie.Problems) != 2 || !strings.Contains(err.Error(), "namespace evil is not listed") {
 		t.Fatalf("Build = %v; want two refused claims of evil/x naming the rule", err)

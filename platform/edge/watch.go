@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/tsys-group/tsys-ci/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -43,51 +41,94 @@ type Watcher struct {
 
 // Run watches until ctx ends. A sync that fails is logged and retried; a
 // bad claim in the cluster is logged, left out (the other apps are still
-// synced) and waits for the next change.
+// synced) and waits for the next change. A change of an app's weights
+// alone is synced at once, without the debounce: promote waits for it.
 func (w *Watcher) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(w.Client, w.Resync,
 		informers.WithNamespace(w.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = Selector }))
+	// Nodes are cluster-wide and carry no tsys-ci label: their own
+	// factory, read only by an edge serving by version.
+	nodeFactory := informers.NewSharedInformerFactory(w.Client, w.Resync)
 	services := factory.Core().V1().Services()
-	informer := services.Informer()
-	kick := make(chan struct{}, 1)
-	if _, err := informer.AddEventHandler(w.handler(kick)); err != nil {
-		return fmt.Errorf("watching Services: %w", err)
+	nodes := nodeFactory.Core().V1().Nodes()
+	kick, now := make(chan struct{}, 1), make(chan struct{}, 1)
+	type watched struct {
+		what     string
+		informer cache.SharedIndexInformer
+		handler  cache.ResourceEventHandler
 	}
-	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-		w.Log.Warn("watch of Services broke; relisting when the API server answers again", "error", err)
-	}); err != nil {
-		return fmt.Errorf("watching Services: %w", err)
+	all := []watched{{"Services", services.Informer(), w.handler(kick, now)}}
+	if w.Options.ByVersion {
+		all = append(all, watched{"Nodes", nodes.Informer(), w.nodeHandler(kick)})
+	}
+	for _, inf := range all {
+		if _, err := inf.informer.AddEventHandler(inf.handler); err != nil {
+			return fmt.Errorf("watching %s: %w", inf.what, err)
+		}
+		what := inf.what
+		if err := inf.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+			w.Log.Warn("watch broke; relisting when the API server answers again", "of", what, "error", err)
+		}); err != nil {
+			return fmt.Errorf("watching %s: %w", what, err)
+		}
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+	if w.Options.ByVersion {
+		nodeFactory.Start(ctx.Done())
+		defer nodeFactory.Shutdown()
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), services.Informer().HasSynced) {
 		return fmt.Errorf("listing Services labelled %s: %w", Selector, context.Cause(ctx))
 	}
-	w.Log.Info("watching Services", "selector", Selector, "namespace", w.Namespace)
-	lister := services.Lister()
-	return w.loop(ctx, kick, func() ([]corev1.Service, error) {
-		list, err := lister.List(labels.Everything())
+	if w.Options.ByVersion && !cache.WaitForCacheSync(ctx.Done(), nodes.Informer().HasSynced) {
+		return fmt.Errorf("listing Nodes (an edge serving by version needs get, list and watch on nodes): %w", context.Cause(ctx))
+	}
+	w.Log.Info("watching Services", "selector", Selector, "namespace", w.Namespace, "byVersion", w.Options.ByVersion)
+	serviceLister, nodeLister := services.Lister(), nodes.Lister()
+	return w.loop(ctx, kick, now, func() (Cluster, error) {
+		list, err := serviceLister.List(labels.Everything())
 		if err != nil {
-			return nil, err
+			return Cluster{}, err
 		}
-		out := make([]corev1.Service, len(list))
-		for i, s := range list {
-			out[i] = *s
+		var c Cluster
+		for _, s := range list {
+			c.Services = append(c.Services, *s)
 		}
-		return out, nil
+		if !w.Options.ByVersion {
+			return c, nil
+		}
+		nl, err := nodeLister.List(labels.Everything())
+		if err != nil {
+			return Cluster{}, err
+		}
+		for _, n := range nl {
+			c.Nodes = append(c.Nodes, *n)
+		}
+		return c, nil
 	})
 }
 
-func (w *Watcher) handler(kick chan<- struct{}) cache.ResourceEventHandler {
+// Cluster is what the edge reads from the cluster.
+type Cluster struct {
+	Services []corev1.Service
+	Nodes    []corev1.Node
+}
+
+func (w *Watcher) handler(kick, now chan<- struct{}) cache.ResourceEventHandler {
 	notify := func(old, new *corev1.Service) {
-		line, ok := Describe(old, new)
+		line, ok := describe(old, new, w.Options.ByVersion)
 		if !ok {
 			return
 		}
 		w.Log.Info("service changed", "change", line)
+		due := kick
+		if w.Options.ByVersion && WeightsOnly(old, new) {
+			due = now
+		}
 		select {
-		case kick <- struct{}{}:
+		case due <- struct{}{}:
 		default: // a sync is already due
 		}
 	}
@@ -98,6 +139,33 @@ func (w *Watcher) handler(kick chan<- struct{}) cache.ResourceEventHandler {
 	}
 }
 
+func (w *Watcher) nodeHandler(kick chan<- struct{}) cache.ResourceEventHandler {
+	notify := func(old, new *corev1.Node) {
+		line, ok := DescribeNode(old, new)
+		if !ok {
+			return
+		}
+		w.Log.Info("node changed", "change", line)
+		select {
+		case kick <- struct{}{}:
+		default: // a sync is already due
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { notify(nil, asNode(obj)) },
+		UpdateFunc: func(old, new any) { notify(asNode(old), asNode(new)) },
+		DeleteFunc: func(obj any) { notify(asNode(obj), nil) },
+	}
+}
+
+func asNode(obj any) *corev1.Node {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	n, _ := obj.(*corev1.Node)
+	return n
+}
+
 func asService(obj any) *corev1.Service {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
@@ -106,9 +174,10 @@ func asService(obj any) *corev1.Service {
 	return s
 }
 
-// loop syncs once at start, then after each settled burst of changes, on
-// every Resync tick, and RetryAfter a failed sync.
-func (w *Watcher) loop(ctx context.Context, kick <-chan struct{}, list func() ([]corev1.Service, error)) error {
+// loop syncs once at start, then after each settled burst of changes
+// (kick), at once on now, on every Resync tick, and RetryAfter a failed
+// sync.
+func (w *Watcher) loop(ctx context.Context, kick, now <-chan struct{}, list func() (Cluster, error)) error {
 	clk := w.Clock
 	if clk == nil {
 		clk = clock.RealClock{}
@@ -124,6 +193,9 @@ func (w *Watcher) loop(ctx context.Context, kick <-chan struct{}, list func() ([
 		fire = timer.C()
 	}
 	syncNow := func() {
+		if timer != nil {
+			timer.Stop()
+		}
 		timer, fire = nil, nil
 		burst.fired()
 		if err := w.syncOnce(ctx, list); err != nil && w.RetryAfter > 0 {
@@ -142,9 +214,11 @@ func (w *Watcher) loop(ctx context.Context, kick <-chan struct{}, list func() ([
 		case <-ctx.Done():
 			return nil
 		case <-kick:
-			now := clk.Now()
-			schedule(burst.changed(now).Sub(now))
+			t := clk.Now()
+			schedule(burst.changed(t).Sub(t))
 		case <-fire:
+			syncNow()
+		case <-now:
 			syncNow()
 		case <-resync:
 			syncNow()
@@ -177,13 +251,13 @@ func (d *debounce) fired() { d.due = time.Time{} }
 
 // syncOnce builds the Model from the cluster as the informer sees it and
 // applies it; its one log line says what changed.
-func (w *Watcher) syncOnce(ctx context.Context, list func() ([]corev1.Service, error)) error {
-	services, err := list()
+func (w *Watcher) syncOnce(ctx context.Context, list func() (Cluster, error)) error {
+	c, err := list()
 	if err != nil {
 		w.Log.Error("edge sync failed", "error", err)
 		return err
 	}
-	m, err := Build(services, w.Options)
+	m, err := Build(c.Services, c.Nodes, w.Options)
 	var ie *InputError
 	if errors.As(err, &ie) {
 		// Those claims are left out of m and the rest is synced; retrying
@@ -207,65 +281,4 @@ func (w *Watcher) syncOnce(ctx context.Context, list func() ([]corev1.Service, e
 	w.Log.Log(ctx, level, "edge synced", "action", res.Action, "changes", strings.Join(res.Changes, "; "),
 		"missingCertificates", strings.Join(res.MissingCerts, " "))
 	return nil
-}
-
-// edgeView is what the edge reads from a Service; changes to anything else
-// (status conditions, resync updates) do not cause a sync.
-type edgeView struct {
-	app, kind, annotation string
-	ports                 []string
-	addrs                 []string
-}
-
-func viewOf(s *corev1.Service) *edgeView {
-	if s == nil || !Managed(s) {
-		return nil
-	}
-	v := &edgeView{app: AppOf(s), kind: string(s.Spec.Type), annotation: s.Annotations[contract.AnnotationEdge]}
-	for _, p := range s.Spec.Ports {
-		v.ports = append(v.ports, fmt.Sprintf("%s=%d/%s", p.Name, p.Port, p.Protocol))
-	}
-	for _, in := range s.Status.LoadBalancer.Ingress {
-		v.addrs = append(v.addrs, in.IP+in.Hostname)
-	}
-	slices.Sort(v.ports)
-	slices.Sort(v.addrs)
-	return v
-}
-
-// Describe says in one line how a Service event changes the edge, or false
-// when it does not (an unmanaged Service, a periodic resync, a change to a
-// field the edge does not read).
-func Describe(old, new *corev1.Service) (string, bool) {
-	a, b := viewOf(old), viewOf(new)
-	switch {
-	case a == nil && b == nil:
-		return "", false
-	case a == nil:
-		return fmt.Sprintf("app %s exposed (Service %s/%s, %s %s)", b.app, new.Namespace, new.Name, contract.AnnotationEdge, b.annotation), true
-	case b == nil && new == nil:
-		return fmt.Sprintf("app %s removed (Service %s/%s deleted)", a.app, old.Namespace, old.Name), true
-	case b == nil:
-		return fmt.Sprintf("app %s no longer exposed (Service %s/%s lost its label or %s annotation)", a.app, new.Namespace, new.Name, contract.AnnotationEdge), true
-	}
-	var what []string
-	if a.app != b.app {
-		what = append(what, fmt.Sprintf("app %s -> %s", a.app, b.app))
-	}
-	if a.kind != b.kind {
-		what = append(what, fmt.Sprintf("type %s -> %s", a.kind, b.kind))
-	}
-	if a.annotation != b.annotation {
-		what = append(what, fmt.Sprintf("%s %s -> %s", contract.AnnotationEdge, a.annotation, b.annotation))
-	}
-	if !slices.Equal(a.ports, b.ports) {
-		what = append(what, fmt.Sprintf("ports [%s] -> [%s]", strings.Join(a.ports, " "), strings.Join(b.ports, " ")))
-	}
-	if !slices.Equal(a.addrs, b.addrs) {
-		what = append(what, fmt.Sprintf("load-balancer address [%s] -> [%s]", strings.Join(a.addrs, " "), strings.Join(b.addrs, " ")))
-	}
-	if len(what) == 0 {
-		return "", false
-	}
-	return fmt.Sprintf("app %s (Service %s/%s): %s", b.app, new.Namespace, new.Name, strings.Join(what, ", ")), true
 }

@@ -100,15 +100,15 @@ func TestWatchLoopSyncsAtStartAndAfterAChange(t *testing.T) {
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var mu sync.Mutex
 	services := []corev1.Service{lbService("shop", "web", `[{"port":"http","hosts":["shop.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.1")}
-	list := func() ([]corev1.Service, error) {
+	list := func() (Cluster, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return []corev1.Service{*services[0].DeepCopy()}, nil
+		return Cluster{Services: []corev1.Service{*services[0].DeepCopy()}}, nil
 	}
 	kick := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- w.loop(ctx, kick, list) }()
+	go func() { done <- w.loop(ctx, kick, nil, list) }()
 	defer func() { cancel(); <-done }()
 
 	waitSynced(t, rec) // at start
@@ -145,7 +145,7 @@ func TestWatchLoopSyncsTheRestWhenOneClaimIsBad(t *testing.T) {
 		lbService("b", "two", `[{"port":"http","hosts":["x.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.2"),
 		lbService("c", "three", `[{"port":"http","hosts":["three.company.example"]}]`, map[string]int32{"http": 80}, "10.0.0.3"),
 	}
-	if err := w.syncOnce(context.Background(), func() ([]corev1.Service, error) { return bad, nil }); err != nil {
+	if err := w.syncOnce(context.Background(), func() (Cluster, error) { return Cluster{Services: bad}, nil }); err != nil {
 		t.Fatalf("bad wiring is logged, not retried; got %v", err)
 	}
 	if len(rec.models) != 1 {

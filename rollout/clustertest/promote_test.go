@@ -186,13 +186,21 @@ func TestBlueGreenPromoteAndRollback(t *testing.T) {
 	}
 }
 
+// TestFailedProbesRollBack: a version whose probe path answers 500 is
+// rolled back after failureThreshold (3) bad answers in a row, not after
+// the probe's timeout (an hour here, so running it out would hang the test).
 func TestFailedProbesRollBack(t *testing.T) {
-	a := newApp(t, nil)
+	a := newApp(t, func(s *rollout.AppSpec) {
+		s.Probes[0].Timeout = rollout.Duration{Duration: time.Hour}
+	})
 	mustPromote(t, a, "reg/shop@sha256:v1")
-	_, err := a.promote("reg/shop@sha256:bad2")
+	res, err := a.promote("reg/shop@sha256:bad2")
 	var failed *rollout.ProbeFailedError
-	if !errors.As(err, &failed) || !strings.Contains(failed.Reason, "probe home: ") || !strings.Contains(failed.Reason, "status 500, want 200") {
-		t.Fatalf("want a probe failure, got %v\n%s", err, a.out)
+	if !errors.As(err, &failed) || !strings.Contains(failed.Reason, "probe home: 3 bad answers in a row") || !strings.Contains(failed.Reason, "status 500, want 200") {
+		t.Fatalf("want a probe failure after 3 bad answers, got %v\n%s", err, a.out)
+	}
+	if p := res.Probes[len(res.Probes)-1]; p.Attempts != 3 || p.Passed {
+		t.Fatalf("probe result %+v, want failed after 3 attempts", p)
 	}
 	if c, green := a.serviceColor(), a.replicas(rollout.ColorGreen); c != rollout.ColorBlue || green != -1 {
 		t.Fatalf("after failed probes: service on %s, green Deployment replicas %d (want removed)", c, green)

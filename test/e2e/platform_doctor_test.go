@@ -81,6 +81,18 @@ var labNamespaces = map[string]bool{"default": true, "kube-system": true, "metal
 // TestPlatformApplyOnLab. Doctor is right to flag it, but it is not the
 // platform's setup, so the lab tests log it instead of failing.
 func othersApp(f doctor.Finding) bool {
+	if f.Check == doctor.CheckNodeConcentration {
+		// "N single points of failure run only on NODE: kind/ns/name, ...":
+		// critical only through a member, and about others' apps when any
+		// member is one (that member's own finding is judged on its own).
+		_, list, _ := strings.Cut(f.Problem, ": ")
+		for _, w := range strings.Split(list, ", ") {
+			if othersApp(doctor.Finding{Check: doctor.CheckWorkload, Object: w}) {
+				return true
+			}
+		}
+		return false
+	}
 	switch f.Check {
 	case doctor.CheckWorkload, doctor.CheckServe, doctor.CheckVolumeClass:
 	default:

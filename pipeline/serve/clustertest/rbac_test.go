@@ -107,6 +107,10 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"update", "", "configmaps", "", rollout.DefaultAllocNamespace, rollout.DefaultAllocName, true},
 		{"patch", "policy", "poddisruptionbudgets", "", "rbac-shop", "shop", true},
 		{"patch", "", "persistentvolumeclaims", "", "rbac-shop", "shop-data", true},
+		// The dashboard's reads (KubeAppReader).
+		{"get", "", "configmaps", "", "rbac-shop", "tsys-ci-shop", true},
+		{"get", "", "services", "", "rbac-shop", "shop", true},
+		{"get", "", "services", "", "rbac-other", "shop", false},
 		// Issue 17 finding 4: serve touches no Namespace object.
 		{"patch", "", "namespaces", "", "", "rbac-shop", false},
 		{"get", "", "namespaces", "", "", "rbac-shop", false},
@@ -146,5 +150,8 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	if err := sink.DeployFinished(ctx, serve.DeployRecord{DeployRequest: serve.DeployRequest{ID: "1", Kind: serve.DeployRollback, App: "shop", Namespace: "rbac-shop"},
 		Result: serve.ResultFailed, Finished: time.Now()}); err != nil {
 		t.Fatalf("event as the ServiceAccount: %v", err)
+	}
+	if _, err := (serve.KubeAppReader{Client: c}).AppInfo(ctx, "rbac-shop", "shop"); err != nil {
+		t.Fatalf("the dashboard's reads as the ServiceAccount: %v", err)
 	}
 }

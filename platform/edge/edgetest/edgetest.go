@@ -58,7 +58,12 @@ frontend https
 
 backend no-app
     http-request return status 404 content-type text/plain string "no app answers to this host name"
-`))
+{{if .StatsAddr}}
+frontend stats
+    bind {{.StatsAddr}}
+    stats enable
+    stats uri /stats
+{{end}}`))
 
 // Company is the company's own HAProxy configuration, as docs/edge.md tells
 // the administrator to write it: the edge directory set with presetenv, the
@@ -69,6 +74,7 @@ type Company struct {
 	StatsSocket string // default Dir/stats.sock
 	HTTPSAddr   string // default 127.0.0.1:8443 (checked, never bound)
 	DefaultCert string // default a new certificate for edge.company.example in Dir
+	StatsAddr   string // if set, HAProxy's statistics page listens there (/stats, CSV at /stats;csv), as docs/edge.md tells the administrator for promote
 }
 
 // WriteCompany writes the configuration into c.Dir and returns its path.
@@ -154,9 +160,16 @@ func (a *App) Close() { a.srv.Close() }
 // StartApp starts an App on ip (any of 127.0.0.0/8) and a free port.
 func StartApp(t testing.TB, ip, name string) *App {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
+	return StartAppAt(t, ip, 0, name)
+}
+
+// StartAppAt starts an App on ip and port (0: a free one): the same port
+// on several addresses stands for one NodePort on several nodes.
+func StartAppAt(t testing.TB, ip string, port int, name string) *App {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {
-		t.Fatalf("listening on %s (the loopback range): %v", ip, err)
+		t.Fatalf("listening on %s port %d (the loopback range): %v", ip, port, err)
 	}
 	a := &App{Name: name, IP: ip, Port: int32(ln.Addr().(*net.TCPAddr).Port),
 		Started: make(chan struct{}, 1), Release: make(chan struct{})}
@@ -245,6 +258,7 @@ type HAProxy struct {
 	EdgeDir      string
 	StatsSocket  string
 	MasterSocket string
+	StatsURL     string              // the statistics page's CSV, which promote reads (pool.json edge.statsURL)
 	Log          *testenv.SyncBuffer // its output, printed when the test fails
 }
 
@@ -262,7 +276,9 @@ func Start(t testing.TB, haproxy, edgeDir string) *HAProxy {
 		MasterSocket: filepath.Join(dir, "master.sock"),
 		Log:          &testenv.SyncBuffer{},
 	}
-	h.Config = WriteCompany(t, Company{Dir: dir, EdgeDir: edgeDir, HTTPSAddr: h.HTTPSAddr, StatsSocket: h.StatsSocket})
+	statsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	h.StatsURL = "http://" + statsAddr + "/stats;csv"
+	h.Config = WriteCompany(t, Company{Dir: dir, EdgeDir: edgeDir, HTTPSAddr: h.HTTPSAddr, StatsSocket: h.StatsSocket, StatsAddr: statsAddr})
 	cmd := exec.Command(haproxy, "-W", "-db", "-S", h.MasterSocket, "-f", h.Config, "-f", filepath.Join(edgeDir, Fragment))
 	cmd.Stdout, cmd.Stderr = h.Log, h.Log
 	if err := cmd.Start(); err != nil {

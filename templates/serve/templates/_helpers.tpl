@@ -14,6 +14,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "serve.secret" -}}{{ .Values.existingSecret | default (include "serve.fullname" .) }}{{- end -}}
 {{- define "serve.webhookSecret" -}}{{ .Values.existingWebhookSecret | default (printf "%s-webhook" (include "serve.fullname" .)) }}{{- end -}}
 {{- define "serve.scheme" -}}{{ if .Values.tls.secretName }}https{{ else }}http{{ end }}{{- end -}}
+{{- define "serve.sessionSecret" -}}{{ .Values.existingSessionKeySecret | default (printf "%s-session" (include "serve.fullname" .)) }}{{- end -}}
 {{- define "serve.readSecret" -}}{{ .Values.existingReadTokenSecret | default (printf "%s-read" (include "serve.fullname" .)) }}{{- end -}}
 {{- define "serve.image" -}}
 {{- if .Values.image.digest -}}{{ .Values.image.repository }}@{{ .Values.image.digest }}{{- else -}}{{ .Values.image.repository }}:{{ .Values.image.tag }}{{- end -}}

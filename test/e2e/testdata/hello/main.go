@@ -5,7 +5,10 @@
 //	hello write PATH TEXT      write TEXT to PATH (folders made), then exit
 //	hello read PATH            print PATH's contents, then exit
 //
-// HELLO_VERSION names the version; HELLO_BROKEN=1 makes /healthz answer 500.
+// HELLO_VERSION names the version; HELLO_BROKEN=1 makes /healthz answer 500;
+// HELLO_FAIL_AFTER=DURATION makes / answer 500 from that long after the
+// start on, while /healthz keeps answering 200: a version that passes its
+// probes and then fails its users (issue 23).
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 func main() {
@@ -28,7 +32,20 @@ func main() {
 		pod, _ = os.Hostname()
 	}
 	broken := os.Getenv("HELLO_BROKEN") == "1"
+	var failFrom time.Time
+	if v := os.Getenv("HELLO_FAIL_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hello: HELLO_FAIL_AFTER=%q: %v\n", v, err)
+			os.Exit(2)
+		}
+		failFrom = time.Now().Add(d)
+	}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if !failFrom.IsZero() && time.Now().After(failFrom) {
+			http.Error(w, version+" "+pod+" failing on purpose", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "%s %s\n", version, pod)
 	})
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {

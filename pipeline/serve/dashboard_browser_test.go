@@ -1,0 +1,187 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/testenv"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// setShopState rewrites shop's state ConfigMap, as a promote would.
+func setShopState(t *testing.T, cs kubernetes.Interface, st *rollout.State) {
+	t.Helper()
+	b, _ := json.Marshal(st)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: rollout.StateName("shop")}, Data: map[string]string{"state.json": string(b)}}
+	if _, err := cs.CoreV1().ConfigMaps("shop").Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chromium starts a headless Chromium with its own profile (one person on
+// one machine); it lives until the test ends.
+func chromium(t *testing.T, exe string) context.Context {
+	alloc, cancel := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()),
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-proxy-server", true),
+	)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(alloc)
+	t.Cleanup(cancel2)
+	// Start it on this context: the first Run's context owns the browser,
+	// and the waits below run on shorter-lived ones.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	return ctx
+}
+
+// uiWait bounds each wait on the page: live.js refreshes every 2 s.
+const uiWait = 20 * time.Second
+
+func within(ctx context.Context, d time.Duration, steps ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return chromedp.Do(ctx, steps...)
+}
+
+// browserLogin logs in through the form and waits for the apps list.
+func browserLogin(ctx context.Context, base, user, pass string) error {
+	return within(ctx, uiWait,
+		chromedp.Navigate(base+"/ui/"),
+		chromedp.WaitVisible(`input[name="login"]`),
+		chromedp.SendKeys(`input[name="login"]`, user),
+		chromedp.SendKeys(`input[name="password"]`, pass),
+		chromedp.Click(`form.login button`),
+		chromedp.WaitVisible(`a[href="/ui/apps/shop/shop"]`),
+	)
+}
+
+// postFrom sends a form POST from the page with fetch (a forged request
+// from the logged-in browser, its cookies included); bodyJS is a
+// JavaScript expression giving the body. It returns the status and the
+// answer's text.
+func postFrom(ctx context.Context, path, bodyJS string) (int, string, error) {
+	p, _ := json.Marshal(path)
+	r, err := chromedp.Run(ctx, chromedp.Evaluate[struct {
+		Status int    `json:"status"`
+		Text   string `json:"text"`
+	}](`fetch(`+string(p)+`, {method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: `+bodyJS+`, redirect: "manual"}).then(r => r.text().then(text => ({status: r.status, text})))`, chromedp.EvalAwaitPromise))
+	return r.Status, r.Text, err
+}
+
+func TestDashboardInChromium(t *testing.T) {
+	exe := testenv.LookPath(t, "chromium")
+	dir := ucsDirectory(t)
+	st := shopState(newTestClock().Now().Add(-5 * time.Minute))
+	cs := dashboardCluster(t, st)
+	ts := dashboardServer(t, dir, cs, nil)
+
+	alice := chromium(t, exe)
+	if err := browserLogin(alice, ts.url, "alice", "alice-pw"); err != nil {
+		t.Fatalf("alice logs in: %v", err)
+	}
+	// The style sheet applies under the CSP (no inline style is needed).
+	styled, err := chromedp.Run(alice, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("header")).display`))
+	if err != nil || styled != "flex" {
+		t.Fatalf("style.css not applied: header display %q, %v", styled, err)
+	}
+	row, err := chromedp.Run(alice, chromedp.Text(`table.apps tbody tr`))
+	if err != nil || !strings.Contains(row, "shop/shop") || !strings.Contains(row, "shop@5e5e5e5e5e5e") || !strings.Contains(row, "stable") {
+		t.Fatalf("apps list's first row %q, %v", row, err)
+	}
+
+	if err := within(alice, uiWait,
+		chromedp.Click(`a[href="/ui/apps/shop/shop"]`),
+		chromedp.WaitVisible(`#phase`),
+		chromedp.WaitVisible(`form[action="/ui/apps/shop/shop/rollback"] button`),
+		// A mark on this document: a reload would lose it, live.js keeps it.
+		chromedp.Evaluate[chromedp.Void](`window.sameDocument = true`),
+	); err != nil {
+		t.Fatalf("opening shop: %v", err)
+	}
+
+	t.Run("the page follows a promote under way", func(t *testing.T) {
+		canary := *st
+		canary.Phase, canary.Step, canary.Message = rollout.PhaseCanary, 1, "canary step 1: 1 of 4 pods"
+		canary.Candidate = &rollout.Release{Color: "blue", Image: "harbor.company.example/demo/shop@sha256:" + strings.Repeat("6f", 32)}
+		setShopState(t, cs, &canary)
+		if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.getElementById("phase").textContent === "canary" && document.getElementById("progress").textContent.includes("shop@6f6f6f6f6f6f")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
+			t.Fatalf("the page did not show the canary: %v", err)
+		}
+		setShopState(t, cs, st)
+		if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.getElementById("phase").textContent === "stable" && !document.getElementById("progress")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
+			t.Fatalf("the page did not show the end of the canary: %v", err)
+		}
+		same, err := chromedp.Run(alice, chromedp.Evaluate[bool](`window.sameDocument === true`))
+		if err != nil || !same {
+			t.Fatalf("the page was reloaded instead of updated in place: %v", err)
+		}
+	})
+
+	t.Run("a POST without the CSRF field is refused", func(t *testing.T) {
+		code, text, err := postFrom(alice, "/ui/apps/shop/shop/rollback", `""`)
+		if err != nil || code != 403 || !strings.Contains(text, "did not carry your session&#39;s token") {
+			t.Fatalf("rollback without csrf from alice's browser: %d %q, %v", code, text, err)
+		}
+		if n := len(ts.deployer.Calls()); n != 0 {
+			t.Fatalf("%d deploys", n)
+		}
+	})
+
+	if err := within(alice, uiWait,
+		chromedp.Click(`form[action="/ui/apps/shop/shop/rollback"] button`),
+		chromedp.WaitVisible(`p.notice`),
+	); err != nil {
+		t.Fatalf("alice rolls back: %v", err)
+	}
+	notice, err := chromedp.Run(alice, chromedp.Text(`p.notice`))
+	if err != nil || !strings.Contains(notice, "Your rollback was queued as deploy") {
+		t.Fatalf("notice %q, %v", notice, err)
+	}
+	testenv.Eventually(t, "the rollback deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 1 })
+	if c := ts.deployer.Calls()[0]; c.Kind != DeployRollback || c.By != "alice" || c.Namespace != "shop" || c.App != "shop" {
+		t.Fatalf("deploy %+v", c)
+	}
+	if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.querySelector("table.deploys tbody").textContent.includes("alice") && document.querySelector("table.deploys tbody").textContent.includes("succeeded")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
+		t.Fatalf("the deploys table did not show alice's rollback succeeded: %v", err)
+	}
+
+	t.Run("bob sees no buttons and is refused a forged POST", func(t *testing.T) {
+		bob := chromium(t, exe)
+		if err := browserLogin(bob, ts.url, "bob", "bob-pw"); err != nil {
+			t.Fatalf("bob logs in: %v", err)
+		}
+		if err := within(bob, uiWait, chromedp.Navigate(ts.url+"/ui/apps/shop/shop"), chromedp.WaitVisible(`#phase`)); err != nil {
+			t.Fatal(err)
+		}
+		forms, err := chromedp.Run(bob, chromedp.Evaluate[int](`document.querySelectorAll("main form").length`))
+		if err != nil || forms != 0 {
+			t.Fatalf("bob's shop page has %d forms, %v", forms, err)
+		}
+		// His own session's token, from the logout form: still not his namespace.
+		code, text, err := postFrom(bob, "/ui/apps/shop/shop/rollback", `"csrf=" + encodeURIComponent(document.querySelector("form.logout input[name=csrf]").value)`)
+		if err != nil || code != 403 || !strings.Contains(text, "bob may not deploy in namespace &#34;shop&#34;") {
+			t.Fatalf("bob's forged rollback: %d %q, %v", code, text, err)
+		}
+		if n := len(ts.deployer.Calls()); n != 1 {
+			t.Fatalf("%d deploys after bob's forged rollback", n)
+		}
+	})
+}

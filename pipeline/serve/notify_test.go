@@ -1,0 +1,101 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
+	"github.com/tsys-group/tsys-ci/test/testenv"
+)
+
+// TestDeploysAreNotified: a real loopback webhook receiver hears each
+// deploy's start and end (promoted, rolled back with its reason, refused),
+// and a receiver that is down delays no deploy.
+func TestDeploysAreNotified(t *testing.T) {
+	var mu sync.Mutex
+	var got []notify.Event
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Errorf("notification body %q: %v", b, err)
+		}
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // nothing listens there any more
+
+	d := newRecordingDeployer()
+	d.gate = make(chan error)
+	q, _ := newTestQueue(d)
+	q.Notify = notify.New([]notify.Target{
+		{Name: "team", Namespaces: []string{"ns"}, Webhook: &notify.Webhook{URL: recv.URL}},
+		{Name: "down", Webhook: &notify.Webhook{URL: down.URL}},
+	}, notify.Options{FirstBackoff: time.Hour, Metrics: notify.NewMetrics(prometheus.NewRegistry())})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		q.Notify.Close(ctx) // the down receiver's retries end with the test
+	})
+	for i := range 3 {
+		if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "shop", Namespace: "ns", Image: fmt.Sprintf("reg/shop:v%d", i), Trigger: "harbor", By: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The down receiver waits an hour before its second attempt; the
+	// deploys go on regardless.
+	for _, err := range []error{nil, fmt.Errorf("probes: %w", ErrRolledBack), errors.New("image reg/shop:v2 is not signed by the company key")} {
+		d.gate <- err
+	}
+	testenv.Eventually(t, "six notices (3 started, 3 finished)", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 6
+	})
+	mu.Lock()
+	var kinds []string
+	for _, ev := range got {
+		kinds = append(kinds, ev.Image+" "+ev.Kind)
+		if ev.By != "harbor: alice" || ev.Source != "serve" {
+			t.Errorf("notice %+v: want by harbor: alice from serve", ev)
+		}
+		if ev.Kind == notify.KindRefused && ev.Reason != "image reg/shop:v2 is not signed by the company key" {
+			t.Errorf("the refused deploy's reason is %q", ev.Reason)
+		}
+	}
+	mu.Unlock()
+	slices.Sort(kinds)
+	want := []string{"reg/shop:v0 promoted", "reg/shop:v0 started", "reg/shop:v1 rolled-back", "reg/shop:v1 started", "reg/shop:v2 refused", "reg/shop:v2 started"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("notices %q, want %q", kinds, want)
+	}
+}
+
+func TestServeConfigChecksNotifications(t *testing.T) {
+	_, err := ParseConfig([]byte(`registry: harbor.company.example
+insecurePlainHTTP: true
+policies: []
+notifications:
+  - name: team
+    webhook: {urlFile: /etc/tsys-ci/slack-url, format: slack}
+  - name: mail
+    email: {smtp: mail.company.example, from: tsys-ci@company.example, to: [team@company.example]}
+`), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), `notifications[1].email.smtp: "mail.company.example" is not HOST:PORT`) {
+		t.Fatalf("got %v, want the bad smtp field named", err)
+	}
+}

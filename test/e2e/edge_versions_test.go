@@ -1,0 +1,271 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/tsys-group/tsys-ci/internal/contract"
+	"github.com/tsys-group/tsys-ci/platform/edge"
+	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
+	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/labaddons"
+	"github.com/tsys-group/tsys-ci/test/testenv"
+)
+
+const (
+	versionsNS   = "e2e-edge-versions"
+	versionsApp  = "judged"
+	versionsHost = "judged.company.example"
+)
+
+// versionsSpec is the hello app with a host at the edge, readiness and
+// probes on /healthz (a version that fails its users on / passes both),
+// and an analysis that judges it by its users' requests at the edge over
+// a 10 s window.
+func versionsSpec() string {
+	return fmt.Sprintf(`name: %s
+namespace: %s
+replicas: 2
+ports:
+  - name: http
+    containerPort: 8080
+    protocol: http
+    expose: true
+    hosts: [%s]
+health:
+  readiness: {http: /healthz, port: http, period: 1s}
+resources:
+  requests: {cpu: 10m, memory: 16Mi}
+  limits: {memory: 64Mi}
+shutdown:
+  drain: 5s
+  gracePeriod: 10s
+strategy:
+  type: blueGreen
+  blueGreen: {scaleDownDelay: 30s}
+  canary: {steps: [10, 50, 100], stepPause: 8s}
+probes:
+  - name: health
+    port: http
+    path: /healthz
+    expectStatus: 200
+    successes: 3
+    interval: 1s
+    timeout: 20s
+analysis:
+  maxErrorRate: 1%%
+  minRequests: 10
+  window: 10s
+`, versionsApp, versionsNS, versionsHost)
+}
+
+// TestPromoteJudgedAtTheEdge: promote at the HAProxy edge as a team with a
+// host name runs it. A real HAProxy on the host, kept by `tsys-ci edge
+// sync --watch --by-version`; the promote pool names HAProxy's statistics
+// page; two clients load the app through the edge all along.
+//
+//  1. v1 by blue/green: the edge serves it by version (one server per
+//     color, each over the nodes' NodePorts);
+//  2. v2 by canary 10/50/100: each step is an exact edge weight, promote
+//     waits until HAProxy shows it and judges v2 by the requests HAProxy
+//     counted; no request fails;
+//  3. v3 passes its probes and then answers 500 on / (HELLO_FAIL_AFTER):
+//     after the switch promote sees the errors in HAProxy's counters and
+//     rolls back to v2 on its own (exit 3, Warning Event AnalysisFailed),
+//     weights back first. The failed requests users saw are counted.
+func TestPromoteJudgedAtTheEdge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	haproxy := testenv.LookPath(t, "haproxy")
+	bin, err := tsysCI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(t)
+	v1, v2 := helloImage(t, "ev1"), helloImage(t, "ev2")
+	v3 := helloImage(t, "ev3", "HELLO_FAIL_AFTER=20s")
+	dir := specNamespace(ctx, t, c, versionsNS, versionsSpec())
+
+	// --- the edge host: HAProxy with a statistics page, the pool naming it ---
+	e := &edgeLab{bin: bin, haproxy: haproxy, certDir: t.TempDir()}
+	e.owners = filepath.Join(t.TempDir(), "owners.yaml")
+	if err := os.WriteFile(e.owners, []byte(fmt.Sprintf("namespaces:\n  %s:\n    hosts: [%s]\n", versionsNS, versionsHost)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edgetest.WriteCert(t, filepath.Join(e.certDir, versionsHost+".pem"), versionsHost)
+	edgeDir := filepath.Join(t.TempDir(), "tsys-ci")
+	if err := os.MkdirAll(edgeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{edge.FileConfig, edge.FileHostMap, edge.FileCrtList} {
+		if err := os.WriteFile(filepath.Join(edgeDir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.h = edgetest.Start(t, haproxy, edgeDir)
+	e.rt = edge.Runtime{StatsSocket: e.h.StatsSocket, MasterSocket: e.h.MasterSocket}
+	pool := theAddons.Pool
+	pool.Edge = &rollout.EdgeConfig{StatsURL: e.h.StatsURL}
+	if err := labaddons.WritePromotePool(ctx, c, pool); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := labaddons.WritePromotePool(context.Background(), c, theAddons.Pool); err != nil {
+			t.Errorf("putting the promote pool back: %v", err)
+		}
+	})
+	t.Logf("promote pool: edge statsURL %s", e.h.StatsURL)
+
+	// --- 1. the edge by version, then v1 (promote waits for the edge) ---
+	var log testenv.SyncBuffer
+	watch := exec.Command(bin, "edge", "sync", "--watch", "--by-version", "--debounce", "200ms",
+		"--kubeconfig", theLab.Kubeconfig(), "-n", versionsNS, "--dir", e.h.EdgeDir,
+		"--haproxy-config", e.h.Config, "--haproxy", haproxy, "--stats-socket", e.h.StatsSocket,
+		"--master-socket", e.h.MasterSocket, "--cert-dir", e.certDir, "--owners", e.owners)
+	watch.Stdout, watch.Stderr = &log, &log
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = watch.Process.Signal(syscall.SIGTERM)
+		_ = watch.Wait()
+		if t.Failed() {
+			t.Logf("edge sync --watch --by-version log:\n%s", log.String())
+		}
+	})
+	edgetest.WaitFor(t, 30*time.Second, "edge sync --watch to list the namespace", func() error {
+		if !strings.Contains(log.String(), "watching Services") {
+			return fmt.Errorf("log so far:\n%s", log.String())
+		}
+		return nil
+	})
+	if code, out := promoteNamed(t, dir, versionsApp, "--image", v1); code != 0 {
+		t.Fatalf("promote v1: exit %d\n%s", code, out)
+	}
+	e.reaches(t, versionsHost, versionsApp)
+	cfg, err := os.ReadFile(filepath.Join(edgeDir, edge.FileConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := fmt.Sprintf("tsys-ci.%s.%s.http", versionsNS, versionsApp)
+	if !strings.Contains(string(cfg), "listen "+backend+".") {
+		t.Fatalf("the edge does not serve %s by version:\n%s", versionsApp, cfg)
+	}
+	t.Logf("v1 through the edge, served by version")
+
+	// --- 2. v2 by canary at exact edge weights, under load ---
+	l := startLoadWith("https://"+versionsHost+"/", e.clients(t, nil, versionsHost))
+	start := time.Now()
+	code, out := promoteNamed(t, dir, versionsApp, "--image", v2, "--strategy", "canary")
+	took := time.Since(start)
+	total, answers, failures := l.finish(t)
+	report(t, "v1 -> v2 by canary at the edge", took, total, answers, failures)
+	if code != 0 {
+		t.Fatalf("promote v2 (canary): exit %d\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "step ") || strings.Contains(line, "judging") || strings.Contains(line, "requests at the edge") {
+			t.Logf("  promote: %s", strings.TrimSpace(line))
+		}
+	}
+	for _, step := range []string{"10% of the edge's requests", "50% of the edge's requests"} {
+		if !strings.Contains(out, step) {
+			t.Errorf("promote's output does not say %q", step)
+		}
+	}
+	if n := failedCount(failures); n != 0 {
+		t.Errorf("%d requests through the edge failed during the canary", n)
+	}
+	if answers["ev2"] == 0 {
+		t.Errorf("no ev2 answer through the edge during the canary: %v", answers)
+	}
+
+	// --- 3. v3 fails its users after the switch: rolled back from the edge's counters ---
+	l = startLoadWith("https://"+versionsHost+"/", e.clients(t, nil, versionsHost))
+	start = time.Now()
+	code, out = promoteNamed(t, dir, versionsApp, "--image", v3)
+	took = time.Since(start)
+	moreAnswers(t, l, 40)
+	total, answers, failures = l.finish(t)
+	logLoad(t, "v2 -> v3 (fails its users 20 s after it starts) through the edge", total, answers, failures)
+	t.Logf("promote v3 took %s, exit %d", took.Round(100*time.Millisecond), code)
+	if code != 3 {
+		t.Fatalf("promote v3: exit %d, want 3 (rolled back)\n%s", code, out)
+	}
+	first, last := firstLastFailure(l)
+	t.Logf("users' failed requests: %d, from %s to %s (%s)", failedCount(failures), first.UTC().Format("15:04:05.000"), last.UTC().Format("15:04:05.000"), last.Sub(first).Round(10*time.Millisecond))
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "edge") || strings.Contains(line, "roll") {
+			t.Logf("  promote: %s", strings.TrimSpace(line))
+		}
+	}
+	ev := waitEvent(ctx, t, versionsNS, versionsApp, rollout.EventAnalysisFailed)
+	t.Logf("Event on %s/%s: %s %s: %s", versionsNS, versionsApp, ev.Type, ev.Reason, ev.Message)
+	svc, err := c.CoreV1().Services(versionsNS).Get(ctx, versionsApp, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var weights map[string]int
+	if err := json.Unmarshal([]byte(svc.Annotations[contract.AnnotationEdgeWeights]), &weights); err != nil {
+		t.Fatalf("weights annotation %q: %v", svc.Annotations[contract.AnnotationEdgeWeights], err)
+	}
+	if color := svc.Spec.Selector[contract.LabelColor]; weights[color] != 100 {
+		t.Errorf("after the rollback the Service selects %s with edge weights %v, want that color at 100", color, weights)
+	}
+	if answer := e.reaches(t, versionsHost, versionsApp); !strings.HasPrefix(answer, "ev2 ") {
+		t.Errorf("after the rollback the edge answers %q, want ev2", answer)
+	}
+}
+
+// firstLastFailure says when the load's first and last failed requests
+// came (zero times if none failed).
+func firstLastFailure(l *load) (first, last time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.hits {
+		if h.err == "" {
+			continue
+		}
+		if first.IsZero() {
+			first = h.at
+		}
+		last = h.at
+	}
+	return first, last
+}
+
+// waitEvent waits for an Event of reason on the Service app in ns.
+func waitEvent(ctx context.Context, t *testing.T, ns, app, reason string) eventSeen {
+	t.Helper()
+	c := client(t)
+	var seen eventSeen
+	edgetest.WaitFor(t, 30*time.Second, "a "+reason+" Event on "+ns+"/"+app, func() error {
+		list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.name", app).String()})
+		if err != nil {
+			return err
+		}
+		for _, ev := range list.Items {
+			if ev.Reason == reason {
+				seen = eventSeen{Type: ev.Type, Reason: ev.Reason, Message: ev.Message}
+				return nil
+			}
+		}
+		return fmt.Errorf("%d Events, none %s", len(list.Items), reason)
+	})
+	return seen
+}
+
+type eventSeen struct{ Type, Reason, Message string }
