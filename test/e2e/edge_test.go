@@ -61,6 +61,7 @@ type edgeLab struct {
 	certDir      string
 	owners       string // the edge owners file: edge-e2e may claim its hosts
 	ns           string // the namespace edge sync reads (edgeNS if empty)
+	byVersion    bool   // edge sync --by-version
 }
 
 // flags are the flags of `tsys-ci edge sync` on this edge host, limited to
@@ -70,9 +71,13 @@ func (e *edgeLab) flags() []string {
 	if ns == "" {
 		ns = edgeNS
 	}
-	return []string{"--kubeconfig", theLab.Kubeconfig(), "-n", ns, "--dir", e.h.EdgeDir,
+	flags := []string{"--kubeconfig", theLab.Kubeconfig(), "-n", ns, "--dir", e.h.EdgeDir,
 		"--haproxy-config", e.h.Config, "--haproxy", e.haproxy,
 		"--stats-socket", e.h.StatsSocket, "--master-socket", e.h.MasterSocket, "--cert-dir", e.certDir, "--owners", e.owners}
+	if e.byVersion {
+		flags = append(flags, "--by-version")
+	}
+	return flags
 }
 
 // sync runs `tsys-ci edge sync` once and returns its exit code and output.
