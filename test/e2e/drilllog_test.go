@@ -38,6 +38,13 @@ func (tl *drillLog) mark(format string, args ...any) {
 	tl.entries = append(tl.entries, drillEntry{time.Now(), fmt.Sprintf(format, args...)})
 }
 
+// markAt is mark at a given time (a request that failed is put where it was sent).
+func (tl *drillLog) markAt(at time.Time, what string) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.entries = append(tl.entries, drillEntry{at, what})
+}
+
 // watchNamespace marks every change of the EndpointSlices and pods in ns
 // until ctx ends: which addresses are ready, serving or terminating, and
 // each pod's phase, readiness and deletion.

@@ -60,14 +60,24 @@ type edgeLab struct {
 	rt           edge.Runtime
 	certDir      string
 	owners       string // the edge owners file: edge-e2e may claim its hosts
+	ns           string // the namespace edge sync reads (edgeNS if empty)
+	byVersion    bool   // edge sync --by-version
 }
 
 // flags are the flags of `tsys-ci edge sync` on this edge host, limited to
 // the test's namespace (other tests' apps stay off this edge).
 func (e *edgeLab) flags() []string {
-	return []string{"--kubeconfig", theLab.Kubeconfig(), "-n", edgeNS, "--dir", e.h.EdgeDir,
+	ns := e.ns
+	if ns == "" {
+		ns = edgeNS
+	}
+	flags := []string{"--kubeconfig", theLab.Kubeconfig(), "-n", ns, "--dir", e.h.EdgeDir,
 		"--haproxy-config", e.h.Config, "--haproxy", e.haproxy,
 		"--stats-socket", e.h.StatsSocket, "--master-socket", e.h.MasterSocket, "--cert-dir", e.certDir, "--owners", e.owners}
+	if e.byVersion {
+		flags = append(flags, "--by-version")
+	}
+	return flags
 }
 
 // sync runs `tsys-ci edge sync` once and returns its exit code and output.

@@ -84,8 +84,12 @@ func startLoadWith(url string, clients map[string]*http.Client) *load {
 					l.failures[name] = append(l.failures[name], now.UTC().Format("15:04:05.000")+" "+err.Error())
 					l.hits = append(l.hits, hit{at: now, began: began, client: name, err: err.Error()})
 				} else {
-					v := strings.Fields(answer)[0]
-					l.hits = append(l.hits, hit{at: now, client: name, version: v})
+					f := strings.Fields(answer)
+					v, pod := f[0], ""
+					if len(f) > 1 {
+						pod = f[1]
+					}
+					l.hits = append(l.hits, hit{at: now, began: began, client: name, version: v, pod: pod})
 					l.answers[v]++
 					if l.byClient[name] == nil {
 						l.byClient[name] = map[string]int{}
@@ -106,6 +110,7 @@ type hit struct {
 	began   time.Time // when the request was sent
 	client  string
 	version string
+	pod     string // the pod that answered, when the app says it
 	err     string // why it failed
 }
 
