@@ -80,6 +80,33 @@ func (e *edgeLab) flags() []string {
 	return flags
 }
 
+// startEdge starts HAProxy on the host with empty edge files and the test's
+// certificates for hosts, the edge owners file giving them to ns.
+func startEdge(t *testing.T, bin, haproxy, ns string, hosts ...string) *edgeLab {
+	t.Helper()
+	e := &edgeLab{bin: bin, haproxy: haproxy, certDir: t.TempDir(), ns: ns}
+	e.owners = filepath.Join(t.TempDir(), "owners.yaml")
+	owners := fmt.Sprintf("namespaces:\n  %s:\n    hosts: [%s]\n", ns, strings.Join(hosts, ", "))
+	if err := os.WriteFile(e.owners, []byte(owners), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range hosts {
+		edgetest.WriteCert(t, filepath.Join(e.certDir, host+".pem"), host)
+	}
+	edgeDir := filepath.Join(t.TempDir(), "tsys-ci")
+	if err := os.MkdirAll(edgeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{edge.FileConfig, edge.FileHostMap, edge.FileCrtList} {
+		if err := os.WriteFile(filepath.Join(edgeDir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.h = edgetest.Start(t, haproxy, edgeDir)
+	e.rt = edge.Runtime{StatsSocket: e.h.StatsSocket, MasterSocket: e.h.MasterSocket}
+	return e
+}
+
 // sync runs `tsys-ci edge sync` once and returns its exit code and output.
 func (e *edgeLab) sync(t *testing.T) (int, string) {
 	t.Helper()

@@ -100,23 +100,8 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 	dir := specNamespace(ctx, t, c, versionsNS, versionsSpec())
 
 	// --- the edge host: HAProxy with a statistics page, the pool naming it ---
-	e := &edgeLab{bin: bin, haproxy: haproxy, certDir: t.TempDir()}
-	e.owners = filepath.Join(t.TempDir(), "owners.yaml")
-	if err := os.WriteFile(e.owners, []byte(fmt.Sprintf("namespaces:\n  %s:\n    hosts: [%s]\n", versionsNS, versionsHost)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	edgetest.WriteCert(t, filepath.Join(e.certDir, versionsHost+".pem"), versionsHost)
-	edgeDir := filepath.Join(t.TempDir(), "tsys-ci")
-	if err := os.MkdirAll(edgeDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{edge.FileConfig, edge.FileHostMap, edge.FileCrtList} {
-		if err := os.WriteFile(filepath.Join(edgeDir, name), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.h = edgetest.Start(t, haproxy, edgeDir)
-	e.rt = edge.Runtime{StatsSocket: e.h.StatsSocket, MasterSocket: e.h.MasterSocket}
+	e := startEdge(t, bin, haproxy, versionsNS, versionsHost)
+	e.byVersion = true
 	pool := theAddons.Pool
 	pool.Edge = &rollout.EdgeConfig{StatsURL: e.h.StatsURL}
 	if err := labaddons.WritePromotePool(ctx, c, pool); err != nil {
@@ -131,10 +116,7 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 
 	// --- 1. the edge by version, then v1 (promote waits for the edge) ---
 	var log testenv.SyncBuffer
-	watch := exec.Command(bin, "edge", "sync", "--watch", "--by-version", "--debounce", "200ms",
-		"--kubeconfig", theLab.Kubeconfig(), "-n", versionsNS, "--dir", e.h.EdgeDir,
-		"--haproxy-config", e.h.Config, "--haproxy", haproxy, "--stats-socket", e.h.StatsSocket,
-		"--master-socket", e.h.MasterSocket, "--cert-dir", e.certDir, "--owners", e.owners)
+	watch := exec.Command(bin, append([]string{"edge", "sync", "--watch", "--debounce", "200ms"}, e.flags()...)...)
 	watch.Stdout, watch.Stderr = &log, &log
 	if err := watch.Start(); err != nil {
 		t.Fatal(err)
@@ -156,7 +138,7 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 		t.Fatalf("promote v1: exit %d\n%s", code, out)
 	}
 	e.reaches(t, versionsHost, versionsApp)
-	cfg, err := os.ReadFile(filepath.Join(edgeDir, edge.FileConfig))
+	cfg, err := os.ReadFile(filepath.Join(e.h.EdgeDir, edge.FileConfig))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/tsys-group/tsys-ci/platform/edge"
-	"github.com/tsys-group/tsys-ci/platform/edge/edgetest"
 	"github.com/tsys-group/tsys-ci/rollout"
 	"github.com/tsys-group/tsys-ci/test/lab"
 	"github.com/tsys-group/tsys-ci/test/testenv"
@@ -115,39 +113,13 @@ func TestAppSurvivesItsNodeFreezing(t *testing.T) {
 		hosts = append(hosts, nodeLossHost(n))
 	}
 	e := startEdge(t, bin, haproxy, nodeLossNS, hosts...)
+	e.byVersion = os.Getenv(nodeLossEdgeEnv) != "lb"
 
 	for _, n := range counts {
 		t.Run(fmt.Sprintf("replicas=%d", n), func(t *testing.T) {
 			nodeLossDrill(ctx, t, c, e, n, v1)
 		})
 	}
-}
-
-// startEdge starts HAProxy on the host with empty edge files and the test's
-// certificates for hosts, the edge owners file giving them to ns.
-func startEdge(t *testing.T, bin, haproxy, ns string, hosts ...string) *edgeLab {
-	t.Helper()
-	e := &edgeLab{bin: bin, haproxy: haproxy, certDir: t.TempDir(), ns: ns, byVersion: os.Getenv(nodeLossEdgeEnv) != "lb"}
-	e.owners = filepath.Join(t.TempDir(), "owners.yaml")
-	owners := fmt.Sprintf("namespaces:\n  %s:\n    hosts: [%s]\n", ns, strings.Join(hosts, ", "))
-	if err := os.WriteFile(e.owners, []byte(owners), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, host := range hosts {
-		edgetest.WriteCert(t, filepath.Join(e.certDir, host+".pem"), host)
-	}
-	edgeDir := filepath.Join(t.TempDir(), "tsys-ci")
-	if err := os.MkdirAll(edgeDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{edge.FileConfig, edge.FileHostMap, edge.FileCrtList} {
-		if err := os.WriteFile(filepath.Join(edgeDir, name), nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.h = edgetest.Start(t, haproxy, edgeDir)
-	e.rt = edge.Runtime{StatsSocket: e.h.StatsSocket, MasterSocket: e.h.MasterSocket}
-	return e
 }
 
 func nodeLossDrill(ctx context.Context, t *testing.T, c kubernetes.Interface, e *edgeLab, replicas int, image string) {
