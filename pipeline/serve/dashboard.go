@@ -203,8 +203,54 @@ func (s *Server) appKeys() [][2]string {
 	return out
 }
 
+// namespacesOf are the namespaces whose deploy group (serve.yaml access)
+// id is a member of.
+func (s *Server) namespacesOf(id *Identity) []string {
+	var out []string
+	for _, ns := range slices.Sorted(maps.Keys(s.cfg.Access)) {
+		if id.InGroup(s.cfg.Access[ns]) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// FreshLogin is how recent a login must be for a dashboard deploy when
+// the directory has no service account to read the person's groups again.
+const FreshLogin = SessionIdle
+
+// recheckGroups brings the session's namespaces up to date before a
+// deploy: a session lives up to SessionMax, and someone removed from a
+// deploy group (or from the directory) must lose the button's rights at
+// once, not at their next login. With a service account the directory is
+// asked; without one, only a login of the last FreshLogin counts.
+func (s *Server) recheckGroups(sess *session) *manualError {
+	reader, ok := s.dir.(GroupReader)
+	var err error
+	var id *Identity
+	if ok {
+		id, err = reader.Lookup(sess.Login)
+	}
+	switch {
+	case !ok || errors.Is(err, ErrNoServiceAccount):
+		if s.clock.Now().Sub(sess.Issued) > FreshLogin {
+			return &manualError{code: http.StatusUnauthorized, msg: fmt.Sprintf("nothing was done: serve's directory has no service account (serve.yaml ldap.bindDN), so your group is confirmed only by a login in the last %d minutes; log in again, then retry", int(FreshLogin/time.Minute))}
+		}
+		return nil
+	case errors.Is(err, ErrLoginFailed):
+		s.log.Warn("dashboard: a session's login is no longer in the directory", "login", sess.Login)
+		return &manualError{code: http.StatusForbidden, msg: "nothing was done: your login " + sess.Login + " is no longer found in the directory"}
+	case err != nil:
+		s.log.Error("dashboard: the directory could not confirm a group", "login", sess.Login, "err", err)
+		return &manualError{code: http.StatusServiceUnavailable, msg: "nothing was done: the directory could not be asked to confirm your group; try again later"}
+	}
+	sess.Namespaces = s.namespacesOf(id)
+	return nil
+}
+
 // mayDeploy says whether the session's person may promote and roll back
-// in namespace ns: their group at login, still listed in serve.yaml.
+// in namespace ns: their group (at login, or as recheckGroups last read
+// it), still listed in serve.yaml.
 func (s *Server) mayDeploy(sess *session, ns string) bool {
 	_, listed := s.cfg.Access[ns]
 	return listed && slices.Contains(sess.Namespaces, ns)
@@ -399,13 +445,7 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request) {
 		s.uiLoginPage(w, r, merr.code, msg)
 		return
 	}
-	var namespaces []string
-	for _, ns := range slices.Sorted(maps.Keys(s.cfg.Access)) {
-		if id.InGroup(s.cfg.Access[ns]) {
-			namespaces = append(namespaces, ns)
-		}
-	}
-	s.sessions.set(w, &session{Login: id.Login, Namespaces: namespaces, CSRF: randomToken(), Issued: s.clock.Now()})
+	s.sessions.set(w, &session{Login: id.Login, Namespaces: s.namespacesOf(id), CSRF: randomToken(), Issued: s.clock.Now()})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/login",
 		HttpOnly: true, Secure: s.sessions.secure, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	w.Header().Set("Cache-Control", "no-store")
@@ -451,6 +491,18 @@ func (s *Server) uiDeploy(w http.ResponseWriter, r *http.Request) {
 		s.uiError(w, r, sess, http.StatusForbidden, "Nothing done", "This form did not carry your session's token: it was not sent from a dashboard page, or the page is older than your login. Reload the app's page and use its button.", back)
 		return
 	}
+	if merr := s.recheckGroups(sess); merr != nil {
+		if merr.code == http.StatusUnauthorized {
+			s.sessions.clear(w)
+			s.uiLoginPage(w, r, merr.code, merr.msg+".")
+			return
+		}
+		if merr.code == http.StatusForbidden {
+			s.sessions.clear(w)
+		}
+		s.uiError(w, r, sess, merr.code, "Nothing done", merr.msg+".", back)
+		return
+	}
 	s.sessions.set(w, sess)
 	req := ManualRequest{Namespace: ns, App: app}
 	if kind == DeployPromote {
@@ -463,7 +515,7 @@ func (s *Server) uiDeploy(w http.ResponseWriter, r *http.Request) {
 		}
 		msg := merr.msg
 		if merr.code == http.StatusForbidden {
-			msg += "; groups are read at login, so log out and in again once added."
+			msg += "; the directory was asked just now (or at your login, without a service account): ask for your group, then log out and in again."
 		}
 		s.uiError(w, r, sess, merr.code, "Nothing done", msg, back)
 		return

@@ -206,6 +206,40 @@ func (d *Directory) Authenticate(login, password string) (*Identity, error) {
 	return &Identity{Login: login, DN: userDN, Groups: groups}, nil
 }
 
+// ErrNoServiceAccount says the directory has no service account
+// (ldap.bindDN), so nobody's groups can be read without their password.
+var ErrNoServiceAccount = errors.New("the directory has no service account (serve.yaml ldap.bindDN), so groups can be read only at login")
+
+// Lookup reads a person's entry and groups as they are now, with the
+// service account and without their password: the dashboard checks them
+// again before each deploy, since a session outlives a group change.
+// A login that no longer finds one user gives ErrLoginFailed.
+func (d *Directory) Lookup(login string) (*Identity, error) {
+	if d.cfg.BindDN == "" {
+		return nil, ErrNoServiceAccount
+	}
+	if !validLogin(login) {
+		return nil, ErrLoginFailed
+	}
+	conn, err := d.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := conn.Bind(d.cfg.BindDN, d.bindPassword); err != nil {
+		return nil, fmt.Errorf("binding to the directory as the service account %s: %w", d.cfg.BindDN, err)
+	}
+	userDN, login, err := d.findUser(conn, login)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := d.groups(conn, login, userDN)
+	if err != nil {
+		return nil, err
+	}
+	return &Identity{Login: login, DN: userDN, Groups: groups}, nil
+}
+
 func (d *Directory) dial() (*ldap.Conn, error) {
 	opts := []ldap.DialOpt{ldap.DialWithDialer(&net.Dialer{Timeout: d.Timeout}), ldap.DialWithTLSConfig(d.tls)}
 	conn, err := ldap.DialURL(d.cfg.URL, opts...)

@@ -31,6 +31,13 @@ type Authenticator interface {
 	Authenticate(login, password string) (*Identity, error)
 }
 
+// GroupReader reads a person's groups as they are now, without their
+// password (*Directory with a service account). The dashboard asks it
+// before each deploy; without one, a deploy needs a fresh login.
+type GroupReader interface {
+	Lookup(login string) (*Identity, error)
+}
+
 // ServerOptions are everything a Server needs, passed in.
 type ServerOptions struct {
 	Config *Config
