@@ -11,11 +11,13 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
@@ -50,7 +52,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	}
 	ctx := context.Background()
 	for name, content := range files {
-		if !strings.HasSuffix(name, "rbac.yaml") && !strings.HasSuffix(name, "serviceaccount.yaml") {
+		if !strings.HasSuffix(name, "rbac.yaml") && !strings.HasSuffix(name, "serviceaccount.yaml") && !strings.HasSuffix(name, "leaderpolicy.yaml") {
 			continue
 		}
 		for _, doc := range strings.Split(content, "\n---") {
@@ -72,6 +74,10 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 				_, err = admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
 			case *rbacv1.ClusterRoleBinding:
 				_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
+			case *admissionv1.ValidatingAdmissionPolicy:
+				_, err = admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
+			case *admissionv1.ValidatingAdmissionPolicyBinding:
+				_, err = admin.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
 			default:
 				t.Fatalf("%s: unexpected %T", name, obj)
 			}
@@ -133,12 +139,22 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 			t.Errorf("%s %s/%s %s in %q: allowed %v, want %v", a.verb, a.resource, a.sub, a.name, a.ns, got, a.want)
 		}
 	}
+	leaderLabelOnly(t, admin, c)
 	// And for real: the leader Lease, a promote rollback (its Lease and
 	// state), an Event, all as the ServiceAccount.
 	le := &serve.LeaderElection{Client: c, Namespace: "tsys-ci", Name: "tsys-ci-serve", Identity: "serve-rbac",
-		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond}
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 200 * time.Millisecond,
+		LabelPod: "tsys-ci/tsys-ci-serve-abc12"}
 	r := startReplicaWith(t, le)
 	testenv.Eventually(t, "the ServiceAccount to take the leader Lease", 30*time.Second, func() bool { return r.leader(t) })
+	// serve's own labelling passes the admission policy.
+	testenv.Eventually(t, "serve to label its pod as the leader's", 30*time.Second, func() bool {
+		p, err := admin.CoreV1().Pods("tsys-ci").Get(ctx, "tsys-ci-serve-abc12", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Labels[serve.LeaderLabel] == "true"
+	})
 	d := &serve.PromoterDeployer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Verify:   func(_ context.Context, image string) (string, error) { return image, nil },
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/rbac"}}
@@ -155,5 +171,59 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	}
 	if _, err := (serve.KubeAppReader{Client: c}).AppInfo(ctx, "rbac-shop", "shop"); err != nil {
 		t.Fatalf("the dashboard's reads as the ServiceAccount: %v", err)
+	}
+}
+
+// leaderLabelOnly: RBAC lets serve patch every pod of its namespace (it
+// learns its own pod's name at run time); the chart's admission policy
+// narrows that to the leader label of its own release's pods (issue 17
+// finding 4). Each refused patch below was allowed before the policy.
+func leaderLabelOnly(t *testing.T, admin, c kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	pod := func(name string, labels map[string]string) {
+		t.Helper()
+		_, err := admin.CoreV1().Pods("tsys-ci").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.example/c@sha256:" + strings.Repeat("ab", 32)}}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("tsys-ci-serve-abc12", map[string]string{"app.kubernetes.io/name": "tsys-ci-serve", "app.kubernetes.io/instance": "tsys-ci", "pod-template-hash": "abc"})
+	pod("postgres-0", map[string]string{"app": "postgres"})
+	patch := func(name, p string) error {
+		_, err := c.CoreV1().Pods("tsys-ci").Patch(ctx, name, types.StrategicMergePatchType, []byte(p), metav1.PatchOptions{})
+		return err
+	}
+	const forged = `{"metadata":{"labels":{"tsys-ci.io/serve-leader":"true"}}}`
+	// The policy takes effect once the API server has compiled it: wait
+	// until it refuses the first forged patch.
+	testenv.Eventually(t, "the admission policy to refuse labelling another pod", 30*time.Second, func() bool {
+		err := patch("postgres-0", forged)
+		if err == nil {
+			if _, err := admin.CoreV1().Pods("tsys-ci").Patch(ctx, "postgres-0", types.MergePatchType, []byte(`{"metadata":{"labels":{"tsys-ci.io/serve-leader":null}}}`), metav1.PatchOptions{}); err != nil {
+				t.Fatalf("undoing the forged label: %v", err)
+			}
+		}
+		return err != nil && strings.Contains(err.Error(), "only its own release's serve pods")
+	})
+	for _, p := range []struct{ name, patch, refusal string }{
+		{"tsys-ci-serve-abc12", `{"metadata":{"labels":{"tsys-ci.io/serve-leader":"true"}}}`, ""},
+		{"tsys-ci-serve-abc12", `{"metadata":{"labels":{"tsys-ci.io/serve-leader":null}}}`, ""},
+		{"tsys-ci-serve-abc12", `{"metadata":{"labels":{"tsys-ci.io/serve-leader":"yes"}}}`, "only the label tsys-ci.io/serve-leader"},
+		{"tsys-ci-serve-abc12", `{"metadata":{"labels":{"app":"postgres"}}}`, "only the label tsys-ci.io/serve-leader"},
+		{"tsys-ci-serve-abc12", `{"metadata":{"labels":{"pod-template-hash":null}}}`, "only the label tsys-ci.io/serve-leader"},
+		{"tsys-ci-serve-abc12", `{"metadata":{"annotations":{"x":"y"}}}`, "not their spec, annotations"},
+		{"tsys-ci-serve-abc12", `{"metadata":{"finalizers":["example.com/block"]}}`, "not their spec, annotations"},
+		{"tsys-ci-serve-abc12", `{"spec":{"containers":[{"name":"c","image":"attacker.example/c:latest"}]}}`, "not their spec, annotations"},
+		{"postgres-0", forged, "only its own release's serve pods"},
+	} {
+		err := patch(p.name, p.patch)
+		switch {
+		case p.refusal == "" && err != nil:
+			t.Errorf("serve patches %s with %s: %v", p.name, p.patch, err)
+		case p.refusal != "" && (err == nil || !strings.Contains(err.Error(), p.refusal)):
+			t.Errorf("serve patches %s with %s: %v, want a refusal saying %q", p.name, p.patch, err, p.refusal)
+		}
 	}
 }
