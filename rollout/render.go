@@ -3,6 +3,7 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	appsv1 "k8s.io/api/apps/v1"
@@ -195,6 +196,8 @@ type EdgeEntry struct {
 	Port            string   `json:"port"`
 	Hosts           []string `json:"hosts,omitempty"`
 	TCPFrontendPort int32    `json:"tcpFrontendPort,omitempty"`
+	// ResendAfterMs is Port.ResendAfter in milliseconds.
+	ResendAfterMs int64 `json:"resendAfterMs,omitempty"`
 }
 
 // EdgeAnnotation renders the edge wiring of the exposed ports that have
@@ -204,7 +207,11 @@ func EdgeAnnotation(spec *AppSpec) string {
 	entries := []EdgeEntry{}
 	for _, p := range spec.Ports {
 		if p.Expose && (len(p.Hosts) > 0 || p.TCPFrontendPort != 0) {
-			entries = append(entries, EdgeEntry{Port: p.Name, Hosts: p.Hosts, TCPFrontendPort: p.TCPFrontendPort})
+			e := EdgeEntry{Port: p.Name, Hosts: p.Hosts, TCPFrontendPort: p.TCPFrontendPort}
+			if d, err := time.ParseDuration(p.ResendAfter); err == nil && p.ResendAfter != "" {
+				e.ResendAfterMs = d.Milliseconds() // checked by Validate
+			}
+			entries = append(entries, e)
 		}
 	}
 	data, err := json.Marshal(entries)

@@ -194,6 +194,10 @@ func TestEdgeAnnotationParsesAtTheEdge(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("edge reads %+v, want %+v", got, want)
 	}
+	resend := exampleSpec(t, func(s *AppSpec) { s.Ports[0].ResendAfter = "1500ms" })
+	if got, err := edge.ParseAnnotation(EdgeAnnotation(resend)); err != nil || got[0].ResendAfterMs != 1500 {
+		t.Fatalf("resendAfter 1500ms reaches the edge as %+v (%v), want resendAfterMs 1500", got, err)
+	}
 	none := exampleSpec(t, func(s *AppSpec) {
 		for i := range s.Ports {
 			s.Ports[i].Hosts, s.Ports[i].TCPFrontendPort = nil, 0

@@ -84,6 +84,14 @@ type Port struct {
 	Expose          bool     `json:"expose,omitempty"`
 	Hosts           []string `json:"hosts,omitempty"`
 	TCPFrontendPort int32    `json:"tcpFrontendPort,omitempty"`
+	// ResendAfter (a duration such as "2s"), on an http port with hosts,
+	// has the edge send a GET, HEAD, OPTIONS, PUT, DELETE or TRACE that
+	// got no answer in that time again to another node of the same
+	// version, up to 3 times: a node that froze mid-request costs the
+	// user that wait, not an error. It is then also the longest such a
+	// request may take: set it above the app's slowest idempotent answer.
+	// It needs the edge by version (edge sync --by-version; docs/edge.md).
+	ResendAfter string `json:"resendAfter,omitempty"`
 }
 
 // EnvVar is a plain value or a reference to one key of a Secret, so secrets

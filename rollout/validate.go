@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tsys-group/tsys-ci/internal/contract"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -128,6 +129,18 @@ func (c *checker) edge(f string, p Port, frontends map[int32]string, hosts map[s
 			c.add(hf, "%q is already used by %s", h, other)
 		}
 		hosts[h] = hf
+	}
+	if p.ResendAfter != "" {
+		rf := f + ".resendAfter"
+		d, err := time.ParseDuration(p.ResendAfter)
+		switch {
+		case len(p.Hosts) == 0:
+			c.add(rf, "only an http port with hosts is resent by the edge; remove it or add hosts")
+		case err != nil:
+			c.add(rf, "%q is not a duration such as 2s or 1500ms", p.ResendAfter)
+		case d < contract.ResendAfterMinMs*time.Millisecond || d > contract.ResendAfterMaxMs*time.Millisecond:
+			c.add(rf, "%s is out of range: give %dms to %ds", d, contract.ResendAfterMinMs, contract.ResendAfterMaxMs/1000)
+		}
 	}
 	if p.TCPFrontendPort == 0 {
 		return

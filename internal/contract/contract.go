@@ -52,3 +52,14 @@ const (
 // FieldManager names tsys-ci's changes in managedFields (server-side apply
 // and updates), for rollout and platform apply alike.
 const FieldManager = "tsys-ci"
+
+// Bounds of an HTTP port's resendAfterMs in AnnotationEdge: how long the
+// edge waits for an answer before it sends an idempotent request again to
+// another node of the same version (HAProxy's timeout server with
+// retry-on response-timeout). Below the minimum a busy but healthy node
+// would see its requests doubled; above the maximum it no longer rides
+// over a frozen node.
+const (
+	ResendAfterMinMs = 100
+	ResendAfterMaxMs = 60000
+)

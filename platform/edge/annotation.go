@@ -16,6 +16,10 @@ type Exposure struct {
 	Port            string   `json:"port"`
 	Hosts           []string `json:"hosts,omitempty"`
 	TCPFrontendPort int      `json:"tcpFrontendPort,omitempty"`
+	// ResendAfterMs, on an HTTP port, is how long a version's section
+	// waits for an answer before it sends an idempotent request again to
+	// another node (rollout's Port.ResendAfter); 0 waits a minute.
+	ResendAfterMs int `json:"resendAfterMs,omitempty"`
 }
 
 // ParseAnnotation parses and checks the value of the tsys-ci.io/edge
@@ -59,6 +63,14 @@ func (e Exposure) check() error {
 	}
 	if e.TCPFrontendPort != 0 && (e.TCPFrontendPort < 1 || e.TCPFrontendPort > 65535) {
 		return fmt.Errorf("port %q: tcpFrontendPort %d is not a TCP port (1-65535)", e.Port, e.TCPFrontendPort)
+	}
+	if e.ResendAfterMs != 0 {
+		switch {
+		case len(e.Hosts) == 0:
+			return fmt.Errorf("port %q: resendAfterMs is for HTTP ports with hosts; a TCP pass-through is never resent", e.Port)
+		case e.ResendAfterMs < contract.ResendAfterMinMs || e.ResendAfterMs > contract.ResendAfterMaxMs:
+			return fmt.Errorf("port %q: resendAfterMs %d is out of range (%d-%d)", e.Port, e.ResendAfterMs, contract.ResendAfterMinMs, contract.ResendAfterMaxMs)
+		}
 	}
 	hosts := map[string]bool{}
 	for _, h := range e.Hosts {

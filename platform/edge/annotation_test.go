@@ -30,6 +30,9 @@ func TestParseAnnotation(t *testing.T) {
 		`[{"port":"p","hosts":["a.example","a.example"]}]`:                "twice",
 		`[{"port":"p","hosts":["A.example"]}]`:                            "capital",
 		`[{"port":"p","tcpFrontendPort":1},{"port":"p","hosts":["a.b"]}]`: "names port \"p\" twice",
+		`[{"port":"p","tcpFrontendPort":1,"resendAfterMs":500}]`:          "never resent",
+		`[{"port":"p","hosts":["a.b"],"resendAfterMs":99}]`:               "resendAfterMs 99 is out of range (100-60000)",
+		`[{"port":"p","hosts":["a.b"],"resendAfterMs":60001}]`:            "out of range",
 	}
 	for in, want := range bad {
 		if _, err := ParseAnnotation(in); err == nil || !strings.Contains(err.Error(), want) {

@@ -36,6 +36,9 @@ type Backend struct {
 	// Servers are the app's load-balancer addresses, one server each,
 	// sorted by Name; empty when Pools are set.
 	Servers []Server
+	// ResendAfterMs, with Pools, is the annotation's resendAfterMs: each
+	// version's section resends an idempotent request unanswered after it.
+	ResendAfterMs int
 	// Pools, when set, are the app's versions, one per color that has a
 	// color Service, sorted by Color: the backend's servers are the
 	// colors, weighted, and each color spreads over the nodes (pools.go).
@@ -250,6 +253,9 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 		PortName: e.Port,
 		Mode:     "http",
 		Hosts:    slices.Sorted(slices.Values(e.Hosts)),
+		// Used only by the sections of Pools; kept either way so that the
+		// one-level shape renders the same bytes with or without it.
+		ResendAfterMs: e.ResendAfterMs,
 	}
 	owner := fmt.Sprintf("%s (port %s)", app, e.Port)
 	c := claim{owner: owner, namespace: svc.Namespace, backend: be.Name, created: svc.CreationTimestamp.Time}

@@ -221,6 +221,15 @@ func renderPool(w *bytes.Buffer, b Backend, p Pool, opts Options) {
 	// A request that got no answer at all may be sent again only if
 	// sending it twice does no harm.
 	w.WriteString("    http-request disable-l7-retry unless METH_GET || METH_OPTIONS || METH_PUT || METH_DELETE || METH_TRACE\n")
+	if b.ResendAfterMs > 0 {
+		// A node that froze after it took the request never answers:
+		// resend an idempotent one elsewhere after the app's resendAfter
+		// instead of waiting the minute of the defaults (issue 25). Other
+		// methods keep the minute: they are never resent, so a short
+		// timeout would only cut a slow answer off.
+		fmt.Fprintf(w, "    http-request set-timeout server %dms if METH_GET || METH_OPTIONS || METH_PUT || METH_DELETE || METH_TRACE\n", b.ResendAfterMs)
+		w.WriteString("    retry-on conn-failure empty-response response-timeout\n")
+	}
 	if len(p.Servers) == 0 {
 		w.WriteString("    # no node to send it to yet, so 503\n")
 	}
