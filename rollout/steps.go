@@ -36,6 +36,19 @@ func (r *run) deployCandidate(ctx context.Context, n int32) error {
 	if err := r.waitReady(ctx, *r.state.Candidate, n); err != nil {
 		return err
 	}
+	if s := r.state; s.Active != nil && s.Active.Color != s.Candidate.Color && len(HostedPorts(r.spec)) > 0 {
+		// Testers first: the edge sends requests with the canary header
+		// to the new version from now on, before any weight (route
+		// writes the candidate; the Service and weights stay as they are).
+		w := s.EdgeWeights
+		if w == nil {
+			w = r.allOn(s.Active.Color)
+		}
+		if err := r.route(ctx, s.Active.Color, w); err != nil {
+			return err
+		}
+		r.logf("testers reach %s through the edge with the header %s: %s", s.Candidate.Color, contract.CanaryHeader, contract.CanaryAlways)
+	}
 	return r.save(ctx, PhaseProbing, "probing "+r.state.Candidate.Image)
 }
 
@@ -120,6 +133,9 @@ func (r *run) route(ctx context.Context, selected string, w EdgeWeights) error {
 			svc.Annotations = map[string]string{}
 		}
 		svc.Annotations[contract.AnnotationEdgeWeights] = w.String()
+		if c := r.state.Candidate; c != nil && c.Color != selected && r.testersWelcome() {
+			svc.Annotations[contract.AnnotationEdgeCandidate] = c.Color
+		}
 	}
 	if err := Apply(ctx, r.p.Client, svc); err != nil {
 		return err
@@ -130,6 +146,19 @@ func (r *run) route(ctx context.Context, selected string, w EdgeWeights) error {
 		r.state.EdgeWeights = nil
 	}
 	return nil
+}
+
+// testersWelcome says whether the candidate may get the testers'
+// requests: while it is deployed, probed or in its canary steps, not
+// while it is being rolled back or aborted, nor when it is the previous
+// version put back by hand.
+func (r *run) testersWelcome() bool {
+	s := r.state
+	switch s.Phase {
+	case PhaseDeploying, PhaseProbing, PhaseCanary:
+		return !s.AbortRequested && !s.ManualRollback
+	}
+	return false
 }
 
 // readyNow reports whether rel has n ready pods and no failed one, from

@@ -43,6 +43,12 @@ const (
 	// only the edge applies it, through HAProxy's runtime API, never by a
 	// reload. Absent, the color the Service selects gets 100.
 	AnnotationEdgeWeights = "tsys-ci.io/edge-weights"
+	// AnnotationEdgeCandidate, on the same Service, is the color being
+	// promoted while it is not yet the one the Service selects: the edge
+	// sends requests carrying CanaryHeader: CanaryAlways to it whatever
+	// the weights, so testers reach a new version before any user does.
+	// Only promote writes it; absent when no promote is under way.
+	AnnotationEdgeCandidate = "tsys-ci.io/edge-candidate"
 	// AnnotationReplicated="true" on a StorageClass says its volumes are
 	// replicated although its provisioner does not say so (read by the
 	// platform doctor).
@@ -62,4 +68,11 @@ const FieldManager = "tsys-ci"
 const (
 	ResendAfterMinMs = 100
 	ResendAfterMaxMs = 60000
+)
+
+// CanaryHeader with the value CanaryAlways sends a request to the version
+// being promoted (AnnotationEdgeCandidate), at the edge by version.
+const (
+	CanaryHeader = "X-Tsys-Canary"
+	CanaryAlways = "always"
 )

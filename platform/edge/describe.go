@@ -16,6 +16,7 @@ type edgeView struct {
 	app, kind, annotation string
 	color                 string // a color Service's color
 	weights, selected     string // an app Service's weights annotation and selected color
+	candidate             string // an app Service's tsys-ci.io/edge-candidate
 	hasWeights            bool
 	ports                 []string
 	addrs                 []string
@@ -47,7 +48,7 @@ func viewOf(s *corev1.Service) *edgeView {
 		return nil
 	}
 	v := &edgeView{app: AppOf(s), kind: string(s.Spec.Type), annotation: s.Annotations[contract.AnnotationEdge],
-		selected: s.Spec.Selector[contract.LabelColor]}
+		selected: s.Spec.Selector[contract.LabelColor], candidate: s.Annotations[contract.AnnotationEdgeCandidate]}
 	v.weights, v.hasWeights = s.Annotations[contract.AnnotationEdgeWeights]
 	for _, p := range s.Spec.Ports {
 		v.ports = append(v.ports, fmt.Sprintf("%s=%d/%s", p.Name, p.Port, p.Protocol))
@@ -108,6 +109,9 @@ func describe(old, new *corev1.Service, byVersion bool) (string, bool) {
 	if a.selected != b.selected {
 		what = append(what, fmt.Sprintf("selected color %q -> %q", a.selected, b.selected))
 	}
+	if a.candidate != b.candidate {
+		what = append(what, fmt.Sprintf("%s %q -> %q", contract.AnnotationEdgeCandidate, a.candidate, b.candidate))
+	}
 	if !slices.Equal(a.ports, b.ports) {
 		what = append(what, fmt.Sprintf("ports [%s] -> [%s]", strings.Join(a.ports, " "), strings.Join(b.ports, " ")))
 	}
@@ -128,7 +132,7 @@ func oneLevel(v *edgeView) *edgeView {
 		return nil
 	}
 	c := *v
-	c.weights, c.hasWeights, c.selected = "", false, ""
+	c.weights, c.hasWeights, c.selected, c.candidate = "", false, "", ""
 	return &c
 }
 
@@ -153,7 +157,7 @@ func WeightsOnly(old, new *corev1.Service) bool {
 	}
 	a2, b2 := *a, *b
 	a2.weights, a2.hasWeights, b2.weights, b2.hasWeights = "", false, "", false
-	return a2.app == b2.app && a2.kind == b2.kind && a2.annotation == b2.annotation && a2.selected == b2.selected &&
+	return a2.app == b2.app && a2.kind == b2.kind && a2.annotation == b2.annotation && a2.selected == b2.selected && a2.candidate == b2.candidate &&
 		slices.Equal(a2.ports, b2.ports) && slices.Equal(a2.addrs, b2.addrs)
 }
 

@@ -36,6 +36,10 @@ type Backend struct {
 	// Servers are the app's load-balancer addresses, one server each,
 	// sorted by Name; empty when Pools are set.
 	Servers []Server
+	// Candidate, with Pools, is the color being promoted (a Pool's Color,
+	// from tsys-ci.io/edge-candidate): requests with the canary header go
+	// there whatever the weights. Empty without a promote under way.
+	Candidate string
 	// ResendAfterMs, with Pools, is the annotation's resendAfterMs: each
 	// version's section resends an idempotent request unanswered after it.
 	ResendAfterMs int
@@ -268,6 +272,7 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 	}
 	if be.Mode == "http" && b.opts.ByVersion {
 		be.Pools = b.pools(svc, app, be.Name, e.Port)
+		be.Candidate = candidate(svc, be.Pools)
 	}
 	if len(be.Pools) == 0 {
 		for i, a := range addrs {

@@ -108,6 +108,19 @@ func (b *builder) pools(svc *corev1.Service, app, backend, port string) []Pool {
 	return pools
 }
 
+// candidate is the color the Service's tsys-ci.io/edge-candidate names,
+// if it is one of pools; otherwise none (a promote whose new color's
+// Service is still being created, or none under way).
+func candidate(svc *corev1.Service, pools []Pool) string {
+	c := svc.Annotations[contract.AnnotationEdgeCandidate]
+	for _, p := range pools {
+		if c != "" && p.Color == c {
+			return c
+		}
+	}
+	return ""
+}
+
 // defaultWeights: the selected color gets 100; a Service selecting both
 // colors (a weighted canary of pod ratios) splits equally between those
 // with a color Service.

@@ -182,6 +182,10 @@ func renderBackend(w *bytes.Buffer, b Backend, opts Options) {
 		w.WriteString("    option forwardfor\n")
 		w.WriteString("    option http-server-close\n")
 		w.WriteString("    http-request set-header X-Forwarded-Proto https if { ssl_fc }\n")
+		if b.Candidate != "" {
+			// Testers first: the version being promoted, even at weight 0.
+			fmt.Fprintf(w, "    use-server %s if { req.hdr(%s) -m str %s }\n", b.Candidate, strings.ToLower(contract.CanaryHeader), contract.CanaryAlways)
+		}
 		for _, p := range b.Pools {
 			fmt.Fprintf(w, "    server %s %s weight %d\n", p.Color, PoolAddress(opts.SocketPrefix, p.Name), p.Weight)
 		}
