@@ -198,6 +198,8 @@ type EdgeEntry struct {
 	TCPFrontendPort int32    `json:"tcpFrontendPort,omitempty"`
 	// ResendAfterMs is Port.ResendAfter in milliseconds.
 	ResendAfterMs int64 `json:"resendAfterMs,omitempty"`
+	// Sticky is Port.Sticky.
+	Sticky bool `json:"sticky,omitempty"`
 }
 
 // EdgeAnnotation renders the edge wiring of the exposed ports that have
@@ -207,7 +209,7 @@ func EdgeAnnotation(spec *AppSpec) string {
 	entries := []EdgeEntry{}
 	for _, p := range spec.Ports {
 		if p.Expose && (len(p.Hosts) > 0 || p.TCPFrontendPort != 0) {
-			e := EdgeEntry{Port: p.Name, Hosts: p.Hosts, TCPFrontendPort: p.TCPFrontendPort}
+			e := EdgeEntry{Port: p.Name, Hosts: p.Hosts, TCPFrontendPort: p.TCPFrontendPort, Sticky: p.Sticky}
 			if d, err := time.ParseDuration(p.ResendAfter); err == nil && p.ResendAfter != "" {
 				e.ResendAfterMs = d.Milliseconds() // checked by Validate
 			}

@@ -194,9 +194,9 @@ func TestEdgeAnnotationParsesAtTheEdge(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("edge reads %+v, want %+v", got, want)
 	}
-	resend := exampleSpec(t, func(s *AppSpec) { s.Ports[0].ResendAfter = "1500ms" })
-	if got, err := edge.ParseAnnotation(EdgeAnnotation(resend)); err != nil || got[0].ResendAfterMs != 1500 {
-		t.Fatalf("resendAfter 1500ms reaches the edge as %+v (%v), want resendAfterMs 1500", got, err)
+	resend := exampleSpec(t, func(s *AppSpec) { s.Ports[0].ResendAfter, s.Ports[0].Sticky = "1500ms", true })
+	if got, err := edge.ParseAnnotation(EdgeAnnotation(resend)); err != nil || got[0].ResendAfterMs != 1500 || !got[0].Sticky {
+		t.Fatalf("resendAfter 1500ms and sticky reach the edge as %+v (%v), want resendAfterMs 1500 and sticky", got, err)
 	}
 	none := exampleSpec(t, func(s *AppSpec) {
 		for i := range s.Ports {

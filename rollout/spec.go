@@ -92,6 +92,11 @@ type Port struct {
 	// request may take: set it above the app's slowest idempotent answer.
 	// It needs the edge by version (edge sync --by-version; docs/edge.md).
 	ResendAfter string `json:"resendAfter,omitempty"`
+	// Sticky, on an http port with hosts, keeps each browser on the
+	// version that first answered it (a cookie set by the edge) while that
+	// version has weight: one user sees one version for a whole canary.
+	// It needs the edge by version.
+	Sticky bool `json:"sticky,omitempty"`
 }
 
 // EnvVar is a plain value or a reference to one key of a Secret, so secrets

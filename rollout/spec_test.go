@@ -76,6 +76,7 @@ func TestSpecErrors(t *testing.T) {
 		{"resend without hosts", "name: web\nports: [{name: a, containerPort: 80, expose: true, resendAfter: 2s}]\n", []string{"ports[0].resendAfter: only an http port with hosts"}},
 		{"resend not a duration", "name: web\nports: [{name: a, containerPort: 80, expose: true, hosts: [x.example], resendAfter: soon}]\n", []string{`ports[0].resendAfter: "soon" is not a duration`}},
 		{"resend too short", "name: web\nports: [{name: a, containerPort: 80, expose: true, hosts: [x.example], resendAfter: 50ms}]\n", []string{"ports[0].resendAfter: 50ms is out of range: give 100ms to 60s"}},
+		{"sticky without hosts", "name: web\nports: [{name: a, containerPort: 80, expose: true, sticky: true}]\n", []string{"ports[0].sticky: only an http port with hosts"}},
 		{"frontend on http", "name: web\nports: [{name: a, containerPort: 80, expose: true, tcpFrontendPort: 2222}]\n", []string{"ports[0].tcpFrontendPort: only an exposed tcp port"}},
 		{"frontend edge port", "name: web\nports: [{name: a, containerPort: 22, protocol: tcp, expose: true, tcpFrontendPort: 443}]\n", []string{"ports[0].tcpFrontendPort: 443 is the edge's own"}},
 		{"frontend dup", "name: web\nports: [{name: a, containerPort: 22, protocol: tcp, expose: true, tcpFrontendPort: 2222}, {name: b, containerPort: 23, protocol: tcp, expose: true, tcpFrontendPort: 2222}]\n", []string{"ports[1].tcpFrontendPort: 2222 is already used by ports[0].tcpFrontendPort"}},

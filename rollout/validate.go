@@ -142,6 +142,9 @@ func (c *checker) edge(f string, p Port, frontends map[int32]string, hosts map[s
 			c.add(rf, "%s is out of range: give %dms to %ds", d, contract.ResendAfterMinMs, contract.ResendAfterMaxMs/1000)
 		}
 	}
+	if p.Sticky && len(p.Hosts) == 0 {
+		c.add(f+".sticky", "only an http port with hosts is kept on one version by the edge; remove it or add hosts")
+	}
 	if p.TCPFrontendPort == 0 {
 		return
 	}

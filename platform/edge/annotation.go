@@ -20,6 +20,10 @@ type Exposure struct {
 	// waits for an answer before it sends an idempotent request again to
 	// another node (rollout's Port.ResendAfter); 0 waits a minute.
 	ResendAfterMs int `json:"resendAfterMs,omitempty"`
+	// Sticky, on an HTTP port, keeps a browser on the version that first
+	// answered it while that version has weight (a cookie; rollout's
+	// Port.Sticky).
+	Sticky bool `json:"sticky,omitempty"`
 }
 
 // ParseAnnotation parses and checks the value of the tsys-ci.io/edge
@@ -63,6 +67,9 @@ func (e Exposure) check() error {
 	}
 	if e.TCPFrontendPort != 0 && (e.TCPFrontendPort < 1 || e.TCPFrontendPort > 65535) {
 		return fmt.Errorf("port %q: tcpFrontendPort %d is not a TCP port (1-65535)", e.Port, e.TCPFrontendPort)
+	}
+	if e.Sticky && len(e.Hosts) == 0 {
+		return fmt.Errorf("port %q: sticky is for HTTP ports with hosts; a TCP pass-through has no cookie", e.Port)
 	}
 	if e.ResendAfterMs != 0 {
 		switch {

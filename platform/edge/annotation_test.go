@@ -31,6 +31,7 @@ func TestParseAnnotation(t *testing.T) {
 		`[{"port":"p","hosts":["A.example"]}]`:                            "capital",
 		`[{"port":"p","tcpFrontendPort":1},{"port":"p","hosts":["a.b"]}]`: "names port \"p\" twice",
 		`[{"port":"p","tcpFrontendPort":1,"resendAfterMs":500}]`:          "never resent",
+		`[{"port":"p","tcpFrontendPort":1,"sticky":true}]`:                "has no cookie",
 		`[{"port":"p","hosts":["a.b"],"resendAfterMs":99}]`:               "resendAfterMs 99 is out of range (100-60000)",
 		`[{"port":"p","hosts":["a.b"],"resendAfterMs":60001}]`:            "out of range",
 	}

@@ -43,6 +43,9 @@ type Backend struct {
 	// ResendAfterMs, with Pools, is the annotation's resendAfterMs: each
 	// version's section resends an idempotent request unanswered after it.
 	ResendAfterMs int
+	// Sticky, with Pools: a cookie keeps each browser on one version
+	// while that version has weight.
+	Sticky bool
 	// Pools, when set, are the app's versions, one per color that has a
 	// color Service, sorted by Color: the backend's servers are the
 	// colors, weighted, and each color spreads over the nodes (pools.go).
@@ -260,6 +263,7 @@ func (b *builder) addExposure(svc *corev1.Service, app string, e Exposure, addrs
 		// Used only by the sections of Pools; kept either way so that the
 		// one-level shape renders the same bytes with or without it.
 		ResendAfterMs: e.ResendAfterMs,
+		Sticky:        e.Sticky,
 	}
 	owner := fmt.Sprintf("%s (port %s)", app, e.Port)
 	c := claim{owner: owner, namespace: svc.Namespace, backend: be.Name, created: svc.CreationTimestamp.Time}

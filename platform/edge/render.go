@@ -186,6 +186,9 @@ func renderBackend(w *bytes.Buffer, b Backend, opts Options) {
 			// Testers first: the version being promoted, even at weight 0.
 			fmt.Fprintf(w, "    use-server %s if { req.hdr(%s) -m str %s }\n", b.Candidate, strings.ToLower(contract.CanaryHeader), contract.CanaryAlways)
 		}
+		if b.Sticky {
+			renderSticky(w, b)
+		}
 		for _, p := range b.Pools {
 			fmt.Fprintf(w, "    server %s %s weight %d\n", p.Color, PoolAddress(opts.SocketPrefix, p.Name), p.Weight)
 		}
@@ -210,6 +213,24 @@ func renderBackend(w *bytes.Buffer, b Backend, opts Options) {
 	for _, s := range b.Servers {
 		fmt.Fprintf(w, "    server %s %s check\n", s.Name, netip.AddrPortFrom(s.Addr, uint16(s.Port)))
 	}
+}
+
+// StickyCookie is the cookie that keeps a browser on one version of an
+// app whose port is sticky.
+const StickyCookie = "tsys_ci_version"
+
+// renderSticky keeps a browser on the version its cookie names while that
+// version has weight (srv_weight follows the runtime API, so a version
+// set to 0 loses its sticky users at once, without a reload), and sets
+// the cookie to whichever version answered when it differs. Rules, not
+// HAProxy's cookie persistence: that one keeps sending to a server at
+// weight 0, which after a promote is a version scaled to nothing.
+func renderSticky(w *bytes.Buffer, b Backend) {
+	fmt.Fprintf(w, "    http-request set-var(txn.tsys_version) req.cook(%s)\n", StickyCookie)
+	for _, p := range b.Pools {
+		fmt.Fprintf(w, "    use-server %s if { var(txn.tsys_version) -m str %s } { srv_weight(%s/%s) gt 0 }\n", p.Color, p.Color, b.Name, p.Color)
+	}
+	fmt.Fprintf(w, "    http-response set-header Set-Cookie \"%s=%%[srv_name]; Path=/; HttpOnly; Secure; SameSite=Lax\" unless { srv_name,strcmp(txn.tsys_version) eq 0 }\n", StickyCookie)
 }
 
 // renderPool writes one version's section: reached only from its
