@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -34,13 +35,16 @@ import (
 const (
 	nodeLossNS = "e2e-nodeloss"
 	// nodeLossReplicasEnv lists the replica counts to drill, comma
-	// separated ("2" for one; "2,3" for both), about a minute of lab time
-	// each. The drill is a measurement, not a check, and freezes a node:
-	// make test skips it unless the variable is set.
+	// separated ("2" for one; "2,3", the default, for both; "off" for
+	// none), about a minute of lab time each.
 	nodeLossReplicasEnv = "TSYS_CI_E2E_NODELOSS_REPLICAS"
 	// nodeLossEdgeEnv=lb measures the edge on the load-balancer address
 	// (edge sync without --by-version) instead of by version.
 	nodeLossEdgeEnv = "TSYS_CI_E2E_NODELOSS_EDGE"
+	// nodeLossResendEnv is the app's resendAfter at the edge (default
+	// 1s; "off" for none): how long the edge waits on a request a frozen
+	// node took before it sends it to another node (docs/edge.md).
+	nodeLossResendEnv = "TSYS_CI_E2E_NODELOSS_RESEND"
 	// slowRequest is where a request stops being answered at normal
 	// latency: the lab answers in milliseconds; a request that waited for
 	// a SYN retransmission (1 s) or a dead connection is past it.
@@ -57,15 +61,15 @@ func nodeLossHost(replicas int) string { return nodeLossApp(replicas) + ".compan
 // nodeLossReplicas is the replica counts this run drills.
 func nodeLossReplicas(t *testing.T) []int {
 	t.Helper()
-	v := os.Getenv(nodeLossReplicasEnv)
-	if v == "" {
-		t.Skipf("the node-loss drill freezes a node and measures: run it with %s=2,3 (docs/lab.md)", nodeLossReplicasEnv)
+	v := cmp.Or(os.Getenv(nodeLossReplicasEnv), "2,3")
+	if v == "off" {
+		t.Skipf("%s=off", nodeLossReplicasEnv)
 	}
 	var out []int
 	for _, f := range strings.Split(v, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 2 || n > 3 {
-			t.Fatalf("%s=%q: want replica counts 2 or 3, comma separated (such as 2,3)", nodeLossReplicasEnv, v)
+			t.Fatalf("%s=%q: want replica counts 2 or 3, comma separated (such as 2,3), or off", nodeLossReplicasEnv, v)
 		}
 		out = append(out, n)
 	}
@@ -74,7 +78,7 @@ func nodeLossReplicas(t *testing.T) []int {
 
 // TestAppSurvivesItsNodeFreezing (issue 25): a stateless app (the hello
 // image, put live by tsys-ci promote) with 2, then 3 replicas
-// (TSYS_CI_E2E_NODELOSS_REPLICAS=2 or =3 for one of them) under load from the host, through a
+// (TSYS_CI_E2E_NODELOSS_REPLICAS=2 or =3 for one of them, =off for none) under load from the host, through a
 // real HAProxy kept by `tsys-ci edge sync` and directly on the app's
 // MetalLB address (each: one kept-alive and one new-connection client, a
 // request every 20 ms). The www node that announces the address and holds
@@ -126,7 +130,13 @@ func nodeLossDrill(ctx context.Context, t *testing.T, c kubernetes.Interface, e 
 	app, host := nodeLossApp(replicas), nodeLossHost(replicas)
 	addr := placeOnWWWAnnouncedAddress(ctx, t, c, nodeLossNS, app)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "tsys-ci.yaml"), []byte(helloSpecFor(app, nodeLossNS, replicas, 3, blueGreenStrategy, host)), 0o644); err != nil {
+	spec := helloSpecFor(app, nodeLossNS, replicas, 3, blueGreenStrategy, host)
+	resend := cmp.Or(os.Getenv(nodeLossResendEnv), "1s")
+	if resend != "off" {
+		spec = strings.Replace(spec, "hosts: ["+host+"]", "hosts: ["+host+"]\n    resendAfter: "+resend, 1)
+	}
+	t.Logf("%s: resendAfter %s at the edge (%s)", app, resend, nodeLossResendEnv)
+	if err := os.WriteFile(filepath.Join(dir, "tsys-ci.yaml"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
