@@ -31,7 +31,9 @@ type BuildRequest struct {
 	Labels     []string // extra K=V labels
 
 	Commit, Branch, BuildNumber, Job string
+	Source                           string // repository URL
 	BuildTime                        string // RFC 3339
+	Tool                             string // the running tsys-ci, for the provenance
 
 	Out    string // OCI layout folder
 	Result string // build result file
@@ -49,7 +51,7 @@ func Build(ctx context.Context, req BuildRequest, getenv func(string) string, lo
 	for _, o := range []struct {
 		dst *string
 		v   string
-	}{{&pc.Commit, req.Commit}, {&pc.Branch, req.Branch}, {&pc.BuildNumber, req.BuildNumber}, {&pc.Job, req.Job}} {
+	}{{&pc.Commit, req.Commit}, {&pc.Branch, req.Branch}, {&pc.BuildNumber, req.BuildNumber}, {&pc.Job, req.Job}, {&pc.Source, CleanSourceURL(req.Source)}} {
 		if o.v != "" {
 			*o.dst = o.v
 		}
@@ -87,7 +89,7 @@ func Build(ctx context.Context, req BuildRequest, getenv func(string) string, lo
 		}
 		remoteOpts = registry.RemoteOptions(kc, nil)
 	}
-	digest, imgLabels, err := registry.BuildToLayout(ctx, registry.BuildOptions{
+	built, err := registry.BuildToLayout(ctx, registry.BuildOptions{
 		Context: req.Context, Base: req.Base, Platform: *plat, Workdir: req.Workdir,
 		Entrypoint: req.Entrypoint, Cmd: req.Cmd, Env: req.Env, User: req.User, Ports: req.Ports,
 		Labels: labels, Created: created, Remote: remoteOpts,
@@ -95,7 +97,18 @@ func Build(ctx context.Context, req BuildRequest, getenv func(string) string, lo
 	if err != nil {
 		return BuildResult{}, err
 	}
-	res := BuildResult{Digest: digest.String(), Layout: req.Out, Labels: imgLabels}
+	res := BuildResult{
+		Digest: built.Digest.String(), Layout: req.Out, Labels: built.Labels, Contents: &built.Contents,
+		Build: &BuildRecord{
+			Source: pc.Source, Commit: pc.Commit, Branch: pc.Branch, Job: pc.Job, BuildNumber: pc.BuildNumber,
+			JenkinsURL: pc.JenkinsURL, BuildURL: pc.BuildURL, Tool: req.Tool,
+			Parameters: BuildParameters{
+				Context: req.Context, Base: req.Base, Platform: req.Platform, Workdir: req.Workdir,
+				Entrypoint: req.Entrypoint, Cmd: req.Cmd, Env: req.Env, User: req.User, Ports: req.Ports,
+				Labels: req.Labels, BuildTime: created.UTC().Format(time.RFC3339),
+			},
+		},
+	}
 	if err := WriteJSON(req.Result, res); err != nil {
 		return BuildResult{}, err
 	}

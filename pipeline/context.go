@@ -5,6 +5,7 @@ package pipeline
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,10 @@ type Context struct {
 	Branch      string    // branch name (BRANCH_NAME, else GIT_BRANCH without "origin/")
 	BuildNumber string    // Jenkins build number (BUILD_NUMBER)
 	Job         string    // Jenkins job name (JOB_NAME)
-	Source      string    // repository URL (GIT_URL), if known
+	Source      string    // repository URL (GIT_URL), if known, without credentials
 	Created     time.Time // build time; fixed so that builds reproduce
+	JenkinsURL  string    // the Jenkins server (JENKINS_URL), when in Jenkins
+	BuildURL    string    // this build's page (BUILD_URL), when in Jenkins
 }
 
 // Image label keys written by tsys-ci build (see the pipeline contract).
@@ -42,7 +45,9 @@ func FromEnv(getenv func(string) string) (Context, error) {
 		Branch:      strings.TrimSpace(getenv("BRANCH_NAME")),
 		BuildNumber: strings.TrimSpace(getenv("BUILD_NUMBER")),
 		Job:         strings.TrimSpace(getenv("JOB_NAME")),
-		Source:      strings.TrimSpace(getenv("GIT_URL")),
+		Source:      CleanSourceURL(strings.TrimSpace(getenv("GIT_URL"))),
+		JenkinsURL:  strings.TrimSpace(getenv("JENKINS_URL")),
+		BuildURL:    strings.TrimSpace(getenv("BUILD_URL")),
 	}
 	if c.Branch == "" {
 		c.Branch = strings.TrimPrefix(strings.TrimSpace(getenv("GIT_BRANCH")), "origin/")
@@ -92,4 +97,19 @@ func (c Context) Labels() map[string]string {
 	set(LabelBuildNumber, c.BuildNumber)
 	set(LabelJob, c.Job)
 	return l
+}
+
+// CleanSourceURL drops a login from a repository URL: Jenkins' GIT_URL and
+// a clone's remote can carry one (https://user:token@host/x.git), and the
+// URL goes into an image label and a provenance anyone can read.
+func CleanSourceURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil || u.Host == "" {
+		return s
+	}
+	if _, hasPassword := u.User.Password(); !hasPassword && u.Scheme == "ssh" {
+		return s // ssh://git@host/x.git: a user name, not a secret
+	}
+	u.User = nil
+	return u.String()
 }

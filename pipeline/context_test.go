@@ -82,3 +82,20 @@ func TestParseEpoch(t *testing.T) {
 		t.Fatalf("ParseEpoch(0) = %v, %v", got, err)
 	}
 }
+
+// A login in GIT_URL or the origin remote never reaches a label or the
+// provenance; an ssh user name (not a secret) and plain URLs stay.
+func TestCleanSourceURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://ci:s3cret@git.example.com/team/app.git": "https://git.example.com/team/app.git",
+		"https://token@git.example.com/team/app.git":     "https://git.example.com/team/app.git",
+		"ssh://git@git.example.com/team/app.git":         "ssh://git@git.example.com/team/app.git",
+		"git@git.example.com:team/app.git":               "git@git.example.com:team/app.git",
+		"https://git.example.com/team/app":               "https://git.example.com/team/app",
+		"":                                               "",
+	} {
+		if got := CleanSourceURL(in); got != want {
+			t.Errorf("CleanSourceURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ var commitPattern = regexp.MustCompile(`^[0-9a-fA-F]{7,64}$`)
 
 // FillFromGit fills what Jenkins' environment did not give from the git
 // repository at dir, when git and a repository are there: the commit (HEAD),
-// the branch, and the build time (the commit's time, so a rebuild of the same
+// the source (the origin remote's URL), the branch, and the build time (the commit's time, so a rebuild of the same
 // commit gives the same image). Without git it leaves c as it is: a build
 // outside a repository is still possible, only less labelled.
 func FillFromGit(ctx context.Context, dir string, c *Context) {
@@ -30,6 +30,9 @@ func FillFromGit(ctx context.Context, dir string, c *Context) {
 	}
 	if c.Commit == "" {
 		c.Commit = git("rev-parse", "--verify", "-q", "HEAD")
+	}
+	if c.Source == "" {
+		c.Source = CleanSourceURL(git("config", "--get", "remote.origin.url"))
 	}
 	if c.Branch == "" && c.Commit != "" {
 		if b := git("rev-parse", "--abbrev-ref", "HEAD"); b != "HEAD" {

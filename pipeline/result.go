@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/tsys-group/tsys-ci/registry"
 )
 
 // Default places of the results, relative to the workspace.
@@ -22,6 +24,42 @@ type BuildResult struct {
 	Digest string            `json:"digest"`
 	Layout string            `json:"layout"`
 	Labels map[string]string `json:"labels"`
+	// Contents and Build are what `push --sign` makes the SBOM and the
+	// provenance from; a result from an older tsys-ci has neither, and
+	// push then attaches none.
+	Contents *registry.Contents `json:"contents,omitempty"`
+	Build    *BuildRecord       `json:"build,omitempty"`
+}
+
+// BuildRecord is how the image was built: from what, where and with which
+// parameters.
+type BuildRecord struct {
+	Source      string `json:"source,omitempty"` // repository URL
+	Commit      string `json:"commit,omitempty"`
+	Branch      string `json:"branch,omitempty"`
+	Job         string `json:"job,omitempty"`
+	BuildNumber string `json:"buildNumber,omitempty"`
+	JenkinsURL  string `json:"jenkinsURL,omitempty"`
+	BuildURL    string `json:"buildURL,omitempty"`
+	// Tool is the tsys-ci that built it ("tsys-ci v1.2.3").
+	Tool       string          `json:"tool,omitempty"`
+	Parameters BuildParameters `json:"parameters"`
+}
+
+// BuildParameters are the build's inputs as given (flags, or their
+// defaults), the "external parameters" of its provenance.
+type BuildParameters struct {
+	Context    string   `json:"context"`
+	Base       string   `json:"base"`
+	Platform   string   `json:"platform"`
+	Workdir    string   `json:"workdir"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	User       string   `json:"user,omitempty"`
+	Ports      []string `json:"ports,omitempty"`
+	Labels     []string `json:"labels,omitempty"`
+	BuildTime  string   `json:"buildTime,omitempty"` // RFC 3339, the image's creation time
 }
 
 // PushResult is what tsys-ci push writes and tsys-ci promote reads.

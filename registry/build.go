@@ -45,9 +45,10 @@ type BuildOptions struct {
 
 // Built is an image made by Build.
 type Built struct {
-	Image   v1.Image
-	Digest  v1.Hash
-	tarPath string
+	Image    v1.Image
+	Digest   v1.Hash
+	Contents Contents
+	tarPath  string
 }
 
 // Close removes the temporary layer file; call it once the image is written.
@@ -63,7 +64,7 @@ func Build(ctx context.Context, o BuildOptions) (*Built, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	base, err := baseImage(ctx, o)
+	base, baseInfo, err := baseImage(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func Build(ctx context.Context, o BuildOptions) (*Built, error) {
 	}
 	// The layer is gzipped once, to a file, with its digests taken on the
 	// way: no copy of it is held in memory, whatever the size of the app.
-	layer, err := writeContextLayer(o.Context, o.Workdir, o.Created, layerType)
+	layer, files, err := writeContextLayer(o.Context, o.Workdir, o.Created, layerType)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func Build(ctx context.Context, o BuildOptions) (*Built, error) {
 		os.Remove(tarPath)
 		return nil, fmt.Errorf("computing the image digest: %w", err)
 	}
-	return &Built{Image: img, Digest: d, tarPath: tarPath}, nil
+	return &Built{Image: img, Digest: d, Contents: Contents{Base: baseInfo, Files: files}, tarPath: tarPath}, nil
 }
 
 func (o BuildOptions) validate() error {
@@ -188,28 +189,37 @@ func checkUser(u string) error {
 	return nil
 }
 
-func baseImage(ctx context.Context, o BuildOptions) (v1.Image, error) {
+// baseImage pulls the base (for the platform) and says what it was.
+func baseImage(ctx context.Context, o BuildOptions) (v1.Image, BaseImage, error) {
+	info := BaseImage{Ref: o.Base}
 	if o.Base == Scratch {
 		img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 		img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 		cf, err := img.ConfigFile()
 		if err != nil {
-			return nil, err
+			return nil, info, err
 		}
 		cf = cf.DeepCopy()
 		cf.OS, cf.Architecture, cf.Variant = o.Platform.OS, o.Platform.Architecture, o.Platform.Variant
-		return mutate.ConfigFile(img, cf)
+		img, err = mutate.ConfigFile(img, cf)
+		return img, info, err
 	}
 	ref, err := name.ParseReference(o.Base)
 	if err != nil {
-		return nil, &UsageError{fmt.Sprintf("--base %q is not a valid image reference: %v", o.Base, err)}
+		return nil, info, &UsageError{fmt.Sprintf("--base %q is not a valid image reference: %v", o.Base, err)}
 	}
+	info.Repository = ref.Context().Name()
 	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithPlatform(o.Platform), remote.WithTransport(defaultTransport)}, o.Remote...)
 	img, err := remote.Image(ref, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("pulling base image %s: %w", ref, explain(err, ref.Context().RegistryStr()))
+		return nil, info, fmt.Errorf("pulling base image %s: %w", ref, explain(err, ref.Context().RegistryStr()))
 	}
-	return img, nil
+	d, err := img.Digest()
+	if err != nil {
+		return nil, info, fmt.Errorf("reading the digest of base image %s: %w", ref, err)
+	}
+	info.Digest = d.String()
+	return img, info, nil
 }
 
 // applyConfig sets the runtime configuration of o over the base's.
@@ -268,15 +278,17 @@ func sortedNames(dir string) ([]string, error) {
 	return names, nil
 }
 
-// copyFile copies path into w, saying which file could not be read.
-func copyFile(w io.Writer, path string) error {
+// copyFile copies path into w, saying which file could not be read; it
+// returns the file's first bytes, to recognise its format.
+func copyFile(w io.Writer, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("reading %s for the image: %w; fix its permissions or remove it from the context", path, err)
+		return nil, fmt.Errorf("reading %s for the image: %w; fix its permissions or remove it from the context", path, err)
 	}
 	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("reading %s for the image: %w", path, err)
+	hr := &headReader{r: f}
+	if _, err := io.Copy(w, hr); err != nil {
+		return nil, fmt.Errorf("reading %s for the image: %w", path, err)
 	}
-	return nil
+	return hr.head, nil
 }

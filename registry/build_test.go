@@ -2,9 +2,12 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -252,5 +255,91 @@ func TestWriteLayoutRefusesForeignFolder(t *testing.T) {
 	d1, _ := img.Digest()
 	if _, err := ReadLayout(out, d1); err == nil {
 		t.Fatal("the replaced image is still in the layout's index")
+	}
+}
+
+// TestBuildRecordsContents: the build lists every file of its layer with
+// its size and SHA-256, symlinks with their target, the build information
+// of a Go program (this test binary is one), and the base's digest.
+func TestBuildRecordsContents(t *testing.T) {
+	dir := appDir(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server"), exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Build(context.Background(), scratchOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := map[string]LayerFile{}
+	for _, f := range b.Contents.Files {
+		got[f.Path] = f
+	}
+	if len(got) != 4 {
+		t.Errorf("%d files recorded, want server, server.sh, static/index.html, index.html: %+v", len(got), b.Contents.Files)
+	}
+	sh := got["/app/server.sh"]
+	sum := sha256.Sum256([]byte("#!/bin/sh\necho hello\n"))
+	if sh.Size != 21 || sh.SHA256 != hex.EncodeToString(sum[:]) || sh.Go != nil {
+		t.Errorf("server.sh recorded as %+v", sh)
+	}
+	if l := got["/app/index.html"]; l.Link != "static/index.html" || l.SHA256 != "" {
+		t.Errorf("the symlink recorded as %+v", l)
+	}
+	g := got["/app/server"].Go
+	if g == nil || g.GoVersion == "" || g.Main.Path != "github.com/tsys-group/tsys-ci" {
+		t.Fatalf("the Go program's build info: %+v", g)
+	}
+	if b.Contents.Base.Ref != Scratch || b.Contents.Base.Digest != "" {
+		t.Errorf("scratch base recorded as %+v", b.Contents.Base)
+	}
+
+	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(nopLogger())))
+	defer reg.Close()
+	base, _ := random.Image(100, 1)
+	cf, _ := base.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	base, _ = mutate.ConfigFile(base, cf)
+	ref, _ := name.ParseReference(strings.TrimPrefix(reg.URL, "http://") + "/library/base:1")
+	if err := remote.Write(ref, base); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := base.Digest()
+	o := scratchOptions(appDir(t))
+	o.Base = ref.String()
+	b2, err := Build(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	if b2.Contents.Base.Digest != want.String() || b2.Contents.Base.Repository != ref.Context().Name() || b2.Contents.Base.Ref != ref.String() {
+		t.Errorf("base recorded as %+v, want digest %s", b2.Contents.Base, want)
+	}
+}
+
+// A test binary lists no modules; the conversion of a real list, with a
+// replaced module, is checked here.
+func TestFromBuildInfoKeepsModules(t *testing.T) {
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Path: "example.com/app/cmd/app",
+		Main: debug.Module{Path: "example.com/app", Version: "v1.2.3"},
+		Deps: []*debug.Module{
+			{Path: "golang.org/x/text", Version: "v0.20.0", Sum: "h1:abc="},
+			{Path: "example.com/lib", Version: "v0.1.0", Replace: &debug.Module{Path: "../lib", Version: "(devel)"}},
+		},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abc"}},
+	}
+	g := fromBuildInfo(bi)
+	if g.Package != "example.com/app/cmd/app" || g.Main.Version != "v1.2.3" || len(g.Deps) != 2 ||
+		g.Deps[0].Sum != "h1:abc=" || g.Deps[1].Replace == nil || g.Deps[1].Replace.Path != "../lib" || g.Settings[0].Value != "0123abc" {
+		t.Errorf("fromBuildInfo = %+v", g)
 	}
 }

@@ -68,11 +68,13 @@ func (c *countingHash) sum() v1.Hash {
 // placed under workdir in the image. It is reproducible: names in byte
 // order, every time set to mtime, owner root, no user or group names, only
 // permission bits kept from the files, and a gzip header without name or
-// time (gzip at BestSpeed, as go-containerregistry compresses).
-func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.MediaType) (*fileLayer, error) {
+// time (gzip at BestSpeed, as go-containerregistry compresses). It lists
+// every file it wrote, with its size and SHA-256 and, for a Go program, its
+// build information.
+func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.MediaType) (*fileLayer, []LayerFile, error) {
 	f, err := os.CreateTemp("", "tsys-ci-layer-*.tar.gz")
 	if err != nil {
-		return nil, fmt.Errorf("creating a temporary file for the layer: %w", err)
+		return nil, nil, fmt.Errorf("creating a temporary file for the layer: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -84,8 +86,9 @@ func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.Med
 	compressed := &countingHash{h: sha256.New()}
 	zw, err := gzip.NewWriterLevel(io.MultiWriter(f, compressed), gzip.BestSpeed)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var files []LayerFile
 	uncompressed := &countingHash{h: sha256.New()}
 	tw := tar.NewWriter(io.MultiWriter(zw, uncompressed))
 	hdr := func(name string, typ byte, mode int64) *tar.Header {
@@ -97,7 +100,7 @@ func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.Med
 		parts := strings.Split(wd, "/")
 		for i := range parts {
 			if err := tw.WriteHeader(hdr(strings.Join(parts[:i+1], "/")+"/", tar.TypeDir, 0o755)); err != nil {
-				return nil, fmt.Errorf("writing the layer: %w", err)
+				return nil, nil, fmt.Errorf("writing the layer: %w", err)
 			}
 		}
 	}
@@ -137,15 +140,22 @@ func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.Med
 				if err := tw.WriteHeader(h); err != nil {
 					return fmt.Errorf("writing the layer: %w", err)
 				}
+				files = append(files, LayerFile{Path: "/" + inImage, Link: target})
 			case st.Mode().IsRegular():
 				h := hdr(inImage, tar.TypeReg, perm)
 				h.Size = st.Size()
 				if err := tw.WriteHeader(h); err != nil {
 					return fmt.Errorf("writing the layer: %w", err)
 				}
-				if err := copyFile(tw, full); err != nil {
+				sum := &countingHash{h: sha256.New()}
+				head, err := copyFile(io.MultiWriter(tw, sum), full)
+				if err != nil {
 					return err
 				}
+				if sum.n != st.Size() {
+					return fmt.Errorf("%s changed while it was added to the image (%d bytes, then %d); build again once nothing writes to the context", full, st.Size(), sum.n)
+				}
+				files = append(files, LayerFile{Path: "/" + inImage, Size: sum.n, SHA256: sum.sum().Hex, Go: goBinaryInfo(full, head)})
 			default:
 				return fmt.Errorf("%s is a %s, which cannot go into an image; remove it from the context", full, st.Mode().Type())
 			}
@@ -153,17 +163,17 @@ func writeContextLayer(dir, workdir string, mtime time.Time, mediaType types.Med
 		return nil
 	}
 	if err := walk(""); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
+		return nil, nil, fmt.Errorf("writing the layer: %w", err)
 	}
 	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
+		return nil, nil, fmt.Errorf("writing the layer: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
+		return nil, nil, fmt.Errorf("writing the layer: %w", err)
 	}
 	ok = true
-	return &fileLayer{path: f.Name(), digest: compressed.sum(), diffID: uncompressed.sum(), size: compressed.n, mediaType: mediaType}, nil
+	return &fileLayer{path: f.Name(), digest: compressed.sum(), diffID: uncompressed.sum(), size: compressed.n, mediaType: mediaType}, files, nil
 }

@@ -50,20 +50,27 @@ func ReadLayout(dir string, d v1.Hash) (v1.Image, error) {
 	return img, nil
 }
 
+// LayoutBuild is what BuildToLayout made.
+type LayoutBuild struct {
+	Digest   v1.Hash
+	Labels   map[string]string
+	Contents Contents
+}
+
 // BuildToLayout builds the image and writes it to the layout at out; it
-// returns the image's digest and labels.
-func BuildToLayout(ctx context.Context, o BuildOptions, out string) (v1.Hash, map[string]string, error) {
+// returns the image's digest, labels and contents.
+func BuildToLayout(ctx context.Context, o BuildOptions, out string) (LayoutBuild, error) {
 	b, err := Build(ctx, o)
 	if err != nil {
-		return v1.Hash{}, nil, err
+		return LayoutBuild{}, err
 	}
 	defer b.Close()
 	if err := WriteLayout(out, b.Image); err != nil {
-		return v1.Hash{}, nil, err
+		return LayoutBuild{}, err
 	}
 	cf, err := b.Image.ConfigFile()
 	if err != nil {
-		return v1.Hash{}, nil, fmt.Errorf("reading the image config: %w", err)
+		return LayoutBuild{}, fmt.Errorf("reading the image config: %w", err)
 	}
-	return b.Digest, cf.Config.Labels, nil
+	return LayoutBuild{Digest: b.Digest, Labels: cf.Config.Labels, Contents: b.Contents}, nil
 }

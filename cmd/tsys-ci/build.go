@@ -32,6 +32,7 @@ func buildCommand() *cli.Command {
 			&cli.StringFlag{Name: "branch", Usage: "branch (default $BRANCH_NAME or $GIT_BRANCH)"},
 			&cli.StringFlag{Name: "build-number", Usage: "build number (default $BUILD_NUMBER)"},
 			&cli.StringFlag{Name: "job", Usage: "job name (default $JOB_NAME)"},
+			&cli.StringFlag{Name: "source", Usage: "source repository URL, for the label and the provenance (default $GIT_URL, else git's origin remote)"},
 			&cli.StringFlag{Name: "build-time", Usage: "RFC 3339 build time (default $SOURCE_DATE_EPOCH, else the commit's time)"},
 			&cli.StringFlag{Name: "out", Value: pipeline.DefaultLayout, Usage: "OCI image layout written here"},
 			&cli.StringFlag{Name: "result", Value: pipeline.DefaultBuildResult, Usage: "JSON result written here"},
@@ -43,8 +44,9 @@ func buildCommand() *cli.Command {
 				Workdir: c.String("workdir"), Entrypoint: entrypoint.get(), Cmd: cmd.get(), Env: env.get(),
 				User: c.String("user"), Ports: port.get(), Labels: label.get(),
 				Commit: c.String("commit"), Branch: c.String("branch"), BuildNumber: c.String("build-number"),
-				Job: c.String("job"), BuildTime: c.String("build-time"),
-				Out: c.String("out"), Result: c.String("result"),
+				Job: c.String("job"), Source: c.String("source"), BuildTime: c.String("build-time"),
+				Tool: "tsys-ci " + version,
+				Out:  c.String("out"), Result: c.String("result"),
 				Keychain: registry.Credentials(os.Getenv),
 			}, os.Getenv, c.App.ErrWriter)
 			if err != nil {

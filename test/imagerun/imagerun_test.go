@@ -69,7 +69,7 @@ func TestBuiltImageRunsInDocker(t *testing.T) {
 	host := strings.TrimPrefix(reg.URL, "http://")
 
 	layoutDir := filepath.Join(dir, "image")
-	d, _, err := registry.BuildToLayout(ctx, registry.BuildOptions{
+	built, err := registry.BuildToLayout(ctx, registry.BuildOptions{
 		Context: app, Base: registry.Scratch, Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
 		Workdir: "/app", Entrypoint: []string{"/app/server"}, Env: []string{"GREETING=hi"},
 		User: "65534:65534", Ports: []string{"8080"}, Created: time.Unix(1700000000, 0),
@@ -77,7 +77,7 @@ func TestBuiltImageRunsInDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := registry.ReadLayout(layoutDir, d)
+	img, err := registry.ReadLayout(layoutDir, built.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
