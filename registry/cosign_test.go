@@ -191,3 +191,77 @@ func copyWithSignature(t *testing.T, c Client, ref name.Digest, to string) name.
 	}
 	return dst
 }
+
+// TestCosignVerifiesTsysCIAttestations: the SBOM and provenance tsys-ci
+// attaches pass the real `cosign verify-attestation --type cyclonedx` and
+// `--type slsaprovenance1`, and cosign refuses them with another key.
+func TestCosignVerifiesTsysCIAttestations(t *testing.T) {
+	bin := cosignBinary(t)
+	reg := newTestRegistry(t)
+	ref := pushRandom(t, reg, "demo/app")
+	sv, _, _, pub := keyPair(t, "pw")
+	if err := basicClient("ci", "secret").Attest(context.Background(), ref, sv, testSBOM, testProvenance); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "tsys.pub"), pub, 0o644)
+	_, _, _, otherPub := keyPair(t, "other")
+	os.WriteFile(filepath.Join(dir, "other.pub"), otherPub, 0o644)
+	env := cosignEnv(t, reg, "pw")
+	for _, typ := range []string{"cyclonedx", "slsaprovenance1"} {
+		out, err := runCosign(t, bin, env, dir, "verify-attestation", "--type", typ, "--key", "tsys.pub", "--insecure-ignore-tlog=true", ref.String())
+		if err != nil {
+			t.Fatalf("cosign verify-attestation --type %s of tsys-ci's attestation failed: %v\n%s", typ, err, out)
+		}
+		t.Logf("cosign verify-attestation --type %s:\n%s", typ, out)
+		if !strings.Contains(out, `"payloadType":"application/vnd.in-toto+json"`) {
+			t.Errorf("cosign printed no envelope for --type %s:\n%s", typ, out)
+		}
+		if out, err := runCosign(t, bin, env, dir, "verify-attestation", "--type", typ, "--key", "other.pub", "--insecure-ignore-tlog=true", ref.String()); err == nil {
+			t.Fatalf("cosign verify-attestation --type %s with another key succeeded:\n%s", typ, out)
+		}
+	}
+}
+
+// TestTsysCIReadsCosignAttestations: attestations made by the real `cosign
+// attest` with a cosign key pair are read and checked by tsys-ci, and
+// refused with another key.
+func TestTsysCIReadsCosignAttestations(t *testing.T) {
+	bin := cosignBinary(t)
+	reg := newTestRegistry(t)
+	ref := pushRandom(t, reg, "demo/app")
+	dir := t.TempDir()
+	env := cosignEnv(t, reg, "pw")
+	if out, err := runCosign(t, bin, env, dir, "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	for typ, p := range map[string]Predicate{"cyclonedx": testSBOM, "slsaprovenance1": testProvenance} {
+		os.WriteFile(filepath.Join(dir, typ+".json"), p.Content, 0o644)
+		if out, err := runCosign(t, bin, env, dir, "attest", "--key", "cosign.key", "--type", typ, "--predicate", typ+".json", "--tlog-upload=false", "-y", ref.String()); err != nil {
+			t.Fatalf("cosign attest --type %s: %v\n%s", typ, err, out)
+		}
+	}
+	pub, _ := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	v, err := LoadPublicKey("cosign.pub", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := basicClient("ci", "secret")
+	for _, p := range []Predicate{testSBOM, testProvenance} {
+		st, err := c.Attestation(context.Background(), ref, v, p.Type)
+		if err != nil {
+			t.Fatalf("tsys-ci reading cosign's %s attestation: %v", p.Type, err)
+		}
+		// cosign decodes and re-encodes a provenance (adding an empty
+		// runDetails.metadata), so the content is compared by a value.
+		for _, want := range []string{`"bomFormat":"CycloneDX"`, `"id":"urn:tsys-ci:test"`} {
+			if strings.Contains(string(p.Content), want) && !strings.Contains(string(st.Predicate), want) {
+				t.Errorf("cosign's %s predicate read as %s, want it to hold %s", p.Type, st.Predicate, want)
+			}
+		}
+	}
+	_, other, _, _ := keyPair(t, "other")
+	if _, err := c.Attestation(context.Background(), ref, other, PredicateSLSAv1); !errors.Is(err, ErrNoAttestation) {
+		t.Errorf("cosign's attestation with another key: %v, want ErrNoAttestation", err)
+	}
+}
