@@ -3,6 +3,7 @@ module github.com/tsys-group/tsys-ci
 go 1.26.8
 
 require (
+	github.com/CycloneDX/cyclonedx-go v0.12.0
 	github.com/bndr/gojenkins v1.1.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coder/websocket v1.8.15

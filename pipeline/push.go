@@ -82,16 +82,25 @@ func Push(ctx context.Context, req PushRequest, log io.Writer) (PushResult, erro
 			return PushResult{}, err
 		}
 	}
+	var preds []registry.Predicate
+	if signer != nil {
+		if preds, err = Attestations(built, repo.Digest(d.String())); err != nil {
+			return PushResult{}, err
+		}
+		if preds == nil {
+			fmt.Fprintf(log, "tsys-ci push: warning: %s is from a tsys-ci that recorded no contents; no SBOM or provenance is attached (run 'tsys-ci build' again)\n", req.From)
+		}
+	}
 	// The login goes to the registry the user named, not to any other.
 	client := registry.Client{Keychain: registry.WithHost(req.Keychain, repo.RegistryStr())}
-	pushed, err := client.Push(ctx, img, repo, tags, signer, log)
+	pushed, err := client.PushAttested(ctx, img, repo, tags, signer, preds, log)
 	if err != nil {
 		if embedded {
 			err = fmt.Errorf("%w (this is the embedded default registry: start it with 'tsys-ci registry serve', or pass --repository)", err)
 		}
 		return PushResult{}, err
 	}
-	res := PushResult{Image: pushed.Ref.String(), Digest: pushed.Digest.String(), Tags: pushed.Tags, Signed: pushed.Signed}
+	res := PushResult{Image: pushed.Ref.String(), Digest: pushed.Digest.String(), Tags: pushed.Tags, Signed: pushed.Signed, Attested: pushed.Attested}
 	if res.Tags == nil {
 		res.Tags = []string{}
 	}

@@ -68,6 +68,9 @@ type PushResult struct {
 	Digest string   `json:"digest"`
 	Tags   []string `json:"tags"`
 	Signed bool     `json:"signed"`
+	// Attested lists the predicate types of the attestations attached
+	// (the SBOM's and the provenance's), when signed.
+	Attested []string `json:"attested,omitempty"`
 }
 
 // WriteJSON writes v as indented JSON to path, creating its folder, through

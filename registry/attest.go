@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
@@ -73,34 +73,6 @@ func (s Statement) About(d v1.Hash) bool {
 		}
 	}
 	return false
-}
-
-// Envelope is a DSSE envelope (github.com/secure-systems-lab/dsse).
-type Envelope struct {
-	PayloadType string        `json:"payloadType"`
-	Payload     string        `json:"payload"` // base64
-	Signatures  []EnvelopeSig `json:"signatures"`
-}
-
-// EnvelopeSig is one signature of a DSSE envelope.
-type EnvelopeSig struct {
-	KeyID string `json:"keyid"`
-	Sig   string `json:"sig"` // base64
-}
-
-// pae is DSSE's pre-authentication encoding, what is really signed:
-// "DSSEv1 <len> <type> <len> <payload>".
-func pae(payloadType string, payload []byte) []byte {
-	var b bytes.Buffer
-	b.WriteString("DSSEv1 ")
-	b.WriteString(strconv.Itoa(len(payloadType)))
-	b.WriteByte(' ')
-	b.WriteString(payloadType)
-	b.WriteByte(' ')
-	b.WriteString(strconv.Itoa(len(payload)))
-	b.WriteByte(' ')
-	b.Write(payload)
-	return b.Bytes()
 }
 
 // Predicate is one attestation to attach: its type and its content (JSON).
@@ -160,12 +132,12 @@ func (c Client) Attest(ctx context.Context, ref name.Digest, sv signature.Signer
 		if err != nil {
 			return fmt.Errorf("attesting %s (%s): %w", ref, p.Type, err)
 		}
-		sig, err := sv.SignMessage(bytes.NewReader(pae(InTotoPayloadType, st)))
+		sig, err := sv.SignMessage(bytes.NewReader(dsse.PAE(InTotoPayloadType, st)))
 		if err != nil {
 			return fmt.Errorf("attesting %s (%s): %w", ref, p.Type, err)
 		}
-		env, err := json.Marshal(Envelope{PayloadType: InTotoPayloadType, Payload: base64.StdEncoding.EncodeToString(st),
-			Signatures: []EnvelopeSig{{Sig: base64.StdEncoding.EncodeToString(sig)}}})
+		env, err := json.Marshal(dsse.Envelope{PayloadType: InTotoPayloadType, Payload: base64.StdEncoding.EncodeToString(st),
+			Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}}})
 		if err != nil {
 			return fmt.Errorf("attesting %s (%s): %w", ref, p.Type, err)
 		}
@@ -248,7 +220,7 @@ func readAttestation(l v1.Layer, v signature.Verifier) (*Statement, error) {
 	if len(body) > maxAttestation {
 		return nil, fmt.Errorf("it is larger than %d MiB", maxAttestation>>20)
 	}
-	var env Envelope
+	var env dsse.Envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("it is not a DSSE envelope: %w", err)
 	}
@@ -259,7 +231,7 @@ func readAttestation(l v1.Layer, v signature.Verifier) (*Statement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("its payload is not base64: %w", err)
 	}
-	signed := pae(env.PayloadType, payload)
+	signed := dsse.PAE(env.PayloadType, payload)
 	ok := false
 	for _, s := range env.Signatures {
 		sig, err := base64.StdEncoding.DecodeString(s.Sig)

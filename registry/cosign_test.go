@@ -265,3 +265,57 @@ func TestTsysCIReadsCosignAttestations(t *testing.T) {
 		t.Errorf("cosign's attestation with another key: %v, want ErrNoAttestation", err)
 	}
 }
+
+// TestCosignVerifiesBuiltImageSBOMAndProvenance: a real build (a Go
+// program in its layer) pushed and attested with the SBOM made from its
+// contents and a provenance naming its source; the real cosign accepts
+// both, and tsys-ci checks the provenance's source repository.
+func TestCosignVerifiesBuiltImageSBOMAndProvenance(t *testing.T) {
+	bin := cosignBinary(t)
+	reg := newTestRegistry(t)
+	dir := appDir(t)
+	self, _ := os.Executable()
+	exe, _ := os.ReadFile(self)
+	os.WriteFile(filepath.Join(dir, "server"), exe, 0o755)
+	b, err := Build(context.Background(), scratchOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	repo, _ := ParseRepository(reg.host + "/demo/app")
+	ref := repo.Digest(b.Digest.String())
+	sbom, err := SBOM(ref, b.Contents, "tsys-ci test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, _ := json.Marshal(Provenance{
+		BuildDefinition: BuildDefinition{BuildType: BuildTypeV1,
+			ExternalParameters: ExternalParameters{Source: SourceParameters{Repository: "https://git.example.com/team/app.git", Ref: "main", Commit: "89abcdef0123456789abcdef0123456789abcdef"},
+				Build: json.RawMessage(`{"context":".","base":"scratch"}`)},
+			InternalParameters:   &InternalParameters{JenkinsURL: "https://jenkins.example.com/", Job: "team/app", BuildNumber: "12"},
+			ResolvedDependencies: []ResourceDescriptor{{URI: "git+https://git.example.com/team/app.git", Name: "source", Digest: map[string]string{"gitCommit": "89abcdef0123456789abcdef0123456789abcdef"}}},
+		},
+		RunDetails: RunDetails{Builder: Builder{ID: "https://jenkins.example.com/"}, Metadata: &BuildMetadata{InvocationID: "https://jenkins.example.com/job/team/job/app/12/"}},
+	})
+	sv, v, _, pub := keyPair(t, "pw")
+	c := basicClient("ci", "secret")
+	if _, err := c.PushAttested(context.Background(), b.Image, repo, nil, sv,
+		[]Predicate{{Type: PredicateCycloneDX, Content: sbom}, {Type: PredicateSLSAv1, Content: prov}}, nopWriter{}); err != nil {
+		t.Fatal(err)
+	}
+	wd := t.TempDir()
+	os.WriteFile(filepath.Join(wd, "tsys.pub"), pub, 0o644)
+	env := cosignEnv(t, reg, "pw")
+	for _, typ := range []string{"cyclonedx", "slsaprovenance1"} {
+		if out, err := runCosign(t, bin, env, wd, "verify-attestation", "--type", typ, "--key", "tsys.pub", "--insecure-ignore-tlog=true", ref.String()); err != nil {
+			t.Fatalf("cosign verify-attestation --type %s of a built image: %v\n%s", typ, err, out)
+		}
+	}
+	if _, err := c.VerifyProvenance(context.Background(), ref, v, "git@git.example.com:team/app.git"); err != nil {
+		t.Errorf("provenance from the spec's repository refused: %v", err)
+	}
+	_, err = c.VerifyProvenance(context.Background(), ref, v, "https://git.example.com/team/other")
+	if !errors.Is(err, ErrOtherSource) || !strings.Contains(err.Error(), "https://git.example.com/team/app.git") || !strings.Contains(err.Error(), "https://git.example.com/team/other") {
+		t.Errorf("provenance from another repository: %v, want ErrOtherSource naming both", err)
+	}
+}

@@ -2,10 +2,12 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -63,6 +65,8 @@ type Pushed struct {
 	Digest v1.Hash
 	Tags   []string
 	Signed bool
+	// Attested lists the predicate types attached (cosign attestations).
+	Attested []string
 }
 
 // Push uploads img to repo by digest (every blob, then the manifest), signs
@@ -70,6 +74,15 @@ type Pushed struct {
 // fails midway leaves nothing tagged, so nothing half-pushed or unsigned
 // looks complete. Progress goes to log.
 func (c Client) Push(ctx context.Context, img v1.Image, repo name.Repository, tags []name.Tag, sv signature.SignerVerifier, log io.Writer) (*Pushed, error) {
+	return c.PushAttested(ctx, img, repo, tags, sv, nil, log)
+}
+
+// PushAttested is Push that also attaches preds as cosign attestations
+// signed with sv, after the signature and before the tags.
+func (c Client) PushAttested(ctx context.Context, img v1.Image, repo name.Repository, tags []name.Tag, sv signature.SignerVerifier, preds []Predicate, log io.Writer) (*Pushed, error) {
+	if len(preds) > 0 && sv == nil {
+		return nil, errors.New("attestations need a signing key")
+	}
 	d, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("computing the image digest: %w", err)
@@ -87,6 +100,15 @@ func (c Client) Push(ctx context.Context, img v1.Image, repo name.Repository, ta
 		}
 		fmt.Fprintf(log, "signed %s\n", ref)
 		p.Signed = true
+	}
+	if len(preds) > 0 {
+		if err := c.Attest(ctx, ref, sv, preds...); err != nil {
+			return p, err
+		}
+		for _, pr := range preds {
+			p.Attested = append(p.Attested, pr.Type)
+		}
+		fmt.Fprintf(log, "attached %s to %s\n", strings.Join(p.Attested, " and "), ref)
 	}
 	for _, t := range tags {
 		if err := remote.Tag(t, img, c.options(ctx)...); err != nil {

@@ -37,8 +37,8 @@ func TestPushSignThenVerify(t *testing.T) {
 		t.Fatalf("push --sign: exit %d: %s", code, stderr)
 	}
 	r, _ := pipeline.ReadPushResult(result)
-	if !r.Signed {
-		t.Fatalf("push.json says unsigned: %+v", r)
+	if !r.Signed || len(r.Attested) != 2 {
+		t.Fatalf("push.json says unsigned or without the SBOM and provenance: %+v", r)
 	}
 	stdout, stderr, code := run(t, "verify", "--key", pub, host+"/demo/app:build-12")
 	if code != 0 || strings.TrimSpace(stdout) != r.Image {
