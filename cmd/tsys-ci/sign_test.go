@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,5 +84,78 @@ func TestPushSignWrongPasswordPushesNothing(t *testing.T) {
 	}
 	if _, _, code := run(t, "push", "--from", from, "--repository", host+"/demo/app", "--key", key); code != 2 {
 		t.Errorf("--key without --sign: exit %d, want 2", code)
+	}
+}
+
+// TestVerifyAttestations: what push --sign attached from a Jenkins build
+// is shown by verify --attestations, as text for the console and as JSON.
+func TestVerifyAttestations(t *testing.T) {
+	host := authRegistry(t)
+	dir := t.TempDir()
+	t.Setenv("JENKINS_URL", "https://jenkins.example.com/")
+	t.Setenv("JOB_NAME", "team/app")
+	t.Setenv("BUILD_URL", "https://jenkins.example.com/job/team/job/app/12/")
+	t.Setenv("GIT_URL", "https://ci:token@git.example.com/team/app.git")
+	t.Setenv("BRANCH_NAME", "main")
+	from := buildApp(t, dir)
+	key, pub := writeKeys(t, dir, "ci", "pw")
+	_, otherPub := writeKeys(t, dir, "other", "x")
+	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "ci")
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the test registry is on loopback, plain HTTP
+	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", "secret")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	result := filepath.Join(dir, "push.json")
+	if _, stderr, code := run(t, "push", "--from", from, "--repository", host+"/demo/app", "--sign", "--key", key, "--result", result); code != 0 {
+		t.Fatalf("push --sign: exit %d: %s", code, stderr)
+	}
+	r, _ := pipeline.ReadPushResult(result)
+	stdout, stderr, code := run(t, "verify", "--key", pub, "--attestations", r.Image)
+	if code != 0 {
+		t.Fatalf("verify --attestations: exit %d: %s", code, stderr)
+	}
+	t.Logf("verify --attestations:\n%s", stdout)
+	for _, want := range []string{
+		"image:       " + r.Image,
+		"sbom:        CycloneDX 1.5, 1 components: 1 files (0 Go programs), 0 Go modules",
+		"base:        scratch (none)",
+		"builder:     https://jenkins.example.com/ (tsys-ci dev)",
+		"build:       team/app #12 https://jenkins.example.com/job/team/job/app/12/",
+		"source:      https://git.example.com/team/app.git\n",
+		"commit:      89abcdef0123456789abcdef0123456789abcdef (main)",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("verify --attestations does not say %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "token") {
+		t.Errorf("the login of GIT_URL reached the provenance:\n%s", stdout)
+	}
+	stdout, stderr, code = run(t, "verify", "--key", pub, "--attestations", "-o", "json", r.Image)
+	var rep registry.AttestationReport
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || rep.Provenance == nil || rep.Provenance.Commit != "89abcdef0123456789abcdef0123456789abcdef" || rep.SBOM == nil || rep.SBOM.Files != 1 {
+		t.Errorf("verify --attestations -o json: exit %d, %v: %s %s", code, err, stdout, stderr)
+	}
+	if _, stderr, code := run(t, "verify", "--key", pub, "-o", "json", r.Image); code != 2 || !strings.Contains(stderr, "add --attestations") {
+		t.Errorf("-o json without --attestations: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := run(t, "verify", "--key", otherPub, "--attestations", r.Image); code != 1 || !strings.Contains(stderr, "no signature verifies with this key") {
+		t.Errorf("verify --attestations with another key: exit %d, %q", code, stderr)
+	}
+	// An image signed without attestations (tsys-ci sign) is signed, and
+	// verify --attestations says what is missing.
+	dir2 := t.TempDir()
+	os.WriteFile(filepath.Join(dir2, "other.txt"), []byte("x"), 0o644)
+	if _, stderr, code := run(t, "build", "--context", dir2, "--base", "scratch", "--out", filepath.Join(dir2, "image"), "--result", filepath.Join(dir2, "b.json")); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := run(t, "push", "--from", filepath.Join(dir2, "b.json"), "--repository", host+"/demo/other", "--tag", "v1", "--result", filepath.Join(dir2, "p.json")); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := run(t, "sign", "--key", key, host+"/demo/other:v1"); code != 0 {
+		t.Fatal(stderr)
+	}
+	stdout, stderr, code = run(t, "verify", "--key", pub, "--attestations", host+"/demo/other:v1")
+	if code != 1 || !strings.Contains(stdout, "problem:     SBOM:") || !strings.Contains(stderr, "no attestation of this type verifies with this key") {
+		t.Errorf("verify --attestations of an image without any: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
