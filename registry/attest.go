@@ -161,7 +161,8 @@ var ErrNoAttestation = errors.New("no attestation of this type verifies with thi
 // Attestation returns the statement of type predicateType attached to
 // the image at ref (by digest), signed with v's key and about ref's
 // digest. Others (other keys, other images, broken envelopes) are
-// skipped, and said in the error when none is left.
+// skipped, and said in the error when none is left; the caller names the
+// image.
 func (c Client) Attestation(ctx context.Context, ref name.Digest, v signature.Verifier, predicateType string) (*Statement, error) {
 	d, err := v1.NewHash(ref.DigestStr())
 	if err != nil {
@@ -173,7 +174,7 @@ func (c Client) Attestation(ctx context.Context, ref name.Digest, v signature.Ve
 		return nil, err
 	}
 	if atts == nil {
-		return nil, fmt.Errorf("%s: %w: the image has no attestations (no %s tag); push it with 'tsys-ci push --sign' from a build of this tsys-ci", ref, ErrNoAttestation, tag.TagStr())
+		return nil, fmt.Errorf("%w: the image has no attestations (no %s tag)", ErrNoAttestation, tag.TagStr())
 	}
 	m, err := atts.Manifest()
 	if err != nil {
@@ -203,7 +204,7 @@ func (c Client) Attestation(ctx context.Context, ref name.Digest, v signature.Ve
 	if len(why) == 0 {
 		why = []string{"none of type " + predicateType}
 	}
-	return nil, fmt.Errorf("%s: %w (%s)", ref, ErrNoAttestation, strings.Join(why, "; "))
+	return nil, fmt.Errorf("%w (%s)", ErrNoAttestation, strings.Join(why, "; "))
 }
 
 // readAttestation reads one DSSE layer and checks its signature with v.

@@ -70,9 +70,16 @@ type Promoter struct {
 	// resumed promote, the previous version a rollback returns to): that
 	// ConfigMap can be written by more than the process that verified it.
 	VerifyRecorded func(ctx context.Context, image string) error
-	LeaseDuration  time.Duration
-	PollInterval   time.Duration
-	ReadyTimeout   time.Duration
+	// CheckSource, when set, checks that image (by digest) carries a
+	// signed provenance naming the source repository the app's spec
+	// names (source.repository); it is asked only when the spec names
+	// one, for the image to promote and for images read from the
+	// rollout state. Nil (no key to verify with: --allow-unsigned) skips
+	// the check and says so.
+	CheckSource   func(ctx context.Context, image, repository string) error
+	LeaseDuration time.Duration
+	PollInterval  time.Duration
+	ReadyTimeout  time.Duration
 	// EdgeStats reads the edge's HAProxy stats CSV (at the pool's
 	// edge.statsURL) for the analysis; nil: no auth, the default client.
 	EdgeStats *EdgeStatsReader
@@ -231,6 +238,9 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
 			return nil, fmt.Errorf("--strategy %s: %w", strategy, err)
 		}
 		spec = &copied
+	}
+	if err := p.checkSource(ctx, spec, req.Image); err != nil {
+		return nil, fmt.Errorf("refusing to promote %s: %w", req.Image, err)
 	}
 	res := &Result{App: spec.Name, Strategy: strategy, Image: req.Image}
 	p.defaults()

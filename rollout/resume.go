@@ -12,15 +12,33 @@ import (
 // Result ResultRolledBack and no error; a resumed promote whose version
 // then fails rolls back as Promote does (*ProbeFailedError).
 //
-// verifyRecorded runs VerifyRecorded on an image read from the state.
-func (p *Promoter) verifyRecorded(ctx context.Context, image string) error {
-	if p.VerifyRecorded == nil {
-		return nil
+// verifyRecorded runs VerifyRecorded and the source check on an image
+// read from the state.
+func (p *Promoter) verifyRecorded(ctx context.Context, spec *AppSpec, image string) error {
+	if p.VerifyRecorded != nil {
+		if err := p.VerifyRecorded(ctx, image); err != nil {
+			return fmt.Errorf("%s, recorded in the rollout state, fails the image check (%v); not deployed: promote a signed image, or 'tsys-ci abort' an interrupted promote", image, err)
+		}
 	}
-	if err := p.VerifyRecorded(ctx, image); err != nil {
-		return fmt.Errorf("%s, recorded in the rollout state, fails the image check (%v); not deployed: promote a signed image, or 'tsys-ci abort' an interrupted promote", image, err)
+	if err := p.checkSource(ctx, spec, image); err != nil {
+		return fmt.Errorf("%s, recorded in the rollout state, fails the source check (%v); not deployed: promote an image built from the spec's source.repository, or 'tsys-ci abort' an interrupted promote", image, err)
 	}
 	return nil
+}
+
+// checkSource runs CheckSource when the spec names a source repository.
+func (p *Promoter) checkSource(ctx context.Context, spec *AppSpec, image string) error {
+	want := spec.Source.Repository
+	if want == "" {
+		return nil
+	}
+	if p.CheckSource == nil {
+		if p.Out != nil {
+			fmt.Fprintf(p.Out, "source.repository %s is not checked: images are not verified (--allow-unsigned)\n", want)
+		}
+		return nil
+	}
+	return p.CheckSource(ctx, image, want)
 }
 
 // It is what a new 'tsys-ci serve' leader runs for the deploys the old one
@@ -61,7 +79,7 @@ func (p *Promoter) Resume(ctx context.Context, spec *AppSpec) (*Result, error) {
 			}
 			r.spec = &copied
 		}
-		if err := p.verifyRecorded(ctx, s.Candidate.Image); err != nil {
+		if err := p.verifyRecorded(ctx, spec, s.Candidate.Image); err != nil {
 			return err
 		}
 		r.logf("resuming the promote of %s left at phase %s", s.Candidate.Image, s.Phase)

@@ -85,7 +85,7 @@ func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error)
 		if s.InProgress() && s.ManualRollback && s.Candidate != nil && s.Active != nil {
 			// The same command, run again after its process died:
 			// finish what it was asked to do.
-			if err := p.verifyRecorded(ctx, s.Candidate.Image); err != nil {
+			if err := p.verifyRecorded(ctx, spec, s.Candidate.Image); err != nil {
 				return err
 			}
 			r.logf("resuming the rollback to %s left at phase %s", s.Candidate.Image, s.Phase)
@@ -102,7 +102,7 @@ func (p *Promoter) Rollback(ctx context.Context, spec *AppSpec) (*Result, error)
 		if s.Previous.Color == s.Active.Color {
 			return fmt.Errorf("%s: the previous version ran on the same Deployment (%s, rolling or recreate); promote %s again to go back to it", spec.Name, s.Active.Color, s.Previous.Image)
 		}
-		if err := p.verifyRecorded(ctx, s.Previous.Image); err != nil {
+		if err := p.verifyRecorded(ctx, spec, s.Previous.Image); err != nil {
 			return err
 		}
 		cand := *s.Previous

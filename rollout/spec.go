@@ -28,6 +28,18 @@ type AppSpec struct {
 	Strategy  Strategy    `json:"strategy,omitempty"`
 	Probes    []HTTPProbe `json:"probes,omitempty"`
 	Analysis  Analysis    `json:"analysis,omitempty"`
+	Source    Source      `json:"source,omitempty"`
+}
+
+// Source is where the app's images must be built from. With Repository
+// set, promote (CLI and serve) refuses an image whose signed SLSA
+// provenance (attached by 'tsys-ci push --sign') names another source
+// repository, or that has none: the company's key signs every app's
+// images, so the signature alone does not say which app an image is.
+type Source struct {
+	// Repository is the app's git repository URL (https://host/team/app,
+	// git@host:team/app.git, ...), compared by host and path.
+	Repository string `json:"repository,omitempty"`
 }
 
 // Analysis says when the edge's counters of the new version's real

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -99,6 +100,9 @@ func TestSpecErrors(t *testing.T) {
 		{"canary one replica", base + "replicas: 1\nstrategy: {type: canary}\n", []string{"strategy.type: canary needs at least 2 replicas"}},
 		{"analysis", base + "analysis: {maxErrorRate: 150%, maxResponseTime: -1s, minRequests: -3, window: 1s}\n",
 			[]string{"analysis.maxErrorRate: must be 0%-100%, got 150%", "analysis.maxResponseTime: must be positive, got -1s", "analysis.minRequests: must be at least 1, got -3", "analysis.window: must be at least 2s"}},
+		{"source not a URL", base + "source: {repository: just-a-name}\n", []string{`source.repository: "just-a-name" is not a repository URL`}},
+		{"source with a login", base + "source: {repository: 'https://ci:s3cret@git.example.com/team/app'}\n", []string{"source.repository: \"https://ci:xxxxx@git.example.com/team/app\" holds a login"}},
+		{"source without a path", base + "source: {repository: 'https://git.example.com/'}\n", []string{"names no repository on git.example.com"}},
 		{"analysis percent", base + "analysis: {maxErrorRate: lots}\n", []string{`invalid percentage "lots": write it like "1%"`}},
 		{"probes", base + "probes: [{port: x, path: a, expectStatus: 42, bodyMatch: '(', successes: -1, failureThreshold: -2}]\n",
 			[]string{`probes[0].port: "x" is not the name`, `probes[0].path: "a" must start with /`, "probes[0].expectStatus: must be an HTTP status 100-599, got 42", "probes[0].bodyMatch: not a valid regular expression", "probes[0].successes: must be at least 1, got -1", "probes[0].failureThreshold: must be at least 1"}},
@@ -175,5 +179,46 @@ func TestAnalysisSpec(t *testing.T) {
 	spec, err = ParseSpec([]byte("name: web\nports: [{name: http, containerPort: 80}]\nanalysis: {maxErrorRate: 0}\n"))
 	if err != nil || spec.Analysis.MaxErrorRate.Value != 0 {
 		t.Fatalf("maxErrorRate 0 (no error allowed) must stay 0: %v %+v", err, spec)
+	}
+}
+
+func TestSourceSpec(t *testing.T) {
+	for _, r := range []string{"https://git.example.com/team/app.git", "git@git.example.com:team/app.git", "ssh://git@git.example.com/team/app"} {
+		spec, err := ParseSpec([]byte("name: web\nports: [{name: http, containerPort: 8080}]\nsource: {repository: '" + r + "'}\n"))
+		if err != nil || spec.Source.Repository != r {
+			t.Errorf("source.repository %s: %v, %+v", r, err, spec)
+		}
+	}
+}
+
+// With source.repository set, promote asks CheckSource about the image
+// before it touches the cluster, and refuses what it refuses; without a
+// checker (--allow-unsigned) it says the source is not checked.
+func TestPromoteChecksSourceFirst(t *testing.T) {
+	spec, err := ParseSpec([]byte("name: web\nports: [{name: http, containerPort: 8080}]\nsource: {repository: 'https://git.example.com/team/app'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	p := &Promoter{CheckSource: func(_ context.Context, image, repo string) error {
+		asked = append(asked, image+" "+repo)
+		return errors.New("built from https://git.example.com/team/other")
+	}}
+	_, err = p.Promote(context.Background(), Request{Spec: spec, Image: "reg.example.com/team/web@sha256:0123"})
+	if err == nil || !strings.Contains(err.Error(), "refusing to promote reg.example.com/team/web@sha256:0123: built from https://git.example.com/team/other") {
+		t.Errorf("promote of an image from another repository: %v", err)
+	}
+	if len(asked) != 1 || asked[0] != "reg.example.com/team/web@sha256:0123 https://git.example.com/team/app" {
+		t.Errorf("CheckSource asked %v", asked)
+	}
+	var out strings.Builder
+	p = &Promoter{Out: &out}
+	if err := p.checkSource(context.Background(), spec, "reg.example.com/team/web@sha256:0123"); err != nil || !strings.Contains(out.String(), "is not checked") {
+		t.Errorf("no checker: %v, %q", err, out.String())
+	}
+	spec.Source.Repository = ""
+	p = &Promoter{CheckSource: func(context.Context, string, string) error { return errors.New("asked") }}
+	if err := p.checkSource(context.Background(), spec, "x"); err != nil {
+		t.Errorf("a spec without source.repository: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -56,6 +57,7 @@ func (s *AppSpec) Validate() error {
 	c.strategy(s)
 	c.probes(s.Probes, ports)
 	c.analysis(s.Analysis)
+	c.source(s.Source)
 	if len(c.problems) > 0 {
 		return &SpecError{Problems: c.problems}
 	}
@@ -342,5 +344,27 @@ func (c *checker) analysis(a Analysis) {
 	}
 	if a.Window.Duration < 2*time.Second {
 		c.add("analysis.window", "must be at least 2s (the edge is sampled every second), got %s", a.Window.Duration)
+	}
+}
+
+// scpLike is git's [user@]host:path form of a repository.
+var scpLike = regexp.MustCompile(`^([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^/].*$`)
+
+func (c *checker) source(s Source) {
+	r := s.Repository
+	if r == "" {
+		return
+	}
+	if u, err := url.Parse(r); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, hasPassword := u.User.Password(); hasPassword || (u.User != nil && u.Scheme != "ssh") {
+			c.add("source.repository", "%q holds a login; write the URL without it (the provenance records it without one)", u.Redacted())
+		}
+		if strings.Trim(u.Path, "/") == "" {
+			c.add("source.repository", "%q names no repository on %s; write the whole URL, like https://%s/team/app", r, u.Host, u.Host)
+		}
+		return
+	}
+	if !scpLike.MatchString(r) {
+		c.add("source.repository", "%q is not a repository URL; write it as the clone URL, like https://git.example.com/team/app or git@git.example.com:team/app.git", r)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -108,6 +109,40 @@ func (p imagePolicy) verifier(what string, requireDigest bool, log io.Writer) (v
 		}, nil
 	}
 	return nil, usageErrorf("%s refuses images whose signature was not checked: pass --verify-key cosign.pub, or --allow-unsigned to deploy them knowingly", what)
+}
+
+// sourceChecker returns the check of an image's provenance against the
+// app spec's source.repository (rollout.Promoter.CheckSource): its SLSA
+// provenance must be signed with --verify-key, be about the image's
+// digest, and name that repository. Nil with --allow-unsigned: there is
+// no key to trust a provenance with, and promote says so.
+func (p imagePolicy) sourceChecker(log io.Writer) (func(ctx context.Context, image, repository string) error, error) {
+	if p.allowUnsigned || p.verifyKey == "" {
+		return nil, nil
+	}
+	v, err := registry.LoadPublicKeyFile(p.verifyKey)
+	if err != nil {
+		return nil, asUsage(err)
+	}
+	return func(ctx context.Context, image, repository string) error {
+		d, err := name.NewDigest(image)
+		if err != nil {
+			return fmt.Errorf("checking the provenance of %q: it is not a reference by digest: %w", image, err)
+		}
+		c := registry.Client{Keychain: registry.CredentialsFor(os.Getenv, d.Context().RegistryStr())}
+		prov, err := c.VerifyProvenance(ctx, d, v, repository)
+		if errors.Is(err, registry.ErrNoAttestation) {
+			return fmt.Errorf("the app's spec names source.repository %s, so the image needs a SLSA provenance signed with %s: %w; build it with 'tsys-ci build' and push it with 'tsys-ci push --sign', or remove source.repository from the spec", repository, p.verifyKey, err)
+		}
+		if err != nil {
+			return err
+		}
+		if log != nil {
+			src := prov.BuildDefinition.ExternalParameters.Source
+			fmt.Fprintf(log, "provenance: %s was built from %s at %s by %s\n", d, src.Repository, src.Commit, prov.RunDetails.Builder.ID)
+		}
+		return nil
+	}, nil
 }
 
 func parseImage(image string) (name.Reference, error) {

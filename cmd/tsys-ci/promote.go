@@ -130,10 +130,15 @@ func newPromoter(c *cli.Context, f promoteFlags) (*rollout.Promoter, error) {
 	if f.poolSet {
 		alloc.Namespace, alloc.Name = f.poolNamespace, f.poolConfigMap
 	}
+	checkSource, err := f.policy.sourceChecker(c.App.ErrWriter)
+	if err != nil {
+		return nil, err
+	}
 	return &rollout.Promoter{
 		Client: cs, Clock: rollout.RealClock{}, Out: c.App.ErrWriter, Allocator: alloc, Probe: probe,
-		Holder:    fmt.Sprintf("%s/%d", host, os.Getpid()),
-		EdgeStats: edgeStatsReader(os.Getenv),
+		Holder:      fmt.Sprintf("%s/%d", host, os.Getpid()),
+		EdgeStats:   edgeStatsReader(os.Getenv),
+		CheckSource: checkSource,
 	}, nil
 }
 

@@ -177,10 +177,15 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 	if err != nil {
 		return nil, nil, err
 	}
+	checkSource, err := f.policy.sourceChecker(nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	promoter := rollout.Promoter{
 		Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
-		Allocator: &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
-		EdgeStats: edgeStatsReader(os.Getenv),
+		Allocator:   &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
+		EdgeStats:   edgeStatsReader(os.Getenv),
+		CheckSource: checkSource,
 	}
 	if f.labelLeader {
 		// The identities are pod names in --lease-namespace (the

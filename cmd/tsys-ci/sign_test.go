@@ -159,3 +159,56 @@ func TestVerifyAttestations(t *testing.T) {
 		t.Errorf("verify --attestations of an image without any: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// TestPromoteChecksSourceRepository: with source.repository in the app's
+// spec, promote refuses an image signed with the key but built from
+// another repository (naming both), and one without provenance; the
+// refusal comes before the cluster is contacted (there is none here).
+func TestPromoteChecksSourceRepository(t *testing.T) {
+	host := authRegistry(t)
+	dir := t.TempDir()
+	t.Setenv("GIT_URL", "https://git.example.com/team/tool.git")
+	from := buildApp(t, dir)
+	key, pub := writeKeys(t, dir, "ci", "pw")
+	t.Setenv("TSYS_CI_REGISTRY_USERNAME", "ci")
+	t.Setenv("TSYS_CI_REGISTRY_INSECURE", "true") // the test registry is on loopback, plain HTTP
+	t.Setenv("TSYS_CI_REGISTRY_PASSWORD", "secret")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	pushed := filepath.Join(dir, "push.json")
+	if _, stderr, code := run(t, "push", "--from", from, "--repository", host+"/demo/shop", "--sign", "--key", key, "--result", pushed); code != 0 {
+		t.Fatalf("push --sign: exit %d: %s", code, stderr)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"+
+		"contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\nusers: [{name: u, user: {token: x}}]\n"), 0o600)
+	spec := func(source string) string {
+		p := filepath.Join(t.TempDir(), "tsys-ci.yaml")
+		os.WriteFile(p, []byte("name: shop\nports: [{name: http, containerPort: 8080}]\nsource: {repository: '"+source+"'}\n"), 0o644)
+		return p
+	}
+	_, err := runPromoteCLI(t, "promote", "shop", "--kubeconfig", kubeconfig, "--spec", spec("https://git.example.com/team/shop"), "--from", pushed, "--verify-key", pub)
+	t.Logf("refusal: %v", err)
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "built from https://git.example.com/team/tool.git") ||
+		!strings.Contains(err.Error(), "names https://git.example.com/team/shop") {
+		t.Errorf("promote of an image built from another repository: %v, want a refusal naming both", err)
+	}
+	// The spec's repository: the source check passes and promote goes on
+	// to the cluster, which is not there.
+	out, err := runPromoteCLI(t, "promote", "shop", "--kubeconfig", kubeconfig, "--spec", spec("git@git.example.com:team/tool.git"), "--from", pushed, "--verify-key", pub)
+	if err == nil || strings.Contains(err.Error(), "source") || !strings.Contains(out, "was built from https://git.example.com/team/tool.git at 89abcdef") {
+		t.Errorf("promote of an image from the spec's repository: %v\n%s", err, out)
+	}
+	// Signed, but without any attestation (tsys-ci sign of a plain push).
+	if _, stderr, code := run(t, "push", "--from", from, "--repository", host+"/demo/plain", "--result", filepath.Join(dir, "p2.json")); code != 0 {
+		t.Fatal(stderr)
+	}
+	p2, _ := pipeline.ReadPushResult(filepath.Join(dir, "p2.json"))
+	if _, stderr, code := run(t, "sign", "--key", key, p2.Image); code != 0 {
+		t.Fatal(stderr)
+	}
+	_, err = runPromoteCLI(t, "promote", "shop", "--kubeconfig", kubeconfig, "--spec", spec("https://git.example.com/team/tool"), "--image", p2.Image, "--verify-key", pub)
+	t.Logf("refusal: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "needs a SLSA provenance signed with") || !strings.Contains(err.Error(), "the image has no attestations") {
+		t.Errorf("promote of an image without provenance: %v", err)
+	}
+}
