@@ -401,6 +401,32 @@ func TestHarborStandInRegistryRightsSignaturesAndWebhook(t *testing.T) {
 		len(arts[0].Accessories) != 1 || arts[0].Accessories[0].Type != "signature.cosign" {
 		t.Fatalf("Harbor stand-in: artifacts after signing: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
+	// A cosign attestation (sha256-<hex>.att, DSSE layers, no OCI subject)
+	// is no accessory in Harbor v2.12.0: its cosign middleware links only
+	// .sig tags with a simple-signing layer
+	// (src/server/middleware/cosign/cosign.go, cosignRe), so the .att is
+	// an artifact of its own, tagged, beside the image.
+	att := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	att, _ = mutate.Append(att, mutate.Addendum{Layer: static.NewLayer([]byte("{}"), "application/vnd.dsse.envelope.v1+json"),
+		Annotations: map[string]string{"predicateType": "https://slsa.dev/provenance/v1", "dev.cosignproject.cosign/signature": ""}})
+	attRef, _ := name.ParseReference(host + "/demo/app:sha256-" + d.Hex + ".att")
+	if err := remote.Write(attRef, att, auth); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = c.do("GET", "/projects/demo/repositories/app/artifacts?with_accessory=true", nil)
+	arts = nil
+	json.Unmarshal(body, &arts)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Total-Count") != "2" || len(arts) != 2 {
+		t.Fatalf("Harbor stand-in: artifacts after an attestation: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	for _, a := range arts {
+		switch {
+		case a.Digest == d.String() && len(a.Accessories) == 1 && a.Accessories[0].Type == "signature.cosign":
+		case a.Digest != d.String() && len(a.Tags) == 1 && a.Tags[0].Name == "sha256-"+d.Hex+".att" && len(a.Accessories) == 0:
+		default:
+			t.Errorf("Harbor stand-in: after an attestation, artifact %+v", a)
+		}
+	}
 	resp, body = c.do("GET", "/projects/demo/repositories/app/artifacts/v1", nil)
 	if resp.StatusCode != 200 || strings.Contains(string(body), "accessories") {
 		t.Errorf("Harbor stand-in: artifact by tag (accessories only on request): %d %s", resp.StatusCode, body)
