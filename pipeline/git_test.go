@@ -73,3 +73,25 @@ func TestGitCommitIsNeverAnOption(t *testing.T) {
 		t.Errorf("the commit's time is %v, want 1700000000", c.Created)
 	}
 }
+
+// Outside Jenkins the source is the origin remote, without its login, and
+// a build records it with the contents push makes attestations of.
+func TestFillFromGitReadsTheOriginRemote(t *testing.T) {
+	dir, head := gitRepo(t)
+	out, err := exec.Command(testenv.LookPath(t, "git"), "-C", dir, "remote", "add", "origin", "https://ci:s3cret@git.example.com/team/app.git").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git remote add: %v\n%s", err, out)
+	}
+	var c Context
+	FillFromGit(context.Background(), dir, &c)
+	if c.Source != "https://git.example.com/team/app.git" || c.Commit != head {
+		t.Errorf("FillFromGit: source %q, commit %q", c.Source, c.Commit)
+	}
+	res, err := Build(context.Background(), BuildRequest{Context: dir, Base: "scratch", Platform: "linux/amd64", Workdir: "/app",
+		Out: filepath.Join(t.TempDir(), "image"), Result: filepath.Join(t.TempDir(), "build.json")},
+		func(string) string { return "" }, &strings.Builder{})
+	if err != nil || res.Build == nil || res.Build.Source != "https://git.example.com/team/app.git" || res.Build.Commit != head ||
+		res.Contents == nil || len(res.Contents.Files) != 1 || res.Contents.Files[0].Path != "/app/f" {
+		t.Errorf("build outside Jenkins: %+v %+v, %v", res.Build, res.Contents, err)
+	}
+}

@@ -1,11 +1,18 @@
 package registry
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 )
 
 // Flags come from Jenkinsfiles and people: the parsers must never panic and
@@ -57,6 +64,78 @@ func FuzzEmbeddedJournal(f *testing.F) {
 		}
 		if e, err := OpenEmbedded(dir, nil); err == nil {
 			e.Close()
+		}
+	})
+}
+
+// Attestations, SBOMs and provenances come from a registry anyone with
+// push rights writes to: reading them must never panic, and an envelope
+// is only accepted with a signature that verifies.
+func FuzzReadAttestation(f *testing.F) {
+	priv, pub, err := GenerateKeyPair([]byte("fuzz"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	sv, err := LoadPrivateKey("fuzz.key", priv, []byte("fuzz"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := LoadPublicKey("fuzz.pub", pub)
+	if err != nil {
+		f.Fatal(err)
+	}
+	st := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x","digest":{"sha256":"00"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{}}`)
+	sig, _ := sv.SignMessage(bytes.NewReader(dsse.PAE(InTotoPayloadType, st)))
+	good, _ := json.Marshal(dsse.Envelope{PayloadType: InTotoPayloadType, Payload: base64.StdEncoding.EncodeToString(st),
+		Signatures: []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}}})
+	for _, s := range [][]byte{good, []byte(`{}`), []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"!!","signatures":[]}`), nil} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := readAttestation(static.NewLayer(b, DSSEMediaType), v)
+		if err != nil {
+			return
+		}
+		var env dsse.Envelope
+		if json.Unmarshal(b, &env) != nil || got == nil {
+			t.Fatalf("accepted %q, which is no envelope", b)
+		}
+		payload, _ := base64.StdEncoding.DecodeString(env.Payload)
+		ok := false
+		for _, s := range env.Signatures {
+			raw, _ := base64.StdEncoding.DecodeString(s.Sig)
+			ok = ok || v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(dsse.PAE(env.PayloadType, payload))) == nil
+		}
+		if !ok {
+			t.Fatalf("accepted %q without a signature that verifies", b)
+		}
+	})
+}
+
+func FuzzSummarizeSBOM(f *testing.F) {
+	ref, _ := name.NewDigest("registry.example.com/demo/app@sha256:5555555555555555555555555555555555555555555555555555555555555555")
+	sbom, _ := SBOM(ref, sampleContents, "tsys-ci test")
+	for _, s := range [][]byte{sbom, []byte(`{"bomFormat":"CycloneDX"}`), []byte(`{"bomFormat":"CycloneDX","components":[{"type":"library","components":[{}]}]}`), []byte(`[]`)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := SummarizeSBOM(b)
+		if err == nil && (s.Files+s.Libraries > s.Components || s.GoModules > s.Libraries || s.GoPrograms > s.Files) {
+			t.Fatalf("inconsistent summary %+v of %q", s, b)
+		}
+	})
+}
+
+func FuzzSameRepository(f *testing.F) {
+	for _, s := range []string{"https://git.example.com/team/app.git", "git@git.example.com:team/app", "ssh://git@git.example.com:2222/team/app", ":", "@:", "", "http://[::1]/x"} {
+		f.Add(s, "https://git.example.com/team/app")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if SameRepository(a, b) != SameRepository(b, a) {
+			t.Fatalf("SameRepository(%q, %q) is not symmetric", a, b)
+		}
+		if SameRepository(a, b) && normalRepository(a) == "" {
+			t.Fatalf("%q and %q are the same, but name nothing", a, b)
 		}
 	})
 }
