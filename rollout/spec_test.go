@@ -222,3 +222,21 @@ func TestPromoteChecksSourceFirst(t *testing.T) {
 		t.Errorf("a spec without source.repository: %v", err)
 	}
 }
+
+// An image read back from the rollout state (resume, rollback) passes the
+// source check too: the state ConfigMap can be written by more than
+// promote.
+func TestRecordedImageChecksSource(t *testing.T) {
+	spec, err := ParseSpec([]byte("name: web\nports: [{name: http, containerPort: 8080}]\nsource: {repository: 'https://git.example.com/team/app'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Promoter{
+		VerifyRecorded: func(context.Context, string) error { return nil },
+		CheckSource:    func(context.Context, string, string) error { return errors.New("built from https://git.example.com/team/other") },
+	}
+	err = p.verifyRecorded(context.Background(), spec, "reg.example.com/team/web@sha256:0123")
+	if err == nil || !strings.Contains(err.Error(), "recorded in the rollout state, fails the source check (built from https://git.example.com/team/other)") {
+		t.Errorf("a recorded image from another repository: %v", err)
+	}
+}
