@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,13 +150,17 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 	}
 	t.Logf("v1 through the edge, served by version")
 
-	// --- 2. v2 by canary at exact edge weights, under load ---
+	// --- 2. v2 by canary at exact edge weights, under load; a tester
+	// sends X-Tsys-Canary: always all along ---
 	l := startLoadWith("https://"+versionsHost+"/", e.clients(t, nil, versionsHost))
+	tester := startTester(e.clients(t, nil, versionsHost)["keep-alive"], "https://"+versionsHost+"/")
 	start := time.Now()
 	code, out := promoteNamed(t, dir, versionsApp, "--image", v2, "--strategy", "canary")
 	took := time.Since(start)
+	tested := tester.finish()
 	total, answers, failures := l.finish(t)
 	report(t, "v1 -> v2 by canary at the edge", took, total, answers, failures)
+	checkTester(t, tested, answers, start)
 	if code != 0 {
 		t.Fatalf("promote v2 (canary): exit %d\n%s", code, out)
 	}
@@ -251,3 +257,79 @@ func waitEvent(ctx context.Context, t *testing.T, ns, app, reason string) eventS
 }
 
 type eventSeen struct{ Type, Reason, Message string }
+
+// tester sends requests with the canary header, one at a time, and
+// records which version answered each, and when.
+type tester struct {
+	stop    chan struct{}
+	done    chan struct{}
+	answers []testerAnswer
+}
+
+type testerAnswer struct {
+	at      time.Time
+	version string // "" for a failed request
+}
+
+func startTester(hc *http.Client, url string) *tester {
+	tr := &tester{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(tr.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tr.stop:
+				return
+			case <-tick.C:
+			}
+			a := testerAnswer{at: time.Now()}
+			req, err := http.NewRequest(http.MethodGet, url, nil)
+			if err == nil {
+				req.Header.Set(contract.CanaryHeader, contract.CanaryAlways)
+				var resp *http.Response
+				if resp, err = hc.Do(req); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if f := strings.Fields(string(b)); resp.StatusCode == http.StatusOK && len(f) > 0 {
+						a.version = f[0]
+					}
+				}
+			}
+			tr.answers = append(tr.answers, a)
+		}
+	}()
+	return tr
+}
+
+func (tr *tester) finish() []testerAnswer {
+	close(tr.stop)
+	<-tr.done
+	return tr.answers
+}
+
+// checkTester (issue 23 item 4): once the tester's requests reached the
+// new version (promote names it the edge's candidate when its pods are
+// ready, before any weight), they stay on it through the canary steps
+// whatever the weights, while the users follow the weights.
+func checkTester(t *testing.T, tested []testerAnswer, users map[string]int, start time.Time) {
+	t.Helper()
+	before, after := map[string]int{}, map[string]int{}
+	var first time.Time
+	for _, a := range tested {
+		if a.version == "ev2" && first.IsZero() {
+			first = a.at
+		}
+		if first.IsZero() {
+			before[a.version]++
+		} else {
+			after[a.version]++
+		}
+	}
+	t.Logf("tester with %s: %s: first ev2 %s after the promote started; before it %v, from it on %v (users over the whole promote: %v)",
+		contract.CanaryHeader, contract.CanaryAlways, first.Sub(start).Round(100*time.Millisecond), before, after, users)
+	n := after["ev1"] + after["ev2"] + after[""]
+	if first.IsZero() || after["ev2"]*100 < n*99 {
+		t.Errorf("the tester's requests did not stay on the new version once they reached it: %v of %d", after, n)
+	}
+}
