@@ -233,7 +233,9 @@ func TestRecordedImageChecksSource(t *testing.T) {
 	}
 	p := &Promoter{
 		VerifyRecorded: func(context.Context, string) error { return nil },
-		CheckSource:    func(context.Context, string, string) error { return errors.New("built from https://git.example.com/team/other") },
+		CheckSource: func(context.Context, string, string) error {
+			return errors.New("built from https://git.example.com/team/other")
+		},
 	}
 	err = p.verifyRecorded(context.Background(), spec, "reg.example.com/team/web@sha256:0123")
 	if err == nil || !strings.Contains(err.Error(), "recorded in the rollout state, fails the source check (built from https://git.example.com/team/other)") {
