@@ -15,13 +15,13 @@ func (r *run) drive(ctx context.Context) error {
 	case err == nil:
 		r.result.Result = ResultPromoted
 		return nil
-	case errors.Is(err, errAborted):
+	case errors.Is(err, ErrAborted):
 		r.logf("abort requested; rolling back")
 		if rbErr := r.rollback(context.WithoutCancel(ctx), "aborted", ResultAborted); rbErr != nil {
 			return fmt.Errorf("aborted, but the rollback failed: %w", rbErr)
 		}
 		r.result.Result, r.result.Reason = ResultAborted, "aborted by 'tsys-ci abort'"
-		return fmt.Errorf("promote of %s %s", r.spec.Name, r.result.Reason)
+		return fmt.Errorf("promote of %s rolled back: %w", r.spec.Name, ErrAborted)
 	case errors.As(err, &failed):
 		r.logf("FAILED: %s; rolling back", failed.reason)
 		if rbErr := r.rollback(context.WithoutCancel(ctx), failed.reason, ResultRolledBack); rbErr != nil {

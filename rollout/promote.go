@@ -34,8 +34,10 @@ func (e *ProbeFailedError) Error() string {
 	return fmt.Sprintf("promote of %s to %s failed and was rolled back: %s", e.App, e.Image, e.Reason)
 }
 
-// errAborted is returned by waits when 'tsys-ci abort' asked to stop.
-var errAborted = errors.New("aborted by 'tsys-ci abort'")
+// ErrAborted is returned by waits when 'tsys-ci abort' (or serve's abort,
+// the dashboard's button) asked to stop; a promote that rolled back on it
+// returns an error wrapping it, so callers tell an abort from a failure.
+var ErrAborted = errors.New("aborted by 'tsys-ci abort'")
 
 // ErrHandedOver is the cause a caller gives when it cancels a promote so
 // that another process resumes it (serve's replica shutting down, its

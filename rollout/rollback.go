@@ -187,6 +187,7 @@ func (p *Promoter) Abort(ctx context.Context, spec *AppSpec) (*Result, error) {
 		return r.rollback(ctx, "aborted by 'tsys-ci abort'", ResultAborted)
 	})
 	if held, ok := err.(*HeldError); ok {
+		res.Result, res.Reason = ResultAbortRequested, "asked "+held.Holder+", which runs the promote, to roll it back"
 		return res, p.requestAbort(ctx, spec, held)
 	}
 	return res, err

@@ -58,6 +58,10 @@ const (
 	ResultPromoted   = "promoted"
 	ResultRolledBack = "rolled-back"
 	ResultAborted    = "aborted"
+	// ResultAbortRequested is an abort's result when another process
+	// held the app's lease: it was asked to roll back (AbortRequested)
+	// and does so at its next check.
+	ResultAbortRequested = "abort-requested"
 )
 
 // maxHistory bounds the history kept in the state object.

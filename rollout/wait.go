@@ -26,7 +26,7 @@ func (r *run) pods(ctx context.Context, rel Release) ([]corev1.Pod, error) {
 	return out, nil
 }
 
-// checkAbort reads the state again and reports errAborted when 'tsys-ci
+// checkAbort reads the state again and reports ErrAborted when 'tsys-ci
 // abort' asked this promote to stop.
 func (r *run) checkAbort(ctx context.Context) error {
 	fresh, err := r.store.Load(ctx)
@@ -34,7 +34,7 @@ func (r *run) checkAbort(ctx context.Context) error {
 		return err
 	}
 	if fresh.AbortRequested {
-		return errAborted
+		return ErrAborted
 	}
 	return nil
 }

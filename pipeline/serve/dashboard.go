@@ -464,15 +464,15 @@ func (s *Server) uiLogout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }
 
-// uiDeploy is a rollback or promote button: a session, its CSRF token and
+// uiDeploy is a rollback, promote or abort button: a session, its CSRF token and
 // the person's group for the namespace, then the API's checks (manual).
 // A queued deploy redirects back to the app's page (post, redirect, get),
 // which shows it.
 func (s *Server) uiDeploy(w http.ResponseWriter, r *http.Request) {
 	ns, app := r.PathValue("ns"), r.PathValue("app")
-	kind, ok := map[string]string{"rollback": DeployRollback, "promote": DeployPromote}[r.PathValue("action")]
+	kind, ok := map[string]string{"rollback": DeployRollback, "promote": DeployPromote, "abort": DeployAbort}[r.PathValue("action")]
 	if !ok {
-		s.uiError(w, r, nil, http.StatusNotFound, "No such action", "An app can be rolled back or promoted only.", "/ui/")
+		s.uiError(w, r, nil, http.StatusNotFound, "No such action", "An app can be rolled back, promoted or its promote aborted only.", "/ui/")
 		return
 	}
 	back := "/ui/apps/" + url.PathEscape(ns) + "/" + url.PathEscape(app)

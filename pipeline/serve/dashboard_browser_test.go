@@ -125,13 +125,25 @@ func TestDashboardInChromium(t *testing.T) {
 		if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.getElementById("phase").textContent === "canary" && document.getElementById("progress").textContent.includes("shop@6f6f6f6f6f6f")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
 			t.Fatalf("the page did not show the canary: %v", err)
 		}
-		setShopState(t, cs, st)
-		if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.getElementById("phase").textContent === "stable" && !document.getElementById("progress")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
-			t.Fatalf("the page did not show the end of the canary: %v", err)
-		}
 		same, err := chromedp.Run(alice, chromedp.Evaluate[bool](`window.sameDocument === true`))
 		if err != nil || !same {
 			t.Fatalf("the page was reloaded instead of updated in place: %v", err)
+		}
+		// The Abort button came with the live update; a click queues an
+		// abort by alice.
+		if err := within(alice, uiWait, chromedp.Click(`#abort`), chromedp.WaitVisible(`p.notice`)); err != nil {
+			t.Fatalf("alice aborts: %v", err)
+		}
+		if notice, err := chromedp.Run(alice, chromedp.Text(`p.notice`)); err != nil || !strings.Contains(notice, "Your abort was queued as deploy") {
+			t.Fatalf("notice %q, %v", notice, err)
+		}
+		testenv.Eventually(t, "the abort deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 1 })
+		if c := ts.deployer.Calls()[0]; c.Kind != DeployAbort || c.By != "alice" {
+			t.Fatalf("deploy %+v", c)
+		}
+		setShopState(t, cs, st)
+		if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.getElementById("phase").textContent === "stable" && !document.getElementById("progress") && !document.getElementById("abort")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
+			t.Fatalf("the page did not show the end of the canary: %v", err)
 		}
 	})
 
@@ -140,8 +152,8 @@ func TestDashboardInChromium(t *testing.T) {
 		if err != nil || code != 403 || !strings.Contains(text, "did not carry your session&#39;s token") {
 			t.Fatalf("rollback without csrf from alice's browser: %d %q, %v", code, text, err)
 		}
-		if n := len(ts.deployer.Calls()); n != 0 {
-			t.Fatalf("%d deploys", n)
+		if n := len(ts.deployer.Calls()); n != 1 {
+			t.Fatalf("%d deploys, want alice's abort only", n)
 		}
 	})
 
@@ -155,11 +167,11 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil || !strings.Contains(notice, "Your rollback was queued as deploy") {
 		t.Fatalf("notice %q, %v", notice, err)
 	}
-	testenv.Eventually(t, "the rollback deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 1 })
-	if c := ts.deployer.Calls()[0]; c.Kind != DeployRollback || c.By != "alice" || c.Namespace != "shop" || c.App != "shop" {
+	testenv.Eventually(t, "the rollback deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 2 })
+	if c := ts.deployer.Calls()[1]; c.Kind != DeployRollback || c.By != "alice" || c.Namespace != "shop" || c.App != "shop" {
 		t.Fatalf("deploy %+v", c)
 	}
-	if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.querySelector("table.deploys tbody").textContent.includes("alice") && document.querySelector("table.deploys tbody").textContent.includes("succeeded")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
+	if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table.deploys tbody tr")].some(r => r.textContent.includes("rollback") && r.textContent.includes("alice") && r.textContent.includes("succeeded"))`, chromedp.WithPollingTimeout(uiWait))); err != nil {
 		t.Fatalf("the deploys table did not show alice's rollback succeeded: %v", err)
 	}
 
@@ -180,7 +192,7 @@ func TestDashboardInChromium(t *testing.T) {
 		if err != nil || code != 403 || !strings.Contains(text, "bob may not deploy in namespace &#34;shop&#34;") {
 			t.Fatalf("bob's forged rollback: %d %q, %v", code, text, err)
 		}
-		if n := len(ts.deployer.Calls()); n != 1 {
+		if n := len(ts.deployer.Calls()); n != 2 {
 			t.Fatalf("%d deploys after bob's forged rollback", n)
 		}
 	})

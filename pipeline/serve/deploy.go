@@ -21,6 +21,12 @@ const (
 	// under way (found in the app's rollout state when a replica starts
 	// leading).
 	DeployResume = "resume"
+	// DeployAbort stops the promote in progress (a person's abort): it
+	// rolls back a promote nobody runs any more, or asks the process
+	// running it (serve's own deploy, a CLI or Jenkins promote) to roll
+	// back at its next check. It has its own lane, so it never waits
+	// behind the deploy it stops.
+	DeployAbort = "abort"
 )
 
 // Deploy results.
@@ -29,6 +35,8 @@ const (
 	ResultFailed     = "failed"
 	ResultRolledBack = "rolled_back"
 	ResultCanceled   = "canceled"
+	// ResultAborted: a promote stopped by an abort and rolled back.
+	ResultAborted = "aborted"
 )
 
 // DeployRequest is one deploy serve asks for: a promote of a pushed image
@@ -59,6 +67,16 @@ type Deployer interface {
 // failed its probes and the old one was restored: the app is healthy, the
 // deploy is not.
 var ErrRolledBack = errors.New("new version failed its probes and was rolled back")
+
+// ErrAbortRequested is what a Deployer returns (wrapped) for an abort
+// that asked the process holding the app's lease to roll back, rather
+// than rolling back itself: that process reports the end. The deploy
+// succeeded.
+var ErrAbortRequested = errors.New("asked the running promote to roll back")
+
+// ErrNothingToAbort is what a Deployer returns (wrapped) for an abort
+// when no promote of the app was in progress.
+var ErrNothingToAbort = errors.New("no promote in progress; nothing to abort")
 
 // ErrNoCluster is the error of the Deployer serve runs with when it was
 // started without a cluster (--no-cluster, for trying the API locally):
@@ -206,7 +224,7 @@ func (q *DeployQueue) EnqueueAll(reqs []DeployRequest) ([]DeployRecord, error) {
 	}
 	want := map[string]int{}
 	for _, req := range reqs {
-		key := req.Namespace + "/" + req.App
+		key := laneKey(req)
 		want[key]++
 		// Only Enqueue sends, under q.mu, so the room seen here stays.
 		if ch := q.queues[key]; want[key] > q.PerApp || (ch != nil && len(ch)+want[key] > cap(ch)) {
@@ -215,7 +233,7 @@ func (q *DeployQueue) EnqueueAll(reqs []DeployRequest) ([]DeployRecord, error) {
 	}
 	out := make([]DeployRecord, 0, len(reqs))
 	for _, req := range reqs {
-		key := req.Namespace + "/" + req.App
+		key := laneKey(req)
 		ch := q.queues[key]
 		if ch == nil {
 			ch = make(chan DeployRequest, q.PerApp)
@@ -237,6 +255,16 @@ func (q *DeployQueue) EnqueueAll(reqs []DeployRequest) ([]DeployRecord, error) {
 	return out, nil
 }
 
+// laneKey names the queue a deploy waits in: one per app, and one more
+// per app for aborts, which must not wait behind the promote they stop.
+func laneKey(req DeployRequest) string {
+	key := req.Namespace + "/" + req.App
+	if req.Kind == DeployAbort {
+		key += " abort"
+	}
+	return key
+}
+
 func (q *DeployQueue) worker(ch chan DeployRequest) {
 	defer q.wg.Done()
 	for req := range ch {
@@ -248,7 +276,9 @@ func (q *DeployQueue) run(req DeployRequest) {
 	start := q.Clock.Now()
 	q.Recorder.update(req.ID, func(r *DeployRecord) { r.State, r.Started = "running", start })
 	q.Log.Info("deploy started", "id", req.ID, "kind", req.Kind, "app", req.App, "namespace", req.Namespace)
-	q.Notify.Notify(notice(req, notify.KindStarted, "", start))
+	if req.Kind != DeployAbort {
+		q.Notify.Notify(notice(req, notify.KindStarted, "", start))
+	}
 	var err error
 	if q.ctx.Err() != nil {
 		err = fmt.Errorf("not started: %w", q.ctx.Err())
@@ -259,6 +289,10 @@ func (q *DeployQueue) run(req DeployRequest) {
 	result := ResultSucceeded
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrAbortRequested):
+		// The process running the promote rolls back and tells.
+	case errors.Is(err, rollout.ErrAborted):
+		result = ResultAborted
 	case errors.Is(err, ErrRolledBack):
 		result = ResultRolledBack
 	case errors.Is(err, context.Canceled) || q.ctx.Err() != nil:
@@ -290,7 +324,9 @@ func (q *DeployQueue) run(req DeployRequest) {
 		}
 		cancel()
 	}
-	q.Notify.Notify(notice(req, finishedKind(result), rec.Error, end))
+	if kind := finishedKind(req.Kind, result, err); kind != "" {
+		q.Notify.Notify(notice(req, kind, rec.Error, end))
+	}
 	// The record turns "done" last, so whoever sees it done also sees the
 	// metrics, the log line and the event.
 	q.Recorder.update(req.ID, func(r *DeployRecord) { *r = rec })
@@ -344,14 +380,27 @@ func notice(req DeployRequest, kind, reason string, at time.Time) notify.Event {
 	if req.Kind == DeployRollback && image == "" {
 		image = "the previous version"
 	}
+	if req.Kind == DeployAbort && image == "" {
+		image = "the promote in progress"
+	}
 	return notify.Event{Kind: kind, Namespace: req.Namespace, App: req.App, Image: image, Strategy: req.Strategy,
 		Reason: reason, By: by, At: at, Source: "serve"}
 }
 
-// finishedKind maps a deploy's result to a notification: a deploy that
-// failed never went live (a check refused it or an error stopped it).
-func finishedKind(result string) string {
+// finishedKind maps a deploy's result to a notification ("" for none): a
+// deploy that failed never went live (a check refused it or an error
+// stopped it). An abort is told only when it rolled back itself; when it
+// asked a running promote, that promote's end is the notice.
+func finishedKind(kind, result string, err error) string {
+	if kind == DeployAbort {
+		if err == nil {
+			return notify.KindAborted
+		}
+		return ""
+	}
 	switch result {
+	case ResultAborted:
+		return notify.KindAborted
 	case ResultSucceeded:
 		return notify.KindPromoted
 	case ResultRolledBack:

@@ -33,6 +33,7 @@ const ReplicaHolderPrefix = "serve/"
 func ReplicaGone(cs kubernetes.Interface, namespace, container string) rollout.HolderGone {
 	return func(ctx context.Context, holder string, acquired time.Time) (bool, string, error) {
 		name, ok := strings.CutPrefix(holder, ReplicaHolderPrefix)
+		name, _, _ = strings.Cut(name, "/") // "serve/<pod>/abort" is an abort's
 		if !ok || name == "" {
 			return false, "", nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tsys-group/tsys-ci/pipeline/notify"
+	"github.com/tsys-group/tsys-ci/rollout"
 	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
@@ -97,5 +99,85 @@ notifications:
 `), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), `notifications[1].email.smtp: "mail.company.example" is not HOST:PORT`) {
 		t.Fatalf("got %v, want the bad smtp field named", err)
+	}
+}
+
+// deployFunc is a Deployer made of a function.
+type deployFunc func(ctx context.Context, req DeployRequest) error
+
+func (f deployFunc) Deploy(ctx context.Context, req DeployRequest) error { return f(ctx, req) }
+
+// TestAbortDoesNotWaitBehindThePromoteItStops: an abort runs in its own
+// lane while the app's promote still runs; when it only asked the running
+// promote to stop, that promote's end (aborted) is the one notice, and an
+// abort that rolled back a promote nobody ran any more is told once.
+func TestAbortDoesNotWaitBehindThePromoteItStops(t *testing.T) {
+	var mu sync.Mutex
+	var got []notify.Event
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Errorf("notification body %q: %v", b, err)
+		}
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	running, stop := make(chan struct{}), make(chan struct{})
+	q, sink := newTestQueue(deployFunc(func(ctx context.Context, req DeployRequest) error {
+		switch {
+		case req.Kind == DeployPromote:
+			close(running)
+			<-stop // until the abort asked it to stop
+			return fmt.Errorf("promote of shop rolled back: %w", rollout.ErrAborted)
+		case req.App == "shop":
+			close(stop)
+			return fmt.Errorf("asked serve/x: %w", ErrAbortRequested)
+		}
+		return nil
+	}))
+	q.Notify = notify.New([]notify.Target{{Name: "team", Webhook: &notify.Webhook{URL: recv.URL}}},
+		notify.Options{Metrics: notify.NewMetrics(prometheus.NewRegistry())})
+	t.Cleanup(func() { q.Notify.Close(context.Background()) })
+
+	if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "shop", Namespace: "ns", Image: "reg/shop:v2", Trigger: "harbor", By: "ci"}); err != nil {
+		t.Fatal(err)
+	}
+	<-running
+	for _, app := range []string{"shop", "blog"} {
+		if _, err := q.Enqueue(DeployRequest{Kind: DeployAbort, App: app, Namespace: "ns", Trigger: "api", By: "alice"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results := map[string]string{}
+	for range 3 {
+		select {
+		case rec := <-sink.got:
+			results[rec.Kind+" "+rec.App] = rec.Result
+		case <-time.After(10 * time.Second):
+			t.Fatalf("deploys did not finish: %v", results)
+		}
+	}
+	want := map[string]string{"promote shop": ResultAborted, "abort shop": ResultSucceeded, "abort blog": ResultSucceeded}
+	if !maps.Equal(results, want) {
+		t.Fatalf("results %v, want %v", results, want)
+	}
+	testenv.Eventually(t, "three notices", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 3
+	})
+	mu.Lock()
+	var kinds []string
+	for _, ev := range got {
+		kinds = append(kinds, ev.App+" "+ev.Kind+" "+ev.By+" "+ev.Image)
+	}
+	mu.Unlock()
+	slices.Sort(kinds)
+	wantKinds := []string{"blog aborted api: alice the promote in progress", "shop aborted harbor: ci reg/shop:v2", "shop started harbor: ci reg/shop:v2"}
+	if !slices.Equal(kinds, wantKinds) {
+		t.Fatalf("notices %q, want %q", kinds, wantKinds)
 	}
 }

@@ -84,6 +84,18 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 		if err == nil && res.Result == rollout.ResultRolledBack {
 			return fmt.Errorf("%w: an interrupted rollback was finished (%s)", ErrRolledBack, res.Reason)
 		}
+	case DeployAbort:
+		// Its own lease holder: serve's own deploy of the app may hold
+		// the lease under Holder, and must be asked, not raced.
+		p.Holder += "/abort"
+		res, err = p.Abort(ctx, spec)
+		switch {
+		case err != nil:
+		case res.Result == rollout.ResultAbortRequested:
+			return fmt.Errorf("%w: %s", ErrAbortRequested, res.Reason)
+		case res.Result != rollout.ResultAborted:
+			return fmt.Errorf("%s/%s: %w", spec.Namespace, spec.Name, ErrNothingToAbort)
+		}
 	case DeployPromote:
 		image, verr := d.Verify(ctx, req.Image)
 		if verr != nil {

@@ -202,6 +202,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/v1/promote", s.handleManual(DeployPromote))
 	mux.HandleFunc("POST /api/v1/rollback", s.handleManual(DeployRollback))
+	mux.HandleFunc("POST /api/v1/abort", s.handleManual(DeployAbort))
 	metrics := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if s.reader(w, r) {
@@ -212,7 +213,8 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// ManualRequest is the body of POST /api/v1/promote and /api/v1/rollback.
+// ManualRequest is the body of POST /api/v1/promote, /api/v1/rollback and
+// /api/v1/abort.
 type ManualRequest struct {
 	Namespace string `json:"namespace"`
 	App       string `json:"app"`
@@ -277,7 +279,7 @@ func (e *manualError) write(w http.ResponseWriter) {
 	writeJSON(w, e.code, map[string]string{"error": e.msg})
 }
 
-// manual queues a promote or rollback that a person asked for, through
+// manual queues a promote, rollback or abort that a person asked for, through
 // the API or the dashboard: login is who asked, may says whether they may
 // deploy in a namespace (their directory group, serve.yaml access).
 func (s *Server) manual(kind, login string, req ManualRequest, may func(ns string) bool) (DeployRecord, *manualError) {
@@ -307,6 +309,8 @@ func (s *Server) manual(kind, login string, req ManualRequest, may func(ns strin
 			return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: fmt.Sprintf("image %q is from registry %s, but serve deploys from %s only (serve.yaml registry); promote %s/%s@%s", req.Image, m[1], s.cfg.Registry, s.cfg.Registry, policy.Repository, m[3])}
 		}
 		dr.Image = req.Image
+	} else if req.Image != "" && kind == DeployAbort {
+		return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: "abort takes no image: it stops the promote in progress, whichever version it deploys"}
 	} else if req.Image != "" {
 		return DeployRecord{}, &manualError{code: http.StatusBadRequest, msg: "rollback takes no image: it returns to the version before the current one"}
 	}

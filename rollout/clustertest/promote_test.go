@@ -360,8 +360,9 @@ func TestPromoteWhileHeld(t *testing.T) {
 	if !errors.As(err, &held) || held.Holder != "other-process" {
 		t.Fatalf("promote while held: %v", err)
 	}
-	if _, err := a.promoter("abort").Abort(context.Background(), a.spec); err != nil {
-		t.Fatal(err)
+	res, err := a.promoter("abort").Abort(context.Background(), a.spec)
+	if err != nil || res.Result != rollout.ResultAbortRequested || !strings.Contains(res.Reason, "other-process") {
+		t.Fatalf("abort while held: %+v %v", res, err)
 	}
 	if !a.state().AbortRequested {
 		t.Fatal("abort did not ask the holder to stop")
