@@ -104,6 +104,14 @@ func wentDown(prev, cur map[string]ColorCounters) bool {
 	return false
 }
 
+// Latest is the newest sample's counters by color (nil before any).
+func (w *Window) Latest() map[string]ColorCounters {
+	if len(w.samples) == 0 {
+		return nil
+	}
+	return w.samples[len(w.samples)-1].c
+}
+
 // Stats is what color did in the window so far.
 func (w *Window) Stats(color string) WindowStats {
 	if len(w.samples) < 2 {

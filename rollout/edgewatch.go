@@ -105,6 +105,8 @@ type judge struct {
 	version string
 	window  Window
 	lastErr string
+	// saved is when the window was last written into the state.
+	saved time.Time
 }
 
 // newJudge returns the judge of rel for a watch, or nil when the app has
@@ -117,7 +119,8 @@ func (r *run) newJudge(ctx context.Context, rel Release) (*judge, error) {
 	if err != nil || edge == nil {
 		return nil, err
 	}
-	return &judge{r: r, url: edge.StatsURL, color: rel.Color, version: rel.Color + " " + rel.Image, window: Window{Span: r.spec.Analysis.Window.Duration}}, nil
+	return &judge{r: r, url: edge.StatsURL, color: rel.Color, version: rel.Color + " " + rel.Image, window: Window{Span: r.spec.Analysis.Window.Duration},
+		saved: r.p.Clock.Now()}, nil
 }
 
 // sample reads the edge once; a breach is a *versionFailed. A failed read
@@ -135,9 +138,50 @@ func (j *judge) sample(ctx context.Context) error {
 		return nil
 	}
 	j.lastErr = ""
-	j.window.Add(j.r.p.Clock.Now(), colorCounters(rows, j.r.edgeBackends()))
-	if reason := j.r.spec.Analysis.Judge(j.version, j.window.Stats(j.color)); reason != "" {
+	now := j.r.p.Clock.Now()
+	j.window.Add(now, colorCounters(rows, j.r.edgeBackends()))
+	reason := j.r.spec.Analysis.Judge(j.version, j.window.Stats(j.color))
+	if reason != "" || now.Sub(j.saved) >= j.r.p.PollInterval {
+		if err := j.record(ctx); err != nil {
+			return err
+		}
+	}
+	if reason != "" {
 		return &versionFailed{reason: reason, analysis: true}
+	}
+	return nil
+}
+
+// record writes what each version of the app did in the window into the
+// state, so 'tsys-ci status' and serve's dashboard show the numbers the
+// analysis judges by. A failed write is a warning: the numbers are for
+// people; the judging goes on.
+func (j *judge) record(ctx context.Context) error {
+	now := j.r.p.Clock.Now()
+	j.saved = now
+	s := j.r.state
+	images := map[string]string{}
+	for _, rel := range []*Release{s.Previous, s.Active, s.Candidate} {
+		if rel != nil {
+			images[rel.Color] = rel.Image
+		}
+	}
+	t := &EdgeTraffic{At: now.UTC()}
+	for _, color := range []string{ColorBlue, ColorGreen} {
+		if _, ok := j.window.Latest()[color]; !ok {
+			continue
+		}
+		w := j.window.Stats(color)
+		t.WindowSeconds = w.Span.Seconds()
+		t.Versions = append(t.Versions, VersionTraffic{Color: color, Image: images[color], Requests: w.Requests, Failed: w.Failed(),
+			ErrorRate: w.ErrorRate(), ResponseTimeMs: w.ResponseTime.Milliseconds()})
+	}
+	s.EdgeTraffic = t
+	if err := j.r.save(ctx, s.Phase, s.Message); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		j.r.logf("warning: recording the edge's numbers in the state: %v", err)
 	}
 	return nil
 }

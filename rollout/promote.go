@@ -314,7 +314,7 @@ func (r *run) promote(ctx context.Context, want Release) error {
 	if err != nil {
 		return err
 	}
-	s.Candidate, s.Strategy, s.Step, s.AbortRequested = &want, r.spec.Strategy.Type, 0, false
+	s.Candidate, s.Strategy, s.Step, s.AbortRequested, s.EdgeTraffic = &want, r.spec.Strategy.Type, 0, false, nil
 	s.EdgeCanary = s.Strategy == StrategyCanary && edge != nil && len(HostedPorts(r.spec)) > 0
 	s.StartedAt = r.p.Clock.Now().UTC()
 	if err := r.save(ctx, PhaseDeploying, "deploying "+want.Image+" on "+want.Color); err != nil {

@@ -88,6 +88,12 @@ type State struct {
 	// EdgeWeights is what promote last wrote in the app Service's
 	// tsys-ci.io/edge-weights annotation (apps with hosts only).
 	EdgeWeights EdgeWeights `json:"edgeWeights,omitempty"`
+	// EdgeTraffic is what each version did at the edge in the analysis
+	// window, as this promote last read it from the edge's stats (apps
+	// with hosts and an edge stats URL only): written at most every
+	// PollInterval while a watch judges, kept after the promote ends
+	// until the next one starts. serve's dashboard shows it.
+	EdgeTraffic *EdgeTraffic `json:"edgeTraffic,omitempty"`
 	// AbortRequested is set by 'tsys-ci abort' for the promote holding
 	// the lease: it rolls back at its next check.
 	AbortRequested bool `json:"abortRequested,omitempty"`
@@ -102,6 +108,30 @@ type State struct {
 	UpdatedAt      time.Time      `json:"updatedAt,omitzero"`
 	History        []HistoryEntry `json:"history,omitempty"`
 }
+
+// EdgeTraffic is one reading of the analysis window at the edge.
+type EdgeTraffic struct {
+	At time.Time `json:"at"`
+	// WindowSeconds is the span the counts cover (up to the spec's
+	// analysis.window).
+	WindowSeconds float64          `json:"windowSeconds"`
+	Versions      []VersionTraffic `json:"versions"`
+}
+
+// VersionTraffic is what one version (color) did at the edge in the
+// window: requests, failed ones (5xx, connection and response errors)
+// and HAProxy's average response time.
+type VersionTraffic struct {
+	Color          string  `json:"color"`
+	Image          string  `json:"image,omitempty"`
+	Requests       int64   `json:"requests"`
+	Failed         int64   `json:"failed"`
+	ErrorRate      float64 `json:"errorRate"` // percent of Requests
+	ResponseTimeMs int64   `json:"responseTimeMs"`
+}
+
+// ErrorRateString is ErrorRate as the analysis messages write it.
+func (v VersionTraffic) ErrorRateString() string { return percentOf(v.ErrorRate) }
 
 // InProgress reports whether a promote was under way when the state was
 // last written.

@@ -116,6 +116,9 @@ func (r *run) watch(ctx context.Context, rel Release, n int32, d time.Duration) 
 		if err := j.sample(ctx); err != nil {
 			return err
 		}
+		if err := j.record(ctx); err != nil {
+			return err
+		}
 		r.logf("%s", j.summary())
 	}
 	return nil

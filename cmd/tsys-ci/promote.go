@@ -257,6 +257,12 @@ func printStatus(w io.Writer, app string, st *rollout.State) {
 	if st.Candidate != nil {
 		fmt.Fprintf(w, "  in progress: %s on %s (%s, since %s): %s\n", st.Candidate.Image, st.Candidate.Color, st.Strategy, st.StartedAt.Format("2006-01-02 15:04:05Z"), st.Message)
 	}
+	if t := st.EdgeTraffic; t != nil && st.InProgress() {
+		fmt.Fprintf(w, "  at the edge (last %.0f s, read %s):\n", t.WindowSeconds, t.At.Format("2006-01-02 15:04:05Z"))
+		for _, v := range t.Versions {
+			fmt.Fprintf(w, "    %s %s: %d requests, %d failed (%s), response time %d ms\n", v.Color, v.Image, v.Requests, v.Failed, v.ErrorRateString(), v.ResponseTimeMs)
+		}
+	}
 	if st.Previous != nil {
 		fmt.Fprintf(w, "  previous: %s on %s ('tsys-ci promote --rollback %s' puts it back)\n", st.Previous.Image, st.Previous.Color, app)
 	}

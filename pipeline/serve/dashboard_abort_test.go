@@ -103,3 +103,40 @@ func TestDashboardAbortButton(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardShowsTheEdgeNumbers: during a promote the app's page shows,
+// per version, the weight asked at the edge and the requests, failures
+// and response time promote's analysis last read there (EdgeTraffic in
+// the state); before the first reading, the weights alone.
+func TestDashboardShowsTheEdgeNumbers(t *testing.T) {
+	dir := ucsDirectory(t)
+	now := newTestClock().Now()
+	st := shopCanary(now, false)
+	st.EdgeWeights = rollout.EdgeWeights{"green": 75, "blue": 25}
+	cs := dashboardCluster(t, st)
+	ts := dashboardServer(t, dir, cs, nil)
+	b := newBrowser(t, ts.url)
+	b.login("carol", "carol-pw") // looking needs no group
+	page := b.get("/ui/apps/shop/shop")
+	for _, want := range []string{`id="traffic"`, "<td>blue</td><td>25%</td>", "not read from the edge yet"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("page before a reading lacks %q:\n%s", want, page.body)
+		}
+	}
+	st.EdgeTraffic = &rollout.EdgeTraffic{At: now.Add(-3 * time.Second), WindowSeconds: 30, Versions: []rollout.VersionTraffic{
+		{Color: "blue", Image: shopNext, Requests: 412, Failed: 3, ErrorRate: 100 * 3.0 / 412, ResponseTimeMs: 41},
+		{Color: "green", Image: shopImage, Requests: 1240, Failed: 0, ResponseTimeMs: 18},
+	}}
+	setShopState(t, cs, st)
+	page = b.get("/ui/apps/shop/shop", partialHeader, "main")
+	for _, want := range []string{"shop@6f6f6f6f6f6f", "<td>412</td><td>3 (0.7%)</td><td>41 ms</td>", "<td>25%</td>", "<td>1240</td><td>0 (0%)</td><td>18 ms</td>", "<td>75%</td>", "in the last 30 s", "just now"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("page with a reading lacks %q:\n%s", want, page.body)
+		}
+	}
+	st.Phase, st.Candidate = rollout.PhaseStable, nil
+	setShopState(t, cs, st)
+	if page := b.get("/ui/apps/shop/shop"); strings.Contains(page.body, `id="traffic"`) {
+		t.Errorf("a stable app's page shows the edge table:\n%s", page.body)
+	}
+}

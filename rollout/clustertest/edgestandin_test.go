@@ -21,11 +21,15 @@ import (
 // by a stand-in of the edge: its CSV (HAProxy 2.6's columns, the ones
 // promote reads) shows the app's top-level backend with one server per
 // color carrying the weights the app Service's annotation asks for at the
-// moment of the read, as 'edge sync --watch' would apply them, and zero
-// counters. apply=false makes it an edge that never applies them (weights
+// moment of the read, as 'edge sync --watch' would apply them, and
+// counters that grow at each read by the color's weight (requests, no
+// errors, rtime 12 ms), as users' requests split by those weights would.
+// apply=false makes it an edge that never applies them (weights
 // stay 100 on blue). A stand-in: it proves promote's side of the contract;
 // test/e2e's TestPromoteJudgedAtTheEdge runs the real HAProxy and edge.
 func (a *app) useEdgeStandIn(apply bool) {
+	var mu sync.Mutex
+	requests := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		weights := map[string]int{rollout.ColorBlue: 100}
 		if apply {
@@ -46,8 +50,11 @@ func (a *app) useEdgeStandIn(apply bool) {
 		}
 		sort.Strings(colors)
 		total := 0
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range colors {
-			fmt.Fprintf(w, "%s,%s,0,0,0,0,,0,0,0,,0,,0,0,0,0,UP,%d,1,0,0,0,%d,\n", be, c, weights[c], weights[c])
+			requests[c] += weights[c]
+			fmt.Fprintf(w, "%s,%s,0,0,0,0,,%d,0,0,,0,,0,0,0,0,UP,%d,1,0,0,12,%d,\n", be, c, requests[c], weights[c], weights[c])
 			total += weights[c]
 		}
 		fmt.Fprintf(w, "%s,BACKEND,0,0,0,0,,0,0,0,0,0,,0,0,0,0,UP,%d,2,0,0,0,%d,\n", be, total, total)

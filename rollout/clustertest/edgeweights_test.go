@@ -101,6 +101,21 @@ func TestEdgeCanaryExactWeights(t *testing.T) {
 	if len(res.Steps) != 3 || !res.Steps[0].AtEdge || res.Steps[0].WeightString() != "5%" {
 		t.Errorf("plan %+v", res.Steps)
 	}
+	// The numbers the analysis judged by are in the state: the last
+	// window, per version (green is v2).
+	tr := a.state().EdgeTraffic
+	if tr == nil || tr.At.IsZero() {
+		t.Fatalf("no edge traffic recorded in the state")
+	}
+	var green *rollout.VersionTraffic
+	for i, v := range tr.Versions {
+		if v.Color == rollout.ColorGreen {
+			green = &tr.Versions[i]
+		}
+	}
+	if green == nil || green.Image != "reg/shop@sha256:v2" || green.Requests <= 0 || green.Failed != 0 || green.ResponseTimeMs != 12 {
+		t.Errorf("edge traffic recorded %+v, want v2 on green with requests, no failures, 12 ms", tr)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range pods {
