@@ -38,6 +38,7 @@ func (r *run) blueGreen(ctx context.Context) error {
 		if err := r.confirmEdge(ctx); err != nil {
 			return err
 		}
+		r.progress(ProgressSwitched)
 	}
 	if s.Phase == PhaseSwitched {
 		return r.finish(ctx, true)

@@ -189,6 +189,7 @@ func (r *run) canary(ctx context.Context) error {
 		if err := r.confirmEdge(ctx); err != nil {
 			return err
 		}
+		r.progress(ProgressSwitched)
 	}
 	if s.Phase == PhaseSwitched {
 		return r.finish(ctx, true)

@@ -90,6 +90,41 @@ type Promoter struct {
 	// show weights promote wrote (default 30 s).
 	SampleInterval     time.Duration
 	EdgeConfirmTimeout time.Duration
+	// Progress, when set, is told of the moments people are notified of
+	// that only promote sees (ProgressSwitched); it must not block.
+	Progress func(Progress)
+}
+
+// Progress is a moment of a promote that callers pass on as a notice.
+type Progress struct {
+	Kind      string // ProgressSwitched
+	Namespace string
+	App       string
+	Image     string // the version now serving
+	Previous  string // the version that served before ("" for a first one)
+	Strategy  string
+	At        time.Time
+}
+
+// ProgressSwitched: all traffic is on the new version (the blue/green
+// switch, or a canary at 100 %), and the edge shows it when there is one;
+// the previous version still runs until the scale-down delay ends.
+const ProgressSwitched = "switched"
+
+// progress tells p.Progress, if set, of a moment of this promote.
+func (r *run) progress(kind string) {
+	if r.p.Progress == nil {
+		return
+	}
+	s := r.state
+	pr := Progress{Kind: kind, Namespace: r.spec.Namespace, App: r.spec.Name, Strategy: s.Strategy, At: r.p.Clock.Now().UTC()}
+	if s.Active != nil {
+		pr.Image = s.Active.Image
+	}
+	if s.Previous != nil {
+		pr.Previous = s.Previous.Image
+	}
+	r.p.Progress(pr)
 }
 
 // Request is one promote: the app's spec and the image to put live.

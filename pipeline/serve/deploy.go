@@ -283,7 +283,15 @@ func (q *DeployQueue) run(req DeployRequest) {
 	if q.ctx.Err() != nil {
 		err = fmt.Errorf("not started: %w", q.ctx.Err())
 	} else {
-		err = q.Deployer.Deploy(q.ctx, req)
+		ctx := WithProgress(q.ctx, func(pr rollout.Progress) {
+			ev := notice(req, pr.Kind, "", pr.At)
+			ev.Image, ev.Previous = pr.Image, pr.Previous
+			if pr.Strategy != "" {
+				ev.Strategy = pr.Strategy
+			}
+			q.Notify.Notify(ev)
+		})
+		err = q.Deployer.Deploy(ctx, req)
 	}
 	end := q.Clock.Now()
 	result := ResultSucceeded
@@ -330,6 +338,20 @@ func (q *DeployQueue) run(req DeployRequest) {
 	// The record turns "done" last, so whoever sees it done also sees the
 	// metrics, the log line and the event.
 	q.Recorder.update(req.ID, func(r *DeployRecord) { *r = rec })
+}
+
+type progressKey struct{}
+
+// WithProgress gives a Deployer the function that turns the moments only
+// promote sees (rollout.Progress: switched) into this deploy's notices.
+func WithProgress(ctx context.Context, f func(rollout.Progress)) context.Context {
+	return context.WithValue(ctx, progressKey{}, f)
+}
+
+// ProgressFrom is the function WithProgress put in ctx, or nil.
+func ProgressFrom(ctx context.Context) func(rollout.Progress) {
+	f, _ := ctx.Value(progressKey{}).(func(rollout.Progress))
+	return f
 }
 
 // Draining reports whether Drain was called: the queue takes no more.

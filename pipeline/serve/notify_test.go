@@ -181,3 +181,55 @@ func TestAbortDoesNotWaitBehindThePromoteItStops(t *testing.T) {
 		t.Fatalf("notices %q, want %q", kinds, wantKinds)
 	}
 }
+
+// TestSwitchedIsNotified: the moment promote reports traffic switched
+// (rollout.Progress through the deploy's context) reaches a real loopback
+// receiver as a switched notice, beside started and promoted, naming the
+// new and the previous version.
+func TestSwitchedIsNotified(t *testing.T) {
+	got := make(chan notify.Event, 10)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Errorf("notification body %q: %v", b, err)
+		}
+		got <- ev
+	}))
+	defer recv.Close()
+	q, _ := newTestQueue(deployFunc(func(ctx context.Context, req DeployRequest) error {
+		tell := ProgressFrom(ctx)
+		if tell == nil {
+			return errors.New("no progress function in the deploy's context")
+		}
+		tell(rollout.Progress{Kind: rollout.ProgressSwitched, Namespace: req.Namespace, App: req.App, Image: req.Image,
+			Previous: "reg/shop:v1", Strategy: "canary", At: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)})
+		return nil
+	}))
+	q.Notify = notify.New([]notify.Target{{Name: "team", Webhook: &notify.Webhook{URL: recv.URL}}},
+		notify.Options{Metrics: notify.NewMetrics(prometheus.NewRegistry())})
+	t.Cleanup(func() { q.Notify.Close(context.Background()) })
+	if _, err := q.Enqueue(DeployRequest{Kind: DeployPromote, App: "shop", Namespace: "ns", Image: "reg/shop:v2", Strategy: "blueGreen", Trigger: "harbor", By: "ci"}); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	var switched notify.Event
+	for len(kinds) < 3 {
+		select {
+		case ev := <-got:
+			kinds = append(kinds, ev.Kind)
+			if ev.Kind == notify.KindSwitched {
+				switched = ev
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("notices so far %q", kinds)
+		}
+	}
+	slices.Sort(kinds) // each delivery runs on its own
+	if !slices.Equal(kinds, []string{notify.KindPromoted, notify.KindStarted, notify.KindSwitched}) {
+		t.Fatalf("notices %q, want started, switched, promoted", kinds)
+	}
+	if switched.Image != "reg/shop:v2" || switched.Previous != "reg/shop:v1" || switched.Strategy != "canary" || switched.By != "harbor: ci" || switched.Source != "serve" || !switched.At.Equal(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("switched notice %+v", switched)
+	}
+}

@@ -68,6 +68,7 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 	defer out.flush()
 	p := d.Promoter
 	p.Out = out
+	p.Progress = ProgressFrom(ctx)
 	// Resume and rollback deploy images read from the rollout state,
 	// which more than serve can write: serve's image policy checks them
 	// again (issue 17 finding 8).

@@ -44,15 +44,27 @@ func checkRouting(t *testing.T, got []routing, want ...routing) {
 
 // TestEdgeWeightsBlueGreen: the blue/green switch writes the selector and
 // the edge weights in one write, and promote waits until the edge shows
-// them.
+// them, then tells Progress it switched (a notice).
 func TestEdgeWeightsBlueGreen(t *testing.T) {
 	a := newApp(t, nil)
 	a.useEdgeStandIn(true)
 	routed := a.recordRouting()
+	var told []string
 	for _, image := range []string{"reg/shop@sha256:v1", "reg/shop@sha256:v2"} {
-		if _, err := a.edgePromoter("test").Promote(context.Background(), rollout.Request{Spec: a.spec, Image: image}); err != nil {
+		p := a.edgePromoter("test")
+		p.Progress = func(pr rollout.Progress) {
+			told = append(told, fmt.Sprintf("%s %s/%s %s from %q (%s) edge %s", pr.Kind, pr.Namespace, pr.App, pr.Image, pr.Previous, pr.Strategy, a.state().EdgeWeights))
+		}
+		if _, err := p.Promote(context.Background(), rollout.Request{Spec: a.spec, Image: image}); err != nil {
 			t.Fatalf("promote %s: %v\n%s", image, err, a.out)
 		}
+	}
+	want := []string{
+		`switched ` + a.ns + `/shop reg/shop@sha256:v1 from "" (blueGreen) edge {"blue":100}`,
+		`switched ` + a.ns + `/shop reg/shop@sha256:v2 from "reg/shop@sha256:v1" (blueGreen) edge {"blue":0,"green":100}`,
+	}
+	if strings.Join(told, "\n") != strings.Join(want, "\n") {
+		t.Errorf("progress told:\n%s\nwant:\n%s", strings.Join(told, "\n"), strings.Join(want, "\n"))
 	}
 	checkRouting(t, routed(),
 		routing{rollout.ColorBlue, `{"blue":100}`},
@@ -84,11 +96,19 @@ func TestEdgeCanaryExactWeights(t *testing.T) {
 		pods = append(pods, fmt.Sprintf("%d/%d", a.replicas(rollout.ColorBlue), a.replicas(rollout.ColorGreen)))
 	}
 	a.mu.Unlock()
-	res, err := a.edgePromoter("test").Promote(context.Background(), rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
+	p := a.edgePromoter("test")
+	var switched []string // told once, at 100 %
+	p.Progress = func(pr rollout.Progress) {
+		switched = append(switched, pr.Kind+" "+pr.Image+" "+a.state().EdgeWeights.String())
+	}
+	res, err := p.Promote(context.Background(), rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
 	if err != nil {
 		t.Fatalf("v2: %v\n%s", err, a.out)
 	}
 	t.Logf("progress:\n%s", a.out)
+	if want := `switched reg/shop@sha256:v2 {"blue":0,"green":100}`; len(switched) != 1 || switched[0] != want {
+		t.Errorf("progress told %q, want once %q", switched, want)
+	}
 	checkRouting(t, routed(),
 		routing{rollout.ColorBlue, `{"blue":95,"green":5}`},
 		routing{rollout.ColorBlue, `{"blue":75,"green":25}`},
