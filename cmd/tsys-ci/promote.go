@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/pipeline/notify"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -29,9 +30,9 @@ func promoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "promote",
 		Usage: "put an image live with blue/green, canary, rolling or recreate; roll back on failed probes",
-		UsageText: "tsys-ci promote APP (--image REF | --from .tsys-ci/push.json) [--spec tsys-ci.yaml] [--strategy S] (--verify-key PUBFILE | --allow-unsigned) [--report junit.xml] [-o json]\n" +
-			"   tsys-ci promote APP --rollback",
-		Flags: slices.Concat(appFlags(), imagePolicyFlags(), []cli.Flag{
+		UsageText: "tsys-ci promote APP (--image REF | --from .tsys-ci/push.json) [--spec tsys-ci.yaml] [--strategy S] (--verify-key PUBFILE | --allow-unsigned) [--report junit.xml] [--notify-config FILE] [-o json]\n" +
+			"   tsys-ci promote APP --rollback [--notify-config FILE]",
+		Flags: slices.Concat(appFlags(), imagePolicyFlags(), notifyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "image", Usage: "image to promote, by digest (HOST/PROJECT/NAME@sha256:...)"},
 			&cli.StringFlag{Name: "from", Usage: "push result to take the image from (" + pipeline.DefaultPushResult + ")"},
 			&cli.StringFlag{Name: "revision", EnvVars: []string{"GIT_COMMIT"}, Usage: "commit of the image, for the history"},
@@ -61,8 +62,8 @@ func abortCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "abort",
 		Usage:     "stop a promote in progress and roll it back",
-		UsageText: "tsys-ci abort APP [--spec tsys-ci.yaml]",
-		Flags:     appFlags(),
+		UsageText: "tsys-ci abort APP [--spec tsys-ci.yaml] [--notify-config FILE]",
+		Flags:     append(appFlags(), notifyFlags()...),
 		Before:    oneArg("the app's name"),
 		Action:    runAbort,
 	}
@@ -157,6 +158,12 @@ func runPromote(c *cli.Context) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	tell, err := newNotices(c, spec, f.strategy)
+	if err != nil {
+		return err
+	}
+	// Delivery runs beside the promote; at exit it gets --notify-wait.
+	defer tell.close()
 	req := rollout.Request{Spec: spec, Strategy: f.strategy, Revision: f.revision}
 	if !f.rollback {
 		image := f.image
@@ -176,13 +183,21 @@ func runPromote(c *cli.Context) error {
 			if errors.As(err, &bad) {
 				return err
 			}
-			return fmt.Errorf("refusing to promote %s: %w", image, err)
+			err = fmt.Errorf("refusing to promote %s: %w", image, err)
+			tell.tell(notify.KindRefused, image, "", err.Error())
+			return err
 		}
 	}
 	p, err := newPromoter(c, f)
 	if err != nil {
 		return err
 	}
+	p.Progress = tell.progress()
+	shown := req.Image
+	if f.rollback {
+		shown = "the previous version"
+	}
+	tell.tell(notify.KindStarted, shown, "", "")
 	// Ctrl-C or Jenkins aborting the build stops between steps, leaves the
 	// phase in the cluster and frees the lease, so a re-run need not wait.
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -190,9 +205,13 @@ func runPromote(c *cli.Context) error {
 	var res *rollout.Result
 	if f.rollback {
 		res, err = p.Rollback(ctx, spec)
+		if res != nil && res.Image != "" {
+			shown = res.Image
+		}
 	} else {
 		res, err = p.Promote(ctx, req)
 	}
+	tell.finished(shown, res, err)
 	if res != nil {
 		if werr := writeResult(c, f.report, res); werr != nil && err == nil {
 			err = werr
@@ -283,6 +302,11 @@ func runAbort(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	tell, err := newNotices(c, spec, "")
+	if err != nil {
+		return err
+	}
+	defer tell.close()
 	p, err := newPromoter(c, f)
 	if err != nil {
 		return err
@@ -292,6 +316,11 @@ func runAbort(c *cli.Context) error {
 	res, err := p.Abort(ctx, spec)
 	if err != nil {
 		return err
+	}
+	if res.Result == rollout.ResultAborted {
+		// Rolled back here; an abort only asked of another process is
+		// told by that process when it rolls back.
+		tell.tell(notify.KindAborted, "the promote in progress", "", "aborted by 'tsys-ci abort'")
 	}
 	fmt.Fprintf(c.App.Writer, "%s: %s\n", res.App, res.Result)
 	return nil

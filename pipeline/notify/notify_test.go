@@ -3,9 +3,12 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -212,4 +215,34 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func TestLoadFileIsServesSection(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "notify.yaml")
+	if err := os.WriteFile(good, []byte("notifications:\n  - name: team\n    events: [switched, rolled-back]\n    webhook: {url: https://chat.example/hook, format: slack}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	targets, err := LoadFile(good)
+	if err != nil || len(targets) != 1 || targets[0].Webhook.Format != FormatSlack || len(targets[0].Events) != 2 {
+		t.Fatalf("LoadFile: %+v %v", targets, err)
+	}
+	for content, want := range map[string]string{
+		"notifications:\n  - name: team\n    webhok: {url: https://chat.example/hook}\n": `unknown field "webhok"`,
+		"notifications: []\n": "names no target",
+		"notifications:\n  - name: team\n    events: [switch]\n    webhook: {url: https://chat.example/hook}\n": `"switch" is not an event`,
+	} {
+		bad := filepath.Join(dir, "bad.yaml")
+		if err := os.WriteFile(bad, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadFile(bad)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "bad.yaml") {
+			t.Errorf("LoadFile(%q): %v, want a ConfigError naming the file and %q", content, err, want)
+		}
+	}
+	if _, err := LoadFile(filepath.Join(dir, "none.yaml")); err == nil || !strings.Contains(err.Error(), "none.yaml") {
+		t.Errorf("a missing file: %v", err)
+	}
 }

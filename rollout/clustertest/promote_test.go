@@ -17,6 +17,7 @@ import (
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/rollout"
+	"github.com/tsys-group/tsys-ci/test/podstandin"
 )
 
 // app is one test's app: its namespace with the stand-in running, a pool,
@@ -36,7 +37,7 @@ type app struct {
 
 func newApp(t *testing.T, mod func(*rollout.AppSpec)) *app {
 	cs, ns := newNamespace(t)
-	startStandIn(t, cs, ns)
+	podstandin.Start(t, cs, ns)
 	spec := exampleSpec(t, ns)
 	spec.Strategy.BlueGreen.ScaleDownDelay = rollout.Duration{Duration: 50 * time.Millisecond}
 	spec.Strategy.Canary.StepPause = rollout.Duration{Duration: 50 * time.Millisecond}

@@ -1,4 +1,7 @@
-package clustertest
+// Package podstandin plays the Deployment controller and the kubelet on a
+// real API server that runs neither (test/apiserver), for promote's tests:
+// rollout/clustertest and the CLI's in cmd/tsys-ci/clustertest.
+package podstandin
 
 import (
 	"context"
@@ -29,7 +32,8 @@ type standIn struct {
 	ns string
 }
 
-func startStandIn(t *testing.T, cs kubernetes.Interface, ns string) {
+// Start runs the stand-in for namespace ns until the test ends.
+func Start(t testing.TB, cs kubernetes.Interface, ns string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done })
