@@ -12,7 +12,8 @@ import (
 
 // Target is one place events go, with the events it wants. It is the
 // same YAML in serve.yaml (notifications:) and in the file `tsys-ci
-// promote --notify FILE` reads, so a team configures it once.
+// promote --notify-config FILE` reads (LoadFile), so a team configures it
+// once.
 type Target struct {
 	// Name identifies the target in logs and metrics.
 	Name string `json:"name"`

@@ -3,6 +3,8 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,45 @@ func chromium(t *testing.T, exe string) context.Context {
 	return ctx
 }
 
+// screenshots saves full-page screenshots of the dashboard tests and
+// prints their paths, as TestDemo does: in $TSYS_CI_TEST_OUT/dashboard,
+// else test/out/dashboard (git-ignored).
+type screenshots struct {
+	t   *testing.T
+	dir string
+}
+
+func newScreenshots(t *testing.T) *screenshots {
+	dir := os.Getenv("TSYS_CI_TEST_OUT")
+	if dir == "" {
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, "test", "out")
+	}
+	dir = filepath.Join(dir, "dashboard")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("making the screenshot folder: %v", err)
+	}
+	return &screenshots{t: t, dir: dir}
+}
+
+// take saves what ctx's page shows now as name.png; a failed screenshot
+// fails the test, as a missing page would.
+func (s *screenshots) take(ctx context.Context, name string) {
+	s.t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(s.dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Logf("screenshot %s (%d bytes)", path, len(png))
+}
+
 // uiWait bounds each wait on the page: live.js refreshes every 2 s.
 const uiWait = 20 * time.Second
 
@@ -92,6 +133,7 @@ func TestDashboardInChromium(t *testing.T) {
 	st := shopState(newTestClock().Now().Add(-5 * time.Minute))
 	cs := dashboardCluster(t, st)
 	ts := dashboardServer(t, dir, cs, nil)
+	shots := newScreenshots(t)
 
 	alice := chromium(t, exe)
 	if err := browserLogin(alice, ts.url, "alice", "alice-pw"); err != nil {
@@ -106,6 +148,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil || !strings.Contains(row, "shop/shop") || !strings.Contains(row, "shop@5e5e5e5e5e5e") || !strings.Contains(row, "stable") {
 		t.Fatalf("apps list's first row %q, %v", row, err)
 	}
+	shots.take(alice, "1-apps")
 
 	if err := within(alice, uiWait,
 		chromedp.Click(`a[href="/ui/apps/shop/shop"]`),
@@ -121,6 +164,10 @@ func TestDashboardInChromium(t *testing.T) {
 		canary := *st
 		canary.Phase, canary.Step, canary.Message = rollout.PhaseCanary, 1, "canary step 1: 1 of 4 pods"
 		canary.Candidate = &rollout.Release{Color: "blue", Image: "harbor.company.example/demo/shop@sha256:" + strings.Repeat("6f", 32)}
+		canary.EdgeWeights = rollout.EdgeWeights{"blue": 25, "green": 75}
+		canary.EdgeTraffic = &rollout.EdgeTraffic{At: ts.clock.Now(), WindowSeconds: 30, Versions: []rollout.VersionTraffic{
+			{Color: "blue", Image: canary.Candidate.Image, Requests: 412, Failed: 1, ErrorRate: 100.0 / 412, ResponseTimeMs: 41},
+			{Color: "green", Image: st.Active.Image, Requests: 1240, ResponseTimeMs: 18}}}
 		setShopState(t, cs, &canary)
 		if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`document.getElementById("phase").textContent === "canary" && document.getElementById("progress").textContent.includes("shop@6f6f6f6f6f6f")`, chromedp.WithPollingTimeout(uiWait))); err != nil {
 			t.Fatalf("the page did not show the canary: %v", err)
@@ -129,6 +176,10 @@ func TestDashboardInChromium(t *testing.T) {
 		if err != nil || !same {
 			t.Fatalf("the page was reloaded instead of updated in place: %v", err)
 		}
+		if err := within(alice, uiWait, chromedp.WaitVisible(`#traffic`), chromedp.WaitVisible(`#abort`)); err != nil {
+			t.Fatalf("the edge's numbers or the Abort button did not show: %v", err)
+		}
+		shots.take(alice, "2-app-canary")
 		// The Abort button came with the live update; a click queues an
 		// abort by alice.
 		if err := within(alice, uiWait, chromedp.Click(`#abort`), chromedp.WaitVisible(`p.notice`)); err != nil {
@@ -137,6 +188,7 @@ func TestDashboardInChromium(t *testing.T) {
 		if notice, err := chromedp.Run(alice, chromedp.Text(`p.notice`)); err != nil || !strings.Contains(notice, "Your abort was queued as deploy") {
 			t.Fatalf("notice %q, %v", notice, err)
 		}
+		shots.take(alice, "3-abort-queued")
 		testenv.Eventually(t, "the abort deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 1 })
 		if c := ts.deployer.Calls()[0]; c.Kind != DeployAbort || c.By != "alice" {
 			t.Fatalf("deploy %+v", c)
@@ -174,6 +226,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table.deploys tbody tr")].some(r => r.textContent.includes("rollback") && r.textContent.includes("alice") && r.textContent.includes("succeeded"))`, chromedp.WithPollingTimeout(uiWait))); err != nil {
 		t.Fatalf("the deploys table did not show alice's rollback succeeded: %v", err)
 	}
+	shots.take(alice, "4-rollback-done")
 
 	t.Run("bob sees no buttons and is refused a forged POST", func(t *testing.T) {
 		bob := chromium(t, exe)
@@ -183,6 +236,7 @@ func TestDashboardInChromium(t *testing.T) {
 		if err := within(bob, uiWait, chromedp.Navigate(ts.url+"/ui/apps/shop/shop"), chromedp.WaitVisible(`#phase`)); err != nil {
 			t.Fatal(err)
 		}
+		shots.take(bob, "5-app-without-rights")
 		forms, err := chromedp.Run(bob, chromedp.Evaluate[int](`document.querySelectorAll("main form").length`))
 		if err != nil || forms != 0 {
 			t.Fatalf("bob's shop page has %d forms, %v", forms, err)
