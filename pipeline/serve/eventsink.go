@@ -35,6 +35,8 @@ func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) er
 		reason, typ = "DeployFailed", corev1.EventTypeWarning
 	case ResultCanceled:
 		reason, typ = "DeployCanceled", corev1.EventTypeWarning
+	case ResultAborted:
+		reason, typ = "DeployAborted", corev1.EventTypeWarning
 	}
 	msg := eventMessage(rec)
 	now := metav1.NewTime(rec.Finished)
@@ -42,8 +44,11 @@ func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) er
 		now = metav1.NewTime(time.Now())
 	}
 	action := "Promote"
-	if rec.Kind == DeployRollback {
+	switch rec.Kind {
+	case DeployRollback:
 		action = "Rollback"
+	case DeployAbort:
+		action = "Abort"
 	}
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
@@ -83,7 +88,11 @@ const maxEventMessage = 1024
 // sequence (an error quoting a non-ASCII name) leaves invalid UTF-8, which
 // the JSON encoding sends as U+FFFD, garbled and longer than the limit.
 func eventMessage(rec DeployRecord) string {
-	msg := fmt.Sprintf("%s %s by %s (%s", rec.Kind, rec.Image, rec.By, rec.Trigger)
+	what := rec.Kind
+	if rec.Image != "" {
+		what += " " + rec.Image
+	}
+	msg := fmt.Sprintf("%s by %s (%s", what, rec.By, rec.Trigger)
 	if rec.Policy != "" {
 		msg += ", policy " + rec.Policy
 	}

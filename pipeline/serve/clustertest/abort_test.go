@@ -73,3 +73,34 @@ func TestPromoterDeployerAbort(t *testing.T) {
 		t.Fatalf("the lease after the abort: %+v %v; want it still %s's", lease, err, holder)
 	}
 }
+
+// The Events of an aborted promote (Warning DeployAborted) and of the
+// abort itself (action Abort), as the API server stores them.
+func TestAbortEventsAccepted(t *testing.T) {
+	c := apiserver.Client(t)
+	ctx := context.Background()
+	namespace(t, c, "abort-ev")
+	sink := &serve.KubeEventSink{Client: c, Instance: "serve-a"}
+	now := time.Now()
+	for _, rec := range []serve.DeployRecord{
+		{DeployRequest: serve.DeployRequest{ID: "1", Kind: serve.DeployPromote, App: "shop", Namespace: "abort-ev", Image: "reg/shop:v2", By: "ci", Trigger: "harbor"},
+			State: "done", Result: serve.ResultAborted, Error: "promote of shop rolled back: aborted by 'tsys-ci abort'", Finished: now},
+		{DeployRequest: serve.DeployRequest{ID: "2", Kind: serve.DeployAbort, App: "shop", Namespace: "abort-ev", By: "alice", Trigger: "api"},
+			State: "done", Result: serve.ResultSucceeded, Finished: now},
+	} {
+		if err := sink.DeployFinished(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := c.CoreV1().Events("abort-ev").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, ev := range evs.Items {
+		got[ev.Annotations["tsys-ci.io/deploy-id"]] = ev.Type + " " + ev.Reason + " " + ev.Action
+	}
+	if len(got) != 2 || got["1"] != "Warning DeployAborted Promote" || got["2"] != "Normal DeploySucceeded Abort" {
+		t.Fatalf("events %v", got)
+	}
+}
