@@ -94,6 +94,16 @@ func TestDashboardAbortButton(t *testing.T) {
 			t.Fatalf("shop page with an abort asked: %q", page.body)
 		}
 	})
+	t.Run("no button while rolling back", func(t *testing.T) {
+		st := shopCanary(newTestClock().Now(), false)
+		st.Phase = rollout.PhaseRollingBack
+		ts := dashboardServer(t, dir, dashboardCluster(t, st), nil)
+		b := newBrowser(t, ts.url)
+		b.login("alice", "alice-pw")
+		if page := b.get("/ui/apps/shop/shop"); strings.Contains(page.body, "/abort") || !strings.Contains(page.body, "rolling-back") {
+			t.Fatalf("rolling-back shop page shows the abort button: %q", page.body)
+		}
+	})
 	t.Run("no button when nothing is in progress", func(t *testing.T) {
 		ts := dashboardServer(t, dir, dashboardCluster(t, shopState(newTestClock().Now())), nil)
 		b := newBrowser(t, ts.url)
