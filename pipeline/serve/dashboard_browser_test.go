@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,6 @@ func chromium(t *testing.T, exe string) context.Context {
 // prints their paths, as TestDemo does: in $TSYS_CI_TEST_OUT/dashboard,
 // else test/out/dashboard (git-ignored).
 type screenshots struct {
-	t   *testing.T
 	dir string
 }
 
@@ -75,22 +75,22 @@ func newScreenshots(t *testing.T) *screenshots {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("making the screenshot folder: %v", err)
 	}
-	return &screenshots{t: t, dir: dir}
+	return &screenshots{dir: dir}
 }
 
 // take saves what ctx's page shows now as name.png; a failed screenshot
-// fails the test, as a missing page would.
-func (s *screenshots) take(ctx context.Context, name string) {
-	s.t.Helper()
+// fails t (the test or subtest taking it), as a missing page would.
+func (s *screenshots) take(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
 	if err != nil {
-		s.t.Fatalf("screenshot %s: %v", name, err)
+		t.Fatalf("screenshot %s: %v", name, err)
 	}
 	path := filepath.Join(s.dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
-	s.t.Logf("screenshot %s (%d bytes)", path, len(png))
+	t.Logf("screenshot %s (%d bytes)", path, len(png))
 }
 
 // uiWait bounds each wait on the page: live.js refreshes every 2 s.
@@ -127,6 +127,34 @@ func postFrom(ctx context.Context, path, bodyJS string) (int, string, error) {
 	return r.Status, r.Text, err
 }
 
+// waitNotice waits until the page's notice says want. A click on a form
+// navigates: until the answer replaces the page, the last action's notice
+// is still there, and a script run during the navigation fails; so it asks
+// again until the deadline rather than taking the first notice it sees.
+func waitNotice(ctx context.Context, want string) error {
+	deadline := time.Now().Add(uiWait)
+	var last string
+	for {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		text, err := chromedp.Run(c, chromedp.Evaluate[string](`document.querySelector("p.notice")?.textContent ?? ""`))
+		cancel()
+		if err == nil && strings.Contains(text, want) {
+			// Found while the page may still be loading: wait until it
+			// is laid out (a screenshot of it needs a width).
+			return within(ctx, uiWait, chromedp.WaitVisible(`p.notice`))
+		}
+		if err != nil {
+			last = "(unreadable: " + err.Error() + ")"
+		} else {
+			last = text
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after %s the page's notice is %q, want one saying %q", uiWait, last, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestDashboardInChromium(t *testing.T) {
 	exe := testenv.LookPath(t, "chromium")
 	dir := ucsDirectory(t)
@@ -148,7 +176,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil || !strings.Contains(row, "shop/shop") || !strings.Contains(row, "shop@5e5e5e5e5e5e") || !strings.Contains(row, "stable") {
 		t.Fatalf("apps list's first row %q, %v", row, err)
 	}
-	shots.take(alice, "1-apps")
+	shots.take(t, alice, "1-apps")
 
 	if err := within(alice, uiWait,
 		chromedp.Click(`a[href="/ui/apps/shop/shop"]`),
@@ -179,16 +207,16 @@ func TestDashboardInChromium(t *testing.T) {
 		if err := within(alice, uiWait, chromedp.WaitVisible(`#traffic`), chromedp.WaitVisible(`#abort`)); err != nil {
 			t.Fatalf("the edge's numbers or the Abort button did not show: %v", err)
 		}
-		shots.take(alice, "2-app-canary")
+		shots.take(t, alice, "2-app-canary")
 		// The Abort button came with the live update; a click queues an
 		// abort by alice.
-		if err := within(alice, uiWait, chromedp.Click(`#abort`), chromedp.WaitVisible(`p.notice`)); err != nil {
+		if err := within(alice, uiWait, chromedp.Click(`#abort`)); err != nil {
 			t.Fatalf("alice aborts: %v", err)
 		}
-		if notice, err := chromedp.Run(alice, chromedp.Text(`p.notice`)); err != nil || !strings.Contains(notice, "Your abort was queued as deploy") {
-			t.Fatalf("notice %q, %v", notice, err)
+		if err := waitNotice(alice, "Your abort was queued as deploy"); err != nil {
+			t.Fatal(err)
 		}
-		shots.take(alice, "3-abort-queued")
+		shots.take(t, alice, "3-abort-queued")
 		testenv.Eventually(t, "the abort deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 1 })
 		if c := ts.deployer.Calls()[0]; c.Kind != DeployAbort || c.By != "alice" {
 			t.Fatalf("deploy %+v", c)
@@ -209,15 +237,13 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	})
 
-	if err := within(alice, uiWait,
-		chromedp.Click(`form[action="/ui/apps/shop/shop/rollback"] button`),
-		chromedp.WaitVisible(`p.notice`),
-	); err != nil {
+	// The abort's notice is still on the page until the form's answer
+	// replaces it: wait for the rollback's own notice, not for any notice.
+	if err := within(alice, uiWait, chromedp.Click(`form[action="/ui/apps/shop/shop/rollback"] button`)); err != nil {
 		t.Fatalf("alice rolls back: %v", err)
 	}
-	notice, err := chromedp.Run(alice, chromedp.Text(`p.notice`))
-	if err != nil || !strings.Contains(notice, "Your rollback was queued as deploy") {
-		t.Fatalf("notice %q, %v", notice, err)
+	if err := waitNotice(alice, "Your rollback was queued as deploy"); err != nil {
+		t.Fatal(err)
 	}
 	testenv.Eventually(t, "the rollback deployed", 10*time.Second, func() bool { return len(ts.deployer.Calls()) == 2 })
 	if c := ts.deployer.Calls()[1]; c.Kind != DeployRollback || c.By != "alice" || c.Namespace != "shop" || c.App != "shop" {
@@ -226,7 +252,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if err := within(alice, uiWait, chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("table.deploys tbody tr")].some(r => r.textContent.includes("rollback") && r.textContent.includes("alice") && r.textContent.includes("succeeded"))`, chromedp.WithPollingTimeout(uiWait))); err != nil {
 		t.Fatalf("the deploys table did not show alice's rollback succeeded: %v", err)
 	}
-	shots.take(alice, "4-rollback-done")
+	shots.take(t, alice, "4-rollback-done")
 
 	t.Run("bob sees no buttons and is refused a forged POST", func(t *testing.T) {
 		bob := chromium(t, exe)
@@ -236,7 +262,7 @@ func TestDashboardInChromium(t *testing.T) {
 		if err := within(bob, uiWait, chromedp.Navigate(ts.url+"/ui/apps/shop/shop"), chromedp.WaitVisible(`#phase`)); err != nil {
 			t.Fatal(err)
 		}
-		shots.take(bob, "5-app-without-rights")
+		shots.take(t, bob, "5-app-without-rights")
 		forms, err := chromedp.Run(bob, chromedp.Evaluate[int](`document.querySelectorAll("main form").length`))
 		if err != nil || forms != 0 {
 			t.Fatalf("bob's shop page has %d forms, %v", forms, err)
