@@ -90,6 +90,9 @@ type Promoter struct {
 	// show weights promote wrote (default 30 s).
 	SampleInterval     time.Duration
 	EdgeConfirmTimeout time.Duration
+	// PrometheusClient asks the spec's analysis.prometheus address; nil:
+	// the default client.
+	PrometheusClient *http.Client
 	// Progress, when set, is told of the moments people are notified of
 	// that only promote sees (ProgressSwitched); it must not block.
 	Progress func(Progress)

@@ -52,6 +52,28 @@ type Analysis struct {
 	MaxResponseTime Duration `json:"maxResponseTime,omitempty"`
 	MinRequests     int      `json:"minRequests,omitempty"`
 	Window          Duration `json:"window,omitempty"`
+	// Prometheus, when set, judges the version by a PromQL query too:
+	// the source for apps with no host at the edge (TCP ports, or
+	// clients inside the cluster only), whose requests HAProxy never sees.
+	Prometheus *PrometheusAnalysis `json:"prometheus,omitempty"`
+}
+
+// PrometheusAnalysis is a PromQL instant query asked during every canary
+// step's pause and the watch after the switch, as often as the edge is
+// sampled. A value above Threshold (any series of a vector) fails the
+// version; no data yet (an empty vector) is not judged, as a window with
+// too few requests is not. In Query, {{ color }}, {{ app }} and
+// {{ namespace }} stand for the version judged (its pods carry the color
+// label tsys-ci.io/color, which a scrape config keeps as a label), and
+// {{ window }} for analysis.window, or the time the version has been
+// judged when shorter, as a PromQL duration ("30s"): in a range it keeps
+// out the samples of the color's earlier pods.
+type PrometheusAnalysis struct {
+	// Address is Prometheus' base URL, e.g.
+	// http://prometheus.monitoring:9090.
+	Address   string   `json:"address"`
+	Query     string   `json:"query"`
+	Threshold *float64 `json:"threshold"`
 }
 
 // Percent is a share written "1%", "0.5%" or as a plain number of percent.

@@ -104,6 +104,10 @@ func TestSpecErrors(t *testing.T) {
 		{"source with a login", base + "source: {repository: 'https://ci:s3cret@git.example.com/team/app'}\n", []string{"source.repository: \"https://ci:xxxxx@git.example.com/team/app\" holds a login"}},
 		{"source without a path", base + "source: {repository: 'https://git.example.com/'}\n", []string{"names no repository on git.example.com"}},
 		{"analysis percent", base + "analysis: {maxErrorRate: lots}\n", []string{`invalid percentage "lots": write it like "1%"`}},
+		{"prometheus", base + "analysis: {prometheus: {address: 'prometheus:9090', query: 'rate(x{pod=\"{{ pod }}\"}[{{window}}])'}}\n",
+			[]string{`analysis.prometheus.address: "prometheus:9090" is not an http(s) URL`, "analysis.prometheus.query: unknown placeholder {{ pod }}; known: {{ color }}", "analysis.prometheus.threshold: is missing"}},
+		{"prometheus empty", base + "analysis: {prometheus: {address: 'https://u:p@prom.example:9090', query: ' ', threshold: 1}}\n",
+			[]string{`analysis.prometheus.address: "https://u:xxxxx@prom.example:9090" holds a login`, "analysis.prometheus.query: is empty"}},
 		{"probes", base + "probes: [{port: x, path: a, expectStatus: 42, bodyMatch: '(', successes: -1, failureThreshold: -2}]\n",
 			[]string{`probes[0].port: "x" is not the name`, `probes[0].path: "a" must start with /`, "probes[0].expectStatus: must be an HTTP status 100-599, got 42", "probes[0].bodyMatch: not a valid regular expression", "probes[0].successes: must be at least 1, got -1", "probes[0].failureThreshold: must be at least 1"}},
 	}

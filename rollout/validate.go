@@ -345,6 +345,21 @@ func (c *checker) analysis(a Analysis) {
 	if a.Window.Duration < 2*time.Second {
 		c.add("analysis.window", "must be at least 2s (the edge is sampled every second), got %s", a.Window.Duration)
 	}
+	if p := a.Prometheus; p != nil {
+		if u, err := url.Parse(p.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.add("analysis.prometheus.address", "%q is not an http(s) URL; write Prometheus' base URL, e.g. http://prometheus.monitoring:9090", p.Address)
+		} else if u.User != nil {
+			c.add("analysis.prometheus.address", "%q holds a login; the app spec is not a place for credentials", u.Redacted())
+		}
+		if strings.TrimSpace(p.Query) == "" {
+			c.add("analysis.prometheus.query", "is empty; write a PromQL instant query whose value fails the version above the threshold")
+		} else if bad := unknownPlaceholders(p.Query); len(bad) > 0 {
+			c.add("analysis.prometheus.query", "unknown placeholder %s; known: {{ color }}, {{ app }}, {{ namespace }}, {{ window }}", strings.Join(bad, ", "))
+		}
+		if p.Threshold == nil {
+			c.add("analysis.prometheus.threshold", "is missing: a value above it fails the version")
+		}
+	}
 }
 
 // scpLike is git's [user@]host:path form of a repository.

@@ -81,17 +81,30 @@ func (r *run) watch(ctx context.Context, rel Release, n int32, d time.Duration) 
 	if err != nil {
 		return err
 	}
+	pj, err := r.newPromJudge(rel)
+	if err != nil {
+		return err
+	}
 	interval := r.p.PollInterval
 	if j != nil {
 		interval = min(interval, r.p.SampleInterval)
 		r.logf("judging %s by its requests at the edge for %s (window %s, max error rate %s, max response time %s, min %d requests)",
 			rel.Color, d, r.spec.Analysis.Window.Duration, r.spec.Analysis.MaxErrorRate, r.spec.Analysis.MaxResponseTime.Duration, r.spec.Analysis.MinRequests)
 	}
+	if pj != nil {
+		interval = min(interval, r.p.SampleInterval)
+		r.logf("judging %s by Prometheus query '%s' for %s (fails above %s)", rel.Color, pj.tmpl, d, formatValue(pj.limit))
+	}
 	end := r.p.Clock.Now().Add(d)
 	nextPods := r.p.Clock.Now()
 	for r.p.Clock.Now().Before(end) {
 		if j != nil {
 			if err := j.sample(ctx); err != nil {
+				return err
+			}
+		}
+		if pj != nil {
+			if err := pj.sample(ctx); err != nil {
 				return err
 			}
 		}
@@ -120,6 +133,12 @@ func (r *run) watch(ctx context.Context, rel Release, n int32, d time.Duration) 
 			return err
 		}
 		r.logf("%s", j.summary())
+	}
+	if pj != nil {
+		if err := pj.sample(ctx); err != nil {
+			return err
+		}
+		r.logf("%s", pj.summary())
 	}
 	return nil
 }

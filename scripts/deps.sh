@@ -31,12 +31,13 @@ log() { printf '[deps %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 #   jenkins-job-builder  renders the seeded jobs independently of tsys-ci (jenkins-jobs test), to
 #                        check the job XML tsys-ci jenkins seed writes (templates/jenkins/jjb_test.go)
 #   python3-aiosmtpd     a real SMTP server for the e-mail notification tests (pipeline/notify)
+#   prometheus           a real Prometheus for promote's analysis.prometheus tests (test/prometheus)
 #   for make lint: shellcheck, which checks scripts/*.sh
 packages=(
 	docker.io haproxy slapd ldap-utils groovy default-jre-headless
 	glusterfs-server glusterfs-client debootstrap gcc libc6-dev
 	iptables conntrack iproute2 curl ca-certificates chromium
-	jenkins-job-builder python3-aiosmtpd
+	jenkins-job-builder python3-aiosmtpd prometheus
 	shellcheck
 )
 
