@@ -13,6 +13,10 @@ type ColorCounters struct {
 	Requests, HTTP5xx, ConnErrors, RespErrors int64
 	// ResponseTime is the largest of the backends' rtime.
 	ResponseTime time.Duration
+	// Weight is the color's weight as the edge shows it (its first
+	// backend's; promote waits until every backend shows the weights it
+	// wrote before a step counts).
+	Weight int
 }
 
 // colorCounters picks the app's colors out of the stats rows: the servers
@@ -27,7 +31,10 @@ func colorCounters(rows []ServerStats, backends []string) map[string]ColorCounte
 		if !want[r.Proxy] || (r.Server != ColorBlue && r.Server != ColorGreen) {
 			continue
 		}
-		c := out[r.Server]
+		c, seen := out[r.Server]
+		if !seen {
+			c.Weight = r.Weight
+		}
 		c.Requests += r.Requests
 		c.HTTP5xx += r.HTTP5xx
 		c.ConnErrors += r.ConnErrors

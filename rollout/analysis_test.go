@@ -15,7 +15,8 @@ func counters(blueReq, green, green5xx int64) map[string]ColorCounters {
 
 func TestColorCountersFromRealCSV(t *testing.T) {
 	c := colorCounters(readStats(t, "haproxy-2.6.12-stats-95-5.csv"), []string{"tsys-ci.shop.shop.http"})
-	if c[ColorBlue].Requests != 38 || c[ColorGreen].Requests != 2 || c[ColorGreen].HTTP5xx != 2 || len(c) != 2 {
+	if c[ColorBlue].Requests != 38 || c[ColorGreen].Requests != 2 || c[ColorGreen].HTTP5xx != 2 || len(c) != 2 ||
+		c[ColorBlue].Weight != 95 || c[ColorGreen].Weight != 5 {
 		t.Fatalf("counters %+v", c)
 	}
 }

@@ -168,13 +168,14 @@ func (j *judge) record(ctx context.Context) error {
 	}
 	t := &EdgeTraffic{At: now.UTC()}
 	for _, color := range []string{ColorBlue, ColorGreen} {
-		if _, ok := j.window.Latest()[color]; !ok {
+		latest, ok := j.window.Latest()[color]
+		if !ok {
 			continue
 		}
 		w := j.window.Stats(color)
 		t.WindowSeconds = w.Span.Seconds()
 		t.Versions = append(t.Versions, VersionTraffic{Color: color, Image: images[color], Requests: w.Requests, Failed: w.Failed(),
-			ErrorRate: w.ErrorRate(), ResponseTimeMs: w.ResponseTime.Milliseconds()})
+			ErrorRate: w.ErrorRate(), ResponseTimeMs: w.ResponseTime.Milliseconds(), WeightGiven: &latest.Weight})
 	}
 	s.EdgeTraffic = t
 	if err := j.r.save(ctx, s.Phase, s.Message); err != nil {

@@ -128,6 +128,10 @@ type VersionTraffic struct {
 	Failed         int64   `json:"failed"`
 	ErrorRate      float64 `json:"errorRate"` // percent of Requests
 	ResponseTimeMs int64   `json:"responseTimeMs"`
+	// WeightGiven is the weight HAProxy showed for the version when the
+	// numbers were read: what users got, beside what promote asked
+	// (State.EdgeWeights). Nil in states written before it was recorded.
+	WeightGiven *int `json:"weightGiven,omitempty"`
 }
 
 // ErrorRateString is ErrorRate as the analysis messages write it.

@@ -279,7 +279,17 @@ func printStatus(w io.Writer, app string, st *rollout.State) {
 	if t := st.EdgeTraffic; t != nil && st.InProgress() {
 		fmt.Fprintf(w, "  at the edge (last %.0f s, read %s):\n", t.WindowSeconds, t.At.Format("2006-01-02 15:04:05Z"))
 		for _, v := range t.Versions {
-			fmt.Fprintf(w, "    %s %s: %d requests, %d failed (%s), response time %d ms\n", v.Color, v.Image, v.Requests, v.Failed, v.ErrorRateString(), v.ResponseTimeMs)
+			weights := ""
+			if asked, ok := st.EdgeWeights[v.Color]; ok {
+				weights = fmt.Sprintf("weight asked %d%%", asked)
+			}
+			if v.WeightGiven != nil {
+				weights = strings.TrimPrefix(fmt.Sprintf("%s, given %d%%", weights, *v.WeightGiven), ", ")
+			}
+			if weights != "" {
+				weights += "; "
+			}
+			fmt.Fprintf(w, "    %s %s: %s%d requests, %d failed (%s), response time %d ms\n", v.Color, v.Image, weights, v.Requests, v.Failed, v.ErrorRateString(), v.ResponseTimeMs)
 		}
 	}
 	if st.Previous != nil {

@@ -59,6 +59,7 @@ func TestPromoteUsageErrors(t *testing.T) {
 
 func TestPrintStatus(t *testing.T) {
 	at := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	given := 20
 	st := &rollout.State{
 		App: "shop", Phase: rollout.PhaseProbing, Strategy: rollout.StrategyBlueGreen, StartedAt: at, Message: "probing v3",
 		Active:    &rollout.Release{Color: "green", Image: "reg/shop@sha256:v2"},
@@ -69,7 +70,8 @@ func TestPrintStatus(t *testing.T) {
 			{Release: rollout.Release{Image: "reg/shop@sha256:v2"}, Strategy: "blueGreen", Result: "promoted", At: at.Add(time.Hour)},
 		},
 		EdgeTraffic: &rollout.EdgeTraffic{At: at, WindowSeconds: 30, Versions: []rollout.VersionTraffic{
-			{Color: "blue", Image: "reg/shop@sha256:v3", Requests: 200, Failed: 1, ErrorRate: 0.5, ResponseTimeMs: 40}}},
+			{Color: "blue", Image: "reg/shop@sha256:v3", Requests: 200, Failed: 1, ErrorRate: 0.5, ResponseTimeMs: 40, WeightGiven: &given}}},
+		EdgeWeights: rollout.EdgeWeights{"blue": 25, "green": 75},
 	}
 	var out bytes.Buffer
 	printStatus(&out, "shop", st)
@@ -77,7 +79,7 @@ func TestPrintStatus(t *testing.T) {
 		"shop: Probing; serving reg/shop@sha256:v2 on green",
 		"in progress: reg/shop@sha256:v3 on blue (blueGreen, since 2026-11-25 03:00:00Z): probing v3",
 		"previous: reg/shop@sha256:v1 on blue ('tsys-ci promote --rollback shop' puts it back)",
-		"at the edge (last 30 s, read 2026-11-25 03:00:00Z):\n    blue reg/shop@sha256:v3: 200 requests, 1 failed (0.5%), response time 40 ms",
+		"at the edge (last 30 s, read 2026-11-25 03:00:00Z):\n    blue reg/shop@sha256:v3: weight asked 25%, given 20%; 200 requests, 1 failed (0.5%), response time 40 ms",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status does not say %q:\n%s", want, out.String())

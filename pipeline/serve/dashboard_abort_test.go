@@ -115,7 +115,8 @@ func TestDashboardAbortButton(t *testing.T) {
 }
 
 // TestDashboardShowsTheEdgeNumbers: during a promote the app's page shows,
-// per version, the weight asked at the edge and the requests, failures
+// per version, the weight asked at the edge, the weight HAProxy showed
+// (given: a state written before it was recorded has none), the requests, failures
 // and response time promote's analysis last read there (EdgeTraffic in
 // the state); before the first reading, the weights alone.
 func TestDashboardShowsTheEdgeNumbers(t *testing.T) {
@@ -134,12 +135,12 @@ func TestDashboardShowsTheEdgeNumbers(t *testing.T) {
 		}
 	}
 	st.EdgeTraffic = &rollout.EdgeTraffic{At: now.Add(-3 * time.Second), WindowSeconds: 30, Versions: []rollout.VersionTraffic{
-		{Color: "blue", Image: shopNext, Requests: 412, Failed: 3, ErrorRate: 100 * 3.0 / 412, ResponseTimeMs: 41},
+		{Color: "blue", Image: shopNext, Requests: 412, Failed: 3, ErrorRate: 100 * 3.0 / 412, ResponseTimeMs: 41, WeightGiven: new(20)},
 		{Color: "green", Image: shopImage, Requests: 1240, Failed: 0, ResponseTimeMs: 18},
 	}}
 	setShopState(t, cs, st)
 	page = b.get("/ui/apps/shop/shop", partialHeader, "main")
-	for _, want := range []string{"shop@6f6f6f6f6f6f", "<td>412</td><td>3 (0.7%)</td><td>41 ms</td>", "<td>25%</td>", "<td>1240</td><td>0 (0%)</td><td>18 ms</td>", "<td>75%</td>", "in the last 30 s", "just now"} {
+	for _, want := range []string{"shop@6f6f6f6f6f6f", "<td>412</td><td>3 (0.7%)</td><td>41 ms</td>", "<td>25%</td><td>20%</td>", "<td>1240</td><td>0 (0%)</td><td>18 ms</td>", "<td>75%</td><td>-</td>", "in the last 30 s", "just now"} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("page with a reading lacks %q:\n%s", want, page.body)
 		}

@@ -136,6 +136,10 @@ func TestEdgeCanaryExactWeights(t *testing.T) {
 	if green == nil || green.Image != "reg/shop@sha256:v2" || green.Requests <= 0 || green.Failed != 0 || green.ResponseTimeMs != 12 {
 		t.Errorf("edge traffic recorded %+v, want v2 on green with requests, no failures, 12 ms", tr)
 	}
+	// The weight the edge showed at the last reading is the one asked last.
+	if st := a.state(); green != nil && (green.WeightGiven == nil || *green.WeightGiven != st.EdgeWeights[rollout.ColorGreen]) {
+		t.Errorf("green's weight given %v at the last reading, want the asked %d", green.WeightGiven, st.EdgeWeights[rollout.ColorGreen])
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range pods {
