@@ -10,7 +10,7 @@ BIN      := bin/tsys-ci
 # staticcheck for make lint, from the Go module proxy (cached by the go command).
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all help build deps test test-unit lint demo demo-down lab-up lab-down lab-status clean
+.PHONY: all help build deps test test-unit bench lint demo demo-down lab-up lab-down lab-status clean
 
 # Builds bin/tsys-ci (the default target).
 all: build
@@ -38,6 +38,12 @@ test: deps
 # testenv.Missing) or a real API server (test/apiserver) skips.
 test-unit:
 	$(GO) test -short ./...
+
+# Measurements, not tests (numbers reported, nothing asserted on them):
+# pod creations through a real API server with and without serve's image
+# admission (p50/p99 per creation; docs/supply-chain.md).
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./pipeline/serve/clustertest/
 
 # gofmt, go vet, staticcheck (staticcheck.conf) and shellcheck on every shell script.
 lint:

@@ -3,6 +3,7 @@ package templates_test
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -386,5 +388,56 @@ func TestServeChartTakesKeysFromExistingSecrets(t *testing.T) {
 		if _, err := renderServe(t, vals+tc.add); err == nil || !strings.Contains(err.Error(), tc.words) {
 			t.Errorf("with %q: %v, want %q", tc.add, err, tc.words)
 		}
+	}
+}
+
+// TestServeChartRegistersImageAdmission: with admission.enabled the chart
+// registers serve as the validating webhook of the app namespaces (never
+// its own), behind a Service of every replica, and refuses the settings
+// that could not work.
+func TestServeChartRegistersImageAdmission(t *testing.T) {
+	signed := strings.Replace(serveValues, "allowUnsigned: true", "verifyKey: |\n  -----BEGIN PUBLIC KEY-----\n  MFkw\n  -----END PUBLIC KEY-----", 1)
+	on := signed + "admission: {enabled: true, caBundle: \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}\n"
+	files, err := renderServe(t, on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hook *admissionregistrationv1.ValidatingWebhookConfiguration
+	var svc *corev1.Service
+	for _, o := range decodeStrict(t, files) {
+		switch o := o.(type) {
+		case *admissionregistrationv1.ValidatingWebhookConfiguration:
+			hook = o
+		case *corev1.Service:
+			if o.Name == "tsys-ci-serve-admission" {
+				svc = o
+			}
+		}
+	}
+	if hook == nil || svc == nil {
+		t.Fatalf("webhook %v, admission Service %v", hook != nil, svc != nil)
+	}
+	if _, leaderOnly := svc.Spec.Selector["tsys-ci.io/serve-leader"]; leaderOnly || svc.Spec.Ports[0].TargetPort.StrVal != "https" {
+		t.Errorf("admission Service %+v: want every replica, on https", svc.Spec)
+	}
+	w := hook.Webhooks[0]
+	if *w.FailurePolicy != admissionregistrationv1.Fail || *w.TimeoutSeconds != 5 || w.ClientConfig.Service.Path == nil || *w.ClientConfig.Service.Path != serve.AdmissionPath ||
+		!strings.Contains(string(w.ClientConfig.CABundle), "BEGIN CERTIFICATE") {
+		t.Errorf("webhook %+v", w)
+	}
+	if ns := w.NamespaceSelector.MatchExpressions[0].Values; strings.Join(ns, ",") != "shop,web" {
+		t.Errorf("judged namespaces %v, want the app namespaces shop,web", ns)
+	}
+	for _, tc := range []struct{ values, words string }{
+		{serveValues + "admission: {enabled: true, caBundle: x}\n", "no key to admit images by"},
+		{signed + "admission: {enabled: true}\n", "needs admission.caBundle"},
+		{signed + "admission: {enabled: true, caBundle: x, namespaces: [shop, tsys-ci]}\n", "holds serve's own namespace tsys-ci"},
+	} {
+		if _, err := renderServe(t, tc.values); err == nil || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("values %q: %v, want an error saying %q", tc.values[len(tc.values)-60:], err, tc.words)
+		}
+	}
+	if files, err := renderServe(t, signed); err != nil || strings.Contains(strings.Join(slices.Collect(maps.Values(files)), ""), "ValidatingWebhookConfiguration") {
+		t.Errorf("admission is opt-in: without it, %v", err)
 	}
 }

@@ -124,6 +124,9 @@ func runServe(c *cli.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := serve.ServerOptions{Config: cfg, Directory: dir, Deployer: deployer,
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
+	if pd, ok := deployer.(*serve.PromoterDeployer); ok && !f.policy.allowUnsigned {
+		opts.Admission = imageAdmission(cfg.Registry, pd, log)
+	}
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
 		opts.PushOrder = &serve.KubePushOrder{Client: cs}
@@ -147,6 +150,23 @@ func runServe(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve.Run(ctx, run)
+}
+
+// imageAdmission is serve's validating webhook (the chart's admission.*):
+// the same signature check as serve's deploys, which tell it the digests
+// they verified so the pods of a promote are admitted without a registry
+// round trip. Not with --allow-unsigned: there is no key to admit by.
+func imageAdmission(registry string, pd *serve.PromoterDeployer, log *slog.Logger) *serve.ImageAdmission {
+	adm := &serve.ImageAdmission{Registry: registry, Verify: pd.Verify, Log: log}
+	verify := pd.Verify
+	pd.Verify = func(ctx context.Context, image string) (string, error) {
+		d, err := verify(ctx, image)
+		if err == nil {
+			adm.Remember(d)
+		}
+		return d, err
+	}
+	return adm
 }
 
 // replicaIdentity names this replica in its Lease and Events: --identity

@@ -65,6 +65,9 @@ type ServerOptions struct {
 	// Apps reads the apps' rollout state and addresses for the dashboard
 	// (KubeAppReader); nil shows them as unknown (serve without a cluster).
 	Apps AppReader
+	// Admission, when set, answers the API server's validating webhook
+	// at AdmissionPath, on every replica (leader or not).
+	Admission *ImageAdmission
 }
 
 // Server is tsys-ci serve's HTTP side: Harbor's webhook, the JSON API and
@@ -88,6 +91,7 @@ type Server struct {
 	apps           AppReader
 	sessions       *sessions
 	pages          map[string]*template.Template
+	admission      *ImageAdmission
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -140,10 +144,11 @@ func NewServer(o ServerOptions) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
 		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf, order: o.PushOrder, readToken: o.ReadToken,
-		replay:   NewReplayCache(o.ReplayWindow, DefaultReplayMax),
-		throttle: NewLoginThrottle(),
-		recorder: NewDeployRecorder(o.RecentDeploys),
-		apps:     o.Apps,
+		replay:    NewReplayCache(o.ReplayWindow, DefaultReplayMax),
+		throttle:  NewLoginThrottle(),
+		recorder:  NewDeployRecorder(o.RecentDeploys),
+		apps:      o.Apps,
+		admission: o.Admission,
 	}
 	key, err := sessionKey(o.Config, o.Directory != nil && o.Log != nil, o.Log)
 	if err != nil {
@@ -210,6 +215,9 @@ func (s *Server) Handler() http.Handler {
 		}
 	})
 	mux.Handle("/ui/", s.dashboard())
+	if s.admission != nil {
+		mux.Handle("POST "+AdmissionPath, s.admission)
+	}
 	return mux
 }
 
