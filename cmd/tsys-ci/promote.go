@@ -237,17 +237,9 @@ func writeResult(c *cli.Context, report string, res *rollout.Result) error {
 }
 
 func runStatus(c *cli.Context) error {
-	app, ns := c.Args().First(), c.String("namespace")
-	if c.IsSet("namespace") || (!c.IsSet("spec") && !fileExists(c.String("spec"))) {
-		if ns == "" {
-			ns = app
-		}
-	} else {
-		spec, err := loadAppSpec(app, c.String("spec"))
-		if err != nil {
-			return err
-		}
-		app, ns = spec.Name, spec.Namespace
+	app, ns, err := appAndNamespace(c)
+	if err != nil {
+		return err
 	}
 	_, cs, err := kubeConnect(c)
 	if err != nil {
