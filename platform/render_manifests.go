@@ -273,8 +273,8 @@ func renderSecrets(spec *Spec) []byte {
 		default:
 			fmt.Fprintf(&b, "%-16s Secret %s/%s key password = %s (bind DN %s)\n", name, ns, BindSecretName(name), src, a.DN)
 		}
-		if name == "keycloak" {
-			fmt.Fprintf(&b, "%-16s Secret %s/keycloak-db: the company PostgreSQL's host, database, user and password\n", name, ns)
+		for _, l := range dataSecrets(spec, name) {
+			b.WriteString(l + "\n")
 		}
 	}
 	for _, l := range paasSecrets(spec) {

@@ -42,6 +42,11 @@ type valuesView struct {
 	// TaintToleration is Longhorn's key=value:Effect;... form of the same.
 	TaintToleration string
 
+	// Postgres and Redis are the component's database and Redis account on
+	// the company's data services (nil when it has none).
+	Postgres *postgresView
+	Redis    *redisView
+
 	// Serve and the fields after it are tsys-ci serve's (nil for the others).
 	Serve                *Serve
 	ServeConfig          map[string]any
@@ -130,6 +135,7 @@ func newValuesView(spec *Spec, name string) valuesView {
 		tt = append(tt, t)
 	}
 	v.TaintToleration = strings.Join(tt, ";")
+	v.Postgres, v.Redis = newPostgresView(spec, name), newRedisView(spec, name)
 	if name == ServeComponent && spec.PaaS.Serve != nil {
 		v.Serve = spec.PaaS.Serve
 		v.ServeConfig = serveConfig(spec)

@@ -30,6 +30,9 @@ type Spec struct {
 	Domains    Domains              `json:"domains"`
 	LDAP       LDAP                 `json:"ldap"`
 	Components map[string]Component `json:"components,omitempty"`
+	// DataServices are the company's PostgreSQL and Redis, for every
+	// component that keeps state.
+	DataServices DataServices `json:"dataServices,omitempty"`
 	// PaaS is tsys-ci's own layer: the promote pool and tsys-ci serve.
 	PaaS PaaS `json:"paas,omitempty"`
 }

@@ -72,6 +72,7 @@ func (s *Spec) Validate() error {
 	v.domains(&s.Domains)
 	v.ldap(&s.LDAP)
 	v.components(s.Components)
+	v.dataServices(s)
 	v.paas(s)
 	if len(v.problems) == 0 {
 		return nil
