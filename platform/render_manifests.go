@@ -280,5 +280,11 @@ func renderSecrets(spec *Spec) []byte {
 	for _, l := range paasSecrets(spec) {
 		b.WriteString(l + "\n")
 	}
+	if req := dataTeamRequest(spec); len(req) > 0 {
+		b.WriteString("\nAsk the data team for (dataServices in platform.yaml; docs/platform.md, \"What to ask the data team for\"):\n")
+		for _, l := range req {
+			b.WriteString(l + "\n")
+		}
+	}
 	return b.Bytes()
 }

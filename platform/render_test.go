@@ -102,12 +102,13 @@ func TestRenderedYAMLParses(t *testing.T) {
 
 func TestRenderNeverWritesPasswords(t *testing.T) {
 	canary := "canary-Pa55word-7f3c"
-	for _, env := range []string{"TSYS_LDAP_BIND_PASSWORD", "TSYS_LDAP_HARBOR_PASSWORD", "TSYS_LDAP_KEYCLOAK_PASSWORD", "TSYS_LDAP_JENKINS_PASSWORD"} {
+	for _, env := range []string{"TSYS_LDAP_BIND_PASSWORD", "TSYS_LDAP_HARBOR_PASSWORD", "TSYS_LDAP_KEYCLOAK_PASSWORD", "TSYS_LDAP_JENKINS_PASSWORD",
+		"TSYS_PG_HARBOR_PASSWORD", "TSYS_PG_KEYCLOAK_PASSWORD", "TSYS_REDIS_HARBOR_PASSWORD"} {
 		t.Setenv(env, canary)
 	}
 	for p, body := range renderExample(t) {
 		if bytes.Contains(body, []byte(canary)) {
-			t.Errorf("%s contains a bind password", p)
+			t.Errorf("%s contains a password", p)
 		}
 	}
 }

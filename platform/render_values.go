@@ -46,6 +46,9 @@ type valuesView struct {
 	// the company's data services (nil when it has none).
 	Postgres *postgresView
 	Redis    *redisView
+	// HarborCABundle is Harbor's caBundleSecretName ("" when no data
+	// service names a CA).
+	HarborCABundle string
 
 	// Serve and the fields after it are tsys-ci serve's (nil for the others).
 	Serve                *Serve
@@ -136,6 +139,9 @@ func newValuesView(spec *Spec, name string) valuesView {
 	}
 	v.TaintToleration = strings.Join(tt, ";")
 	v.Postgres, v.Redis = newPostgresView(spec, name), newRedisView(spec, name)
+	if name == "harbor" && len(harborCAFiles(spec)) > 0 {
+		v.HarborCABundle = HarborCABundleSecret
+	}
 	if name == ServeComponent && spec.PaaS.Serve != nil {
 		v.Serve = spec.PaaS.Serve
 		v.ServeConfig = serveConfig(spec)

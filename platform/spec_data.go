@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -54,8 +55,11 @@ type Redis struct {
 	// Sentinels are host:port of the Sentinels; MasterSet names the set.
 	Sentinels []string `json:"sentinels,omitempty"`
 	MasterSet string   `json:"masterSet,omitempty"`
-	// TLS to Redis.
+	// TLS to Redis (rediss://; Harbor's redis.external.tlsOptions.enable).
 	TLS bool `json:"tls,omitempty"`
+	// CAFile is the CA of Redis's certificate, when TLS is on and a
+	// company CA signed it; it goes into a Secret, see SECRETS.txt.
+	CAFile string `json:"caFile,omitempty"`
 	// Accounts by component (harbor).
 	Accounts map[string]RedisAccount `json:"accounts,omitempty"`
 }
@@ -79,12 +83,21 @@ var (
 	pgIdentifier  = regexp.MustCompile(`^[a-z_][a-z0-9_$]{0,62}$`)
 )
 
-// Secrets holding the data services' passwords, in each component's namespace.
+// Secrets holding the data services' passwords and CAs, in each
+// component's namespace. Harbor's names and keys are those its chart 1.18
+// reads (goharbor/harbor-helm values.yaml and templates).
 const (
-	HarborDBSecret       = "harbor-db"        // key password (Harbor's chart: database.external.existingSecret)
-	HarborRedisSecret    = "harbor-redis"     // key REDIS_PASSWORD (redis.external.existingSecret)
-	HarborCABundleSecret = "harbor-ca-bundle" // key ca.crt (caBundleSecretName)
-	KeycloakDBSecret     = "keycloak-db"      // key password
+	// HarborDBSecret: key password (database.external.existingSecret).
+	HarborDBSecret = "harbor-db"
+	// HarborRedisSecret: key REDIS_PASSWORD, and REDIS_USERNAME for an ACL
+	// user (redis.external.existingSecret; with it the chart takes the
+	// user from the Secret, not from redis.external.username).
+	HarborRedisSecret = "harbor-redis"
+	// HarborCABundleSecret: key ca.crt (caBundleSecretName), the CAs of
+	// PostgreSQL and Redis in one PEM bundle.
+	HarborCABundleSecret = "harbor-ca-bundle"
+	// KeycloakDBSecret: key password (externalDatabase.existingSecret).
+	KeycloakDBSecret = "keycloak-db"
 )
 
 func (d *DataServices) applyDefaults() {
@@ -122,8 +135,11 @@ func (v *validator) dataServices(s *Spec) {
 		if !slices.Contains(sslModes, pg.SSLMode) {
 			v.add(p+".sslMode", "%q is not one of %s (verify-full checks the server's certificate and name)", pg.SSLMode, strings.Join(sslModes, ", "))
 		}
-		if pg.CAFile != "" && !filepath.IsAbs(pg.CAFile) {
+		switch {
+		case pg.CAFile != "" && !filepath.IsAbs(pg.CAFile):
 			v.add(p+".caFile", "%q is not an absolute path", pg.CAFile)
+		case pg.CAFile == "" && strings.HasPrefix(pg.SSLMode, "verify-"):
+			v.add(p+".caFile", "missing; sslMode %s checks the server's certificate against this CA (the PEM file of the CA that signed it)", pg.SSLMode)
 		}
 		for _, name := range slices.Sorted(maps.Keys(pg.Databases)) {
 			dp := p + ".databases." + name
@@ -171,11 +187,11 @@ func (v *validator) dataServices(s *Spec) {
 			}
 			v.passwordSource(ap, a.PasswordEnv, a.PasswordFile)
 		}
-		if _, ok := r.Accounts["harbor"]; ok && r.TLS && s.Enabled("harbor") {
-			// goharbor/harbor-helm values.yaml (redis.external: addr,
-			// sentinelMasterSet, username, password, existingSecret) has no
-			// TLS setting; its helper builds redis:// or redis+sentinel:// URLs.
-			v.add(p+".tls", "Harbor's chart connects to Redis without TLS only (redis.external has no TLS setting); give Harbor a Redis endpoint inside the platform's network without TLS, or leave Harbor out of dataServices.redis.accounts")
+		switch {
+		case r.CAFile != "" && !r.TLS:
+			v.add(p+".caFile", "set without tls: true; a CA is only used over TLS")
+		case r.CAFile != "" && !filepath.IsAbs(r.CAFile):
+			v.add(p+".caFile", "%q is not an absolute path", r.CAFile)
 		}
 	}
 	// Stateful components must use the data services (no internal
@@ -230,16 +246,20 @@ type postgresView struct {
 	// Secret holds the password under key password.
 	Secret string
 	// CASecret holds the server's CA under key ca.crt ("" without caFile).
+	// Harbor's is its CA bundle, shared with Redis's CA.
 	CASecret string
-	// Verify is true for verify-ca and verify-full.
-	Verify bool
 }
 
 // redisView is a component's Redis account as its values template needs it.
 type redisView struct {
 	// Addr is host:port, or the Sentinels' host:port joined by commas.
 	Addr, MasterSet, User string
-	Secret                string
+	TLS                   bool
+	// Secret holds the password (and the user) under the keys the
+	// component's chart reads.
+	Secret string
+	// CASecret holds Redis's CA under key ca.crt ("" without caFile).
+	CASecret string
 }
 
 func newPostgresView(spec *Spec, component string) *postgresView {
@@ -249,8 +269,7 @@ func newPostgresView(spec *Spec, component string) *postgresView {
 	}
 	pg := spec.DataServices.Postgres
 	v := &postgresView{Host: pg.Host, Port: strconv.Itoa(pg.Port), PortNumber: pg.Port, SSLMode: pg.SSLMode,
-		Database: db.Name, User: db.User, Secret: component + "-db",
-		Verify: strings.HasPrefix(pg.SSLMode, "verify-")}
+		Database: db.Name, User: db.User, Secret: component + "-db"}
 	if pg.CAFile != "" {
 		v.CASecret = component + "-db-ca"
 		if component == "harbor" {
@@ -270,32 +289,119 @@ func newRedisView(spec *Spec, component string) *redisView {
 	if addr == "" {
 		addr = strings.Join(r.Sentinels, ",")
 	}
-	return &redisView{Addr: addr, MasterSet: r.MasterSet, User: a.User, Secret: component + "-redis"}
+	v := &redisView{Addr: addr, MasterSet: r.MasterSet, User: a.User, TLS: r.TLS, Secret: component + "-redis"}
+	if r.CAFile != "" {
+		v.CASecret = component + "-redis-ca"
+		if component == "harbor" {
+			v.CASecret = HarborCABundleSecret
+		}
+	}
+	return v
+}
+
+// harborCAFiles are the CA files that go into Harbor's CA bundle (its
+// chart takes one Secret, caBundleSecretName, for every server it calls).
+func harborCAFiles(spec *Spec) []string {
+	var files []string
+	if _, ok := spec.PostgresFor("harbor"); ok && spec.DataServices.Postgres.CAFile != "" {
+		files = append(files, spec.DataServices.Postgres.CAFile)
+	}
+	if _, ok := spec.RedisFor("harbor"); ok && spec.DataServices.Redis.CAFile != "" && !slices.Contains(files, spec.DataServices.Redis.CAFile) {
+		files = append(files, spec.DataServices.Redis.CAFile)
+	}
+	return files
 }
 
 // dataSecrets are SECRETS.txt's lines for the data services.
 func dataSecrets(spec *Spec, component string) []string {
 	ns := spec.Components[component].Namespace
 	var out []string
+	line := func(format string, a ...any) {
+		out = append(out, fmt.Sprintf("%-16s ", component)+fmt.Sprintf(format, a...))
+	}
 	if db, ok := spec.PostgresFor(component); ok {
 		v := newPostgresView(spec, component)
-		out = append(out, fmt.Sprintf("%-16s Secret %s/%s key password = %s (PostgreSQL role %s, database %s on %s:%s)",
-			component, ns, v.Secret, passwordSource(Account{PasswordEnv: db.PasswordEnv, PasswordFile: db.PasswordFile}), db.User, db.Name, v.Host, v.Port))
-		if v.CASecret != "" {
-			out = append(out, fmt.Sprintf("%-16s Secret %s/%s key ca.crt = the PostgreSQL server's CA, file %s", component, ns, v.CASecret, spec.DataServices.Postgres.CAFile))
+		line("Secret %s/%s key password = %s (PostgreSQL role %s, database %s on %s:%s)",
+			ns, v.Secret, passwordSource(Account{PasswordEnv: db.PasswordEnv, PasswordFile: db.PasswordFile}), db.User, db.Name, v.Host, v.Port)
+		if v.CASecret != "" && component != "harbor" {
+			line("Secret %s/%s key ca.crt = the PostgreSQL server's CA, file %s", ns, v.CASecret, spec.DataServices.Postgres.CAFile)
 		}
 	}
 	if a, ok := spec.RedisFor(component); ok {
-		key := "password"
-		if component == "harbor" {
-			key = "REDIS_PASSWORD" // harbor-helm: "If using existingSecret, the key must be REDIS_PASSWORD"
+		v := newRedisView(spec, component)
+		src := passwordSource(Account{PasswordEnv: a.PasswordEnv, PasswordFile: a.PasswordFile})
+		switch {
+		case component == "harbor" && a.User != "":
+			// harbor-helm 1.18: "If using existingSecret, the key must be
+			// REDIS_PASSWORD, if ACL mode enabled, also includes ... REDIS_USERNAME".
+			line("Secret %s/%s keys REDIS_USERNAME = %s, REDIS_PASSWORD = %s (Redis ACL user on %s)", ns, v.Secret, a.User, src, v.Addr)
+		case component == "harbor":
+			line("Secret %s/%s key REDIS_PASSWORD = %s (Redis default user on %s)", ns, v.Secret, src, v.Addr)
+		default:
+			line("Secret %s/%s key password = %s (Redis user %s on %s)", ns, v.Secret, src, cmp.Or(a.User, "default"), v.Addr)
 		}
-		user := a.User
-		if user == "" {
-			user = "default"
+		if v.CASecret != "" && component != "harbor" {
+			line("Secret %s/%s key ca.crt = Redis's CA, file %s", ns, v.CASecret, spec.DataServices.Redis.CAFile)
 		}
-		out = append(out, fmt.Sprintf("%-16s Secret %s/%s key %s = %s (Redis user %s on %s)",
-			component, ns, component+"-redis", key, passwordSource(Account{PasswordEnv: a.PasswordEnv, PasswordFile: a.PasswordFile}), user, newRedisView(spec, component).Addr))
+	}
+	if files := harborCAFiles(spec); component == "harbor" && len(files) > 0 {
+		line("Secret %s/%s key ca.crt = the data services' CAs, file %s (one PEM bundle; the chart adds it to the trust store of core, jobservice, registry and trivy)",
+			ns, HarborCABundleSecret, strings.Join(files, " + "))
+	}
+	return out
+}
+
+// What each component needs of the data services beyond its database or
+// account, for the request to the data team.
+var dataNeeds = map[string]string{
+	"harbor/postgres":   "Harbor's core creates and migrates its schema at start, so the role owns the database",
+	"keycloak/postgres": "Keycloak creates and migrates its schema at start, so the role owns the database",
+	"harbor/redis": "Harbor uses databases 0 (core), 1 (jobservice), 2 (registry) and 5 (trivy), so not Redis Cluster " +
+		"(Cluster has database 0 only); Redis ACLs cannot limit databases, so no other service may use those on the same master",
+}
+
+// dataTeamRequest is what to ask the data team for, read from
+// dataServices: SECRETS.txt's last section, and the list
+// docs/platform.md describes.
+func dataTeamRequest(spec *Spec) []string {
+	var out []string
+	if pg := spec.DataServices.Postgres; pg != nil && len(pg.Databases) > 0 {
+		tls := "without TLS (sslMode disable)"
+		if pg.SSLMode != "disable" {
+			tls = "TLS " + pg.SSLMode
+			if pg.CAFile != "" {
+				tls += fmt.Sprintf(", server certificate for %s signed by the CA in %s", pg.Host, pg.CAFile)
+			}
+		}
+		out = append(out, fmt.Sprintf("PostgreSQL at %s:%d, %s:", pg.Host, pg.Port, tls))
+		for _, name := range slices.Sorted(maps.Keys(pg.Databases)) {
+			db := pg.Databases[name]
+			out = append(out, fmt.Sprintf("  %-9s database %s owned by login role %s, the password goes into %s; %s",
+				name, db.Name, db.User, passwordSource(Account{PasswordEnv: db.PasswordEnv, PasswordFile: db.PasswordFile}), dataNeeds[name+"/postgres"]))
+		}
+	}
+	if r := spec.DataServices.Redis; r != nil && len(r.Accounts) > 0 {
+		where := "Redis at " + r.Addr
+		if r.Addr == "" {
+			where = fmt.Sprintf("Redis Sentinels %s watching master set %s", strings.Join(r.Sentinels, ", "), r.MasterSet)
+		}
+		tls := "without TLS"
+		if r.TLS {
+			tls = "TLS"
+			if r.CAFile != "" {
+				tls += ", certificate signed by the CA in " + r.CAFile
+			}
+		}
+		out = append(out, fmt.Sprintf("%s, %s:", where, tls))
+		for _, name := range slices.Sorted(maps.Keys(r.Accounts)) {
+			a := r.Accounts[name]
+			who := "the default user"
+			if a.User != "" {
+				who = "ACL user " + a.User
+			}
+			out = append(out, fmt.Sprintf("  %-9s %s, the password goes into %s; %s",
+				name, who, passwordSource(Account{PasswordEnv: a.PasswordEnv, PasswordFile: a.PasswordFile}), dataNeeds[name+"/redis"]))
+		}
 	}
 	return out
 }
