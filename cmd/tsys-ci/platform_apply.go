@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/templates"
@@ -23,20 +24,29 @@ func helmFlags() []cli.Flag {
 	return append(flags, kubeFlags()...)
 }
 
+// chartLoader finds each component's chart: --charts, a file:// repo, and
+// serve's chart inside the binary unless paas.serve.repo names one.
+func chartLoader(c *cli.Context) (func(string, platform.Component) (*chart.Chart, error), error) {
+	serveChart, err := fs.Sub(templates.Serve, "serve")
+	if err != nil {
+		return nil, fmt.Errorf("opening the embedded serve chart: %w", err)
+	}
+	return platform.ChartFS(platform.ServeComponent, serveChart, platform.ChartsDir(c.String("charts"))), nil
+}
+
 // helmOptions connects platform plan/apply to the cluster of the kubeconfig.
 func helmOptions(c *cli.Context) (platform.HelmOptions, error) {
 	tmpl, err := fs.Sub(templates.Platform, "platform")
 	if err != nil {
 		return platform.HelmOptions{}, fmt.Errorf("opening embedded templates: %w", err)
 	}
-	serveChart, err := fs.Sub(templates.Serve, "serve")
+	load, err := chartLoader(c)
 	if err != nil {
-		return platform.HelmOptions{}, fmt.Errorf("opening the embedded serve chart: %w", err)
+		return platform.HelmOptions{}, err
 	}
 	return platform.HelmOptions{
 		Templates: tmpl,
-		// serve's chart is inside the binary unless paas.serve.repo names one.
-		LoadChart: platform.ChartFS(platform.ServeComponent, serveChart, platform.ChartsDir(c.String("charts"))),
+		LoadChart: load,
 		Progress:  c.App.ErrWriter,
 		Config: func(ns string) (*action.Configuration, error) {
 			flags := kubeConfigFlags(c, ns)

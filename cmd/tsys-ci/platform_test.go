@@ -117,3 +117,53 @@ func TestPlatformDoctorBadKubeconfig(t *testing.T) {
 		t.Fatalf("got %v, want an error naming the kubeconfig", err)
 	}
 }
+
+func TestValidateDoctorSources(t *testing.T) {
+	for _, tc := range []struct {
+		rendered, snapshot, file, charts string
+		want                             string
+	}{
+		{"r", "", "p.yaml", "c", ""},
+		{"", "s.yaml", "", "", ""},
+		{"r", "s.yaml", "p.yaml", "", "give one"},
+		{"r", "", "", "", "needs -f platform.yaml"},
+		{"", "", "", "c", "only read with --rendered"},
+	} {
+		err := validateDoctorSources(tc.rendered, tc.snapshot, tc.file, tc.charts)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: got %v, want %q", tc, err, tc.want)
+		}
+	}
+}
+
+// TestPlatformDoctorRendered (issue 27): render, then doctor --rendered on
+// the lab's platform.yaml, whose local chart (test/e2e) Helm renders
+// without a cluster: nothing found, exit 0. A platform without Harbor's
+// data services is checked in platform/doctor (TestRenderedExampleHarbor).
+func TestPlatformDoctorRendered(t *testing.T) {
+	dir, err := filepath.Abs("../../test/e2e/testdata/platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "platform.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	doc := strings.ReplaceAll(strings.ReplaceAll(string(raw), "@CHARTS@", filepath.Join(dir, "charts")), "@IMAGE@", "registry.lab.invalid/hello:v1")
+	spec := filepath.Join(tmp, "platform.yaml")
+	if err := os.WriteFile(spec, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCombined(t, "platform", "render", "-f", spec, "-o", filepath.Join(tmp, "r")); err != nil {
+		t.Fatalf("render: %v\n%s", err, out)
+	}
+	out, err := runCombined(t, "platform", "doctor", "--rendered", filepath.Join(tmp, "r"), "-f", spec)
+	if err != nil || !strings.Contains(out, "No single point of failure found.") {
+		t.Fatalf("doctor --rendered: %v\n%s", err, out)
+	}
+	_, err = runCombined(t, "platform", "doctor", "--rendered", filepath.Join(tmp, "r"))
+	if exitCode(err) != 2 {
+		t.Errorf("doctor --rendered without -f: %v (exit %d), want exit 2", err, exitCode(err))
+	}
+}

@@ -1,0 +1,254 @@
+package doctor
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chart"
+
+	"github.com/tsys-group/tsys-ci/platform"
+	"github.com/tsys-group/tsys-ci/templates"
+)
+
+// Issue 27: doctor's rules on what a platform would install, before it is.
+
+func templatesFS(t *testing.T) fs.FS {
+	t.Helper()
+	sub, err := fs.Sub(templates.Platform, "platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// only loads the charts of the named components and leaves the others
+// out (their charts are not at hand in tests).
+func only(load func(string, platform.Component) (*chart.Chart, error), names ...string) func(string, platform.Component) (*chart.Chart, error) {
+	return func(name string, c platform.Component) (*chart.Chart, error) {
+		if !slices.Contains(names, name) {
+			return nil, nil
+		}
+		return load(name, c)
+	}
+}
+
+func analyzeRendered(t *testing.T, spec *platform.Spec, charts []platform.ChartObjects) []Finding {
+	t.Helper()
+	out, err := platform.Render(spec, templatesFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []byte
+	for _, p := range out.Paths() {
+		if strings.HasPrefix(p, "manifests/") {
+			extra = append(append(extra, "\n---\n"...), out[p]...)
+		}
+	}
+	fs, err := AnalyzeRendered(spec, charts, extra, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func has(fs []Finding, sev Severity, object, problem string) bool {
+	for _, f := range fs {
+		if f.Severity == sev && f.Object == object && strings.Contains(f.Problem, problem) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRenderedRulesOnStandIns: the rules on hand-written objects standing
+// in for charts' output (stand-in objects, not a real chart).
+func TestRenderedRulesOnStandIns(t *testing.T) {
+	spec := examplePlatform(t)
+	charts := []platform.ChartObjects{
+		{Component: "harbor", Namespace: "harbor", Manifest: `
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: harbor-database}
+spec:
+  replicas: 1
+  selector: {matchLabels: {component: database}}
+  template: {metadata: {labels: {component: database}}, spec: {containers: [{name: db, image: x}]}}
+  volumeClaimTemplates:
+  - metadata: {name: database-data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: harbor-core}
+spec:
+  replicas: 2
+  selector: {matchLabels: {component: core}}
+  template: {metadata: {labels: {component: core}}, spec: {containers: [{name: core, image: x}]}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: harbor-registry}
+spec: {storageClassName: local-path, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+`},
+		{Component: "jenkins", Namespace: "jenkins", Manifest: `
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: jenkins, namespace: jenkins}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: jenkins}}
+  template: {metadata: {labels: {app: jenkins}}, spec: {containers: [{name: jenkins, image: x}]}}
+  volumeClaimTemplates:
+  - metadata: {name: home}
+    spec: {storageClassName: longhorn, accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+`},
+		{Component: "metallb", Namespace: "metallb-system", Manifest: `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: metallb-controller}
+spec:
+  selector: {matchLabels: {app: metallb}}
+  template: {metadata: {labels: {app: metallb}}, spec: {containers: [{name: c, image: x}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: metallb-webhook}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: webhook}}
+  template: {metadata: {labels: {app: webhook}}, spec: {containers: [{name: c, image: x}]}}
+`},
+	}
+	got := analyzeRendered(t, spec, charts)
+	for _, want := range []struct {
+		sev             Severity
+		object, problem string
+	}{
+		{SeverityCritical, "statefulset/harbor/harbor-database", "harbor: Harbor's internal PostgreSQL, 1 replica"},
+		{SeverityCritical, "pvc/harbor/harbor-registry", "volume on local-path (not one the platform creates)"},
+		{SeverityWarning, "deployment/harbor/harbor-core", "2 replicas with nothing keeping them on different nodes"},
+		{SeverityWarning, "deployment/harbor/harbor-core", "no PodDisruptionBudget"},
+		{SeverityWarning, "statefulset/jenkins/jenkins", "jenkins: 1 replica (one instance by design)"},
+		{SeverityWarning, "deployment/metallb-system/metallb-controller", "metallb: 1 replica (one instance by design)"},
+		{SeverityCritical, "deployment/metallb-system/metallb-webhook", "metallb: 1 replica"},
+	} {
+		if !has(got, want.sev, want.object, want.problem) {
+			t.Errorf("no %s finding on %s with %q; got:\n%s", want.sev, want.object, want.problem, strings.Join(keysAndProblems(got), "\n"))
+		}
+	}
+	for _, f := range got {
+		if strings.Contains(f.Object, "harbor-database volume") || strings.Contains(f.Object, "jenkins volume") {
+			t.Errorf("a claim on the default (Longhorn) or the longhorn class reported: %+v", f)
+		}
+		if f.Object == "statefulset/harbor/harbor-database" && !strings.Contains(f.Fix, "dataServices.postgres.databases.harbor") {
+			t.Errorf("the internal database's fix does not name the key to add: %s", f.Fix)
+		}
+	}
+}
+
+func keysAndProblems(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Severity.String()+" "+f.Object+": "+f.Problem)
+	}
+	return out
+}
+
+// TestRenderedLabPlatform: the lab's platform.yaml through the real path,
+// Helm's client-only rendering of its local chart (lab-component: two
+// replicas spread over nodes with a PodDisruptionBudget) with the values
+// render writes: nothing to report.
+func TestRenderedLabPlatform(t *testing.T) {
+	dir, err := filepath.Abs("../../test/e2e/testdata/platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "platform.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.ReplaceAll(string(raw), "@CHARTS@", filepath.Join(dir, "charts"))
+	spec, err := platform.ParseSpec([]byte(strings.ReplaceAll(doc, "@IMAGE@", "registry.lab.invalid/hello:v1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts, err := platform.TemplateCharts(spec, func(c string) (map[string]any, error) {
+		return platform.ComponentValues(spec, templatesFS(t), c)
+	}, platform.ChartsDir(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(charts) != 6 {
+		t.Fatalf("rendered %d charts, want the lab's 6", len(charts))
+	}
+	if got := analyzeRendered(t, spec, charts); len(got) != 0 {
+		t.Errorf("findings on the lab's platform:\n%s", strings.Join(keysAndProblems(got), "\n"))
+	}
+}
+
+// harborChart is Harbor's real chart 1.18.4, if this machine has it in
+// the chart cache (~/.cache/tsys-ci/charts/harbor/ or harbor-1.18.4.tgz,
+// e.g. `helm pull harbor --repo https://helm.goharbor.io --version 1.18.4`
+// into that folder); nothing is downloaded.
+func harborChart(t *testing.T) string {
+	t.Helper()
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Skip("no home directory for the chart cache")
+	}
+	dir := filepath.Join(home, ".cache", "tsys-ci", "charts")
+	for _, p := range []string{filepath.Join(dir, "harbor", "Chart.yaml"), filepath.Join(dir, "harbor-1.18.4.tgz")} {
+		if _, err := os.Stat(p); err == nil {
+			return dir
+		}
+	}
+	t.Skipf("Harbor's chart 1.18.4 is not in %s (helm pull harbor --repo https://helm.goharbor.io --version 1.18.4 -d %s)", dir, dir)
+	return ""
+}
+
+// TestRenderedExampleHarbor: the example platform.yaml's Harbor, rendered
+// by its real chart, has no critical finding; the same platform without
+// dataServices (which validation refuses: built here in memory) has the
+// chart's internal PostgreSQL and Redis as critical findings naming the
+// key to add.
+func TestRenderedExampleHarbor(t *testing.T) {
+	dir := harborChart(t)
+	render := func(spec *platform.Spec) []Finding {
+		charts, err := platform.TemplateCharts(spec, func(c string) (map[string]any, error) {
+			return platform.ComponentValues(spec, templatesFS(t), c)
+		}, only(platform.ChartsDir(dir), "harbor"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return analyzeRendered(t, spec, charts)
+	}
+	got := render(examplePlatform(t))
+	for _, f := range got {
+		if f.Severity == SeverityCritical {
+			t.Errorf("critical: %s: %s", f.Object, f.Problem)
+		}
+	}
+	t.Logf("the example's Harbor:\n%s", strings.Join(keysAndProblems(got), "\n"))
+
+	bare := examplePlatform(t)
+	bare.DataServices = platform.DataServices{}
+	got = render(bare)
+	for _, want := range []struct{ object, problem, key string }{
+		{"statefulset/harbor/harbor-database", "Harbor's internal PostgreSQL, 1 replica", "dataServices.postgres.databases.harbor"},
+		{"statefulset/harbor/harbor-redis", "Harbor's internal Redis, 1 replica", "dataServices.redis.accounts.harbor"},
+	} {
+		found := false
+		for _, f := range got {
+			if f.Severity == SeverityCritical && f.Object == want.object && strings.Contains(f.Problem, want.problem) && strings.Contains(f.Fix, want.key) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("without dataServices: no critical finding on %s; got:\n%s", want.object, strings.Join(keysAndProblems(got), "\n"))
+		}
+	}
+}
