@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/templates"
@@ -226,7 +228,32 @@ func TestRenderedExampleHarbor(t *testing.T) {
 		}
 		return analyzeRendered(t, spec, charts)
 	}
-	got := render(examplePlatform(t))
+	spec := examplePlatform(t)
+	charts, err := platform.TemplateCharts(spec, func(c string) (map[string]any, error) {
+		return platform.ComponentValues(spec, templatesFS(t), c)
+	}, only(platform.ChartsDir(dir), "harbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The anti-affinity render sets must select the pods it is on, or it
+	// spreads nothing.
+	snap, err := ParseSnapshot([]byte(charts[0].Manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range (&analysis{s: snap}).allWorkloads() {
+		aff := w.template.Spec.Affinity
+		if aff == nil || aff.PodAntiAffinity == nil || len(aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution) == 0 {
+			t.Errorf("%s/%s has no anti-affinity", w.kind, w.meta.Name)
+			continue
+		}
+		term := aff.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm
+		sel, err := metav1.LabelSelectorAsSelector(term.LabelSelector)
+		if err != nil || !sel.Matches(labels.Set(w.template.Labels)) {
+			t.Errorf("%s/%s: anti-affinity selector %v does not select its pods (%v)", w.kind, w.meta.Name, term.LabelSelector, w.template.Labels)
+		}
+	}
+	got := render(spec)
 	for _, f := range got {
 		if f.Severity == SeverityCritical {
 			t.Errorf("critical: %s: %s", f.Object, f.Problem)
