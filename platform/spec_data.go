@@ -198,14 +198,24 @@ func (v *validator) dataServices(s *Spec) {
 	// single-instance database or Redis).
 	for _, name := range postgresUsers {
 		if _, ok := s.PostgresFor(name); s.Enabled(name) && !ok {
-			v.add("dataServices.postgres.databases."+name, "missing; %s keeps its state in PostgreSQL and would otherwise start a single-instance database of its own (ask the data team for a database and an account: docs/platform.md)", name)
+			v.add("dataServices.postgres.databases."+name, "missing; %s keeps its state in PostgreSQL and would otherwise start a single-instance database of its own. Add %s: {name: %s, user: %s, passwordEnv: VARIABLE} under dataServices.postgres.databases%s (ask the data team for the database and role: docs/platform.md, \"What to ask the data team for\")",
+				name, name, name, name, newSection(s.DataServices.Postgres == nil, "dataServices.postgres with host and sslMode"))
 		}
 	}
 	for _, name := range redisUsers {
 		if _, ok := s.RedisFor(name); s.Enabled(name) && !ok {
-			v.add("dataServices.redis.accounts."+name, "missing; %s needs Redis and would otherwise start a single-instance Redis of its own (ask the data team for an account: docs/platform.md)", name)
+			v.add("dataServices.redis.accounts."+name, "missing; %s needs Redis and would otherwise start a single-instance Redis of its own. Add %s: {user: %s, passwordEnv: VARIABLE} under dataServices.redis.accounts%s (ask the data team for the user: docs/platform.md, \"What to ask the data team for\")",
+				name, name, name, newSection(s.DataServices.Redis == nil, "dataServices.redis with addr, or sentinels and masterSet"))
 		}
 	}
+}
+
+// newSection says that a missing section has to be added too.
+func newSection(missing bool, what string) string {
+	if !missing {
+		return ""
+	}
+	return ", in a new " + what
 }
 
 func (v *validator) passwordSource(path, env, file string) {
