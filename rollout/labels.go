@@ -17,6 +17,10 @@ const (
 	// MetalLB's annotations: the chosen address and the sharing key.
 	AnnotationLBIPs       = "metallb.universe.tf/loadBalancerIPs"
 	AnnotationAllowShared = "metallb.universe.tf/allow-shared-ip"
+	// LabelEnvSecret ("true") marks the Secrets promote makes of the
+	// spec's fromEnv variables, one per release, so the ones no release
+	// in the state names any more are found and deleted.
+	LabelEnvSecret = "tsys-ci.io/env-secret"
 )
 
 // Colors of the two Deployments an app alternates between.

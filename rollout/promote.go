@@ -96,6 +96,10 @@ type Promoter struct {
 	// Progress, when set, is told of the moments people are notified of
 	// that only promote sees (ProgressSwitched); it must not block.
 	Progress func(Progress)
+	// LookupEnv reads the spec's fromEnv variables (os.LookupEnv in the
+	// CLI and serve). Nil: none is set, so a spec with fromEnv entries
+	// is refused.
+	LookupEnv LookupEnv
 }
 
 // Progress is a moment of a promote that callers pass on as a notice.
@@ -151,6 +155,8 @@ type Result struct {
 	Steps    []CanaryStep  `json:"canarySteps,omitempty"`
 	Probes   []ProbeResult `json:"probes,omitempty"`
 	Duration time.Duration `json:"duration"`
+	// Secret names the release's Secret of the fromEnv values, if any.
+	Secret string `json:"secret,omitempty"`
 }
 
 // run is one promote, rollback or abort under the app's lease.
@@ -244,20 +250,26 @@ func (r *run) logf(format string, args ...any) { r.p.logf(r.spec.Name, format, a
 // must find the truth in the cluster. While the lease is held the only
 // other writer is 'tsys-ci abort' asking to stop: on a conflict the state
 // is read again, the request kept, and the write repeated.
+//
+// Once a stable state is written, the env Secrets no release in it names
+// any more are deleted (pruneEnvSecrets).
 func (r *run) save(ctx context.Context, phase Phase, msg string) error {
 	r.state.Phase, r.state.Message = phase, msg
 	err := r.store.Save(ctx, r.state)
-	if !apierrors.IsConflict(err) {
-		return err
+	if apierrors.IsConflict(err) {
+		var fresh *State
+		if fresh, err = r.store.Load(ctx); err != nil {
+			return err
+		}
+		if fresh.AbortRequested && phase != PhaseStable && phase != PhaseRollingBack {
+			r.state.AbortRequested = true
+		}
+		err = r.store.Save(ctx, r.state)
 	}
-	fresh, err := r.store.Load(ctx)
-	if err != nil {
-		return err
+	if err == nil && phase == PhaseStable {
+		r.pruneEnvSecrets(ctx)
 	}
-	if fresh.AbortRequested && phase != PhaseStable && phase != PhaseRollingBack {
-		r.state.AbortRequested = true
-	}
-	return r.store.Save(ctx, r.state)
+	return err
 }
 
 // Promote puts req.Image live with the spec's strategy (or req.Strategy).
@@ -279,23 +291,41 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
 		}
 		spec = &copied
 	}
+	// Read before anything is asked of the cluster: a missing variable
+	// leaves everything as it was.
+	envData, err := EnvSecretData(spec, p.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	want := Release{Image: req.Image, Revision: req.Revision}
+	if envData != nil {
+		want.Secret = EnvSecretName(spec.Name, envData)
+	}
 	if err := p.checkSource(ctx, spec, req.Image); err != nil {
 		return nil, fmt.Errorf("refusing to promote %s: %w", req.Image, err)
 	}
-	res := &Result{App: spec.Name, Strategy: strategy, Image: req.Image}
+	res := &Result{App: spec.Name, Strategy: strategy, Image: req.Image, Secret: want.Secret}
 	p.defaults()
 	start := p.Clock.Now()
-	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
+	err = p.locked(ctx, spec, func(ctx context.Context, r *run) error {
 		r.result = res
-		return r.promote(ctx, Release{Image: req.Image, Revision: req.Revision})
+		return r.promote(ctx, want, envData)
 	})
 	res.Duration = p.Clock.Now().Sub(start)
 	return res, err
 }
 
-func (r *run) promote(ctx context.Context, want Release) error {
+// sameRelease reports whether a recorded release is the one asked for: the
+// same image with the same fromEnv values (the same Secret).
+func sameRelease(rec *Release, want Release) bool {
+	return rec != nil && rec.Image == want.Image && rec.Secret == want.Secret
+}
+
+// promote puts want live; envData, when the spec has fromEnv variables, is
+// the content of want.Secret, created before the state names it.
+func (r *run) promote(ctx context.Context, want Release, envData map[string][]byte) error {
 	s := r.state
-	if s.Phase == PhaseSwitched && s.Candidate != nil && s.Candidate.Image != want.Image {
+	if s.Phase == PhaseSwitched && s.Candidate != nil && !sameRelease(s.Candidate, want) {
 		// Traffic was already all on that version and its probes passed:
 		// complete it rather than undo it.
 		r.logf("the promote of %s had switched all traffic before it stopped; completing it first", s.Candidate.Image)
@@ -304,7 +334,7 @@ func (r *run) promote(ctx context.Context, want Release) error {
 		}
 	}
 	if s.InProgress() {
-		if s.Candidate != nil && s.Candidate.Image == want.Image && s.Strategy == r.spec.Strategy.Type && s.Phase != PhaseRollingBack {
+		if sameRelease(s.Candidate, want) && s.Strategy == r.spec.Strategy.Type && s.Phase != PhaseRollingBack {
 			r.logf("resuming the promote of %s left at phase %s", want.Image, s.Phase)
 			r.result.Resumed = true
 			return r.drive(ctx)
@@ -318,7 +348,7 @@ func (r *run) promote(ctx context.Context, want Release) error {
 			return fmt.Errorf("rolling back the interrupted promote: %w", err)
 		}
 	}
-	if s.Active != nil && s.Active.Image == want.Image {
+	if sameRelease(s.Active, want) {
 		// The version runs already; the spec's Service side (ports, hosts
 		// for the edge) and budget may still have changed, so apply them.
 		if err := r.switchTo(ctx, s.Active.Color); err != nil {
@@ -355,6 +385,11 @@ func (r *run) promote(ctx context.Context, want Release) error {
 	s.Candidate, s.Strategy, s.Step, s.AbortRequested, s.EdgeTraffic = &want, r.spec.Strategy.Type, 0, false, nil
 	s.EdgeCanary = s.Strategy == StrategyCanary && edge != nil && len(HostedPorts(r.spec)) > 0
 	s.StartedAt = r.p.Clock.Now().UTC()
+	if envData != nil {
+		if err := r.ensureEnvSecret(ctx, envData); err != nil {
+			return err
+		}
+	}
 	if err := r.save(ctx, PhaseDeploying, "deploying "+want.Image+" on "+want.Color); err != nil {
 		return err
 	}

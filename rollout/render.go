@@ -20,6 +20,11 @@ type Version struct {
 	Image    string
 	Revision string
 	Replicas int32
+	// Secret is the release's env Secret (EnvSecretName), which the
+	// spec's fromEnv variables are read from; "" for a release made
+	// before the spec had any: those variables are then left out, as
+	// that version ran without them.
+	Secret string
 }
 
 // DeploymentName is the name of the app's Deployment of one color.
@@ -84,9 +89,17 @@ func podSpec(spec *AppSpec, v Version, labels map[string]string) corev1.PodSpec 
 	}
 	for _, e := range spec.Env {
 		ev := corev1.EnvVar{Name: e.Name, Value: e.Value}
-		if e.SecretRef != nil {
+		switch {
+		case e.SecretRef != nil:
 			ev.ValueFrom = &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 				LocalObjectReference: corev1.LocalObjectReference{Name: e.SecretRef.Name}, Key: e.SecretRef.Key,
+			}}
+		case e.FromEnv != "" && v.Secret == "":
+			continue
+		case e.FromEnv != "":
+			// The key is the variable's name in the pod (RenderEnvSecret).
+			ev.ValueFrom = &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret}, Key: e.Name,
 			}}
 		}
 		c.Env = append(c.Env, ev)

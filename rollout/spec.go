@@ -133,12 +133,18 @@ type Port struct {
 	Sticky bool `json:"sticky,omitempty"`
 }
 
-// EnvVar is a plain value or a reference to one key of a Secret, so secrets
-// never sit in the app's repository.
+// EnvVar is a plain value, a reference to one key of a Secret someone
+// made, or the name of a variable of promote's own environment (FromEnv),
+// so secrets never sit in the app's repository. FromEnv values are read by
+// promote (from envwarden, Jenkins' credentials binding or serve's
+// configured Secret) and written into the release's own Secret
+// (RenderEnvSecret): each version runs with the values it was promoted
+// with, and a rollback brings them back with its image.
 type EnvVar struct {
 	Name      string     `json:"name"`
 	Value     string     `json:"value,omitempty"`
 	SecretRef *SecretKey `json:"secretRef,omitempty"`
+	FromEnv   string     `json:"fromEnv,omitempty"`
 }
 
 // SecretKey names one key of a Secret in the app's namespace.

@@ -42,6 +42,10 @@ type Release struct {
 	Color    string `json:"color"`
 	Image    string `json:"image"`
 	Revision string `json:"revision,omitempty"`
+	// Secret names the release's Secret of the spec's fromEnv values
+	// (EnvSecretName); never the values. A rollback to the release brings
+	// its Secret back with its image.
+	Secret string `json:"secret,omitempty"`
 }
 
 // HistoryEntry records how a promote ended.

@@ -78,7 +78,7 @@ func (r *run) applyCandidate(ctx context.Context, n int32) error {
 }
 
 func (r *run) applyDeployment(ctx context.Context, rel Release, n int32) error {
-	d := RenderDeployment(r.spec, Version{Color: rel.Color, Image: rel.Image, Revision: rel.Revision, Replicas: n}, r.store.Owner())
+	d := RenderDeployment(r.spec, Version{Color: rel.Color, Image: rel.Image, Revision: rel.Revision, Replicas: n, Secret: rel.Secret}, r.store.Owner())
 	return Apply(ctx, r.p.Client, d)
 }
 

@@ -175,11 +175,22 @@ func (c *checker) env(env []EnvVar) {
 			c.add(f+".name", "%q is set twice", e.Name)
 		}
 		seen[e.Name] = true
+		sources := 0
+		for _, set := range []bool{e.Value != "", e.SecretRef != nil, e.FromEnv != ""} {
+			if set {
+				sources++
+			}
+		}
+		if sources > 1 {
+			c.add(f, "set one of value, secretRef and fromEnv, not several")
+		}
+		if e.FromEnv != "" {
+			for _, msg := range validation.IsEnvVarName(e.FromEnv) {
+				c.add(f+".fromEnv", "%q: %s", e.FromEnv, msg)
+			}
+		}
 		if e.SecretRef == nil {
 			continue
-		}
-		if e.Value != "" {
-			c.add(f, "set value or secretRef, not both")
 		}
 		for _, msg := range validation.IsDNS1123Subdomain(e.SecretRef.Name) {
 			c.add(f+".secretRef.name", "%q: %s", e.SecretRef.Name, msg)

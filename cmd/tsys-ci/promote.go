@@ -140,6 +140,9 @@ func newPromoter(c *cli.Context, f promoteFlags) (*rollout.Promoter, error) {
 		Holder:      fmt.Sprintf("%s/%d", host, os.Getpid()),
 		EdgeStats:   edgeStatsReader(os.Getenv),
 		CheckSource: checkSource,
+		// The spec's fromEnv values come from this process's environment
+		// (envwarden, Jenkins' credentials binding).
+		LookupEnv: os.LookupEnv,
 	}, nil
 }
 

@@ -206,6 +206,8 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 		Allocator:   &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
 		EdgeStats:   edgeStatsReader(os.Getenv),
 		CheckSource: checkSource,
+		// The apps' fromEnv values come from serve's own environment.
+		LookupEnv: os.LookupEnv,
 	}
 	if f.labelLeader {
 		// The identities are pod names in --lease-namespace (the
