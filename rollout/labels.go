@@ -14,6 +14,10 @@ const (
 	// Deployment runs (an image digest is too long for a label value).
 	AnnotationImage    = "tsys-ci.io/image"
 	AnnotationRevision = "tsys-ci.io/revision"
+	// AnnotationEnvSecret names the release's env Secret on its
+	// Deployment and pods, so the pods of one image with other values
+	// are told apart (a rolling promote that changed only values).
+	AnnotationEnvSecret = "tsys-ci.io/env-secret"
 	// MetalLB's annotations: the chosen address and the sharing key.
 	AnnotationLBIPs       = "metallb.universe.tf/loadBalancerIPs"
 	AnnotationAllowShared = "metallb.universe.tf/allow-shared-ip"

@@ -39,6 +39,10 @@ func PreviewServiceName(app string) string { return app + "-preview" }
 // readiness before traffic.
 func RenderDeployment(spec *AppSpec, v Version, owner *metav1.OwnerReference) *appsv1.Deployment {
 	labels := colorLabels(spec.Name, v.Color)
+	annotations := map[string]string{AnnotationImage: v.Image, AnnotationRevision: v.Revision}
+	if v.Secret != "" {
+		annotations[AnnotationEnvSecret] = v.Secret
+	}
 	d := &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: objectMeta(spec, DeploymentName(spec.Name, v.Color), labels, owner),
@@ -50,13 +54,13 @@ func RenderDeployment(spec *AppSpec, v Version, owner *metav1.OwnerReference) *a
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      labels,
-					Annotations: map[string]string{AnnotationImage: v.Image, AnnotationRevision: v.Revision},
+					Annotations: copyLabels(annotations),
 				},
 				Spec: podSpec(spec, v, labels),
 			},
 		},
 	}
-	d.Annotations = map[string]string{AnnotationImage: v.Image, AnnotationRevision: v.Revision}
+	d.Annotations = annotations
 	return d
 }
 

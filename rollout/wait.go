@@ -10,7 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// pods returns the pods of one release: its color, running its image.
+// pods returns the pods of one release: its color, running its image
+// with its env Secret.
 func (r *run) pods(ctx context.Context, rel Release) ([]corev1.Pod, error) {
 	sel := labels.SelectorFromSet(colorLabels(r.spec.Name, rel.Color)).String()
 	list, err := r.p.Client.CoreV1().Pods(r.spec.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
@@ -19,7 +20,7 @@ func (r *run) pods(ctx context.Context, rel Release) ([]corev1.Pod, error) {
 	}
 	var out []corev1.Pod
 	for _, p := range list.Items {
-		if p.Annotations[AnnotationImage] == rel.Image {
+		if p.Annotations[AnnotationImage] == rel.Image && p.Annotations[AnnotationEnvSecret] == rel.Secret {
 			out = append(out, p)
 		}
 	}

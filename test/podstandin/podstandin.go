@@ -6,6 +6,7 @@ package podstandin
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -23,10 +24,11 @@ import (
 
 // standIn plays the Deployment controller and the kubelet for one
 // namespace, just enough for promote: for every Deployment it keeps
-// spec.replicas pods of the template's image (pods of other images are
-// deleted) and marks them Running and Ready, or crash-looping when the
-// image name contains "crash". It is a stand-in: it proves the promote
-// state machine against a real API server, not that pods start.
+// spec.replicas pods of its template (pods of another template, such as
+// another image, are deleted) and marks them Running and Ready, or
+// crash-looping when the image name contains "crash". It is a stand-in:
+// it proves the promote state machine against a real API server, not that
+// pods start.
 type standIn struct {
 	cs kubernetes.Interface
 	ns string
@@ -87,8 +89,15 @@ func (s *standIn) reconcile(ctx context.Context, d *appsv1.Deployment) error {
 		return err
 	}
 	image := d.Spec.Template.Annotations[rollout.AnnotationImage]
-	prefix := fmt.Sprintf("%s-%x-", d.Name, sha256.Sum256([]byte(image)))
-	prefix = prefix[:len(d.Name)+11] + "-" // name-<10 hex of the image>-
+	// Pods are replaced when the template changes, as the Deployment
+	// controller's pod-template-hash does: a new image, or the same image
+	// with another env Secret.
+	tmpl, err := json.Marshal(d.Spec.Template)
+	if err != nil {
+		return fmt.Errorf("stand-in hashing the pod template of %s: %w", d.Name, err)
+	}
+	prefix := fmt.Sprintf("%s-%x-", d.Name, sha256.Sum256(tmpl))
+	prefix = prefix[:len(d.Name)+11] + "-" // name-<10 hex of the template>-
 	have := map[string]bool{}
 	for _, p := range list.Items {
 		keep := strings.HasPrefix(p.Name, prefix) && len(have) < int(*d.Spec.Replicas)
