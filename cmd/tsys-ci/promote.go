@@ -161,6 +161,13 @@ func runPromote(c *cli.Context) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	if !f.rollback {
+		// A variable the spec reads from this environment that is not
+		// set refuses the promote before anyone is told it started.
+		if _, err := rollout.EnvSecretData(spec, os.LookupEnv); err != nil {
+			return err
+		}
+	}
 	tell, err := newNotices(c, spec, f.strategy)
 	if err != nil {
 		return err
