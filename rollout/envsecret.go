@@ -203,7 +203,15 @@ func (s *State) referencedSecrets() map[string]bool {
 // dropped (maxHistory), or a run died between creating a Secret and
 // recording it. A failure is logged, not returned: the promote it follows
 // has happened, and the next one prunes again.
+//
+// Apps that never had an env Secret are not asked about (no Secret list
+// on every promote of every app, and none for callers without the right
+// to list Secrets): only when the spec reads fromEnv variables, or the
+// state named a Secret when this run loaded it.
 func (r *run) pruneEnvSecrets(ctx context.Context) {
+	if !r.hadEnvSecrets && !HasFromEnv(r.spec) && len(r.state.referencedSecrets()) == 0 {
+		return
+	}
 	sel := labels.SelectorFromSet(AppLabels(r.spec.Name)).String() + "," + LabelEnvSecret + "=true"
 	secrets := r.p.Client.CoreV1().Secrets(r.spec.Namespace)
 	list, err := secrets.List(ctx, metav1.ListOptions{LabelSelector: sel})

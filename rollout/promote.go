@@ -169,6 +169,8 @@ type run struct {
 	// edge is the pool's edge settings, read once (edgeRead).
 	edge     *EdgeConfig
 	edgeRead bool
+	// hadEnvSecrets: the state named an env Secret when it was loaded.
+	hadEnvSecrets bool
 }
 
 func (p *Promoter) defaults() {
@@ -232,7 +234,7 @@ func (p *Promoter) locked(ctx context.Context, spec *AppSpec, fn func(ctx contex
 	if err != nil {
 		return err
 	}
-	r := &run{p: p, spec: spec, store: store, state: state}
+	r := &run{p: p, spec: spec, store: store, state: state, hadEnvSecrets: len(state.referencedSecrets()) > 0}
 	err = fn(ctx, r)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, ErrHandedOver) {
 		return fmt.Errorf("%w (lost the lease: %v)", err, cause)

@@ -87,11 +87,13 @@ current-context: dead
 	missing := filepath.Join(dir, "missing")
 	spec := writeFile(t, filepath.Join(dir, "tsys-ci.yaml"), "name: demo\nports: [{name: http, containerPort: 8080}]\n")
 	owners := writeFile(t, filepath.Join(dir, "owners.yaml"), "namespaces: {demo: {hosts: [\"*.demo.example\"]}}\n")
+	envSpec := writeFile(t, filepath.Join(dir, "env.yaml"), "name: demo\nports: [{name: http, containerPort: 8080}]\nenv: [{name: TOKEN, fromEnv: DEMO_TOKEN}]\n")
 	// platform plan reaches the cluster through Helm, once it has charts.
 	for _, args := range [][]string{
 		{"promote", "demo", "--rollback", "--spec", spec},
 		{"status", "demo", "-n", "demo"},
 		{"abort", "demo", "--spec", spec},
+		{"secrets", "diff", "demo", "--spec", envSpec},
 		{"serve", "--config", "../../pipeline/serve/testdata/serve/serve.yaml", "--allow-unsigned"},
 		{"edge", "render"},
 		{"edge", "sync", "--owners", owners},

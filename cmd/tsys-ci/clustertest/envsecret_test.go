@@ -41,8 +41,10 @@ func runOut(t *testing.T, env []string, args ...string) (stdout, stderr string, 
 // it, with the spec's fromEnv variables in its environment, writes them
 // into the release's Secret; a changed value is a new release with a new
 // Secret and '--rollback' brings the old one back; a missing variable
-// exits 2 naming it, before anything changes. The value is in none of
-// stdout (-o json), stderr, the JUnit report, 'status' or the Events.
+// exits 2 naming it, before anything changes; 'secrets diff' names the
+// keys that differ from the live release. The value is in none of stdout
+// (-o json), stderr, the JUnit report, 'status', 'secrets diff' or the
+// Events.
 func TestPromoteEnvSecretsFromTheCLI(t *testing.T) {
 	const value = "s3cr3t-VALUE-xyz"
 	cs := apiserver.Client(t)
@@ -129,6 +131,34 @@ func TestPromoteEnvSecretsFromTheCLI(t *testing.T) {
 	}
 	if st := state(); st.Active.Image != v1 || st.Active.Secret != s1 || st.Previous.Secret != s2 {
 		t.Fatalf("after --rollback: active %+v, previous %+v", st.Active, st.Previous)
+	}
+
+	// secrets diff against the live release (v1, token-1): names only.
+	diff := func(env []string, extra ...string) (string, string, int) {
+		stdout, stderr, code := runOut(t, env, append([]string{"secrets", "diff", "shop", "--kubeconfig", kubeconfig, "--spec", spec}, extra...)...)
+		outputs = append(outputs, stdout, stderr)
+		return stdout, stderr, code
+	}
+	stdout, stderr, code = diff([]string{"SHOP_DB_PASSWORD=" + value, "SHOP_API_TOKEN=token-1"})
+	if code != 0 || !strings.Contains(stdout, "shop: live Secret "+s1+"; a promote from this environment keeps the live values") ||
+		!strings.Contains(stdout, "same     API_TOKEN (from $SHOP_API_TOKEN)") {
+		t.Fatalf("secrets diff with the live values: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = diff([]string{"SHOP_DB_PASSWORD=" + value, "SHOP_API_TOKEN=token-9"}, "-o", "json")
+	var d rollout.SecretsDiff
+	if code != 0 || json.Unmarshal([]byte(stdout), &d) != nil || !d.Differs || d.Live != s1 || d.Next == "" || d.Next == s1 || d.Next == s2 {
+		t.Fatalf("secrets diff -o json with a changed token: exit %d\n%s%s", code, stdout, stderr)
+	}
+	states := map[string]string{}
+	for _, k := range d.Keys {
+		states[k.Key] = k.State
+	}
+	if states["API_TOKEN"] != rollout.KeyChanged || states["DB_PASSWORD"] != rollout.KeySame || len(states) != 2 {
+		t.Fatalf("secrets diff keys %+v", d.Keys)
+	}
+	stdout, stderr, code = diff([]string{"SHOP_API_TOKEN=token-1"})
+	if code != 2 || !strings.Contains(stdout, "unset    DB_PASSWORD (from $SHOP_DB_PASSWORD)") || !strings.Contains(stderr, "SHOP_DB_PASSWORD (env[1] DB_PASSWORD)") {
+		t.Fatalf("secrets diff with a variable unset: exit %d, want 2\n%s%s", code, stdout, stderr)
 	}
 
 	for _, args := range [][]string{{"status", "shop", "--namespace", ns}, {"status", "shop", "--namespace", ns, "-o", "json"}} {
