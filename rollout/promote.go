@@ -364,9 +364,16 @@ func (r *run) promote(ctx context.Context, want Release, envData map[string][]by
 				return err
 			}
 		}
-		r.logf("%s already serves %s; Service and budget applied, pods unchanged (a change to the pods needs a new image)", s.Active.Color, want.Image)
+		r.logf("%s already serves %s; Service and budget applied, pods unchanged (a change to the pods needs a new image or new fromEnv values)", s.Active.Color, want.Image)
 		r.result.Result = "unchanged"
 		return nil
+	}
+	// The Secret first: a caller that may not create it (no rights on
+	// Secrets) stops before an address is allocated or the state moves.
+	if envData != nil {
+		if err := r.ensureEnvSecret(ctx, envData); err != nil {
+			return err
+		}
 	}
 	alloc, err := r.allocate(ctx)
 	if err != nil {
@@ -387,11 +394,6 @@ func (r *run) promote(ctx context.Context, want Release, envData map[string][]by
 	s.Candidate, s.Strategy, s.Step, s.AbortRequested, s.EdgeTraffic = &want, r.spec.Strategy.Type, 0, false, nil
 	s.EdgeCanary = s.Strategy == StrategyCanary && edge != nil && len(HostedPorts(r.spec)) > 0
 	s.StartedAt = r.p.Clock.Now().UTC()
-	if envData != nil {
-		if err := r.ensureEnvSecret(ctx, envData); err != nil {
-			return err
-		}
-	}
 	if err := r.save(ctx, PhaseDeploying, "deploying "+want.Image+" on "+want.Color); err != nil {
 		return err
 	}
