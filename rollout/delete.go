@@ -37,8 +37,9 @@ type DeleteResult struct {
 }
 
 // Delete removes what promote made for an app: its Deployments, Services
-// (the edge drops its hosts with them), PodDisruptionBudget, rollout
-// state and Lease (not reported: Delete holds it), and gives its address and ports back to the pool.
+// (the edge drops its hosts with them), PodDisruptionBudget, the
+// releases' env Secrets, rollout state and Lease (not reported: Delete
+// holds it), and gives its address and ports back to the pool.
 // PersistentVolumeClaims stay unless opts.Volumes. It holds the app's
 // Lease while it works, so it never races a promote; a promote under way
 // is a *HeldError (abort it first). Objects are found by tsys-ci's labels
@@ -94,6 +95,20 @@ func (p *Promoter) Delete(ctx context.Context, namespace, app string, opts Delet
 			}
 			for _, o := range l.Items {
 				if err := del("PodDisruptionBudget", o.Name, p.Client.PolicyV1().PodDisruptionBudgets(namespace).Delete(ctx, o.Name, metav1.DeleteOptions{})); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		// The releases' env Secrets (their owner, the state, goes last;
+		// deleted here so nothing waits for the garbage collector).
+		func() error {
+			l, err := p.Client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.LabelSelector + "," + LabelEnvSecret + "=true"})
+			if err != nil {
+				return fmt.Errorf("listing %s's env Secrets: %w", app, err)
+			}
+			for _, o := range l.Items {
+				if err := del("Secret", o.Name, p.Client.CoreV1().Secrets(namespace).Delete(ctx, o.Name, metav1.DeleteOptions{})); err != nil {
 					return err
 				}
 			}

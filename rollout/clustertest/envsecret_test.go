@@ -180,6 +180,15 @@ func TestEnvSecretsTravelWithTheRelease(t *testing.T) {
 	a.secret(last.Secret)
 
 	noValueAnywhere(t, a, res)
+
+	// delete takes the releases' Secrets with the app.
+	if _, err := a.promoter("test").Delete(context.Background(), a.ns, "shop", rollout.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := a.cs.CoreV1().Secrets(a.ns).List(context.Background(), metav1.ListOptions{LabelSelector: rollout.LabelEnvSecret + "=true"})
+	if err != nil || len(left.Items) != 0 {
+		t.Fatalf("%d env Secrets left after delete (%v)", len(left.Items), err)
+	}
 }
 
 // TestEnvSecretRollingRollback: with a strategy that replaces pods in
