@@ -141,6 +141,10 @@ type Request struct {
 	Revision string
 	// Strategy overrides the spec's strategy when set.
 	Strategy string
+	// RecordedSecret, when set (RollbackTo), is the env Secret a recorded
+	// release ran with: the version runs with it again, and the spec's
+	// fromEnv variables are not read from the environment.
+	RecordedSecret string
 }
 
 // Result is what a promote did, for -o json and the Jenkins step.
@@ -295,13 +299,18 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
 	}
 	// Read before anything is asked of the cluster: a missing variable
 	// leaves everything as it was.
-	envData, err := EnvSecretData(spec, p.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
+	var envData map[string][]byte
 	want := Release{Image: req.Image, Revision: req.Revision}
-	if envData != nil {
-		want.Secret = EnvSecretName(spec.Name, envData)
+	if req.RecordedSecret != "" && HasFromEnv(spec) {
+		want.Secret = req.RecordedSecret // exists: RollbackTo checked it
+	} else {
+		var err error
+		if envData, err = EnvSecretData(spec, p.LookupEnv); err != nil {
+			return nil, err
+		}
+		if envData != nil {
+			want.Secret = EnvSecretName(spec.Name, envData)
+		}
 	}
 	if err := p.checkSource(ctx, spec, req.Image); err != nil {
 		return nil, fmt.Errorf("refusing to promote %s: %w", req.Image, err)
@@ -309,7 +318,7 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{App: spec.Name, Strategy: strategy, Image: req.Image, Secret: want.Secret}
 	p.defaults()
 	start := p.Clock.Now()
-	err = p.locked(ctx, spec, func(ctx context.Context, r *run) error {
+	err := p.locked(ctx, spec, func(ctx context.Context, r *run) error {
 		r.result = res
 		return r.promote(ctx, want, envData)
 	})

@@ -31,7 +31,7 @@ func promoteCommand() *cli.Command {
 		Name:  "promote",
 		Usage: "put an image live with blue/green, canary, rolling or recreate; roll back on failed probes",
 		UsageText: "tsys-ci promote APP (--image REF | --from .tsys-ci/push.json) [--spec tsys-ci.yaml] [--strategy S] (--verify-key PUBFILE | --allow-unsigned) [--report junit.xml] [--notify-config FILE] [-o json]\n" +
-			"   tsys-ci promote APP --rollback [--notify-config FILE]",
+			"   tsys-ci promote APP --rollback [--to N|DIGEST] [--notify-config FILE]",
 		Flags: slices.Concat(appFlags(), imagePolicyFlags(), notifyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "image", Usage: "image to promote, by digest (HOST/PROJECT/NAME@sha256:...)"},
 			&cli.StringFlag{Name: "from", Usage: "push result to take the image from (" + pipeline.DefaultPushResult + ")"},
@@ -39,6 +39,7 @@ func promoteCommand() *cli.Command {
 			&cli.StringFlag{Name: "strategy", Usage: "override the spec: blueGreen, canary, rolling or recreate"},
 			&cli.StringFlag{Name: "report", Usage: "write a JUnit report of the probes here"},
 			&cli.BoolFlag{Name: "rollback", Usage: "put the previous version back instead"},
+			&cli.StringFlag{Name: "to", Usage: "with --rollback: the recorded version to put back, by its number in 'tsys-ci status' ([1] is the newest) or its digest; promoted again with the strategy and probes"},
 			&cli.StringFlag{Name: "pool-namespace", Value: rollout.DefaultAllocNamespace, Usage: "namespace of the load-balancer pool ConfigMap"},
 			&cli.StringFlag{Name: "pool-configmap", Value: rollout.DefaultAllocName, Usage: "name of the load-balancer pool ConfigMap"},
 		}),
@@ -71,18 +72,18 @@ func abortCommand() *cli.Command {
 
 // promoteFlags is what promote was asked to do.
 type promoteFlags struct {
-	app, spec, image, from, revision, strategy, report string
-	rollback                                           bool
-	policy                                             imagePolicy
-	poolNamespace, poolConfigMap                       string
-	poolSet                                            bool
+	app, spec, image, from, revision, strategy, report, to string
+	rollback                                               bool
+	policy                                                 imagePolicy
+	poolNamespace, poolConfigMap                           string
+	poolSet                                                bool
 }
 
 func promoteFlagsFrom(c *cli.Context) promoteFlags {
 	return promoteFlags{
 		app: c.Args().First(), spec: c.String("spec"), image: c.String("image"), from: c.String("from"),
 		revision: c.String("revision"), strategy: c.String("strategy"), report: c.String("report"),
-		rollback: c.Bool("rollback"), policy: imagePolicyFrom(c),
+		rollback: c.Bool("rollback"), to: c.String("to"), policy: imagePolicyFrom(c),
 		poolNamespace: c.String("pool-namespace"), poolConfigMap: c.String("pool-configmap"),
 		poolSet: c.IsSet("pool-namespace") || c.IsSet("pool-configmap"),
 	}
@@ -90,8 +91,11 @@ func promoteFlagsFrom(c *cli.Context) promoteFlags {
 
 // validate checks the flags against each other, without I/O.
 func (f promoteFlags) validate() error {
+	if f.to != "" && !f.rollback {
+		return usageErrorf("--to %s names a recorded version to roll back to: pass it with --rollback", f.to)
+	}
 	if f.rollback {
-		return nil // the previous version comes from the cluster's state
+		return nil // the version comes from the cluster's state
 	}
 	switch {
 	case f.image != "" && f.from != "":
@@ -206,6 +210,9 @@ func runPromote(c *cli.Context) error {
 	shown := req.Image
 	if f.rollback {
 		shown = "the previous version"
+		if f.to != "" {
+			shown = "recorded version " + f.to
+		}
 	}
 	tell.tell(notify.KindStarted, shown, "", "")
 	// Ctrl-C or Jenkins aborting the build stops between steps, leaves the
@@ -214,7 +221,11 @@ func runPromote(c *cli.Context) error {
 	defer stop()
 	var res *rollout.Result
 	if f.rollback {
-		res, err = p.Rollback(ctx, spec)
+		if f.to != "" {
+			res, err = p.RollbackTo(ctx, spec, f.to)
+		} else {
+			res, err = p.Rollback(ctx, spec)
+		}
 		if res != nil && res.Image != "" {
 			shown = res.Image
 		}
@@ -297,9 +308,10 @@ func printStatus(w io.Writer, app string, st *rollout.State) {
 	if st.Previous != nil {
 		fmt.Fprintf(w, "  previous: %s on %s ('tsys-ci promote --rollback %s' puts it back)\n", st.Previous.Image, st.Previous.Color, app)
 	}
+	// Numbered from the newest: 'promote --rollback --to N' takes these.
 	for i := len(st.History) - 1; i >= 0; i-- {
 		h := st.History[i]
-		fmt.Fprintf(w, "  %s  %-11s %s (%s) %s\n", h.At.Format("2006-01-02 15:04:05Z"), h.Result, h.Image, h.Strategy, strings.TrimSpace(h.Reason))
+		fmt.Fprintf(w, "  [%d] %s  %-11s %s (%s) %s\n", len(st.History)-i, h.At.Format("2006-01-02 15:04:05Z"), h.Result, h.Image, h.Strategy, strings.TrimSpace(h.Reason))
 	}
 }
 

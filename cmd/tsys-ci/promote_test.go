@@ -79,6 +79,8 @@ func TestPrintStatus(t *testing.T) {
 		"shop: Probing; serving reg/shop@sha256:v2 on green",
 		"in progress: reg/shop@sha256:v3 on blue (blueGreen, since 2026-11-25 03:00:00Z): probing v3",
 		"previous: reg/shop@sha256:v1 on blue ('tsys-ci promote --rollback shop' puts it back)",
+		"  [1] 2026-11-25 04:00:00Z  promoted    reg/shop@sha256:v2 (blueGreen)",
+		"  [2] 2026-11-25 03:00:00Z  promoted    reg/shop@sha256:v1 (blueGreen)",
 		"at the edge (last 30 s, read 2026-11-25 03:00:00Z):\n    blue reg/shop@sha256:v3: weight asked 25%, given 20%; 200 requests, 1 failed (0.5%), response time 40 ms",
 	} {
 		if !strings.Contains(out.String(), want) {
