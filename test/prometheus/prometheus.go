@@ -5,7 +5,6 @@
 package prometheus
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -66,13 +65,13 @@ func Start(t testing.TB, jobs ...Job) *Server {
 		logFile.Close()
 		if t.Failed() {
 			if log, err := os.ReadFile(logFile.Name()); err == nil {
-				t.Logf("prometheus log (last 3000 bytes):\n%s", tail(log, 3000))
+				t.Logf("prometheus log (last 3000 bytes):\n%s", testenv.Tail(log, 3000))
 			}
 		}
 	})
 	if err := waitReady(s.URL, exited, 30*time.Second); err != nil {
 		log, _ := os.ReadFile(logFile.Name())
-		t.Fatalf("prometheus fixture: %v\nprometheus log:\n%s", err, tail(log, 3000))
+		t.Fatalf("prometheus fixture: %v\nprometheus log:\n%s", err, testenv.Tail(log, 3000))
 	}
 	return s
 }
@@ -132,11 +131,4 @@ func waitReady(base string, exited <-chan error, within time.Duration) error {
 			return fmt.Errorf("prometheus not ready at %s after %s: %s", base, within, last)
 		}
 	}
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return bytes.TrimSpace(b)
 }

@@ -11,7 +11,6 @@
 package slapd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -102,13 +101,13 @@ func Start(t testing.TB) *Server {
 		logFile.Close()
 		if t.Failed() {
 			if log, err := os.ReadFile(logFile.Name()); err == nil {
-				t.Logf("slapd log (last 3000 bytes):\n%s", tail(log, 3000))
+				t.Logf("slapd log (last 3000 bytes):\n%s", testenv.Tail(log, 3000))
 			}
 		}
 	})
 	if err := waitReady(ldapPort, ldapsPort, exited, 15*time.Second); err != nil {
 		log, _ := os.ReadFile(logFile.Name())
-		t.Fatalf("slapd fixture: %v\nslapd log:\n%s", err, tail(log, 3000))
+		t.Fatalf("slapd fixture: %v\nslapd log:\n%s", err, testenv.Tail(log, 3000))
 	}
 	s.LoadLDIF(t, fmt.Sprintf(`dn: %s
 objectClass: top
@@ -237,13 +236,6 @@ func waitReady(ldapPort, ldapsPort int, exited <-chan error, within time.Duratio
 			return fmt.Errorf("slapd not listening on ports %d and %d after %s", ldapPort, ldapsPort, within)
 		}
 	}
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return bytes.TrimSpace(b)
 }
 
 func slapdConf(dir string) string {
