@@ -253,43 +253,63 @@ func watchRollout(t *testing.T, ns string) *timeline {
 	return tl
 }
 
-// pollRollout reads the Service and the state at the same time.
+// pollRollout reads the Service and the state as one snapshot: the
+// state's resourceVersion, the state, the Service, then the
+// resourceVersion again; when the state changed meanwhile it reads again.
+// So an event never pairs a Service with a state it did not coexist with:
+// two reads at once did, once, on a loaded machine ("Service on both,
+// phase Switched": the state read answered after the switch and its save,
+// the Service read before them).
 func pollRollout(ctx context.Context, c kubernetes.Interface, ns string) (rolloutEvent, error) {
-	var ev rolloutEvent
-	var (
-		st    *rollout.State
-		stErr error
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		st, stErr = rollout.Status(ctx, c, ns, moreApp)
-	}()
-	svc, err := c.CoreV1().Services(ns).Get(ctx, moreApp, metav1.GetOptions{})
-	wg.Wait()
-	if err != nil && !apierrors.IsNotFound(err) {
-		return ev, err
-	}
-	if err == nil {
-		ev.selector = svc.Spec.Selector[rollout.LabelColor]
-		if ev.selector == "" {
-			ev.selector = "both"
+	stateRV := func() (string, error) {
+		cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, rollout.StateName(moreApp), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return "", nil
 		}
-	}
-	if stErr != nil {
-		return ev, stErr
-	}
-	if st != nil {
-		ev.phase, ev.step = st.Phase, st.Step
-		if st.Candidate != nil {
-			ev.candidate = tagOf(st.Candidate.Image)
+		if err != nil {
+			return "", err
 		}
-		if st.Active != nil {
-			ev.active = tagOf(st.Active.Image)
-		}
+		return cm.ResourceVersion, nil
 	}
-	return ev, nil
+	for range 10 {
+		var ev rolloutEvent
+		before, err := stateRV()
+		if err != nil {
+			return ev, err
+		}
+		st, err := rollout.Status(ctx, c, ns, moreApp)
+		if err != nil {
+			return ev, err
+		}
+		svc, err := c.CoreV1().Services(ns).Get(ctx, moreApp, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return ev, err
+		}
+		after, rvErr := stateRV()
+		if rvErr != nil {
+			return ev, rvErr
+		}
+		if after != before {
+			continue // the state moved while the Service was read
+		}
+		if err == nil {
+			ev.selector = svc.Spec.Selector[rollout.LabelColor]
+			if ev.selector == "" {
+				ev.selector = "both"
+			}
+		}
+		if st != nil {
+			ev.phase, ev.step = st.Phase, st.Step
+			if st.Candidate != nil {
+				ev.candidate = tagOf(st.Candidate.Image)
+			}
+			if st.Active != nil {
+				ev.active = tagOf(st.Active.Image)
+			}
+		}
+		return ev, nil
+	}
+	return rolloutEvent{}, errors.New("the rollout state changed at every read of the Service")
 }
 
 // stop ends the polling and returns the events.
