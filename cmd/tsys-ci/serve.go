@@ -126,6 +126,7 @@ func runServe(c *cli.Context) error {
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
 	if pd, ok := deployer.(*serve.PromoterDeployer); ok && !f.policy.allowUnsigned {
 		opts.Admission = imageAdmission(cfg.Registry, pd, log)
+		opts.Admission.Shared = &serve.KubeVerifiedDigests{Client: cs, Namespace: f.leaseNamespace, Name: serve.DefaultVerifiedDigestsName}
 	}
 	if cs != nil {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
@@ -155,14 +156,16 @@ func runServe(c *cli.Context) error {
 // imageAdmission is serve's validating webhook (the chart's admission.*):
 // the same signature check as serve's deploys, which tell it the digests
 // they verified so the pods of a promote are admitted without a registry
-// round trip. Not with --allow-unsigned: there is no key to admit by.
+// round trip; the replicas share them in a ConfigMap of serve's namespace
+// (--lease-namespace). Not with --allow-unsigned: there is no key to
+// admit by.
 func imageAdmission(registry string, pd *serve.PromoterDeployer, log *slog.Logger) *serve.ImageAdmission {
 	adm := &serve.ImageAdmission{Registry: registry, Verify: pd.Verify, Log: log}
 	verify := pd.Verify
 	pd.Verify = func(ctx context.Context, image string) (string, error) {
 		d, err := verify(ctx, image)
 		if err == nil {
-			adm.Remember(d)
+			adm.Verified(ctx, d)
 		}
 		return d, err
 	}

@@ -31,9 +31,9 @@ const AdmissionPath = "/admission/v1/images"
 //
 // A digest verified once is remembered (signatures are not withdrawn; a
 // new key means a restart), including those serve's own promotes verify,
-// so the pods a promote makes are admitted without a registry round trip.
-// The memory is this replica's: the other replica, or this one after a
-// restart, verifies a digest once more on first sight.
+// so the pods a promote makes are admitted without a registry round trip:
+// in this replica's memory, and in Shared, where the other replica and a
+// restarted one find it (one API read instead of a registry round trip).
 type ImageAdmission struct {
 	// Registry is the one registry host images may come from (serve's
 	// Config.Registry).
@@ -45,6 +45,10 @@ type ImageAdmission struct {
 	// Timeout bounds one review's registry work (default 4 s, below the
 	// chart's 5 s timeoutSeconds so the refusal says why).
 	Timeout time.Duration
+	// Shared, when set, is where the replicas share verified digests
+	// (KubeVerifiedDigests); a failure to read or write it is logged and
+	// the signature is checked instead.
+	Shared VerifiedDigests
 
 	mu       sync.Mutex
 	verified map[string]bool
@@ -54,8 +58,20 @@ type ImageAdmission struct {
 // starts again (a registry round trip per digest, not a failure).
 const maxRemembered = 20000
 
-// Remember records a digest reference as verified (serve's deploys call
-// it after their own check).
+// Verified records a digest reference serve verified (its deploys call
+// it after their own check): remembered here and shared.
+func (a *ImageAdmission) Verified(ctx context.Context, digest string) {
+	a.Remember(digest)
+	if a.Shared == nil {
+		return
+	}
+	if err := a.Shared.Add(ctx, digest); err != nil {
+		a.Log.Warn("admission: sharing a verified digest failed; the other replica checks it again", "digest", digest, "err", err)
+	}
+}
+
+// Remember records a digest reference as verified in this replica's
+// memory only.
 func (a *ImageAdmission) Remember(digest string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -146,6 +162,16 @@ func (a *ImageAdmission) check(ctx context.Context, image string) string {
 	if a.remembered(d.String()) {
 		return ""
 	}
+	if a.Shared != nil {
+		ok, err := a.Shared.Has(ctx, d.String())
+		if err != nil {
+			a.Log.Warn("admission: reading the shared verified digests failed; checking the signature", "err", err)
+		}
+		if ok {
+			a.Remember(d.String())
+			return ""
+		}
+	}
 	got, err := a.Verify(ctx, d.String())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -153,7 +179,7 @@ func (a *ImageAdmission) check(ctx context.Context, image string) string {
 		}
 		return fmt.Sprintf("fails the signature check: %v", err)
 	}
-	a.Remember(got)
+	a.Verified(ctx, got)
 	return ""
 }
 

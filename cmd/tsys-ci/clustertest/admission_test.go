@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 	"github.com/tsys-group/tsys-ci/test/pki"
@@ -88,9 +89,15 @@ func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 	write(t, filepath.Join(dir, "serve.yaml"), fmt.Sprintf("registry: %s\ntls: {certFile: %s, keyFile: %s}\nwebhookSecretsDir: %s\npolicies: []\n",
 		host, certFile, keyFile, filepath.Join(dir, "webhook-secrets")))
 
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(restCfg)
+	serveNS := apiserver.Namespace(t, c, "serve-cli")
 	addr := freeAddr(t)
 	cmd := exec.Command(tsysCI, "serve", "--listen", addr, "--config", filepath.Join(dir, "serve.yaml"),
-		"--verify-key", filepath.Join(dir, "cosign.pub"), "--kubeconfig", kubeconfig, "--identity", "serve-test")
+		"--verify-key", filepath.Join(dir, "cosign.pub"), "--kubeconfig", kubeconfig, "--identity", "serve-test", "--lease-namespace", serveNS)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 	var logs testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -116,11 +123,6 @@ func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 		return resp.StatusCode == http.StatusOK
 	})
 
-	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kubernetes.NewForConfigOrDie(restCfg)
 	ns := apiserver.Namespace(t, c, "admission-cli")
 	url := "https://" + addr + "/admission/v1/images"
 	fail, none, timeout := admissionregistrationv1.Fail, admissionregistrationv1.SideEffectClassNone, int32(5)
@@ -159,6 +161,11 @@ func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 	}
 	if err := create(signed.String()); err != nil {
 		t.Fatalf("the signed digest was refused: %v", err)
+	}
+	// Shared with the other replica, in serve's namespace.
+	shared := &serve.KubeVerifiedDigests{Client: c, Namespace: serveNS, Name: serve.DefaultVerifiedDigestsName}
+	if ok, err := shared.Has(ctx, signed.String()); err != nil || !ok {
+		t.Fatalf("the verified digest is not in %s/%s: %v, %v", serveNS, serve.DefaultVerifiedDigestsName, ok, err)
 	}
 }
 

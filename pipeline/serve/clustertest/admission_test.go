@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -19,10 +20,12 @@ import (
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
@@ -287,5 +290,42 @@ func BenchmarkAdmission(b *testing.B) {
 			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(took[max(0, len(took)*99/100-1)].Microseconds())/1000, "p99-ms")
 		})
+	}
+}
+
+// TestAdmissionSharesVerifiedDigests: a digest one replica verified is
+// admitted by the other (or a restarted one) from the ConfigMap they
+// share in serve's namespace, without a second signature check.
+func TestAdmissionSharesVerifiedDigests(t *testing.T) {
+	l := newAdmissionLab(t, admissionregistrationv1.Fail)
+	ctx := context.Background()
+	serveNS := apiserver.Namespace(t, l.c, "serve")
+	shared := &serve.KubeVerifiedDigests{Client: l.c, Namespace: serveNS, Name: serve.DefaultVerifiedDigestsName}
+	l.admission.Shared = shared
+	other := &serve.ImageAdmission{Registry: l.host, Verify: l.admission.Verify, Log: l.admission.Log, Shared: shared}
+
+	signed := l.push("team/app")
+	l.sign(signed)
+	unsigned := l.push("team/app")
+	if err := l.createPod("first", signed.String()); err != nil {
+		t.Fatalf("the signed digest through the webhook: %v", err)
+	}
+	if n := l.verifies.Load(); n != 1 {
+		t.Fatalf("%d signature checks for one new digest", n)
+	}
+	if ok, err := shared.Has(ctx, signed.String()); err != nil || !ok {
+		t.Fatalf("the verified digest was not shared: %v, %v", ok, err)
+	}
+	review := func(image string) *admissionv1.AdmissionResponse {
+		raw, _ := json.Marshal(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: l.ns},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}})
+		return other.Review(ctx, &admissionv1.AdmissionRequest{Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+			Operation: admissionv1.Create, Namespace: l.ns, Object: runtime.RawExtension{Raw: raw}})
+	}
+	if r := review(signed.String()); !r.Allowed || l.verifies.Load() != 1 {
+		t.Fatalf("the other replica: allowed %v, %d signature checks; want it admitted from the shared list, no new check", r.Allowed, l.verifies.Load())
+	}
+	if r := review(unsigned.String()); r.Allowed || !strings.Contains(r.Result.Message, "fails the signature check") {
+		t.Fatalf("the other replica admitted the unsigned digest: %+v", r)
 	}
 }
