@@ -69,7 +69,10 @@ func (c Client) Sign(ctx context.Context, ref name.Digest, sv signature.SignerVe
 			return fmt.Errorf("reading the signatures %s: %w", tag, err)
 		}
 		for _, l := range m.Layers {
-			if l.MediaType == SimpleSigningMediaType && c.verifyLayer(base, l, sv, d, ref.Context()) == nil {
+			if l.MediaType != SimpleSigningMediaType {
+				continue
+			}
+			if _, err := c.verifyLayer(base, l, sv, d, ref.Context()); err == nil {
 				return nil // already signed with this key
 			}
 		}
@@ -134,22 +137,38 @@ func (e errOtherRepository) Error() string {
 // returns that digest. Like `cosign verify --key --insecure-ignore-tlog`,
 // any one good signature is enough.
 func (c Client) Verify(ctx context.Context, ref name.Reference, v signature.Verifier) (name.Digest, error) {
+	d, _, err := c.VerifyWithProof(ctx, ref, v)
+	return d, err
+}
+
+// SignatureProof is the one signature Verify accepted, as the registry held
+// it: the simple-signing payload and the signature over it. With the key,
+// CheckProof checks it again without the registry, so a process that
+// verified an image can hand the proof to another (serve's admission)
+// without that one having to trust the process that wrote it.
+type SignatureProof struct {
+	Payload   []byte `json:"payload"`
+	Signature []byte `json:"signature"`
+}
+
+// VerifyWithProof is Verify that also returns the signature that verified.
+func (c Client) VerifyWithProof(ctx context.Context, ref name.Reference, v signature.Verifier) (name.Digest, SignatureProof, error) {
 	reg := ref.Context().RegistryStr()
 	desc, err := remote.Head(ref, c.options(ctx)...)
 	if err != nil {
-		return name.Digest{}, fmt.Errorf("verifying %s: %w", ref, explain(err, reg))
+		return name.Digest{}, SignatureProof{}, fmt.Errorf("verifying %s: %w", ref, explain(err, reg))
 	}
 	dref := ref.Context().Digest(desc.Digest.String())
 	sigs, err := c.signatures(ctx, SignatureTag(ref.Context(), desc.Digest))
 	if err != nil {
-		return dref, err
+		return dref, SignatureProof{}, err
 	}
 	if sigs == nil {
-		return dref, fmt.Errorf("verifying %s: %w (no %s tag); sign it with 'tsys-ci sign' or 'tsys-ci push --sign'", dref, ErrUnsigned, SignatureTag(ref.Context(), desc.Digest).TagStr())
+		return dref, SignatureProof{}, fmt.Errorf("verifying %s: %w (no %s tag); sign it with 'tsys-ci sign' or 'tsys-ci push --sign'", dref, ErrUnsigned, SignatureTag(ref.Context(), desc.Digest).TagStr())
 	}
 	m, err := sigs.Manifest()
 	if err != nil {
-		return dref, fmt.Errorf("verifying %s: reading its signatures: %w", dref, err)
+		return dref, SignatureProof{}, fmt.Errorf("verifying %s: reading its signatures: %w", dref, err)
 	}
 	var why []string
 	otherRepo := false
@@ -157,52 +176,70 @@ func (c Client) Verify(ctx context.Context, ref name.Reference, v signature.Veri
 		if l.MediaType != SimpleSigningMediaType {
 			continue
 		}
-		if err := c.verifyLayer(sigs, l, v, desc.Digest, ref.Context()); err != nil {
+		proof, err := c.verifyLayer(sigs, l, v, desc.Digest, ref.Context())
+		if err != nil {
 			var o errOtherRepository
 			otherRepo = otherRepo || errors.As(err, &o)
 			why = append(why, fmt.Sprintf("signature %d: %v", i+1, err))
 			continue
 		}
-		return dref, nil
+		return dref, proof, nil
 	}
 	if len(why) == 0 {
-		return dref, fmt.Errorf("verifying %s: %w (the signature manifest holds no simple-signing layer)", dref, ErrUnsigned)
+		return dref, SignatureProof{}, fmt.Errorf("verifying %s: %w (the signature manifest holds no simple-signing layer)", dref, ErrUnsigned)
 	}
 	if otherRepo {
-		return dref, fmt.Errorf("verifying %s: %w (%s); deploy it from the repository it was signed for, or sign it for this one", dref, ErrOtherRepository, strings.Join(why, "; "))
+		return dref, SignatureProof{}, fmt.Errorf("verifying %s: %w (%s); deploy it from the repository it was signed for, or sign it for this one", dref, ErrOtherRepository, strings.Join(why, "; "))
 	}
-	return dref, fmt.Errorf("verifying %s: %w (%s)", dref, ErrWrongKey, strings.Join(why, "; "))
+	return dref, SignatureProof{}, fmt.Errorf("verifying %s: %w (%s)", dref, ErrWrongKey, strings.Join(why, "; "))
 }
 
 // verifyLayer checks one signature layer: made with v, a cosign signature,
-// of digest want, for repository repo.
-func (c Client) verifyLayer(sigs v1.Image, l v1.Descriptor, v signature.Verifier, want v1.Hash, repo name.Repository) error {
+// of digest want, for repository repo. It returns the layer as a proof.
+func (c Client) verifyLayer(sigs v1.Image, l v1.Descriptor, v signature.Verifier, want v1.Hash, repo name.Repository) (SignatureProof, error) {
 	b64, ok := l.Annotations[SignatureAnnotation]
 	if !ok {
-		return errors.New("no " + SignatureAnnotation + " annotation")
+		return SignatureProof{}, errors.New("no " + SignatureAnnotation + " annotation")
 	}
 	sig, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return fmt.Errorf("the signature is not base64: %w", err)
+		return SignatureProof{}, fmt.Errorf("the signature is not base64: %w", err)
 	}
 	layer, err := sigs.LayerByDigest(l.Digest)
 	if err != nil {
-		return fmt.Errorf("fetching the payload: %w", err)
+		return SignatureProof{}, fmt.Errorf("fetching the payload: %w", err)
 	}
 	rc, err := layer.Compressed() // checked against l.Digest while read
 	if err != nil {
-		return fmt.Errorf("fetching the payload: %w", err)
+		return SignatureProof{}, fmt.Errorf("fetching the payload: %w", err)
 	}
 	defer rc.Close()
 	body, err := io.ReadAll(io.LimitReader(rc, 1<<20))
 	if err != nil {
-		return fmt.Errorf("fetching the payload: %w", err)
+		return SignatureProof{}, fmt.Errorf("fetching the payload: %w", err)
 	}
-	if err := v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(body)); err != nil {
+	proof := SignatureProof{Payload: body, Signature: sig}
+	return proof, checkSignature(proof, v, want, repo)
+}
+
+// CheckProof checks, without the registry, that proof is a cosign
+// signature made with v's key of exactly d's digest, for d's repository:
+// what Verify checked when it returned the proof.
+func CheckProof(proof SignatureProof, v signature.Verifier, d name.Digest) error {
+	want, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return fmt.Errorf("%s: %w", d, err)
+	}
+	return checkSignature(proof, v, want, d.Context())
+}
+
+// checkSignature is the check of one signature over its payload.
+func checkSignature(proof SignatureProof, v signature.Verifier, want v1.Hash, repo name.Repository) error {
+	if err := v.VerifySignature(bytes.NewReader(proof.Signature), bytes.NewReader(proof.Payload)); err != nil {
 		return errors.New("made with another key")
 	}
 	var p payload.SimpleContainerImage
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := json.Unmarshal(proof.Payload, &p); err != nil {
 		return fmt.Errorf("the payload is not simple-signing JSON: %w", err)
 	}
 	if p.Critical.Type != payload.CosignSignatureType {

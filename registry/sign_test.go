@@ -219,3 +219,49 @@ func TestVerifyRefusesSignatureCopiedToAnotherRepository(t *testing.T) {
 		t.Errorf("verify of the original: %v", err)
 	}
 }
+
+// TestCheckProofWithoutTheRegistry: the proof VerifyWithProof returns
+// checks again offline for its own digest and key only, so whoever stores
+// it (a ConfigMap anyone in a namespace may write) cannot make another
+// image, another repository or another key's signature pass.
+func TestCheckProofWithoutTheRegistry(t *testing.T) {
+	reg := newTestRegistry(t)
+	ref := pushRandom(t, reg, "demo/app")
+	other := pushRandom(t, reg, "demo/app")
+	sv, v, _, _ := keyPair(t, "pw")
+	_, v2, _, _ := keyPair(t, "other")
+	c := basicClient("ci", "secret")
+	ctx := context.Background()
+	if err := c.Sign(ctx, ref, sv); err != nil {
+		t.Fatal(err)
+	}
+	d, proof, err := c.VerifyWithProof(ctx, ref, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckProof(proof, v, d); err != nil {
+		t.Fatalf("the proof of %s does not check again: %v", d, err)
+	}
+	reg.Close() // nothing below may need the registry
+	elsewhere, _ := name.NewDigest(reg.host + "/demo/copy@" + d.DigestStr())
+	forged := proof
+	forged.Payload = []byte(strings.Replace(string(proof.Payload), d.DigestStr(), other.DigestStr(), 1))
+	for _, tc := range []struct {
+		name  string
+		proof SignatureProof
+		v     signature.Verifier
+		d     name.Digest
+		want  string
+	}{
+		{"another image", proof, v, other, "it signs " + d.DigestStr()},
+		{"another repository", proof, v, elsewhere, "it was signed for"},
+		{"another key", proof, v2, d, "made with another key"},
+		{"a payload changed after signing", forged, v, other, "made with another key"},
+		{"no proof", SignatureProof{}, v, d, "made with another key"},
+	} {
+		err := CheckProof(tc.proof, tc.v, tc.d)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: CheckProof says %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

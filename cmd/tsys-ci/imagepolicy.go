@@ -26,6 +26,10 @@ func imagePolicyFlags() []cli.Flag {
 type imagePolicy struct {
 	verifyKey     string
 	allowUnsigned bool
+	// onVerified, when set, is told each digest the key verified, with
+	// the signature that verified it (promote shares it with serve's
+	// admission; serve's admission remembers it).
+	onVerified func(ctx context.Context, digest string, proof registry.SignatureProof)
 }
 
 func imagePolicyFrom(c *cli.Context) imagePolicy {
@@ -85,30 +89,59 @@ func (p imagePolicy) verifier(what string, requireDigest bool, log io.Writer) (v
 			return d.String(), nil
 		}, nil
 	case p.verifyKey != "":
-		pub, err := os.ReadFile(p.verifyKey)
-		if err != nil {
-			return nil, usageErrorf("reading --verify-key: %w", err)
-		}
-		v, err := registry.LoadPublicKey(p.verifyKey, pub)
+		verify, _, err := p.keyChecks()
 		if err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context, image string) (string, error) {
-			ref, err := parseImage(image)
-			if err != nil {
-				return "", err
-			}
-			d, err := client(ref).Verify(ctx, ref, v)
+			d, proof, err := verify(ctx, image)
 			if err != nil {
 				return "", err
 			}
 			if log != nil {
 				fmt.Fprintf(log, "%s: %s is signed with %s\n", what, d, p.verifyKey)
 			}
-			return d.String(), nil
+			if p.onVerified != nil {
+				p.onVerified(ctx, d, proof)
+			}
+			return d, nil
 		}, nil
 	}
 	return nil, usageErrorf("%s refuses images whose signature was not checked: pass --verify-key cosign.pub, or --allow-unsigned to deploy them knowingly", what)
+}
+
+// keyChecks reads --verify-key and returns the signature check that also
+// returns the signature that verified, and the offline check of such a
+// signature (registry.CheckProof), for serve's admission.
+func (p imagePolicy) keyChecks() (func(ctx context.Context, image string) (string, registry.SignatureProof, error), func(digest string, proof registry.SignatureProof) error, error) {
+	pub, err := os.ReadFile(p.verifyKey)
+	if err != nil {
+		return nil, nil, usageErrorf("reading --verify-key: %w", err)
+	}
+	v, err := registry.LoadPublicKey(p.verifyKey, pub)
+	if err != nil {
+		return nil, nil, err
+	}
+	verify := func(ctx context.Context, image string) (string, registry.SignatureProof, error) {
+		ref, err := parseImage(image)
+		if err != nil {
+			return "", registry.SignatureProof{}, err
+		}
+		client := registry.Client{Keychain: registry.CredentialsFor(os.Getenv, ref.Context().RegistryStr())}
+		d, proof, err := client.VerifyWithProof(ctx, ref, v)
+		if err != nil {
+			return "", registry.SignatureProof{}, err
+		}
+		return d.String(), proof, nil
+	}
+	check := func(digest string, proof registry.SignatureProof) error {
+		d, err := name.NewDigest(digest, name.StrictValidation)
+		if err != nil {
+			return err
+		}
+		return registry.CheckProof(proof, v, d)
+	}
+	return verify, check, nil
 }
 
 // sourceChecker returns the check of an image's provenance against the

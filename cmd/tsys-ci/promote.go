@@ -42,6 +42,7 @@ func promoteCommand() *cli.Command {
 			&cli.StringFlag{Name: "to", Usage: "with --rollback: the recorded version to put back, by its number in 'tsys-ci status' ([1] is the newest) or its digest; promoted again with the strategy and probes"},
 			&cli.StringFlag{Name: "pool-namespace", Value: rollout.DefaultAllocNamespace, Usage: "namespace of the load-balancer pool ConfigMap"},
 			&cli.StringFlag{Name: "pool-configmap", Value: rollout.DefaultAllocName, Usage: "name of the load-balancer pool ConfigMap"},
+			verifiedDigestsFlag(),
 		}),
 		Before: oneArg("the app's name"),
 		Action: runPromote,
@@ -187,6 +188,9 @@ func runPromote(c *cli.Context) error {
 				return asUsage(err)
 			}
 			image = pushed.Image
+		}
+		if f.policy.onVerified, err = shareVerified(c, c.String("verified-digests")); err != nil {
+			return err
 		}
 		verify, err := f.policy.verifier("tsys-ci promote", false, c.App.ErrWriter)
 		if err != nil {

@@ -125,7 +125,9 @@ func runServe(c *cli.Context) error {
 	opts := serve.ServerOptions{Config: cfg, Directory: dir, Deployer: deployer,
 		Registry: reg, Log: log, Clock: rollout.RealClock{}}
 	if pd, ok := deployer.(*serve.PromoterDeployer); ok && !f.policy.allowUnsigned {
-		opts.Admission = imageAdmission(cfg.Registry, pd, log)
+		if opts.Admission, err = imageAdmission(cfg.Registry, f.policy, pd, log); err != nil {
+			return err
+		}
 		opts.Admission.Shared = &serve.KubeVerifiedDigests{Client: cs, Namespace: f.leaseNamespace, Name: serve.DefaultVerifiedDigestsName}
 	}
 	if cs != nil {
@@ -155,21 +157,21 @@ func runServe(c *cli.Context) error {
 
 // imageAdmission is serve's validating webhook (the chart's admission.*):
 // the same signature check as serve's deploys, which tell it the digests
-// they verified so the pods of a promote are admitted without a registry
-// round trip; the replicas share them in a ConfigMap of serve's namespace
-// (--lease-namespace). Not with --allow-unsigned: there is no key to
-// admit by.
-func imageAdmission(registry string, pd *serve.PromoterDeployer, log *slog.Logger) *serve.ImageAdmission {
-	adm := &serve.ImageAdmission{Registry: registry, Verify: pd.Verify, Log: log}
-	verify := pd.Verify
-	pd.Verify = func(ctx context.Context, image string) (string, error) {
-		d, err := verify(ctx, image)
-		if err == nil {
-			adm.Verified(ctx, d)
-		}
-		return d, err
+// they verified, with their signatures, so the pods of a promote are
+// admitted without a registry round trip; the replicas (and CLI promotes)
+// share them in a ConfigMap of serve's namespace (--lease-namespace). Not
+// with --allow-unsigned: there is no key to admit by.
+func imageAdmission(registry string, policy imagePolicy, pd *serve.PromoterDeployer, log *slog.Logger) (*serve.ImageAdmission, error) {
+	verify, check, err := policy.keyChecks()
+	if err != nil {
+		return nil, err
 	}
-	return adm
+	adm := &serve.ImageAdmission{Registry: registry, Verify: verify, CheckProof: check, Log: log}
+	policy.onVerified = adm.Verified
+	if pd.Verify, err = policy.verifier("tsys-ci serve", true, nil); err != nil {
+		return nil, err
+	}
+	return adm, nil
 }
 
 // replicaIdentity names this replica in its Lease and Events: --identity

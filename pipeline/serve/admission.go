@@ -17,6 +17,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tsys-group/tsys-ci/registry"
 )
 
 // AdmissionPath is where the API server sends serve's validating webhook
@@ -32,16 +34,21 @@ const AdmissionPath = "/admission/v1/images"
 // A digest verified once is remembered (signatures are not withdrawn; a
 // new key means a restart), including those serve's own promotes verify,
 // so the pods a promote makes are admitted without a registry round trip:
-// in this replica's memory, and in Shared, where the other replica and a
-// restarted one find it (one API read instead of a registry round trip).
+// in this replica's memory, and in Shared with its signature, where the
+// other replica, a restarted one, and CLI promotes' digests are found (one
+// API read and an offline signature check instead of a registry round
+// trip).
 type ImageAdmission struct {
 	// Registry is the one registry host images may come from (serve's
 	// Config.Registry).
 	Registry string
-	// Verify checks an image's signature and returns it by digest (the
-	// image policy serve's deploys use).
-	Verify func(ctx context.Context, image string) (string, error)
-	Log    *slog.Logger
+	// Verify checks an image's signature and returns it by digest with
+	// the signature that verified (the image policy serve's deploys use).
+	Verify func(ctx context.Context, image string) (string, registry.SignatureProof, error)
+	// CheckProof checks a signature found in Shared against the key,
+	// offline (registry.CheckProof with serve's key).
+	CheckProof func(digest string, proof registry.SignatureProof) error
+	Log        *slog.Logger
 	// Timeout bounds one review's registry work (default 4 s, below the
 	// chart's 5 s timeoutSeconds so the refusal says why).
 	Timeout time.Duration
@@ -58,14 +65,15 @@ type ImageAdmission struct {
 // starts again (a registry round trip per digest, not a failure).
 const maxRemembered = 20000
 
-// Verified records a digest reference serve verified (its deploys call
-// it after their own check): remembered here and shared.
-func (a *ImageAdmission) Verified(ctx context.Context, digest string) {
+// Verified records a digest reference serve verified, with the signature
+// that verified it (its deploys call it after their own check):
+// remembered here and shared.
+func (a *ImageAdmission) Verified(ctx context.Context, digest string, proof registry.SignatureProof) {
 	a.Remember(digest)
 	if a.Shared == nil {
 		return
 	}
-	if err := a.Shared.Add(ctx, digest); err != nil {
+	if err := a.Shared.Add(ctx, digest, proof); err != nil {
 		a.Log.Warn("admission: sharing a verified digest failed; the other replica checks it again", "digest", digest, "err", err)
 	}
 }
@@ -163,23 +171,29 @@ func (a *ImageAdmission) check(ctx context.Context, image string) string {
 		return ""
 	}
 	if a.Shared != nil {
-		ok, err := a.Shared.Has(ctx, d.String())
+		proof, ok, err := a.Shared.Get(ctx, d.String())
 		if err != nil {
 			a.Log.Warn("admission: reading the shared verified digests failed; checking the signature", "err", err)
 		}
 		if ok {
-			a.Remember(d.String())
-			return ""
+			err := a.CheckProof(d.String(), proof)
+			if err == nil {
+				a.Remember(d.String())
+				return ""
+			}
+			// Someone who may write the ConfigMap wrote what the key did
+			// not sign (or a key changed): the registry decides.
+			a.Log.Warn("admission: a shared verified digest's signature does not check; asking the registry", "digest", d.String(), "err", err)
 		}
 	}
-	got, err := a.Verify(ctx, d.String())
+	got, proof, err := a.Verify(ctx, d.String())
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Sprintf("could not be checked in time (%v): try again; if it lasts, see serve's log", err)
 		}
 		return fmt.Sprintf("fails the signature check: %v", err)
 	}
-	a.Verified(ctx, got)
+	a.Verified(ctx, got, proof)
 	return ""
 }
 

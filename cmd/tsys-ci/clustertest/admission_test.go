@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 	"github.com/tsys-group/tsys-ci/test/pki"
+	"github.com/tsys-group/tsys-ci/test/podstandin"
 	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
@@ -42,7 +44,15 @@ import (
 func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	var regDown atomic.Bool // the registry answers 503 to everything
+	regHandler := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if regDown.Load() {
+			http.Error(w, "down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		regHandler.ServeHTTP(w, r)
+	}))
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
 	push := func() name.Digest {
@@ -65,9 +75,11 @@ func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, unsigned := push(), push()
-	if err := (registry.Client{}).Sign(ctx, signed, sv); err != nil {
-		t.Fatal(err)
+	signed, unsigned, byJenkins := push(), push(), push()
+	for _, d := range []name.Digest{signed, byJenkins} {
+		if err := (registry.Client{}).Sign(ctx, d, sv); err != nil {
+			t.Fatal(err)
+		}
 	}
 	write(t, filepath.Join(dir, "cosign.pub"), string(pub))
 
@@ -164,8 +176,28 @@ func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 	}
 	// Shared with the other replica, in serve's namespace.
 	shared := &serve.KubeVerifiedDigests{Client: c, Namespace: serveNS, Name: serve.DefaultVerifiedDigestsName}
-	if ok, err := shared.Has(ctx, signed.String()); err != nil || !ok {
+	if _, ok, err := shared.Get(ctx, signed.String()); err != nil || !ok {
 		t.Fatalf("the verified digest is not in %s/%s: %v, %v", serveNS, serve.DefaultVerifiedDigestsName, ok, err)
+	}
+
+	// A promote from Jenkins (the CLI, with the company key) shares the
+	// digest it verified, with its signature: serve then admits that
+	// digest's pods with the registry down, from the proof alone.
+	appNS := apiserver.Namespace(t, c, "admission-cli-app")
+	podstandin.Start(t, c, appNS)
+	spec := filepath.Join(dir, "tsys-ci.yaml")
+	write(t, spec, "name: shop\nnamespace: "+appNS+"\nreplicas: 1\nports: [{name: http, containerPort: 8080}]\nstrategy: {type: recreate}\n")
+	out, stderr, code := runOut(t, nil, "promote", "shop", "--kubeconfig", kubeconfig, "--spec", spec, "--image", byJenkins.String(),
+		"--verify-key", filepath.Join(dir, "cosign.pub"), "--verified-digests", serveNS+"/"+serve.DefaultVerifiedDigestsName)
+	if code != 0 || strings.Contains(stderr, "not shared") {
+		t.Fatalf("promote: exit %d\n%s\n%s", code, out, stderr)
+	}
+	regDown.Store(true)
+	if err := create(byJenkins.String()); err != nil {
+		t.Fatalf("with the registry down, the digest the CLI promote verified and shared was refused: %v", err)
+	}
+	if err := create(unsigned.String()); err == nil || !strings.Contains(err.Error(), "could not be checked") && !strings.Contains(err.Error(), "fails the signature check") {
+		t.Fatalf("with the registry down, an unshared digest: %v", err)
 	}
 }
 

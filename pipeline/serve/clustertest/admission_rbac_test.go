@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
+	"github.com/tsys-group/tsys-ci/registry"
 	"github.com/tsys-group/tsys-ci/test/apiserver"
 )
 
@@ -81,11 +82,11 @@ func TestChartAdmissionRBAC(t *testing.T) {
 	shared := &serve.KubeVerifiedDigests{Client: c, Namespace: ns, Name: serve.DefaultVerifiedDigestsName}
 	ref := "harbor.company.example/demo/shop@sha256:" + strings.Repeat("ab", 32)
 	for i := 0; i < 2; i++ { // create, then patch
-		if err := shared.Add(ctx, ref); err != nil {
+		if err := shared.Add(ctx, ref, registry.SignatureProof{Payload: []byte("{}"), Signature: []byte("sig")}); err != nil {
 			t.Fatalf("sharing a digest as the ServiceAccount (round %d): %v", i, err)
 		}
 	}
-	if ok, err := shared.Has(ctx, ref); err != nil || !ok {
+	if _, ok, err := shared.Get(ctx, ref); err != nil || !ok {
 		t.Fatalf("reading it back as the ServiceAccount: %v, %v", ok, err)
 	}
 	for _, a := range []struct {

@@ -74,17 +74,24 @@ func newAdmissionLab(t testing.TB, failurePolicy admissionregistrationv1.Failure
 		}
 	}
 	l.admission = &serve.ImageAdmission{Registry: l.host, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Verify: func(ctx context.Context, image string) (string, error) {
+		Verify: func(ctx context.Context, image string) (string, registry.SignatureProof, error) {
 			l.verifies.Add(1)
 			ref, err := name.ParseReference(image)
 			if err != nil {
-				return "", err
+				return "", registry.SignatureProof{}, err
 			}
-			d, err := (registry.Client{}).Verify(ctx, ref, v)
+			d, proof, err := (registry.Client{}).VerifyWithProof(ctx, ref, v)
 			if err != nil {
-				return "", err
+				return "", registry.SignatureProof{}, err
 			}
-			return d.String(), nil
+			return d.String(), proof, nil
+		},
+		CheckProof: func(digest string, proof registry.SignatureProof) error {
+			d, err := name.NewDigest(digest)
+			if err != nil {
+				return err
+			}
+			return registry.CheckProof(proof, v, d)
 		}}
 	mux := http.NewServeMux()
 	mux.Handle("POST "+serve.AdmissionPath, l.admission)
@@ -295,14 +302,16 @@ func BenchmarkAdmission(b *testing.B) {
 
 // TestAdmissionSharesVerifiedDigests: a digest one replica verified is
 // admitted by the other (or a restarted one) from the ConfigMap they
-// share in serve's namespace, without a second signature check.
+// share in serve's namespace, with no registry round trip: the signature
+// kept beside it is checked offline. A signature copied under another
+// digest does not pass.
 func TestAdmissionSharesVerifiedDigests(t *testing.T) {
 	l := newAdmissionLab(t, admissionregistrationv1.Fail)
 	ctx := context.Background()
 	serveNS := apiserver.Namespace(t, l.c, "serve")
 	shared := &serve.KubeVerifiedDigests{Client: l.c, Namespace: serveNS, Name: serve.DefaultVerifiedDigestsName}
 	l.admission.Shared = shared
-	other := &serve.ImageAdmission{Registry: l.host, Verify: l.admission.Verify, Log: l.admission.Log, Shared: shared}
+	other := &serve.ImageAdmission{Registry: l.host, Verify: l.admission.Verify, CheckProof: l.admission.CheckProof, Log: l.admission.Log, Shared: shared}
 
 	signed := l.push("team/app")
 	l.sign(signed)
@@ -313,7 +322,8 @@ func TestAdmissionSharesVerifiedDigests(t *testing.T) {
 	if n := l.verifies.Load(); n != 1 {
 		t.Fatalf("%d signature checks for one new digest", n)
 	}
-	if ok, err := shared.Has(ctx, signed.String()); err != nil || !ok {
+	proof, ok, err := shared.Get(ctx, signed.String())
+	if err != nil || !ok {
 		t.Fatalf("the verified digest was not shared: %v, %v", ok, err)
 	}
 	review := func(image string) *admissionv1.AdmissionResponse {
@@ -327,5 +337,20 @@ func TestAdmissionSharesVerifiedDigests(t *testing.T) {
 	}
 	if r := review(unsigned.String()); r.Allowed || !strings.Contains(r.Result.Message, "fails the signature check") {
 		t.Fatalf("the other replica admitted the unsigned digest: %+v", r)
+	}
+
+	// Anyone who may write the ConfigMap (Jenkins' promotes may) can
+	// record a signature under another digest: it does not check with the
+	// key for that digest, so the registry decides, and refuses it.
+	forged := l.push("team/app")
+	if err := shared.Add(ctx, forged.String(), proof); err != nil {
+		t.Fatal(err)
+	}
+	before := l.verifies.Load()
+	if r := review(forged.String()); r.Allowed || !strings.Contains(r.Result.Message, "fails the signature check") {
+		t.Fatalf("the other replica admitted an unsigned digest on a signature copied from %s: %+v", signed, r)
+	}
+	if l.verifies.Load() != before+1 {
+		t.Fatalf("%d registry checks for the forged entry, want 1", l.verifies.Load()-before)
 	}
 }
