@@ -215,6 +215,8 @@ func TestPaaSValidationNamesTheField(t *testing.T) {
 		{"registry url", func(d map[string]any) { srv(d)["registry"] = "https://harbor.tsys.example" }, "paas.serve.registry", "no scheme"},
 		{"access outside app namespaces", func(d map[string]any) { m(srv(d), "access")["web"] = "web-deployers" }, "paas.serve.access.web", "add it to paas.serve.appNamespaces"},
 		{"bind", func(d map[string]any) { delete(m(srv(d), "bind"), "passwordEnv") }, "paas.serve.bind", "no password source"},
+		{"webhook url not a url", func(d map[string]any) { srv(d)["webhookURL"] = "tsys-ci.tsys.example" }, "paas.serve.webhookURL", "not an http:// or https:// URL"},
+		{"webhook url in clear to tls", func(d map[string]any) { srv(d)["webhookURL"] = "http://tsys-ci.tsys.example/webhook/harbor" }, "paas.serve.webhookURL", "give its https:// address"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,5 +240,60 @@ func TestPaaSValidationNamesTheField(t *testing.T) {
 			}
 			t.Fatalf("no problem at %s containing %q in:\n%v", tc.path, tc.contains, err)
 		})
+	}
+}
+
+// The webhook URL registry setup registers by default is the Service serve's
+// chart makes from the rendered values; paas.serve.webhookURL replaces it,
+// and SECRETS.txt asks for a certificate of the host Harbor then calls.
+func TestServeWebhookURL(t *testing.T) {
+	spec := loadExample(t)
+	if got, want := spec.ServeWebhookURL(), "https://tsys-ci-serve.tsys-ci.svc.cluster.local"+ServeWebhookPath; got != want {
+		t.Errorf("default webhook URL %s, want %s", got, want)
+	}
+	var svc corev1.Service
+	if err := yaml.Unmarshal([]byte(serveChart(t, spec)["tsys-ci-serve/templates/service.yaml"]), &svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Name+"."+svc.Namespace != "tsys-ci-serve.tsys-ci" || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 443 {
+		t.Errorf("the chart's Service is %s.%s ports %+v; the default webhook URL calls tsys-ci-serve.tsys-ci:443", svc.Name, svc.Namespace, svc.Spec.Ports)
+	}
+
+	spec.PaaS.Serve.WebhookURL = "https://tsys-ci.tsys.example:8443" + ServeWebhookPath
+	if got := spec.ServeWebhookURL(); got != spec.PaaS.Serve.WebhookURL {
+		t.Errorf("webhook URL %s, want paas.serve.webhookURL %s", got, spec.PaaS.Serve.WebhookURL)
+	}
+	out, err := Render(spec, templatesFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out["SECRETS.txt"]), "serve's certificate for tsys-ci.tsys.example (") {
+		t.Errorf("SECRETS.txt does not ask for a certificate of webhookURL's host:\n%s", out["SECRETS.txt"])
+	}
+}
+
+// Spec.URL, which registry setup and jenkins seed call, is the address the
+// rendered values give Harbor and Jenkins.
+func TestComponentURLsAreTheRenderedOnes(t *testing.T) {
+	spec := loadExample(t)
+	out := renderExample(t)
+	for _, c := range []struct{ component, file, key string }{
+		{"harbor", "values/harbor.yaml", "externalURL"},
+		{"jenkins", "values/jenkins.yaml", "controller.jenkinsUrl"},
+	} {
+		var values map[string]any
+		if err := yaml.Unmarshal(out[c.file], &values); err != nil {
+			t.Fatal(err)
+		}
+		var got any = values
+		for _, k := range strings.Split(c.key, ".") {
+			got = got.(map[string]any)[k]
+		}
+		if want := spec.URL(c.component); got != want || want != "https://"+c.component+".tsys.example" {
+			t.Errorf("%s: %s is %v, Spec.URL(%q) %s", c.file, c.key, got, c.component, want)
+		}
+	}
+	if spec.URL("metallb") != "" {
+		t.Errorf("metallb has no domain, but URL is %q", spec.URL("metallb"))
 	}
 }

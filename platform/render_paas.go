@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"slices"
-	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -122,7 +122,7 @@ func paasSecrets(spec *Spec) []string {
 	}
 	if sv.TLS.SecretName != "" {
 		line("Secret %s/%s (kubernetes.io/tls: tls.crt, tls.key) = serve's certificate for %s (Harbor must trust its CA)",
-			ns, sv.TLS.SecretName, strings.TrimSuffix(strings.TrimPrefix(spec.ServeWebhookURL(), "https://"), "/webhook/harbor"))
+			ns, sv.TLS.SecretName, serveWebhookHost(spec))
 	}
 	if sv.VerifyKey.Secret != "" {
 		line("Secret %s/%s key cosign.pub = the cosign public key promoted images are signed with", ns, sv.VerifyKey.Secret)
@@ -133,6 +133,16 @@ func paasSecrets(spec *Spec) []string {
 		line("Secret %s/%s key read-token = a random token for Prometheus and scripts", ns, sv.ReadTokenSecret)
 	}
 	return out
+}
+
+// serveWebhookHost is the host name serve's certificate must carry: the one
+// Harbor's webhook deliveries call.
+func serveWebhookHost(spec *Spec) string {
+	u, err := url.Parse(spec.ServeWebhookURL())
+	if err != nil {
+		return spec.ServeWebhookURL()
+	}
+	return u.Hostname()
 }
 
 func passwordSource(a Account) string {

@@ -30,10 +30,13 @@ type ldapView struct {
 
 // valuesView is what each values template is executed with.
 type valuesView struct {
-	Spec         *Spec
-	Name         string
-	Component    Component
-	Domain       string
+	Spec      *Spec
+	Name      string
+	Component Component
+	Domain    string
+	// URL is https:// on Domain (Spec.URL): what Harbor's externalURL and
+	// Jenkins' jenkinsUrl say, and what tsys-ci's commands call.
+	URL          string
 	LDAP         ldapView
 	StorageClass string
 	// Tolerations tolerate the servers' taints (Longhorn and MetalLB must
@@ -123,7 +126,8 @@ func newValuesView(spec *Spec, name string) valuesView {
 		Spec:         spec,
 		Name:         name,
 		Component:    spec.component(name),
-		Domain:       map[string]string{"rancher": spec.Domains.Rancher, "harbor": spec.Domains.Harbor, "keycloak": spec.Domains.Keycloak, "jenkins": spec.Domains.Jenkins}[name],
+		Domain:       spec.Domain(name),
+		URL:          spec.URL(name),
 		LDAP:         newLDAPView(spec, name),
 		StorageClass: LonghornStorageClass,
 	}

@@ -78,6 +78,11 @@ type Serve struct {
 	TLS ServeTLS `json:"tls"`
 	// VerifyKey is the cosign public key promoted images must be signed with.
 	VerifyKey ServeVerifyKey `json:"verifyKey"`
+	// WebhookURL is where Harbor's webhook policies post push events: by
+	// default serve's Service inside the cluster (ServeWebhookURL). Set it
+	// when Harbor reaches serve another way (a LoadBalancer address or the
+	// edge, through values.service). `registry setup --platform` registers it.
+	WebhookURL string `json:"webhookURL,omitempty"`
 	// WebhookSecret names the Secret holding one key per Harbor project:
 	// the Authorization header that project's webhook sends (default
 	// tsys-ci-serve-webhook).
@@ -195,18 +200,28 @@ func (s *Spec) ServeRegistry() string {
 	return s.Domains.Harbor
 }
 
-// ServeWebhookURL is the address Harbor's webhook policies call: serve's
-// Service inside the cluster.
+// ServeWebhookPath is where serve takes Harbor's webhook deliveries
+// (pipeline/serve's route).
+const ServeWebhookPath = "/webhook/harbor"
+
+// ServeWebhookURL is the address Harbor's webhook policies call:
+// paas.serve.webhookURL, else serve's Service inside the cluster
+// (https://tsys-ci-serve.<namespace>.svc.<clusterDomain>/webhook/harbor,
+// http:// on port 80 with tls.insecurePlainHTTP, as the rendered values
+// make the Service). "" without paas.serve.
 func (s *Spec) ServeWebhookURL() string {
 	sv := s.PaaS.Serve
 	if sv == nil {
 		return ""
 	}
+	if sv.WebhookURL != "" {
+		return sv.WebhookURL
+	}
 	scheme := "https"
 	if sv.TLS.SecretName == "" {
 		scheme = "http"
 	}
-	return scheme + "://" + ServeChart + "." + sv.Namespace + ".svc." + s.K3s.ClusterDomain + "/webhook/harbor"
+	return scheme + "://" + ServeChart + "." + sv.Namespace + ".svc." + s.K3s.ClusterDomain + ServeWebhookPath
 }
 
 func resolveLocalServeChart(spec *Spec, dir string) {

@@ -187,6 +187,13 @@ func (v *validator) serve(sv *Serve, s *Spec) {
 	case sv.VerifyKey.Secret != "" && !secretName.MatchString(sv.VerifyKey.Secret):
 		v.add(path+".verifyKey.secret", "%q is not a Secret name", sv.VerifyKey.Secret)
 	}
+	if sv.WebhookURL != "" {
+		if u, err := url.Parse(sv.WebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.add(path+".webhookURL", "%q is not an http:// or https:// URL such as https://tsys-ci.tsys.example%s (leave it out for serve's Service inside the cluster)", sv.WebhookURL, ServeWebhookPath)
+		} else if u.Scheme == "http" && sv.TLS.SecretName != "" {
+			v.add(path+".webhookURL", "%q is http://, but serve listens with TLS (tls.secretName): give its https:// address", sv.WebhookURL)
+		}
+	}
 	for _, f := range [][2]string{{path + ".webhookSecret", sv.WebhookSecret}, {path + ".readTokenSecret", sv.ReadTokenSecret}} {
 		if f[1] != "" && !secretName.MatchString(f[1]) {
 			v.add(f[0], "%q is not a Secret name", f[1])
