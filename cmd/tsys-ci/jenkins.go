@@ -12,11 +12,37 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/jenkins"
+	"github.com/tsys-group/tsys-ci/platform"
 )
 
 // jenkinsFlags are how every jenkins subcommand reaches Jenkins.
 type jenkinsFlags struct {
 	url, user, token string
+	// note says the URL came from platform.yaml (stderr); "" otherwise.
+	note string
+}
+
+// withPlatform takes Jenkins' URL from platform.yaml (spec, read from file;
+// nil without --platform) when --url and JENKINS_URL do not give it.
+func (f *jenkinsFlags) withPlatform(spec *platform.Spec, file string) {
+	var from bool
+	if f.url, from = jenkinsURLSetting.resolve(f.url, spec); from {
+		f.note = fmt.Sprintf("Jenkins %s: from %s's %s", f.url, file, jenkinsURLSetting.field)
+	}
+}
+
+// validate checks without I/O that Jenkins can be reached and logged in to.
+func (f jenkinsFlags) validate() error {
+	var missing []string
+	for _, m := range []struct{ v, name string }{{f.url, jenkinsURLSetting.missing()}, {f.user, "--user (JENKINS_USER)"}, {f.token, "--token (JENKINS_API_TOKEN)"}} {
+		if m.v == "" {
+			missing = append(missing, m.name)
+		}
+	}
+	if len(missing) > 0 {
+		return usageErrorf("jenkins: set %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 func jenkinsConnectionFlags() []cli.Flag {
@@ -24,19 +50,22 @@ func jenkinsConnectionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "url", EnvVars: []string{"JENKINS_URL"}, Usage: "Jenkins' URL"},
 		&cli.StringFlag{Name: "user", EnvVars: []string{"JENKINS_USER"}, Usage: "Jenkins user"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"JENKINS_API_TOKEN"}, Usage: "the user's API token (better from JENKINS_API_TOKEN than on the command line)"},
+		platformFileFlag(),
 	}
 }
 
 func connectJenkins(ctx context.Context, c *cli.Context) (*jenkins.Client, error) {
-	f := jenkinsFlags{c.String("url"), c.String("user"), c.String("token")}
-	var missing []string
-	for _, m := range []struct{ v, name string }{{f.url, "--url (JENKINS_URL)"}, {f.user, "--user (JENKINS_USER)"}, {f.token, "--token (JENKINS_API_TOKEN)"}} {
-		if m.v == "" {
-			missing = append(missing, m.name)
-		}
+	f := jenkinsFlags{url: c.String("url"), user: c.String("user"), token: c.String("token")}
+	spec, err := loadPlatformFile(c)
+	if err != nil {
+		return nil, err
 	}
-	if len(missing) > 0 {
-		return nil, usageErrorf("jenkins: set %s", strings.Join(missing, ", "))
+	f.withPlatform(spec, c.String("platform"))
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
+	if f.note != "" {
+		fmt.Fprintln(c.App.ErrWriter, f.note)
 	}
 	// gojenkins ignores contexts; the client timeout bounds each request.
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -56,8 +85,11 @@ func jenkinsCommand() *cli.Command {
 
 func jenkinsSeedCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "seed",
-		Usage:     "create or update Jenkins folders and jobs from jobs.yaml; a second run changes nothing",
+		Name:  "seed",
+		Usage: "create or update Jenkins folders and jobs from jobs.yaml; a second run changes nothing",
+		UsageText: "tsys-ci jenkins seed -f jobs.yaml [--url URL] [--platform platform.yaml] [--dry-run] [--prune]\n" +
+			"   (login from JENKINS_USER / JENKINS_API_TOKEN; with --platform, Jenkins' URL is https://<domains.jenkins>\n" +
+			"   unless --url or JENKINS_URL gives it)",
 		ArgsUsage: " ",
 		Flags: append(jenkinsConnectionFlags(),
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "the jobs file (required; see templates/jenkins/jobs.yaml)"},

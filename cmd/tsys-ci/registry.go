@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
+	"github.com/tsys-group/tsys-ci/platform"
 	"github.com/tsys-group/tsys-ci/registry"
 )
 
@@ -40,13 +41,16 @@ func registrySetupCommand() *cli.Command {
 		Name:  "setup",
 		Usage: "create or update the Harbor project, its robot account, webhook policy and tag retention; idempotent",
 		UsageText: "tsys-ci registry setup --harbor URL --project P [--robot ci] [--webhook-url URL] [--keep 10]\n" +
-			"   (admin login from TSYS_CI_HARBOR_USERNAME / TSYS_CI_HARBOR_PASSWORD)",
+			"   tsys-ci registry setup --platform platform.yaml --project P [--robot ci] [--keep 10]\n" +
+			"   (admin login from TSYS_CI_HARBOR_USERNAME / TSYS_CI_HARBOR_PASSWORD; with --platform, Harbor's URL\n" +
+			"   is https://<domains.harbor> and the webhook URL paas.serve's, unless --harbor / --webhook-url give them)",
 		Flags: append(harborFlags(),
+			platformFileFlag(),
 			&cli.StringFlag{Name: "project", Usage: "Harbor project (required)"},
 			&cli.BoolFlag{Name: "public", Usage: "make a new project public (anyone may pull)"},
 			&cli.StringFlag{Name: "robot", Value: "ci", Usage: "robot account name (Harbor shows robot$PROJECT+NAME)"},
 			&cli.StringFlag{Name: "robot-secret-file", Value: ".tsys-ci/harbor-robot.json", Usage: "where a new robot's name and secret are written (mode 0600)"},
-			&cli.StringFlag{Name: "webhook-url", Usage: "tsys-ci serve's webhook URL; Harbor posts PUSH_ARTIFACT there"},
+			&cli.StringFlag{Name: "webhook-url", Usage: "tsys-ci serve's webhook URL; Harbor posts PUSH_ARTIFACT there (default with --platform: paas.serve's; none: no webhook policy)"},
 			&cli.StringFlag{Name: "webhook-secrets-dir", Value: ".tsys-ci/webhook-secrets", Usage: "where the project's webhook secret is kept, in a file named after the project (mode 0600); made when missing; give this directory to tsys-ci serve (webhookSecretsDir)"},
 			&cli.StringFlag{Name: "webhook-auth-header", EnvVars: []string{"TSYS_CI_WEBHOOK_AUTH_HEADER"}, Hidden: true, Usage: "no longer taken: setup makes one secret per project"},
 			&cli.IntFlag{Name: "keep", Value: 10, Usage: "tag retention: keep this many most recently pushed artifacts per repository (0: no rule)"},
@@ -66,6 +70,8 @@ type registrySetupFlags struct {
 	// old shared header, refused.
 	hooksDir, authHeader string
 	opts                 registry.SetupOptions
+	// notes say which values came from platform.yaml (stderr).
+	notes []string
 }
 
 func registrySetupFlagsFrom(c *cli.Context) registrySetupFlags {
@@ -81,18 +87,36 @@ func registrySetupFlagsFrom(c *cli.Context) registrySetupFlags {
 	}
 }
 
+// withPlatform fills in what no flag gave from platform.yaml (spec, read
+// from file; nil without --platform): Harbor's URL and serve's webhook URL.
+func (f *registrySetupFlags) withPlatform(spec *platform.Spec, file string) {
+	if spec == nil {
+		return
+	}
+	var from bool
+	if f.harbor, from = harborURLSetting.resolve(f.harbor, spec); from {
+		f.notes = append(f.notes, fmt.Sprintf("Harbor %s: from %s's %s", f.harbor, file, harborURLSetting.field))
+	}
+	switch f.opts.WebhookURL, from = serveWebhookSetting.resolve(f.opts.WebhookURL, spec); {
+	case from:
+		f.notes = append(f.notes, fmt.Sprintf("webhook URL %s: tsys-ci serve's, from %s's %s", f.opts.WebhookURL, file, serveWebhookSetting.field))
+	case f.opts.WebhookURL == "":
+		f.notes = append(f.notes, fmt.Sprintf("%s has no paas.serve and no --webhook-url is given: no webhook policy (Harbor's pushes promote nothing)", file))
+	}
+}
+
 // validate checks the flags without I/O; the values' own rules (--keep,
 // names, cron) are registry.SetupOptions' to check.
 func (f registrySetupFlags) validate() error {
 	var missing []string
 	if f.harbor == "" {
-		missing = append(missing, "--harbor (TSYS_CI_HARBOR_URL)")
+		missing = append(missing, harborURLSetting.missing())
 	}
 	if f.opts.Project == "" {
 		missing = append(missing, "--project")
 	}
 	if len(missing) > 0 {
-		return usageErrorf("registry setup needs %s", strings.Join(missing, " and "))
+		return usageErrorf("registry setup needs %s", strings.Join(missing, ", and "))
 	}
 	if f.authHeader != "" {
 		return usageErrorf("--webhook-auth-header is no longer taken: one header for several projects lets any of their admins deploy the others' apps; registry setup now makes a secret per project and keeps it in --webhook-secrets-dir")
@@ -102,8 +126,16 @@ func (f registrySetupFlags) validate() error {
 
 func runRegistrySetup(c *cli.Context) error {
 	f := registrySetupFlagsFrom(c)
+	spec, err := loadPlatformFile(c)
+	if err != nil {
+		return err
+	}
+	f.withPlatform(spec, c.String("platform"))
 	if err := f.validate(); err != nil {
 		return err
+	}
+	for _, n := range f.notes {
+		fmt.Fprintln(c.App.ErrWriter, n)
 	}
 	h, err := registry.NewHarbor(f.harbor, f.user, f.password, nil)
 	if err != nil {

@@ -76,7 +76,7 @@ func TestRegistrySetupFlagsValidate(t *testing.T) {
 	}{
 		{"harbor and project", registrySetupFlags{harbor: "https://h", opts: registry.SetupOptions{Project: "demo"}}, ""},
 		{"no harbor", registrySetupFlags{opts: registry.SetupOptions{Project: "demo"}}, "needs --harbor (TSYS_CI_HARBOR_URL)"},
-		{"neither", registrySetupFlags{}, "needs --harbor (TSYS_CI_HARBOR_URL) and --project"},
+		{"neither", registrySetupFlags{}, "needs --harbor (TSYS_CI_HARBOR_URL) or --platform FILE (its domains.harbor), and --project"},
 	} {
 		checkValidate(t, tc.name, tc.f.validate(), tc.want)
 	}
