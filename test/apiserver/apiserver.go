@@ -58,6 +58,10 @@ type Server struct {
 	Config *rest.Config
 	// Kubeconfig is a kubeconfig file with the same credentials, for kubectl.
 	Kubeconfig string
+	// Kubectl is the kubectl built with the server (scripts/k8s-bins.sh),
+	// for tests that type what a person types; "" when the binaries'
+	// directory has none (TSYS_CI_K8S_BINS set to one without it).
+	Kubectl string
 	// Dir holds certificates, etcd's data and both logs.
 	Dir string
 
@@ -92,6 +96,9 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, fmt.Errorf("making the API server's temporary directory: %w", err)
 	}
 	s := &Server{Dir: dir}
+	if _, err := os.Stat(filepath.Join(bin, "kubectl")); err == nil {
+		s.Kubectl = filepath.Join(bin, "kubectl")
+	}
 	defer func() {
 		if err != nil {
 			s.Stop()

@@ -171,6 +171,16 @@ func TestServeBinaryIsTheAdmissionWebhook(t *testing.T) {
 	if !strings.Contains(last.Error(), `container "app" image "`+unsigned.String()+`" fails the signature check`) {
 		t.Fatalf("refusal %v does not name the image and the reason", last)
 	}
+	// What a person with kubectl sees.
+	if kubectl == "" {
+		t.Log("no kubectl beside the API server's binaries ($TSYS_CI_K8S_BINS): kubectl run not tried")
+	} else {
+		out, err := exec.Command(kubectl, "--kubeconfig", kubeconfig, "-n", ns, "run", "by-hand", "--image", unsigned.String(), "--restart", "Never").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `denied the request`) || !strings.Contains(string(out), "fails the signature check") {
+			t.Fatalf("kubectl run of an unsigned image: %v\n%s", err, out)
+		}
+		t.Logf("kubectl run of the unsigned digest: %s", strings.TrimSpace(string(out)))
+	}
 	if err := create(signed.String()); err != nil {
 		t.Fatalf("the signed digest was refused: %v", err)
 	}

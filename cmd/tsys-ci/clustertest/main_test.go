@@ -18,6 +18,7 @@ import (
 var (
 	kubeconfig string
 	tsysCI     string // the binary built from ../ for this test run
+	kubectl    string // the API server's kubectl (apiserver.Server.Kubectl)
 )
 
 func TestMain(m *testing.M) {
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := apiserver.RunTests(m, func(s *apiserver.Server) { kubeconfig = s.Kubeconfig })
+	code := apiserver.RunTests(m, func(s *apiserver.Server) { kubeconfig, kubectl = s.Kubeconfig, s.Kubectl })
 	_ = os.RemoveAll(dir) // a temporary directory; nothing to tell
 	os.Exit(code)
 }
