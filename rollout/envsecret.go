@@ -17,7 +17,7 @@ import (
 )
 
 // LookupEnv reads one variable of promote's own environment (os.LookupEnv
-// in the CLI and serve; a map in tests): where the spec's fromEnv values
+// in the CLI; in serve, the policy's envSecret; a map in tests): where the spec's fromEnv values
 // come from.
 type LookupEnv func(name string) (value string, ok bool)
 

@@ -97,7 +97,7 @@ type Promoter struct {
 	// that only promote sees (ProgressSwitched); it must not block.
 	Progress func(Progress)
 	// LookupEnv reads the spec's fromEnv variables (os.LookupEnv in the
-	// CLI and serve). Nil: none is set, so a spec with fromEnv entries
+	// CLI; the policy's envSecret in serve). Nil: none is set, so a spec with fromEnv entries
 	// is refused.
 	LookupEnv LookupEnv
 }

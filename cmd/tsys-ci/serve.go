@@ -38,7 +38,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "webhook-secret-file", EnvVars: []string{"TSYS_CI_WEBHOOK_SECRET_FILE"}, Hidden: true, Usage: "no longer taken: one secret per Harbor project, in serve.yaml's webhookSecretsDir"},
 			&cli.BoolFlag{Name: "no-cluster", Usage: "run without a cluster: every deploy fails with 'nothing was deployed' (for trying the API)"},
 			&cli.BoolFlag{Name: "leader-elect", Value: true, Usage: "elect one acting replica with a Lease"},
-			&cli.StringFlag{Name: "lease-namespace", EnvVars: []string{"POD_NAMESPACE"}, Value: "tsys-ci", Usage: "namespace of the leader Lease"},
+			&cli.StringFlag{Name: "lease-namespace", EnvVars: []string{"POD_NAMESPACE"}, Value: "tsys-ci", Usage: "serve's own namespace: of the leader Lease, the verified digests and the policies' envSecrets"},
 			&cli.StringFlag{Name: "lease-name", Value: "tsys-ci-serve", Usage: "name of the leader Lease"},
 			&cli.StringFlag{Name: "identity", EnvVars: []string{"POD_NAME"}, Usage: "this replica's name in the Lease (default the host name)"},
 			&cli.BoolFlag{Name: "label-leader", Usage: "label this replica's pod (--lease-namespace/--identity, i.e. POD_NAMESPACE/POD_NAME) " + serve.LeaderLabel + "=true while it leads, for a Service that sends requests to the leader only"},
@@ -211,8 +211,9 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 		Allocator:   &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
 		EdgeStats:   edgeStatsReader(os.Getenv),
 		CheckSource: checkSource,
-		// The apps' fromEnv values come from serve's own environment.
-		LookupEnv: os.LookupEnv,
+		// The apps' fromEnv values come from the policy's envSecret, read
+		// on each deploy (PromoterDeployer.EnvSecrets), never from serve's
+		// own environment, which holds serve's secrets.
 	}
 	if f.labelLeader {
 		// The identities are pod names in --lease-namespace (the
@@ -220,7 +221,9 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 		// promote leases free.
 		promoter.HolderGone = serve.ReplicaGone(cs, f.leaseNamespace, chartContainer)
 	}
-	return cs, &serve.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter}, nil
+	// The policies' envSecrets live in serve's own namespace, the Lease's.
+	envSecrets := &serve.EnvSecrets{Client: cs, Namespace: f.leaseNamespace}
+	return cs, &serve.PromoterDeployer{Log: log, Verify: verify, Promoter: promoter, EnvSecrets: envSecrets}, nil
 }
 
 // loadServeConfig reads serve.yaml from --config or --config-configmap.

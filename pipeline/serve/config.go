@@ -103,6 +103,12 @@ type DeployPolicy struct {
 	// Spec is the app spec's path (tsys-ci.yaml), relative paths being
 	// relative to the config file.
 	Spec string `json:"spec"`
+	// EnvSecret names a Secret in serve's own namespace whose keys are the
+	// variables the spec's fromEnv entries read (SHOP_DB_PASSWORD: ...):
+	// serve reads it afresh on each promote of the policy and gives its
+	// values to promote as the CLI's environment would. Without it a
+	// promote of a spec with fromEnv entries is refused.
+	EnvSecret string `json:"envSecret,omitempty"`
 }
 
 // ConfigError lists every problem of a config file, each naming its field.
@@ -263,6 +269,11 @@ func (c *cfgChecker) policy(f string, p *DeployPolicy) {
 	}
 	if p.Strategy != "" && !slices.Contains(strategies, p.Strategy) {
 		c.add(f+".strategy", "%q is not one of %s", p.Strategy, strings.Join(strategies, ", "))
+	}
+	if p.EnvSecret != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(p.EnvSecret) {
+			c.add(f+".envSecret", "%q is not a Secret name: %s", p.EnvSecret, msg)
+		}
 	}
 	if p.Spec == "" {
 		c.add(f+".spec", "is required; the path of the app's tsys-ci.yaml")

@@ -38,6 +38,7 @@ func TestServeConfigErrorsNameTheField(t *testing.T) {
 		{"app is not the spec's", strings.Replace(good, "app: shop", "app: blog", 1), "policies[0].app", `spec`},
 		{"namespace is not the spec's", strings.Replace(good, "namespace: shop", "namespace: prod", 1), "policies[0].namespace", `says namespace "shop"`},
 		{"bad strategy", strings.Replace(good, "spec:", "strategy: bluegreen, spec:", 1), "policies[0].strategy", "not one of blueGreen"},
+		{"bad envSecret", strings.Replace(good, "spec:", "envSecret: Shop_Env, spec:", 1), "policies[0].envSecret", "not a Secret name"},
 		{"missing spec", strings.Replace(good, "spec: shop.yaml", "spec: nope.yaml", 1), "policies[0].spec", "no such file"},
 		{"duplicate name", good + strings.TrimPrefix(good, "registry: harbor.company.example\ninsecurePlainHTTP: true\npolicies:\n"), "policies[1].name", "also the name of policies[0]"},
 		{"access bad ns", good + "ldap: {url: 'ldaps://ucs:7636', baseDN: 'dc=x'}\naccess: {Shop: 'cn=g,dc=x'}\n", "access.Shop", "not a namespace"},
@@ -67,6 +68,10 @@ func TestServeConfigErrorsNameTheField(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte(good), dir); err != nil {
 		t.Fatalf("the good config was refused: %v", err)
+	}
+	withEnv := strings.Replace(good, "spec:", "envSecret: shop-env.v1, spec:", 1)
+	if cfg, err := ParseConfig([]byte(withEnv), dir); err != nil || cfg.Policies[0].EnvSecret != "shop-env.v1" {
+		t.Fatalf("a policy with envSecret: %v", err)
 	}
 }
 

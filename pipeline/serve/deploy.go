@@ -42,13 +42,17 @@ const (
 // DeployRequest is one deploy serve asks for: a promote of a pushed image
 // (from a Harbor event or a person) or a rollback (a person).
 type DeployRequest struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Policy    string    `json:"policy,omitempty"`
-	App       string    `json:"app"`
-	Namespace string    `json:"namespace"`
-	Strategy  string    `json:"strategy,omitempty"`
-	Spec      string    `json:"spec,omitempty"`
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	Policy    string `json:"policy,omitempty"`
+	App       string `json:"app"`
+	Namespace string `json:"namespace"`
+	Strategy  string `json:"strategy,omitempty"`
+	Spec      string `json:"spec,omitempty"`
+	// EnvSecret is the policy's envSecret: the Secret of serve's
+	// namespace a promote reads the spec's fromEnv values from (its name
+	// only; the values are never in a request or a record).
+	EnvSecret string    `json:"envSecret,omitempty"`
 	Image     string    `json:"image,omitempty"`
 	Tag       string    `json:"tag,omitempty"`
 	Trigger   string    `json:"trigger"` // "harbor", "api" or "leader" (a resume)

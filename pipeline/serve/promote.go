@@ -22,6 +22,10 @@ type PromoterDeployer struct {
 	// required (the CLI's --verify-key or --allow-unsigned choice).
 	Verify func(ctx context.Context, image string) (string, error)
 	Log    *slog.Logger
+	// EnvSecrets gives promote the values of the spec's fromEnv variables,
+	// from the policy's envSecret (DeployRequest.EnvSecret); nil: a
+	// promote of a spec with fromEnv entries is refused.
+	EnvSecrets *EnvSecrets
 	// ResumeWait bounds how long a resume waits for the app's lease while
 	// another process holds it (a replica still draining, or a dead one's
 	// lease not expired yet); default DefaultResumeWait.
@@ -98,6 +102,14 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 			return fmt.Errorf("%s/%s: %w", spec.Namespace, spec.Name, ErrNothingToAbort)
 		}
 	case DeployPromote:
+		// The values first: a missing Secret or key refuses the deploy
+		// before anything in the cluster changes (verifying may record
+		// the digest for admission).
+		lookup, lerr := d.EnvSecrets.Lookup(ctx, req.Policy, req.EnvSecret, spec)
+		if lerr != nil {
+			return lerr
+		}
+		p.LookupEnv = lookup
 		image, verr := d.Verify(ctx, req.Image)
 		if verr != nil {
 			return fmt.Errorf("refusing to promote %s: %w", req.Image, verr)

@@ -307,7 +307,7 @@ func (s *Server) manual(kind, login string, req ManualRequest, may func(ns strin
 		return DeployRecord{}, &manualError{code: http.StatusNotFound, msg: fmt.Sprintf("no policy deploys app %q in namespace %q; see /api/v1/policies", req.App, req.Namespace)}
 	}
 	dr := DeployRequest{Kind: kind, Policy: policy.Name, App: policy.App, Namespace: policy.Namespace,
-		Strategy: policy.Strategy, Spec: policy.Spec, Trigger: "api", By: login}
+		Strategy: policy.Strategy, Spec: policy.Spec, EnvSecret: policy.EnvSecret, Trigger: "api", By: login}
 	if kind == DeployPromote {
 		m := imageByDigestRE.FindStringSubmatch(req.Image)
 		if m == nil || m[2] != policy.Repository {

@@ -147,7 +147,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	reqs := make([]DeployRequest, 0, len(policies))
 	for _, p := range policies {
 		reqs = append(reqs, DeployRequest{
-			Kind: DeployPromote, Policy: p.Name, App: p.App, Namespace: p.Namespace, Strategy: p.Strategy, Spec: p.Spec,
+			Kind: DeployPromote, Policy: p.Name, App: p.App, Namespace: p.Namespace, Strategy: p.Strategy, Spec: p.Spec, EnvSecret: p.EnvSecret,
 			Image: ev.Image(), Tag: ev.Tag(), Trigger: "harbor", By: ev.Operator, PushedAt: occur,
 		})
 	}
