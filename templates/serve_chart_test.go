@@ -43,7 +43,7 @@ appNamespaces: [shop, web]
 config:
   registry: harbor.company.example
   policies:
-    - {name: shop-main, repository: demo/shop, tags: "main-*", app: shop, namespace: shop, spec: specs/shop.yaml}
+    - {name: shop-main, repository: demo/shop, tags: "main-*", app: shop, namespace: shop, spec: specs/shop.yaml, envSecret: shop-env}
     - {name: blog, repository: web/blog, tags: "v*", app: blog, namespace: web, strategy: canary, spec: specs/blog.yaml}
   ldap:
     url: ldaps://ucs.company.example:7636
@@ -439,5 +439,46 @@ func TestServeChartRegistersImageAdmission(t *testing.T) {
 	}
 	if files, err := renderServe(t, signed); err != nil || strings.Contains(strings.Join(slices.Collect(maps.Values(files)), ""), "ValidatingWebhookConfiguration") {
 		t.Errorf("admission is opt-in: without it, %v", err)
+	}
+}
+
+// TestServeChartEnvSecretRBAC: a policy's envSecret gives serve get on
+// that Secret of its namespace (by name) and promote's Secret rights in
+// that policy's app namespace only; without envSecret, no Secret rights
+// at all. On a real API server: pipeline/serve/clustertest's
+// TestChartEnvSecretRBAC.
+func TestServeChartEnvSecretRBAC(t *testing.T) {
+	secretRoles := func(values string) map[string][]rbacv1.PolicyRule {
+		t.Helper()
+		files, err := renderServe(t, values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]rbacv1.PolicyRule{}
+		for _, obj := range decodeStrict(t, files) {
+			role, ok := obj.(*rbacv1.Role)
+			if !ok {
+				continue
+			}
+			for _, r := range role.Rules {
+				if slices.Contains(r.Resources, "secrets") {
+					out[role.Namespace+"/"+role.Name] = append(out[role.Namespace+"/"+role.Name], r)
+				}
+			}
+		}
+		return out
+	}
+	got := secretRoles(serveValues)
+	if r := got["tsys-ci/tsys-ci-serve-env-secrets"]; len(r) != 1 || !slices.Equal(r[0].ResourceNames, []string{"shop-env"}) || !slices.Equal(r[0].Verbs, []string{"get"}) {
+		t.Errorf("serve's namespace: %+v, want get on shop-env only", r)
+	}
+	if r := got["shop/tsys-ci-serve-app-secrets"]; len(r) != 1 || !slices.Equal(r[0].Verbs, []string{"get", "list", "create", "delete"}) {
+		t.Errorf("the app namespace shop: %+v", r)
+	}
+	if len(got) != 2 {
+		t.Errorf("Secret rights in %v; want serve's namespace and shop only (blog, in web, has no envSecret)", slices.Sorted(maps.Keys(got)))
+	}
+	if got := secretRoles(strings.Replace(serveValues, ", envSecret: shop-env", "", 1)); len(got) != 0 {
+		t.Errorf("without envSecret: Secret rights in %v", slices.Sorted(maps.Keys(got)))
 	}
 }

@@ -8,18 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	admissionv1 "k8s.io/api/admissionregistration/v1"
-	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
@@ -34,76 +26,10 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 	for _, ns := range []string{"tsys-ci", "rbac-shop", "rbac-other", rollout.DefaultAllocNamespace} {
 		namespace(t, admin, ns)
 	}
-	chrt, err := loader.Load("../../../templates/serve")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals, err := chartutil.ReadValues([]byte("webhookSecrets: {demo: 'Bearer 0123456789abcdef0123'}\nconfig: {registry: harbor.company.example}\ninsecurePlainHTTP: true\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := chartutil.ToRenderValues(chrt, vals, chartutil.ReleaseOptions{Name: "tsys-ci", Namespace: "tsys-ci", IsInstall: true}, chartutil.DefaultCapabilities)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, err := engine.Render(chrt, top)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	for name, content := range files {
-		if !strings.HasSuffix(name, "rbac.yaml") && !strings.HasSuffix(name, "serviceaccount.yaml") && !strings.HasSuffix(name, "leaderpolicy.yaml") {
-			continue
-		}
-		for _, doc := range strings.Split(content, "\n---") {
-			if strings.TrimSpace(strings.Trim(strings.TrimSpace(doc), "-")) == "" {
-				continue
-			}
-			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			switch o := obj.(type) {
-			case *corev1.ServiceAccount:
-				_, err = admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.Role:
-				_, err = admin.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.RoleBinding:
-				_, err = admin.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.ClusterRole:
-				_, err = admin.RbacV1().ClusterRoles().Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.ClusterRoleBinding:
-				_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, o, metav1.CreateOptions{})
-			case *admissionv1.ValidatingAdmissionPolicy:
-				_, err = admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, metav1.CreateOptions{})
-			case *admissionv1.ValidatingAdmissionPolicyBinding:
-				_, err = admin.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, metav1.CreateOptions{})
-			default:
-				t.Fatalf("%s: unexpected %T", name, obj)
-			}
-			if err != nil {
-				t.Fatalf("creating %s: %v", name, err)
-			}
-		}
-	}
-	sa := rest.CopyConfig(cfg)
-	sa.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:tsys-ci:tsys-ci-serve"}
-	c, err := kubernetes.NewForConfig(sa)
-	if err != nil {
-		t.Fatal(err)
-	}
-	can := func(verb, group, resource, sub, ns, name string) bool {
-		r, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authv1.ResourceAttributes{Verb: verb, Group: group, Resource: resource, Subresource: sub, Namespace: ns, Name: name}}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.Status.Allowed
-	}
-	for _, a := range []struct {
-		verb, group, resource, sub, ns, name string
-		want                                 bool
-	}{
+	c := applyChartRights(t, admin, "tsys-ci", "tsys-ci", "webhookSecrets: {demo: 'Bearer 0123456789abcdef0123'}\nconfig: {registry: harbor.company.example}\ninsecurePlainHTTP: true\nallowUnsigned: true\nappNamespaces: [rbac-shop]\n",
+		"rbac.yaml", "leaderpolicy.yaml", "envsecrets.yaml")
+	checkAccess(t, c, []access{
 		{"patch", "apps", "deployments", "", "rbac-shop", "shop-blue", true},
 		{"delete", "apps", "deployments", "", "rbac-shop", "shop-green", true},
 		{"patch", "", "services", "", "rbac-shop", "shop", true},
@@ -134,11 +60,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"patch", "", "namespaces", "", "", "rbac-other", false},
 		{"create", "", "namespaces", "", "", "", false},
 		{"delete", "", "namespaces", "", "", "rbac-shop", false},
-	} {
-		if got := can(a.verb, a.group, a.resource, a.sub, a.ns, a.name); got != a.want {
-			t.Errorf("%s %s/%s %s in %q: allowed %v, want %v", a.verb, a.resource, a.sub, a.name, a.ns, got, a.want)
-		}
-	}
+	})
 	leaderLabelOnly(t, admin, c)
 	// And for real: the leader Lease, a promote rollback (its Lease and
 	// state), an Event, all as the ServiceAccount.
@@ -160,7 +82,7 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		Promoter: rollout.Promoter{Client: c, Clock: rollout.RealClock{}, Holder: "serve/rbac"}}
 	spec := t.TempDir() + "/shop.yaml"
 	writeFile(t, spec, "name: shop\nnamespace: rbac-shop\nports: [{name: http, containerPort: 8080}]\n")
-	err = d.Deploy(ctx, serve.DeployRequest{ID: "1", Kind: serve.DeployRollback, App: "shop", Namespace: "rbac-shop", Spec: spec})
+	err := d.Deploy(ctx, serve.DeployRequest{ID: "1", Kind: serve.DeployRollback, App: "shop", Namespace: "rbac-shop", Spec: spec})
 	if err == nil || !strings.Contains(err.Error(), "no previous version") {
 		t.Fatalf("rollback as the ServiceAccount: %v, want promote's 'no previous version' (not forbidden)", err)
 	}
