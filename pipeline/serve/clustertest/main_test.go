@@ -144,13 +144,27 @@ func startServe(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d se
 // startServeFor is startServe with the given shutdown timeout.
 func startServeFor(t *testing.T, le *serve.LeaderElection, conf *serve.Config, d serve.Deployer, shutdown time.Duration) *replica {
 	t.Helper()
+	return startServeOpts(t, le, serve.ServerOptions{Config: conf, Deployer: d}, shutdown)
+}
+
+// startServeOpts runs a serve replica with o (its Config and Deployer,
+// and whatever else the test sets), the test's webhook secrets and read
+// token, and, unless set, the real clock and a discarding log.
+func startServeOpts(t *testing.T, le *serve.LeaderElection, o serve.ServerOptions, shutdown time.Duration) *replica {
+	t.Helper()
 	name := le.Identity
-	secrets := map[string]string{}
-	for _, p := range conf.Projects() {
-		secrets[p] = "Bearer cluster-test-secret-" + p
+	o.WebhookSecrets = map[string]string{}
+	for _, p := range o.Config.Projects() {
+		o.WebhookSecrets[p] = "Bearer cluster-test-secret-" + p
 	}
-	s, err := serve.NewServer(serve.ServerOptions{Config: conf, WebhookSecrets: secrets, ReadToken: readToken, Deployer: d,
-		Clock: rollout.RealClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	o.ReadToken = readToken
+	if o.Clock == nil {
+		o.Clock = rollout.RealClock{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := serve.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
