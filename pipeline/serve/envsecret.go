@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,9 +85,15 @@ func (src *EnvSecrets) Lookup(ctx context.Context, policy, secret string, spec *
 	data := sec.Data
 	unset := fromEnvVars(spec, func(v string) bool { return len(data[v]) == 0 })
 	if len(unset) > 0 {
+		var keys []string // the patch's stringData, placeholders for the values
+		for _, e := range spec.Env {
+			if k := fmt.Sprintf("%q:\"...\"", e.FromEnv); e.FromEnv != "" && len(data[e.FromEnv]) == 0 && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
 		return nil, &EnvSecretMissingError{fmt.Sprintf("policy %s: app %s/%s reads %s from Secret %s in serve's namespace %s, which has no such key (or an empty one): "+
-			"add it (kubectl -n %s patch secret %s --type merge -p '{\"stringData\":{\"KEY\":\"...\"}}') and push again; nothing was changed",
-			policy, spec.Namespace, spec.Name, strings.Join(unset, ", "), secret, src.Namespace, src.Namespace, secret)}
+			"add it (kubectl -n %s patch secret %s --type merge -p '{\"stringData\":{%s}}') and push again; nothing was changed",
+			policy, spec.Namespace, spec.Name, strings.Join(unset, ", "), secret, src.Namespace, src.Namespace, secret, strings.Join(keys, ","))}
 	}
 	values := make(map[string]string, len(spec.Env))
 	for _, e := range spec.Env {

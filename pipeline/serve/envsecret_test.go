@@ -64,7 +64,7 @@ func TestEnvSecretsLookup(t *testing.T) {
 			"kubectl -n tsys-ci create secret generic nope --from-literal SHOP_DB_PASSWORD=... --from-literal SHOP_API_TOKEN=...", "nothing was changed"}},
 		{"Secret in the app's namespace only", "elsewhere", src, []string{"Secret elsewhere in serve's namespace tsys-ci, which does not exist"}},
 		{"empty key", "half", src, []string{"SHOP_API_TOKEN (env[2] API_TOKEN) from Secret half in serve's namespace tsys-ci, which has no such key",
-			"kubectl -n tsys-ci patch secret half", "nothing was changed"}},
+			`kubectl -n tsys-ci patch secret half --type merge -p '{"stringData":{"SHOP_API_TOKEN":"..."}}'`, "nothing was changed"}},
 		{"no cluster", "shop-env", nil, []string{"without a cluster"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
