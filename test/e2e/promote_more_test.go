@@ -126,7 +126,15 @@ type promoteRun struct {
 // result (when it printed one).
 func runPromote(t *testing.T, dir string, args ...string) promoteRun {
 	t.Helper()
+	return runPromoteEnv(t, dir, nil, args...)
+}
+
+// runPromoteEnv is runPromote with env added to the command's environment
+// (VAR=value entries).
+func runPromoteEnv(t *testing.T, dir string, env []string, args ...string) promoteRun {
+	t.Helper()
 	cmd := promoteCmd(t, dir, moreApp, args...)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

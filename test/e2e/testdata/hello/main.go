@@ -8,7 +8,9 @@
 // HELLO_VERSION names the version; HELLO_BROKEN=1 makes /healthz answer 500;
 // HELLO_FAIL_AFTER=DURATION makes / answer 500 from that long after the
 // start on, while /healthz keeps answering 200: a version that passes its
-// probes and then fails its users (issue 23).
+// probes and then fails its users (issue 23). HELLO_SHOW_ENV=NAME makes
+// /env answer the value of the variable NAME: the e2e test of promote's
+// fromEnv secrets reads what the pods were given (test apps only).
 package main
 
 import (
@@ -48,6 +50,11 @@ func main() {
 		}
 		fmt.Fprintf(w, "%s %s\n", version, pod)
 	})
+	if show := os.Getenv("HELLO_SHOW_ENV"); show != "" {
+		http.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s\n", version, os.Getenv(show))
+		})
+	}
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if broken {
 			http.Error(w, "broken on purpose", http.StatusInternalServerError)
