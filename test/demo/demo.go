@@ -9,7 +9,9 @@
 //  4. a broken whiteboard: probes fail, promote exits 3, rolled back
 //  5. freeze the whiteboard's www node and a db node; the board comes back
 //     on another node, byte for byte; nodes back, GlusterFS healed
-//  6. the address for a browser and the table of numbers
+//  6. the dashboard: tsys-ci serve with a directory login, opened as a
+//     person opens it (issue 19)
+//  7. the addresses for a browser and the table of numbers
 package demo
 
 import (
@@ -56,6 +58,8 @@ type Number struct {
 
 // Result is what the demo measured and read, for its test.
 type Result struct {
+	// RepoRoot is the checkout the demo ran from (its .lab/demo).
+	RepoRoot string
 	BoardURL string
 	// Acked are the strokes the API acknowledged, as it returned them.
 	Acked []Stroke
@@ -67,6 +71,17 @@ type Result struct {
 	// made again) after the drill.
 	MountRepairs []addons.MountRepair
 	Numbers      []Number
+	// Dashboard is tsys-ci serve's dashboard the demo left running.
+	Dashboard Dashboard
+}
+
+// Dashboard is where the demo's dashboard answers and who may log in.
+type Dashboard struct {
+	URL, User, Password string
+	// PasswordFile holds Password, for the person the demo prints it to.
+	PasswordFile string
+	// Serving is the whiteboard's image the dashboard showed as serving.
+	Serving string
 }
 
 // Demo holds what the steps share.
@@ -84,7 +99,7 @@ type Demo struct {
 	stepAt time.Time
 }
 
-// Run runs the six steps.
+// Run runs the seven steps.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Out == nil {
 		o.Out = os.Stdout
@@ -100,6 +115,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.RepoRoot = l.RepoRoot()
 	}
 	d := &Demo{o: o, dir: filepath.Join(o.RepoRoot, ".lab", "demo"), start: time.Now()}
+	d.res.RepoRoot = o.RepoRoot
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("making the demo's folder: %w", err)
 	}
@@ -112,6 +128,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		{"a new version: recreate for the whiteboard, blue/green for a stateless app", d.stepNewVersion},
 		{"a broken whiteboard version: probes fail, promote rolls back on its own", d.stepBroken},
 		{"freeze the whiteboard's node and a storage node at once", d.stepFailover},
+		{"the dashboard: tsys-ci serve, logged in against a directory", d.stepDashboard},
 		{"open it yourself", d.stepSummary},
 	}
 	// The lab is shared: e2e tests stop and start its nodes, and lab-up

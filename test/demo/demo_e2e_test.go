@@ -12,7 +12,7 @@ import (
 	"github.com/tsys-group/tsys-ci/test/testenv"
 )
 
-// TestDemo runs make demo's six steps on the lab (brought up if needed, left
+// TestDemo runs make demo's seven steps on the lab (brought up if needed, left
 // up) with two headless Chromium sessions on the whiteboard's page through
 // its MetalLB address (browser_e2e_test.go), and checks the board after the
 // node failure: byte for byte what was read before it, every stroke the API
@@ -23,12 +23,22 @@ import (
 // The drill freezes nodes of the one lab of the machine: run it alone
 // (make test runs it in its own stage after the e2e stage). It waits up to
 // 20 minutes for running test/e2e binaries to end, and fails (not skips) if
-// it could not run. Screenshots: $TSYS_CI_TEST_OUT/demo, else test/out/demo.
+// it could not run. It then logs in to the dashboard the demo started, in
+// Chromium, and stops it. Screenshots: $TSYS_CI_TEST_OUT/demo, else
+// test/out/demo.
 func TestDemo(t *testing.T) {
 	testenv.LookPath(t, "docker")
 	b := newBrowsers(t, testenv.LookPath(t, "chromium"))
 	res, err := demo.Run(t.Context(), demo.Options{Out: t.Output(), DrillWait: 20 * time.Minute,
 		BeforeDrill: b.drawBefore, AfterDrill: b.checkAfter})
+	if res != nil && res.RepoRoot != "" {
+		// make demo leaves the dashboard running for a person; a test does not.
+		t.Cleanup(func() {
+			if err := demo.StopDashboard(res.RepoRoot); err != nil {
+				t.Errorf("stopping the demo's dashboard: %v", err)
+			}
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +65,12 @@ func TestDemo(t *testing.T) {
 		if !bytes.Equal(w, got) {
 			t.Errorf("stroke %d after the failover is %s; before it, it was %s", i, got, w)
 		}
+	}
+	if res.Dashboard.URL == "" {
+		t.Fatal("the demo left no dashboard running")
+	}
+	if err := b.dashboard(t.Context(), res.Dashboard, res.Dashboard.Serving); err != nil {
+		t.Error(err)
 	}
 	for _, r := range res.MountRepairs {
 		t.Logf("GlusterFS mount repaired after the drill: %s", r)

@@ -17,8 +17,9 @@ import (
 // Namespaces are the demo's apps' namespaces (their specs' defaults).
 var Namespaces = []string{"whiteboard", "demo-hello"}
 
-// Down removes the demo's apps from the lab and its folder .lab/demo; the
-// lab itself stays (make lab-down removes it).
+// Down stops the dashboard's serve and slapd, removes the demo's apps from
+// the lab and its folder .lab/demo; the lab itself stays (make lab-down
+// removes it).
 func Down(ctx context.Context, repoRoot string, out io.Writer) error {
 	l, err := lab.Open(lab.Options{RepoRoot: repoRoot, Progress: io.Discard})
 	if err != nil {
@@ -58,6 +59,9 @@ func Down(ctx context.Context, repoRoot string, out io.Writer) error {
 		fmt.Fprintln(out, "no lab: no apps to remove")
 	}
 	dir := filepath.Join(l.RepoRoot(), ".lab", "demo")
+	if err := stopDashboard(filepath.Join(dir, "dashboard")); err != nil {
+		return fmt.Errorf("stopping the dashboard's serve and slapd: %w", err)
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}

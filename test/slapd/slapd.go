@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,38 +64,10 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	slapd := lookSlapd(t)
 	testenv.LookPath(t, "ldapmodify")
-	dir := t.TempDir()
-	s := &Server{BaseDN: BaseDN, AdminDN: AdminDN, AdminPassword: AdminPassword, Dir: dir,
-		CAFile: filepath.Join(dir, "ca.pem")}
-	if err := writeCerts(dir); err != nil {
-		t.Fatalf("slapd fixture: writing certificates: %v", err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ucs.schema"), []byte(ucsSchema), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "slapd.conf")
-	if err := os.WriteFile(conf, []byte(slapdConf(dir)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ldapPort, ldapsPort := testenv.FreePort(t), testenv.FreePort(t)
-	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort)
-	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
-
-	logFile, err := os.Create(filepath.Join(dir, "slapd.log"))
+	s, cmd, exited, logFile, err := launch(slapd, t.TempDir(), false)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("slapd fixture: %v", err)
 	}
-	// -d keeps slapd in the foreground so the test owns the process.
-	cmd := exec.Command(slapd, "-f", conf, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "stats")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("slapd fixture: starting %s: %v", slapd, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -105,11 +78,104 @@ func Start(t testing.TB) *Server {
 			}
 		}
 	})
-	if err := waitReady(ldapPort, ldapsPort, exited, 15*time.Second); err != nil {
-		log, _ := os.ReadFile(logFile.Name())
-		t.Fatalf("slapd fixture: %v\nslapd log:\n%s", err, testenv.Tail(log, 3000))
+	if err := s.ApplyLDIF(s.baseLDIF()); err != nil {
+		t.Fatalf("slapd fixture: %v", err)
 	}
-	s.LoadLDIF(t, fmt.Sprintf(`dn: %s
+	return s
+}
+
+// Daemon runs slapd in dir (made if missing) in a session of its own, so it
+// outlives the program that started it: make demo's directory, which its
+// dashboard logs people in against after the demo has ended. It returns
+// slapd's process id, for the caller to end it with (SIGTERM).
+func Daemon(dir string) (*Server, int, error) {
+	slapd := "/usr/sbin/slapd"
+	if _, err := os.Stat(slapd); err != nil {
+		if slapd, err = exec.LookPath("slapd"); err != nil {
+			return nil, 0, fmt.Errorf("slapd is not installed (scripts/deps.sh installs it): %w", err)
+		}
+	}
+	if _, err := exec.LookPath("ldapmodify"); err != nil {
+		return nil, 0, fmt.Errorf("ldapmodify is not installed (scripts/deps.sh installs ldap-utils): %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, 0, err
+	}
+	s, cmd, exited, logFile, err := launch(slapd, dir, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	// The log file stays open in slapd; this process no longer needs it.
+	logFile.Close()
+	pid := cmd.Process.Pid
+	if err := s.ApplyLDIF(s.baseLDIF()); err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return nil, 0, err
+	}
+	// slapd lives on after this program ends (init adopts it); launch's
+	// Wait goroutine ends with this program.
+	return s, pid, nil
+}
+
+// launch writes slapd's configuration, certificates and database folder
+// into dir, starts slapd in the foreground (-d: the caller owns the
+// process) on two free loopback ports, and waits until both listen.
+func launch(slapd, dir string, detach bool) (*Server, *exec.Cmd, <-chan error, *os.File, error) {
+	s := &Server{BaseDN: BaseDN, AdminDN: AdminDN, AdminPassword: AdminPassword, Dir: dir,
+		CAFile: filepath.Join(dir, "ca.pem")}
+	if err := writeCerts(dir); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("writing certificates: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ucs.schema"), []byte(ucsSchema), 0o644); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	conf := filepath.Join(dir, "slapd.conf")
+	if err := os.WriteFile(conf, []byte(slapdConf(dir)), 0o644); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var ports [2]int
+	for i := range ports {
+		a, err := testenv.FreeAddr()
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		ports[i] = a.Port
+	}
+	ldapPort, ldapsPort := ports[0], ports[1]
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", ldapPort)
+	s.LDAPSURL = fmt.Sprintf("ldaps://127.0.0.1:%d", ldapsPort)
+
+	logFile, err := os.Create(filepath.Join(dir, "slapd.log"))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cmd := exec.Command(slapd, "-f", conf, "-h", s.URL+"/ "+s.LDAPSURL+"/", "-d", "stats")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, nil, nil, nil, fmt.Errorf("starting %s: %w", slapd, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	if err := waitReady(ldapPort, ldapsPort, exited, 15*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		log, _ := os.ReadFile(logFile.Name())
+		logFile.Close()
+		return nil, nil, nil, nil, fmt.Errorf("%w\nslapd log:\n%s", err, testenv.Tail(log, 3000))
+	}
+	return s, cmd, exited, logFile, nil
+}
+
+// baseLDIF is the base entry and UCS's cn=users and cn=groups containers.
+func (s *Server) baseLDIF() string {
+	return fmt.Sprintf(`dn: %s
 objectClass: top
 objectClass: domain
 dc: tsys
@@ -123,8 +189,7 @@ dn: %s
 objectClass: top
 objectClass: organizationalRole
 cn: groups
-`, s.BaseDN, s.UserBase(), s.GroupBase()))
-	return s
+`, s.BaseDN, s.UserBase(), s.GroupBase())
 }
 
 func lookSlapd(t testing.TB) string {

@@ -1,6 +1,6 @@
 // Command demo is `make demo` and `make demo-down` (test/demo).
 //
-//	go run ./test/demo/cmd/demo [up]     the six narrated steps
+//	go run ./test/demo/cmd/demo [up]     the seven narrated steps
 //	go run ./test/demo/cmd/demo down     remove the demo's apps and .lab/demo
 package main
 
