@@ -58,7 +58,7 @@ shutdown:
 strategy:
   type: blueGreen
   blueGreen: {scaleDownDelay: 30s}
-  canary: {steps: [10, 50, 100], stepPause: 8s}
+  canary: {steps: [5, 25, 100], stepPause: 8s}
 probes:
   - name: health
     port: http
@@ -81,9 +81,11 @@ analysis:
 //
 //  1. v1 by blue/green: the edge serves it by version (one server per
 //     color, each over the nodes' NodePorts);
-//  2. v2 by canary 10/50/100: each step is an exact edge weight, promote
-//     waits until HAProxy shows it and judges v2 by the requests HAProxy
-//     counted; no request fails;
+//  2. v2 by canary 5/25/100 with two replicas: each step is an exact edge
+//     weight, promote waits until HAProxy shows it and judges v2 by the
+//     requests HAProxy counted; no request fails; the share of the load's
+//     answers v2 gave at each step is within 2 points of the weight asked
+//     (issue 23's table);
 //  3. v3 passes its probes and then answers 500 on / (HELLO_FAIL_AFTER):
 //     after the switch promote sees the errors in HAProxy's counters and
 //     rolls back to v2 on its own (exit 3, Warning Event AnalysisFailed),
@@ -152,11 +154,23 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 
 	// --- 2. v2 by canary at exact edge weights, under load; a tester
 	// sends X-Tsys-Canary: always all along ---
+	svc, err := c.CoreV1().Services(versionsNS).Get(ctx, versionsApp, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newColor := "green"
+	if svc.Spec.Selector[contract.LabelColor] == "green" {
+		newColor = "blue"
+	}
 	l := startLoadWith("https://"+versionsHost+"/", e.clients(t, nil, versionsHost))
 	tester := startTester(e.clients(t, nil, versionsHost)["keep-alive"], "https://"+versionsHost+"/")
+	stopWeights := watchWeights(ctx, c, versionsNS, versionsApp)
 	start := time.Now()
 	code, out := promoteNamed(t, dir, versionsApp, "--image", v2, "--strategy", "canary")
 	took := time.Since(start)
+	ended := time.Now()
+	changes := stopWeights()
+	shares := canaryShares(l, changes, newColor, "ev2", ended)
 	tested := tester.finish()
 	total, answers, failures := l.finish(t)
 	report(t, "v1 -> v2 by canary at the edge", took, total, answers, failures)
@@ -169,7 +183,8 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 			t.Logf("  promote: %s", strings.TrimSpace(line))
 		}
 	}
-	for _, step := range []string{"10% of the edge's requests", "50% of the edge's requests"} {
+	checkShares(t, shares, 2)
+	for _, step := range []string{"5% of the edge's requests", "25% of the edge's requests"} {
 		if !strings.Contains(out, step) {
 			t.Errorf("promote's output does not say %q", step)
 		}
@@ -202,7 +217,7 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 	}
 	ev := waitEvent(ctx, t, versionsNS, versionsApp, rollout.EventAnalysisFailed)
 	t.Logf("Event on %s/%s: %s %s: %s", versionsNS, versionsApp, ev.Type, ev.Reason, ev.Message)
-	svc, err := c.CoreV1().Services(versionsNS).Get(ctx, versionsApp, metav1.GetOptions{})
+	svc, err = c.CoreV1().Services(versionsNS).Get(ctx, versionsApp, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

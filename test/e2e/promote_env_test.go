@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,17 +129,7 @@ func TestPromoteEnvSecretsInTheLab(t *testing.T) {
 // envAnswers GETs hello's /env n times and counts the answers.
 func envAnswers(t *testing.T, url string, n int) map[string]int {
 	t.Helper()
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	out := map[string]int{}
-	for i := 0; i < n; i++ {
-		answer, err := get(hc, url)
-		if err != nil {
-			out["error: "+err.Error()]++
-			continue
-		}
-		out[strings.TrimSpace(answer)]++
-	}
-	return out
+	return sampleBy(url, n, strings.TrimSpace)
 }
 
 // redact names the values in answers by their place (the test's own

@@ -315,6 +315,12 @@ func firstPod(seen map[string]bool) string {
 // errors, by text).
 func sample(t *testing.T, url string, n int) map[string]int {
 	t.Helper()
+	return sampleBy(url, n, func(answer string) string { return strings.Fields(answer)[0] })
+}
+
+// sampleBy sends n GETs to url, each on a new connection, and counts the
+// answers by key(answer) (errors by their text).
+func sampleBy(url string, n int, key func(answer string) string) map[string]int {
 	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	out := map[string]int{}
 	for i := 0; i < n; i++ {
@@ -323,7 +329,7 @@ func sample(t *testing.T, url string, n int) map[string]int {
 			out["error: "+err.Error()]++
 			continue
 		}
-		out[strings.Fields(answer)[0]]++
+		out[key(answer)]++
 	}
 	return out
 }
