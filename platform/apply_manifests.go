@@ -80,10 +80,16 @@ func ServerSideApply(cfg *rest.Config) (ObjectApplier, error) {
 	}, nil
 }
 
-// applyAfter applies the objects that follow a component's chart: after
-// MetalLB (they need its CRDs, and the promote pool its addresses), its
-// pools and L2 advertisements, then promote's pool ConfigMap.
+// applyAfter applies the objects that follow a component's chart: the
+// PodDisruptionBudgets render adds for it (manifests/component-pdbs.yaml);
+// after MetalLB (they need its CRDs, and the promote pool its addresses),
+// its pools and L2 advertisements, then promote's pool ConfigMap.
 func (o *HelmOptions) applyAfter(spec *Spec, component string) error {
+	if pdbs := componentPDBs(spec, component); len(pdbs) > 0 {
+		if err := o.applyObjects(component+"'s PodDisruptionBudgets", pdbs); err != nil {
+			return err
+		}
+	}
 	if component != "metallb" {
 		return nil
 	}

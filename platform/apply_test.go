@@ -147,7 +147,7 @@ func TestApplyInstallsInOrderAndSecondApplyChangesNothing(t *testing.T) {
 	}
 }
 
-func TestApplyAppliesNamespacesFirstAndPoolsAfterMetalLB(t *testing.T) {
+func TestApplyAppliesNamespacesFirstPoolsAfterMetalLBAndPDBsAfterTheirChart(t *testing.T) {
 	spec := loadExample(t)
 	w := newHelmWorld()
 	var progress bytes.Buffer
@@ -158,7 +158,17 @@ func TestApplyAppliesNamespacesFirstAndPoolsAfterMetalLB(t *testing.T) {
 		for _, o := range objs {
 			kinds = append(kinds, o["kind"].(string))
 		}
-		// MetalLB's release must exist when its pools are applied.
+		// MetalLB's release must exist when its pools are applied, and a
+		// component's release when its PodDisruptionBudgets are.
+		if kinds[0] == "PodDisruptionBudget" {
+			ns := objs[0]["metadata"].(obj)["namespace"].(string)
+			for _, c := range ComponentOrder {
+				if spec.Components[c].Namespace == ns {
+					applied = append(applied, fmt.Sprintf("%s in %s (%s revision %d)", strings.Join(kinds, ","), ns, c, w.revision(t, spec, c)))
+				}
+			}
+			return len(objs), nil
+		}
 		applied = append(applied, fmt.Sprintf("%s (metallb revision %d)", strings.Join(kinds, ","), w.revision(t, spec, "metallb")))
 		return len(objs), nil
 	}
@@ -169,12 +179,16 @@ func TestApplyAppliesNamespacesFirstAndPoolsAfterMetalLB(t *testing.T) {
 		"Namespace,Namespace,Namespace,Namespace,Namespace,Namespace,Namespace,Namespace (metallb revision 0)",
 		"IPAddressPool,L2Advertisement,IPAddressPool,L2Advertisement (metallb revision 1)",
 		"ConfigMap (metallb revision 1)",
+		"PodDisruptionBudget in longhorn-system (longhorn revision 1)",
+		"PodDisruptionBudget in cattle-system (rancher revision 1)",
+		"PodDisruptionBudget,PodDisruptionBudget,PodDisruptionBudget,PodDisruptionBudget,PodDisruptionBudget in harbor (harbor revision 1)",
 	}
 	if strings.Join(applied, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("applied:\n%s\nwant:\n%s", strings.Join(applied, "\n"), strings.Join(want, "\n"))
 	}
 	if !strings.Contains(progress.String(), "MetalLB pools and L2 advertisements: 4 of 4 changed") ||
-		!strings.Contains(progress.String(), "promote pool ConfigMap tsys-ci-system/tsys-ci-lb: 1 of 1 changed") {
+		!strings.Contains(progress.String(), "promote pool ConfigMap tsys-ci-system/tsys-ci-lb: 1 of 1 changed") ||
+		!strings.Contains(progress.String(), "harbor's PodDisruptionBudgets: 5 of 5 changed") {
 		t.Errorf("progress:\n%s", progress.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -21,6 +22,13 @@ func renderManifests(spec *Spec, out Rendered) error {
 		{"manifests/namespaces.yaml", "Namespaces; MetalLB's speakers need the privileged Pod Security level.", namespaces},
 		{"manifests/metallb-pools.yaml", "MetalLB address pools and their L2 advertisement (without one nothing is announced). Apply after the MetalLB chart.", metallbPools},
 		{"manifests/cluster-services.yaml", "Disruption budgets for the services k3s ships with one replica, and Traefik's replicas; scale with the patches in cluster-services/.", clusterServicePDBs},
+	}
+	if len(allComponentPDBs(spec)) > 0 {
+		files = append(files, struct {
+			path  string
+			about string
+			docs  func(*Spec) []obj
+		}{"manifests/component-pdbs.yaml", "Disruption budgets for the components' replicated workloads whose charts make none (maxUnavailable: 1, selecting the labels each chart gives its pods). platform apply applies each right after its component's chart.", allComponentPDBs})
 	}
 	if spec.Enabled("rancher") {
 		files = append(files, struct {
@@ -165,6 +173,74 @@ func clusterServicePDBs(spec *Spec) []obj {
 				"topologySpreadConstraints": []obj{spread(map[string]string{"app.kubernetes.io/name": "traefik"})},
 			})},
 		})
+	}
+	return docs
+}
+
+// chartPDB is a PodDisruptionBudget render writes for a component's
+// replicated workload because its chart makes none, so a node drain (a k3s
+// upgrade, maintenance) evicts one pod at a time. labels gives the pod
+// labels the chart sets, from the component's release name; they belong to
+// that chart, so a component installed from another chart (components.X.chart,
+// such as the lab's stand-in chart) gets none.
+type chartPDB struct {
+	component, chart, suffix string
+	labels                   func(release string) map[string]string
+}
+
+func harborPDB(component string) chartPDB {
+	// Harbor's chart 1.18 labels each pod release, app (the chart's name)
+	// and component; the same labels its Deployments and StatefulSets select.
+	return chartPDB{"harbor", "harbor", component, func(release string) map[string]string {
+		return map[string]string{"release": release, "app": "harbor", "component": component}
+	}}
+}
+
+var chartPDBs = []chartPDB{
+	// Longhorn 1.12: the UI (render runs two); its CSI Deployments are
+	// created at run time by the driver deployer, not by the chart.
+	{"longhorn", "longhorn", "ui", func(string) map[string]string { return map[string]string{"app": "longhorn-ui"} }},
+	// Rancher 2.13: app is the chart's fullname, the release name when it
+	// contains "rancher".
+	{"rancher", "rancher", "", func(release string) map[string]string { return map[string]string{"app": rancherFullname(release)} }},
+	harborPDB("core"), harborPDB("jobservice"), harborPDB("portal"), harborPDB("registry"),
+	harborPDB("trivy"), // a StatefulSet
+}
+
+func rancherFullname(release string) string {
+	if strings.Contains(release, "rancher") {
+		return release
+	}
+	return release + "-rancher"
+}
+
+// componentPDBs are the PodDisruptionBudgets render adds for one component.
+func componentPDBs(spec *Spec, component string) []obj {
+	if !spec.Enabled(component) {
+		return nil
+	}
+	var docs []obj
+	release := releaseName(component)
+	for _, p := range chartPDBs {
+		if p.component != component || p.chart != spec.Components[component].Chart {
+			continue
+		}
+		name := release
+		if p.component == "longhorn" {
+			name = "longhorn"
+		}
+		if p.suffix != "" {
+			name += "-" + p.suffix
+		}
+		docs = append(docs, pdb(name, spec.Components[component].Namespace, p.labels(release)))
+	}
+	return docs
+}
+
+func allComponentPDBs(spec *Spec) []obj {
+	var docs []obj
+	for _, name := range ComponentOrder {
+		docs = append(docs, componentPDBs(spec, name)...)
 	}
 	return docs
 }

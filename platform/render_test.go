@@ -201,3 +201,26 @@ func TestRenderSkipsDisabledComponents(t *testing.T) {
 		}
 	}
 }
+
+// The PodDisruptionBudgets render adds select the labels of the upstream
+// charts; a component installed from another chart (the lab's stand-in)
+// gets none, so they never take over a PDB that chart makes itself.
+func TestComponentPDBsOnlyForTheirChart(t *testing.T) {
+	spec := loadExample(t)
+	if got := len(componentPDBs(spec, "harbor")); got != 5 {
+		t.Errorf("harbor: %d PodDisruptionBudgets, want 5 (core, jobservice, portal, registry, trivy)", got)
+	}
+	for _, c := range []string{"metallb", "keycloak", "jenkins"} {
+		if got := componentPDBs(spec, c); len(got) != 0 {
+			t.Errorf("%s: render adds %d PodDisruptionBudgets; its chart makes its own or runs one instance", c, len(got))
+		}
+	}
+	for _, c := range []string{"longhorn", "rancher", "harbor"} {
+		comp := spec.Components[c]
+		comp.Chart = "lab-component"
+		spec.Components[c] = comp
+	}
+	if got := allComponentPDBs(spec); len(got) != 0 {
+		t.Errorf("components on another chart still get %d PodDisruptionBudgets", len(got))
+	}
+}
