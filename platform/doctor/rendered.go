@@ -30,7 +30,7 @@ var knownDesigns = []knownDesign{
 		"Accept it knowingly: keep JENKINS_HOME on the replicated class, the node-failure timings short, and builds retryable; the agents are what scales."},
 	{"metallb", "deployment", "controller", "MetalLB runs one controller by design: it assigns addresses; while it is down no new LoadBalancer Service gets one, but the speakers on every node keep announcing existing addresses (recovery: the pod is rescheduled, about 31 s with render's node-failure timings).",
 		"Nothing to add: keep the node-failure timings short."},
-	{"longhorn", "deployment", "driver-deployer", "Longhorn's driver deployer only installs the CSI driver; while it is down existing volumes keep working.",
+	{"longhorn", "deployment", "driver-deployer", "Longhorn's driver deployer only installs the CSI driver when it starts (the attacher, provisioner, resizer and snapshotter Deployments, 3 replicas each with render's values, and the plugin DaemonSet); while it is down those keep running, so volumes keep attaching and working (recovery: the pod is rescheduled, about 31 s with render's node-failure timings).",
 		"Nothing to add."},
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -278,4 +279,148 @@ func TestRenderedExampleHarbor(t *testing.T) {
 			t.Errorf("without dataServices: no critical finding on %s; got:\n%s", want.object, strings.Join(keysAndProblems(got), "\n"))
 		}
 	}
+}
+
+// cachedCharts are the example's components whose real chart is in the
+// chart cache (~/.cache/tsys-ci/charts/<chart>/ or <chart>-<version>.tgz;
+// nothing is downloaded), with the version found. A cached chart whose
+// version differs from the pin is used at its own version, and the test
+// says so: the cache holds what could be had.
+func cachedCharts(t *testing.T, spec *platform.Spec) (dir string, found map[string]string) {
+	t.Helper()
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Skip("no home directory for the chart cache")
+	}
+	dir = filepath.Join(home, ".cache", "tsys-ci", "charts")
+	found = map[string]string{}
+	for _, name := range platform.ComponentOrder {
+		c := spec.Components[name]
+		if !spec.Enabled(name) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, c.Chart+"-"+c.Version+".tgz")); err == nil {
+			found[name] = c.Version
+			continue
+		}
+		ch, err := loader.Load(filepath.Join(dir, c.Chart))
+		if err != nil {
+			t.Logf("%s: skipped, no chart %s in %s (%v)", name, c.Chart, dir, err)
+			continue
+		}
+		found[name] = ch.Metadata.Version
+		if ch.Metadata.Version != c.Version {
+			t.Logf("%s: platform.yaml pins chart %s %s; rendering the cached %s instead", name, c.Chart, c.Version, ch.Metadata.Version)
+		}
+	}
+	if len(found) == 0 {
+		t.Skipf("none of the example's charts is in %s", dir)
+	}
+	return dir, found
+}
+
+// TestRenderedExample: the example platform.yaml, every component whose
+// real chart is in the cache rendered by Helm with render's values, plus
+// render's manifests, as `platform doctor --rendered` does: no critical
+// finding. The warnings are logged per component. Every PodDisruptionBudget
+// render adds selects exactly the pods of one workload of its component's
+// rendered chart, and those workloads have no "no PodDisruptionBudget"
+// warning left.
+func TestRenderedExample(t *testing.T) {
+	spec := examplePlatform(t)
+	dir, found := cachedCharts(t, spec)
+	var names []string
+	for _, name := range platform.ComponentOrder {
+		if v, ok := found[name]; ok {
+			c := spec.Components[name]
+			c.Version = v
+			spec.Components[name] = c
+			names = append(names, name)
+		}
+	}
+	charts, err := platform.TemplateCharts(spec, func(c string) (map[string]any, error) {
+		return platform.ComponentValues(spec, templatesFS(t), c)
+	}, only(platform.ChartsDir(dir), names...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := analyzeRendered(t, spec, charts)
+	for _, c := range charts {
+		var crit, warn []string
+		for _, f := range got {
+			if ownedBy(f, c) {
+				if f.Severity == SeverityCritical {
+					crit = append(crit, f.Object+": "+f.Problem)
+				} else {
+					warn = append(warn, f.Severity.String()+" "+f.Object+": "+f.Problem)
+				}
+			}
+		}
+		for _, f := range crit {
+			t.Errorf("%s (%s): critical: %s", c.Component, c.Chart, f)
+		}
+		t.Logf("%s (%s): %d critical, %d warnings%s", c.Component, c.Chart, len(crit), len(warn), indented(warn))
+	}
+
+	// render's PodDisruptionBudgets against the rendered charts' pods.
+	out, err := platform.Render(spec, templatesFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdbs, err := ParseSnapshot(out["manifests/component-pdbs.yaml"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := map[string]*analysis{}
+	for _, c := range charts {
+		snap, err := ParseSnapshot([]byte(c.Manifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rendered[c.Namespace] = &analysis{s: snap}
+	}
+	checked := 0
+	for _, p := range pdbs.PDBs {
+		a, ok := rendered[p.Namespace]
+		if !ok {
+			continue // that component's chart is not in the cache
+		}
+		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var selected []string
+		for _, w := range a.allWorkloads() {
+			if sel.Matches(labels.Set(w.template.Labels)) {
+				selected = append(selected, w.kind+"/"+p.Namespace+"/"+w.meta.Name)
+			}
+		}
+		if len(selected) != 1 {
+			t.Errorf("PodDisruptionBudget %s/%s (%s) selects the pods of %v, want exactly one workload", p.Namespace, p.Name, sel, selected)
+			continue
+		}
+		checked++
+		t.Logf("PodDisruptionBudget %s/%s selects %s", p.Namespace, p.Name, selected[0])
+		for _, f := range got {
+			if f.Object == selected[0] && strings.Contains(f.Problem, "no PodDisruptionBudget") {
+				t.Errorf("%s still reported: %s", f.Object, f.Problem)
+			}
+		}
+	}
+	if _, ok := found["harbor"]; ok && checked < 5 {
+		t.Errorf("checked %d of render's PodDisruptionBudgets against Harbor's chart, want at least Harbor's 5", checked)
+	}
+}
+
+// ownedBy: a finding about an object in the chart's namespace.
+func ownedBy(f Finding, c platform.ChartObjects) bool {
+	parts := strings.SplitN(f.Object, "/", 3)
+	return len(parts) == 3 && parts[1] == c.Namespace
+}
+
+func indented(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\n    " + strings.Join(lines, "\n    ")
 }
