@@ -215,6 +215,11 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
 		t.Errorf("metallb-system lacks the privileged Pod Security label: %v %v", ns.Labels, err)
 	}
+	// render's PodDisruptionBudgets for Harbor, applied after its chart.
+	if pdb, err := cs.PolicyV1().PodDisruptionBudgets("harbor").Get(context.Background(), "harbor-core", metav1.GetOptions{}); err != nil ||
+		pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.Selector.MatchLabels["component"] != "core" {
+		t.Errorf("harbor-core's PodDisruptionBudget after apply: %+v (%v)", pdb, err)
+	}
 	// The promote pool: made after MetalLB, and one promote allocates from.
 	ctx := context.Background()
 	if _, err := cs.CoreV1().ConfigMaps(rollout.DefaultAllocNamespace).Get(ctx, rollout.DefaultAllocName, metav1.GetOptions{}); err != nil {
@@ -238,6 +243,7 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "namespaces: 0 of 8 changed") || !strings.Contains(progress.String(), "L2 advertisements: 0 of 4 changed") ||
 		!strings.Contains(progress.String(), "tsys-ci-system/tsys-ci-lb: 0 of 1 changed") ||
+		!strings.Contains(progress.String(), "harbor's PodDisruptionBudgets: 0 of 5 changed") ||
 		strings.Count(progress.String(), ": unchanged (") != 7 {
 		t.Errorf("second apply changed something:\n%s", progress.String())
 	}
