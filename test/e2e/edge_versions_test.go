@@ -18,6 +18,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/internal/contract"
 	"github.com/tsys-group/tsys-ci/platform/edge"
@@ -103,54 +104,8 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 	v3 := helloImage(t, "ev3", "HELLO_FAIL_AFTER=20s")
 	dir := specNamespace(ctx, t, c, versionsNS, versionsSpec())
 
-	// --- the edge host: HAProxy with a statistics page, the pool naming it ---
-	e := startEdge(t, bin, haproxy, versionsNS, versionsHost)
-	e.byVersion = true
-	pool := theAddons.Pool
-	pool.Edge = &rollout.EdgeConfig{StatsURL: e.h.StatsURL}
-	if err := labaddons.WritePromotePool(ctx, c, pool); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := labaddons.WritePromotePool(context.Background(), c, theAddons.Pool); err != nil {
-			t.Errorf("putting the promote pool back: %v", err)
-		}
-	})
-	t.Logf("promote pool: edge statsURL %s", e.h.StatsURL)
-
 	// --- 1. the edge by version, then v1 (promote waits for the edge) ---
-	var log testenv.SyncBuffer
-	watch := exec.Command(bin, append([]string{"edge", "sync", "--watch", "--debounce", "200ms"}, e.flags()...)...)
-	watch.Stdout, watch.Stderr = &log, &log
-	if err := watch.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = watch.Process.Signal(syscall.SIGTERM)
-		_ = watch.Wait()
-		if t.Failed() {
-			t.Logf("edge sync --watch --by-version log:\n%s", log.String())
-		}
-	})
-	edgetest.WaitFor(t, 30*time.Second, "edge sync --watch to list the namespace", func() error {
-		if !strings.Contains(log.String(), "watching Services") {
-			return fmt.Errorf("log so far:\n%s", log.String())
-		}
-		return nil
-	})
-	if code, out := promoteNamed(t, dir, versionsApp, "--image", v1); code != 0 {
-		t.Fatalf("promote v1: exit %d\n%s", code, out)
-	}
-	e.reaches(t, versionsHost, versionsApp)
-	cfg, err := os.ReadFile(filepath.Join(e.h.EdgeDir, edge.FileConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := fmt.Sprintf("tsys-ci.%s.%s.http", versionsNS, versionsApp)
-	if !strings.Contains(string(cfg), "listen "+backend+".") {
-		t.Fatalf("the edge does not serve %s by version:\n%s", versionsApp, cfg)
-	}
-	t.Logf("v1 through the edge, served by version")
+	e := edgeByVersion(ctx, t, c, bin, haproxy, versionsNS, versionsHost, versionsApp, dir, v1)
 
 	// --- 2. v2 by canary at exact edge weights, under load; a tester
 	// sends X-Tsys-Canary: always all along ---
@@ -231,6 +186,64 @@ func TestPromoteJudgedAtTheEdge(t *testing.T) {
 	if answer := e.reaches(t, versionsHost, versionsApp); !strings.HasPrefix(answer, "ev2 ") {
 		t.Errorf("after the rollback the edge answers %q, want ev2", answer)
 	}
+}
+
+// edgeByVersion is the edge as a team with a host name runs promote
+// behind it: HAProxy on the host for host (its statistics page named as
+// the promote pool's edge.statsURL until the test ends), kept by `tsys-ci
+// edge sync --watch --by-version` on ns; then v1 of app promoted from dir,
+// served by the edge by version.
+func edgeByVersion(ctx context.Context, t *testing.T, c kubernetes.Interface, bin, haproxy, ns, host, app, dir, v1 string) *edgeLab {
+	t.Helper()
+	// The edge host: HAProxy with a statistics page, the pool naming it.
+	e := startEdge(t, bin, haproxy, ns, host)
+	e.byVersion = true
+	pool := theAddons.Pool
+	pool.Edge = &rollout.EdgeConfig{StatsURL: e.h.StatsURL}
+	if err := labaddons.WritePromotePool(ctx, c, pool); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := labaddons.WritePromotePool(context.Background(), c, theAddons.Pool); err != nil {
+			t.Errorf("putting the promote pool back: %v", err)
+		}
+	})
+	t.Logf("promote pool: edge statsURL %s", e.h.StatsURL)
+
+	// The edge by version, then v1 (promote waits for the edge).
+	var log testenv.SyncBuffer
+	watch := exec.Command(bin, append([]string{"edge", "sync", "--watch", "--debounce", "200ms"}, e.flags()...)...)
+	watch.Stdout, watch.Stderr = &log, &log
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = watch.Process.Signal(syscall.SIGTERM)
+		_ = watch.Wait()
+		if t.Failed() {
+			t.Logf("edge sync --watch --by-version log:\n%s", log.String())
+		}
+	})
+	edgetest.WaitFor(t, 30*time.Second, "edge sync --watch to list the namespace", func() error {
+		if !strings.Contains(log.String(), "watching Services") {
+			return fmt.Errorf("log so far:\n%s", log.String())
+		}
+		return nil
+	})
+	if code, out := promoteNamed(t, dir, app, "--image", v1); code != 0 {
+		t.Fatalf("promote v1: exit %d\n%s", code, out)
+	}
+	e.reaches(t, host, app)
+	cfg, err := os.ReadFile(filepath.Join(e.h.EdgeDir, edge.FileConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := fmt.Sprintf("tsys-ci.%s.%s.http", ns, app)
+	if !strings.Contains(string(cfg), "listen "+backend+".") {
+		t.Fatalf("the edge does not serve %s by version:\n%s", app, cfg)
+	}
+	t.Logf("v1 through the edge, served by version")
+	return e
 }
 
 // firstLastFailure says when the load's first and last failed requests
