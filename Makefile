@@ -41,9 +41,12 @@ test-unit:
 
 # Measurements, not tests (numbers reported, nothing asserted on them):
 # pod creations through a real API server with and without serve's image
-# admission (p50/p99 per creation; docs/supply-chain.md).
+# admission (p50/p99 per creation; docs/supply-chain.md); a weight change
+# promote writes until the real HAProxy shows it, with 50 apps synced by
+# version (p50/p99/max; docs/edge.md).
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./pipeline/serve/clustertest/
+	$(GO) test -run '^$$' -bench . -benchtime 100x ./platform/edge/clustertest/
 
 # gofmt, go vet, staticcheck (staticcheck.conf) and shellcheck on every shell script.
 lint:

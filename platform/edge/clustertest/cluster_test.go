@@ -43,7 +43,7 @@ func createApp(t *testing.T, c kubernetes.Interface, ns, name, annotation, ip st
 	return setIP(t, c, svc, ip)
 }
 
-func setIP(t *testing.T, c kubernetes.Interface, svc *corev1.Service, ip string) *corev1.Service {
+func setIP(t testing.TB, c kubernetes.Interface, svc *corev1.Service, ip string) *corev1.Service {
 	t.Helper()
 	svc = svc.DeepCopy()
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
