@@ -28,6 +28,10 @@ func (r *run) rollback(ctx context.Context, reason, result string) error {
 		}
 		r.logf("all traffic back on %s (%s)%s", restore.Color, restore.Image, r.weightsNote())
 	}
+	// A rollback is what an abort asks for: a request still in the state
+	// (asked of a process that died, and read when this one took the app
+	// over) is answered by it and must not stop it at its next check.
+	s.AbortRequested = false
 	if err := r.save(ctx, PhaseRollingBack, reason); err != nil {
 		return err
 	}

@@ -348,6 +348,43 @@ func TestAbortLeftPromote(t *testing.T) {
 	}
 }
 
+// TestAbortAfterAskingADeadProcess: an abort asked of a promote that had
+// died (the request stays in the state, nobody answers it), then an abort
+// that takes the app over: it rolls back to the end instead of stopping
+// its own rollback on that request ("the previous version is not healthy
+// either: aborted", the state left at RollingBack; seen in the lab with a
+// canary killed at the edge).
+func TestAbortAfterAskingADeadProcess(t *testing.T) {
+	a := newApp(t, nil)
+	mustPromote(t, a, "reg/shop@sha256:v1")
+	ctx, kill := context.WithCancel(context.Background())
+	a.mu.Lock()
+	a.onProbe = func() { kill() }
+	a.mu.Unlock()
+	_, _ = a.promoter("dies").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
+	a.mu.Lock()
+	a.onProbe = nil
+	a.mu.Unlock()
+	// What 'tsys-ci abort' writes while the dead process still holds the
+	// lease.
+	store := &rollout.StateStore{Client: a.cs, Namespace: a.ns, App: a.spec.Name, Clock: rollout.RealClock{}}
+	s, err := store.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AbortRequested = true
+	if err := store.Save(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.promoter("abort").Abort(context.Background(), a.spec)
+	if err != nil || res.Result != rollout.ResultAborted {
+		t.Fatalf("abort: %+v %v\n%s", res, err, a.out)
+	}
+	if s := a.state(); s.Phase != rollout.PhaseStable || s.Active.Image != "reg/shop@sha256:v1" || s.AbortRequested || a.replicas(rollout.ColorGreen) != -1 {
+		t.Fatalf("after abort: %+v", s)
+	}
+}
+
 // TestPromoteWhileHeld: a second promote of an app whose lease is held is
 // refused with who holds it; abort then asks the holder to stop.
 func TestPromoteWhileHeld(t *testing.T) {
