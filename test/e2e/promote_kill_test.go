@@ -62,6 +62,23 @@ func rerunAfterKill(ctx context.Context, t *testing.T, c kubernetes.Interface, n
 	}
 	t.Logf("re-run at once: refused after %s, exit %d: %s", r.took.Round(100*time.Millisecond), r.code, strings.TrimSpace(lastLine(r.stderr)))
 
+	waitLeaseExpired(ctx, t, c, ns, killedAt, holderSuffix)
+	r = runPromote(t, dir, args...)
+	if r.code != 0 {
+		t.Fatalf("re-run after the lease expired: exit %d\n%s\n%s", r.code, r.stderr, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "looks expired; watching it for") {
+		t.Errorf("re-run after the lease expired: no word of taking the dead process's lease over:\n%s", r.stderr)
+	}
+	t.Logf("re-run after the lease expired: done in %s (kill to done %s); progress:\n%s",
+		r.took.Round(100*time.Millisecond), time.Since(killedAt).Round(100*time.Millisecond), r.stderr)
+	return r
+}
+
+// waitLeaseExpired waits until the lease of moreApp in ns, held by the
+// process killed at killedAt (its holder ends in holderSuffix), expires.
+func waitLeaseExpired(ctx context.Context, t *testing.T, c kubernetes.Interface, ns string, killedAt time.Time, holderSuffix string) {
+	t.Helper()
 	lease, err := c.CoordinationV1().Leases(ns).Get(ctx, rollout.LeaseName(moreApp), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -79,16 +96,6 @@ func rerunAfterKill(ctx context.Context, t *testing.T, c kubernetes.Interface, n
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	r = runPromote(t, dir, args...)
-	if r.code != 0 {
-		t.Fatalf("re-run after the lease expired: exit %d\n%s\n%s", r.code, r.stderr, r.stdout)
-	}
-	if !strings.Contains(r.stderr, "looks expired; watching it for") {
-		t.Errorf("re-run after the lease expired: no word of taking the dead process's lease over:\n%s", r.stderr)
-	}
-	t.Logf("re-run after the lease expired: done in %s (kill to done %s); progress:\n%s",
-		r.took.Round(100*time.Millisecond), time.Since(killedAt).Round(100*time.Millisecond), r.stderr)
-	return r
 }
 
 func lastLine(s string) string {
