@@ -145,6 +145,22 @@ func mustPromote(t *testing.T, a *app, image string) *rollout.Result {
 	return res
 }
 
+// promoteDyingAtProbe promotes image with a process that dies (its context
+// cancelled) at its first probe, as a killed 'tsys-ci promote' would, and
+// returns what that promote returned.
+func promoteDyingAtProbe(a *app, image string) error {
+	ctx, kill := context.WithCancel(context.Background())
+	defer kill()
+	a.mu.Lock()
+	a.onProbe = func() { kill() }
+	a.mu.Unlock()
+	_, err := a.promoter("dies").Promote(ctx, rollout.Request{Spec: a.spec, Image: image})
+	a.mu.Lock()
+	a.onProbe = nil
+	a.mu.Unlock()
+	return err
+}
+
 func TestBlueGreenPromoteAndRollback(t *testing.T) {
 	a := newApp(t, nil)
 	mustPromote(t, a, "reg/shop@sha256:v1")
@@ -285,18 +301,9 @@ func TestCanaryFailureRestoresStable(t *testing.T) {
 func TestResumeAfterDeath(t *testing.T) {
 	a := newApp(t, nil)
 	mustPromote(t, a, "reg/shop@sha256:v1")
-	ctx, kill := context.WithCancel(context.Background())
-	a.mu.Lock()
-	a.onProbe = func() { kill() }
-	a.mu.Unlock()
-	p := a.promoter("dies")
-	_, err := p.Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
-	if err == nil || !strings.Contains(err.Error(), "left at phase Probing") {
+	if err := promoteDyingAtProbe(a, "reg/shop@sha256:v2"); err == nil || !strings.Contains(err.Error(), "left at phase Probing") {
 		t.Fatalf("killed promote: %v\n%s", err, a.out)
 	}
-	a.mu.Lock()
-	a.onProbe = nil
-	a.mu.Unlock()
 	if s := a.state(); s.Phase != rollout.PhaseProbing || a.serviceColor() != rollout.ColorBlue {
 		t.Fatalf("after the kill: phase %s, service on %s", s.Phase, a.serviceColor())
 	}
@@ -306,14 +313,7 @@ func TestResumeAfterDeath(t *testing.T) {
 	}
 
 	// Killed again on the way to v3; this time v4 is promoted next.
-	ctx, kill = context.WithCancel(context.Background())
-	a.mu.Lock()
-	a.onProbe = func() { kill() }
-	a.mu.Unlock()
-	_, _ = a.promoter("dies").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v3"})
-	a.mu.Lock()
-	a.onProbe = nil
-	a.mu.Unlock()
+	_ = promoteDyingAtProbe(a, "reg/shop@sha256:v3")
 	mustPromote(t, a, "reg/shop@sha256:v4")
 	s := a.state()
 	var results []string
@@ -331,14 +331,7 @@ func TestResumeAfterDeath(t *testing.T) {
 func TestAbortLeftPromote(t *testing.T) {
 	a := newApp(t, nil)
 	mustPromote(t, a, "reg/shop@sha256:v1")
-	ctx, kill := context.WithCancel(context.Background())
-	a.mu.Lock()
-	a.onProbe = func() { kill() }
-	a.mu.Unlock()
-	_, _ = a.promoter("dies").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
-	a.mu.Lock()
-	a.onProbe = nil
-	a.mu.Unlock()
+	_ = promoteDyingAtProbe(a, "reg/shop@sha256:v2")
 	res, err := a.promoter("abort").Abort(context.Background(), a.spec)
 	if err != nil || res.Result != rollout.ResultAborted {
 		t.Fatalf("abort: %+v %v", res, err)
@@ -357,14 +350,7 @@ func TestAbortLeftPromote(t *testing.T) {
 func TestAbortAfterAskingADeadProcess(t *testing.T) {
 	a := newApp(t, nil)
 	mustPromote(t, a, "reg/shop@sha256:v1")
-	ctx, kill := context.WithCancel(context.Background())
-	a.mu.Lock()
-	a.onProbe = func() { kill() }
-	a.mu.Unlock()
-	_, _ = a.promoter("dies").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"})
-	a.mu.Lock()
-	a.onProbe = nil
-	a.mu.Unlock()
+	_ = promoteDyingAtProbe(a, "reg/shop@sha256:v2")
 	// What 'tsys-ci abort' writes while the dead process still holds the
 	// lease.
 	store := &rollout.StateStore{Client: a.cs, Namespace: a.ns, App: a.spec.Name, Clock: rollout.RealClock{}}
