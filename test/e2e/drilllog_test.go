@@ -15,7 +15,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 )
 
 // drillLog keeps what happened when during a drill (the test's own steps,
@@ -47,9 +46,12 @@ func (tl *drillLog) markAt(at time.Time, what string) {
 
 // watchNamespace marks every change of the EndpointSlices and pods in ns
 // until ctx ends: which addresses are ready, serving or terminating, and
-// each pod's phase, readiness and deletion.
-func (tl *drillLog) watchNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface, ns string) {
+// each pod's phase, readiness and deletion; and MetalLB's nodeAssigned
+// events, which say from which node an address is announced. Its client
+// is watchClient: the tests' client ends a watch after 5 s.
+func (tl *drillLog) watchNamespace(ctx context.Context, t *testing.T, ns string) {
 	t.Helper()
+	c := watchClient(t)
 	eps, err := c.DiscoveryV1().EndpointSlices(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatalf("watching the EndpointSlices of %s: %v", ns, err)
@@ -59,9 +61,16 @@ func (tl *drillLog) watchNamespace(ctx context.Context, t *testing.T, c kubernet
 		eps.Stop()
 		t.Fatalf("watching the pods of %s: %v", ns, err)
 	}
+	announced, err := c.CoreV1().Events(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "reason=nodeAssigned"})
+	if err != nil {
+		eps.Stop()
+		pods.Stop()
+		t.Fatalf("watching MetalLB's nodeAssigned events in %s: %v", ns, err)
+	}
 	go func() {
 		defer eps.Stop()
 		defer pods.Stop()
+		defer announced.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -81,6 +90,20 @@ func (tl *drillLog) watchNamespace(ctx context.Context, t *testing.T, c kubernet
 				}
 				if p, ok := ev.Object.(*corev1.Pod); ok {
 					tl.mark("pod %s %s: %s", ev.Type, p.Name, describePod(ev.Type, p))
+				}
+			case ev, ok := <-announced.ResultChan():
+				if !ok {
+					tl.mark("event watch of %s closed", ns)
+					return
+				}
+				if e, ok := ev.Object.(*corev1.Event); ok && ev.Type != watch.Deleted {
+					// At the event's own time (to the second): the
+					// watch starts with the events already there.
+					at := e.LastTimestamp.Time
+					if at.IsZero() {
+						at = time.Now()
+					}
+					tl.markAt(at, fmt.Sprintf("MetalLB on Service %s: %s (event %s, count %d)", e.InvolvedObject.Name, e.Message, ev.Type, e.Count))
 				}
 			}
 		}
@@ -140,6 +163,12 @@ func (tl *drillLog) addFailures(l *load) {
 			tl.mu.Unlock()
 		}
 	}
+	for _, h := range l.noRoute {
+		tl.mu.Lock()
+		tl.entries = append(tl.entries, drillEntry{h.began, fmt.Sprintf("request of client %s sent here found no route after %s, set apart (the lab's layer 2): %s",
+			h.client, h.at.Sub(h.began).Round(time.Millisecond), h.err)})
+		tl.mu.Unlock()
+	}
 }
 
 // log writes the timeline to the test's log in time order, times in UTC
@@ -161,7 +190,7 @@ func (tl *drillLog) log(t *testing.T, title string) {
 func (tl *drillLog) explainFailures(t *testing.T, l *load, what string) {
 	t.Helper()
 	l.mu.Lock()
-	failed := 0
+	failed := len(l.noRoute)
 	for _, fs := range l.failures {
 		failed += len(fs)
 	}

@@ -280,20 +280,7 @@ func TestPromoteKilledCanaryAtTheEdge(t *testing.T) {
 	}
 	// From the kill on, HAProxy's weight for the new version only went up,
 	// through the steps: resumed from step 1, none taken back.
-	after := k.newWeights(changes)
-	t.Logf("HAProxy's weight of the new version (%s) from the kill on: %v", k.newColor, after)
-	if fmt.Sprint(after) != "[25 50 100]" {
-		t.Errorf("from the kill on HAProxy weighted the new version %v; want [25 50 100]", after)
-	}
-	if s := readEdgeWeights(ctx, k.c, k.e, k.ns, moreApp); s.err != nil || s.haproxy[k.newColor] != 100 || s.haproxy[k.oldColor] != 0 {
-		t.Errorf("after the re-run the edge shows %s; want %s at 100", s, k.newColor)
-	}
-	if answer := k.e.reaches(t, k.host, moreApp); !strings.HasPrefix(answer, "kv2 ") {
-		t.Errorf("after the re-run the edge answers %q, want kv2", answer)
-	}
-	if n := failedCount(failures); n != 0 {
-		t.Logf("%d requests through the edge failed (goal 0)", n)
-	}
+	k.checkEnd(ctx, t, "the re-run", changes, failures, "[25 50 100]", k.newColor, "kv2")
 	checkStatus(t, k.ns, "kv2", "kv1", "promoted kv1", "promoted kv2")
 }
 
@@ -320,24 +307,37 @@ func TestPromoteKilledCanaryAbortedAtTheEdge(t *testing.T) {
 	if code != 0 || !strings.Contains(out, moreApp+": "+rollout.ResultAborted) {
 		t.Errorf("abort after the lease expired: exit %d; want the canary aborted", code)
 	}
-	after := k.newWeights(changes)
-	t.Logf("HAProxy's weight of the new version (%s) from the kill on: %v", k.newColor, after)
-	if fmt.Sprint(after) != "[25 0]" {
-		t.Errorf("from the kill on HAProxy weighted the new version %v; want [25 0]", after)
-	}
-	if s := readEdgeWeights(ctx, k.c, k.e, k.ns, moreApp); s.err != nil || s.haproxy[k.oldColor] != 100 || s.haproxy[k.newColor] != 0 {
-		t.Errorf("after the abort the edge shows %s; want %s (v1) at 100", s, k.oldColor)
-	}
-	if answer := k.e.reaches(t, k.host, moreApp); !strings.HasPrefix(answer, "kv1 ") {
-		t.Errorf("after the abort the edge answers %q, want kv1", answer)
-	}
-	if n := failedCount(failures); n != 0 {
-		t.Logf("%d requests through the edge failed (goal 0)", n)
-	}
+	k.checkEnd(ctx, t, "the abort", changes, failures, "[25 0]", k.oldColor, "kv1")
 	text, st := status(t, k.ns)
 	t.Logf("tsys-ci status after the abort:\n%s", text)
 	if st.Phase != rollout.PhaseStable || st.Active == nil || tagOf(st.Active.Image) != "kv1" || st.Candidate != nil {
 		t.Errorf("status after the abort: phase %s, active %v, candidate %v; want Stable on kv1", st.Phase, st.Active, st.Candidate)
+	}
+}
+
+// checkEnd checks the edge after what ended the killed canary: HAProxy's
+// weights of the new version from the kill on were want (fmt's form of
+// the list), the edge now weighs color alone at 100 and answers tag.
+// Failed requests through the edge are logged against the goal of 0.
+func (k *killedEdgeCanary) checkEnd(ctx context.Context, t *testing.T, after string, changes []edgeWeightsSeen, failures map[string][]string, want, color, tag string) {
+	t.Helper()
+	seen := k.newWeights(changes)
+	t.Logf("HAProxy's weight of the new version (%s) from the kill on: %v", k.newColor, seen)
+	if fmt.Sprint(seen) != want {
+		t.Errorf("from the kill on HAProxy weighted the new version %v; want %s", seen, want)
+	}
+	other := k.oldColor
+	if color == k.oldColor {
+		other = k.newColor
+	}
+	if s := readEdgeWeights(ctx, k.c, k.e, k.ns, moreApp); s.err != nil || s.haproxy[color] != 100 || s.haproxy[other] != 0 {
+		t.Errorf("after %s the edge shows %s; want %s at 100", after, s, color)
+	}
+	if answer := k.e.reaches(t, k.host, moreApp); !strings.HasPrefix(answer, tag+" ") {
+		t.Errorf("after %s the edge answers %q, want %s", after, answer, tag)
+	}
+	if n := failedCount(failures); n != 0 {
+		t.Logf("%d requests through the edge failed (goal 0)", n)
 	}
 }
 

@@ -157,7 +157,7 @@ func TestJenkinsPipelineHarnessOnLab(t *testing.T) {
 	}
 	t.Logf("v1 answers at %s (from the host, through MetalLB)", url)
 
-	l := startLoad(url)
+	l := startAppLoad(t, url)
 	loadStart := time.Now()
 	tl := watchRollout(t, jenkinsNS)
 

@@ -176,7 +176,7 @@ func nodeLossDrill(ctx context.Context, t *testing.T, c kubernetes.Interface, e 
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	wc := watchClient(t)
-	tl.watchNamespace(watchCtx, t, wc, nodeLossNS)
+	tl.watchNamespace(watchCtx, t, nodeLossNS)
 	announcements := watchAnnouncements(watchCtx, t, wc, app, tl)
 	edgeLoad := startLoadWith("https://"+host+"/", e.clients(t, nil, host))
 	directLoad := startLoad(direct)

@@ -45,8 +45,8 @@ func TestPromoteCanaryUnderLoad(t *testing.T) {
 	var dl drillLog
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	dl.watchNamespace(watchCtx, t, c, canaryNS)
-	l := startLoad(url)
+	dl.watchNamespace(watchCtx, t, canaryNS)
+	l := startAppLoad(t, url)
 	r = runPromote(t, dir, "--image", v2)
 	settle(ctx, 3*time.Second)
 	total, answers, failures := l.finish(t)

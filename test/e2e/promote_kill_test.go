@@ -121,7 +121,7 @@ func TestPromoteKilledBlueGreenRolledBack(t *testing.T) {
 	firstAnswerAfter(ctx, t, url, time.Now())
 
 	tl := watchRollout(t, ns)
-	l := startLoad(url)
+	l := startAppLoad(t, url)
 	start := time.Now()
 	holder, killedAt := killPromoteWhen(ctx, t, tl, dir, "v2 on the preview, being probed",
 		func(e rolloutEvent) bool { return e.phase == rollout.PhaseProbing && e.candidate == "v2" }, "--image", v2)
@@ -170,7 +170,7 @@ func TestPromoteKilledCanaryResumed(t *testing.T) {
 	firstAnswerAfter(ctx, t, url, time.Now())
 
 	tl := watchRollout(t, ns)
-	l := startLoad(url)
+	l := startAppLoad(t, url)
 	start := time.Now()
 	holder, killedAt := killPromoteWhen(ctx, t, tl, dir, "the first canary step splitting traffic",
 		func(e rolloutEvent) bool { return e.phase == rollout.PhaseCanary && e.selector == "both" }, "--image", v2)

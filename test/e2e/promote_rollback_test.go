@@ -40,7 +40,7 @@ func TestPromoteManualRollbackUnderLoad(t *testing.T) {
 		t.Helper()
 		tl := watchRollout(t, rollbackNS)
 		tl.waitFor(ctx, t, "the first poll", func(rolloutEvent) bool { return true })
-		l := startLoad(url)
+		l := startAppLoad(t, url)
 		r := runPromote(t, dir, "--rollback")
 		settle(ctx, 3*time.Second)
 		total, answers, failures := l.finish(t)
@@ -76,7 +76,7 @@ func TestPromoteManualRollbackUnderLoad(t *testing.T) {
 	// re-run of the same command takes the dead lease over and completes
 	// it (v2 kept at zero for the next rollback).
 	tl := watchRollout(t, rollbackNS)
-	l := startLoad(url)
+	l := startAppLoad(t, url)
 	start := time.Now()
 	holder, killedAt := killPromoteWhen(ctx, t, tl, dir, "the rollback to v1 under way",
 		func(e rolloutEvent) bool { return e.phase == rollout.PhaseRollingBack }, "--rollback")

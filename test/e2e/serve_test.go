@@ -434,7 +434,7 @@ func TestServeDeploysHarborPushesAndSurvivesLeaderKill(t *testing.T) {
 	}
 
 	// sv2 by blue/green under load.
-	l, w := startLoad(url), serveWatchVersions(url)
+	l, w := startAppLoad(t, url), serveWatchVersions(url)
 	start = time.Now()
 	ids, refused = serveDeliver(ctx, t, base, secret, serveHarborPush(sv2, "sv2"))
 	rec = serveWaitDeploy(ctx, t, base, "deploy "+ids[0], func(r serve.DeployRecord) bool { return r.ID == ids[0] })
@@ -495,9 +495,9 @@ func serveKillDuringDeploy(ctx context.Context, t *testing.T, c kubernetes.Inter
 	var tl drillLog
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	tl.watchNamespace(watchCtx, t, c, serveAppNS)
-	tl.watchNamespace(watchCtx, t, c, serveNS)
-	l, w := startLoad(url), serveWatchVersions(url)
+	tl.watchNamespace(watchCtx, t, serveAppNS)
+	tl.watchNamespace(watchCtx, t, serveNS)
+	l, w := startAppLoad(t, url), serveWatchVersions(url)
 	tl.mark("load started on %s", url)
 	start := time.Now()
 	ids, refused := serveDeliver(ctx, t, base, secret, serveHarborPush(image, tag))
