@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -61,6 +62,9 @@ func (r *run) rollback(ctx context.Context, reason, result string) error {
 			return err
 		}
 		r.logf("all traffic on %s (%s)%s", restore.Color, restore.Image, r.weightsNote())
+		if err := r.edgeShowsBefore(ctx, fmt.Sprintf("removing %s (%s)", cand.Color, cand.Image)); err != nil {
+			return err
+		}
 		if err := r.deleteDeployment(ctx, cand.Color); err != nil {
 			return err
 		}
@@ -74,6 +78,25 @@ func (r *run) rollback(ctx context.Context, reason, result string) error {
 	}
 	s.Active, s.Candidate, s.Step, s.AbortRequested = restore, nil, 0, false
 	return r.save(ctx, PhaseStable, "rolled back: "+reason)
+}
+
+// edgeShowsBefore waits until the edge shows the weights a rollback wrote,
+// before the pods of the version it leaves go (next, what it does then):
+// HAProxy applies them a
+// moment after the Service says them ('edge sync --watch'), and what it
+// still sends to pods already gone fails (seen in the lab: an abort whose
+// edge took 2.7 s to apply all weight back answered 9 requests 503). An
+// edge that does not show them within EdgeConfirmTimeout does not stop
+// the rollback: it says so and goes on, since all traffic belongs on the
+// restored version either way.
+func (r *run) edgeShowsBefore(ctx context.Context, next string) error {
+	err := r.confirmEdge(ctx)
+	var failed *versionFailed
+	if errors.As(err, &failed) {
+		r.logf("warning: %s; %s anyway", failed.reason, next)
+		return nil
+	}
+	return err
 }
 
 // Rollback puts the previous version back ('tsys-ci promote --rollback'):
@@ -137,6 +160,9 @@ func (r *run) manualSwitch(ctx context.Context) error {
 	if err := r.switchTo(ctx, c.Color); err != nil {
 		return err
 	}
+	if err := r.edgeShowsBefore(ctx, fmt.Sprintf("scaling %s (%s) to zero", cur.Color, cur.Image)); err != nil {
+		return err
+	}
 	if err := r.scale(ctx, cur.Color, 0); err != nil {
 		return err
 	}
@@ -164,6 +190,9 @@ func (r *run) undoManualRollback(ctx context.Context, reason string) error {
 		return fmt.Errorf("the serving version is not healthy: %w", err)
 	}
 	if err := r.switchTo(ctx, cur.Color); err != nil {
+		return err
+	}
+	if err := r.edgeShowsBefore(ctx, fmt.Sprintf("scaling %s (%s) to zero", c.Color, c.Image)); err != nil {
 		return err
 	}
 	if err := r.scale(ctx, c.Color, 0); err != nil {

@@ -25,7 +25,7 @@ import (
 // counters that grow at each read by the color's weight (requests, no
 // errors, rtime 12 ms), as users' requests split by those weights would.
 // apply=false makes it an edge that never applies them (weights
-// stay 100 on blue). A stand-in: it proves promote's side of the contract;
+// stay 100 on blue); a.edgeLag, one that applies them late. A stand-in: it proves promote's side of the contract;
 // test/e2e's TestPromoteJudgedAtTheEdge runs the real HAProxy and edge.
 func (a *app) useEdgeStandIn(apply bool) {
 	var mu sync.Mutex
@@ -42,6 +42,11 @@ func (a *app) useEdgeStandIn(apply bool) {
 				}
 			}
 		}
+		a.mu.Lock()
+		if a.edgeLag != nil {
+			weights = a.edgeLag(weights)
+		}
+		a.mu.Unlock()
 		be := fmt.Sprintf("tsys-ci.%s.%s.http", a.ns, a.spec.Name)
 		fmt.Fprintln(w, "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,hrsp_5xx,rtime,uweight,")
 		colors := make([]string, 0, len(weights))

@@ -251,6 +251,69 @@ func TestEdgeCanaryKilledThenAborted(t *testing.T) {
 	}
 }
 
+// TestEdgeAbortWaitsForTheEdge: an abort of a canary at the edge puts all
+// weight back on the stable version, then waits until the edge shows it
+// before it removes the canary's pods: HAProxy applies weights a moment
+// after the Service asks for them, and requests it still sends to pods
+// already gone fail (seen in the lab: 9 answers 503 while the edge took
+// 2.7 s). The stand-in keeps showing the canary's weights for its next 5
+// reads after the abort asked for all on the stable version, and notes
+// whether the canary's Deployment was still there at each of them.
+func TestEdgeAbortWaitsForTheEdge(t *testing.T) {
+	a := newApp(t, func(s *rollout.AppSpec) {
+		s.Strategy.Type = rollout.StrategyCanary
+		s.Strategy.Canary.Steps = []int{25, 100}
+	})
+	a.useEdgeStandIn(true)
+	if _, err := a.edgePromoter("test").Promote(context.Background(), rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v1"}); err != nil {
+		t.Fatalf("v1: %v\n%s", err, a.out)
+	}
+	// v2 (green) killed at its first step, as TestEdgeCanaryKilledThenAborted does.
+	ctx, kill := context.WithCancelCause(context.Background())
+	a.mu.Lock()
+	a.onProbe = func() {
+		svc, err := a.cs.CoreV1().Services(a.ns).Get(context.Background(), a.spec.Name, metav1.GetOptions{})
+		if err == nil && svc.Annotations[contract.AnnotationEdgeWeights] == `{"blue":75,"green":25}` {
+			kill(rollout.ErrHandedOver)
+		}
+	}
+	a.mu.Unlock()
+	if _, err := a.edgePromoter("dies").Promote(ctx, rollout.Request{Spec: a.spec, Image: "reg/shop@sha256:v2"}); err == nil {
+		t.Fatalf("the promote killed at its first step returned no error\n%s", a.out)
+	}
+	lagging, canaryGone := 0, 0
+	a.mu.Lock()
+	a.onProbe = nil
+	a.edgeLag = func(asked map[string]int) map[string]int {
+		if asked[rollout.ColorBlue] != 100 || lagging == 5 {
+			return asked
+		}
+		lagging++
+		if a.replicas(rollout.ColorGreen) == -1 {
+			canaryGone++
+		}
+		return map[string]int{rollout.ColorBlue: 75, rollout.ColorGreen: 25}
+	}
+	a.mu.Unlock()
+	if _, err := a.edgePromoter("abort").Abort(context.Background(), a.spec); err != nil {
+		t.Fatalf("abort: %v\n%s", err, a.out)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if lagging != 5 {
+		t.Fatalf("the abort read the lagging edge %d times; want it to wait through all 5 reads\n%s", lagging, a.out)
+	}
+	if canaryGone != 0 {
+		t.Errorf("the canary's Deployment was gone at %d of the 5 reads where the edge still sent it 25%%\n%s", canaryGone, a.out)
+	}
+	if a.replicas(rollout.ColorGreen) != -1 || a.serviceColor() != rollout.ColorBlue {
+		t.Errorf("after the abort: green replicas %d, Service on %s; want green removed, all on blue", a.replicas(rollout.ColorGreen), a.serviceColor())
+	}
+	if !strings.Contains(a.out.String(), "the edge shows weights blue 100%") {
+		t.Errorf("the abort does not say the edge showed all weight back:\n%s", a.out)
+	}
+}
+
 // TestEdgeNotApplyingRollsBack: an edge that never shows the weights
 // (edge sync not running) fails the promote after EdgeConfirmTimeout with
 // a message naming 'edge sync --watch'; traffic returns to the old version.

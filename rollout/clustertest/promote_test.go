@@ -33,6 +33,9 @@ type app struct {
 	// onProbe, when set, runs on every probe request (under mu).
 	mu      sync.Mutex
 	onProbe func()
+	// edgeLag, when set, is asked by the edge stand-in on every read what
+	// it shows instead of the weights the Service asks for (under mu).
+	edgeLag func(asked map[string]int) map[string]int
 }
 
 func newApp(t *testing.T, mod func(*rollout.AppSpec)) *app {
