@@ -39,10 +39,17 @@ type Job struct {
 // Prometheus installed the test skips (fails under make test).
 func Start(t testing.TB, jobs ...Job) *Server {
 	t.Helper()
+	return StartConfig(t, config(jobs))
+}
+
+// StartConfig is Start with prometheus.yml as the caller writes it (e.g.
+// Kubernetes service discovery, for the lab).
+func StartConfig(t testing.TB, yml string) *Server {
+	t.Helper()
 	bin := testenv.LookPath(t, "prometheus")
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(conf, []byte(config(jobs)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := testenv.FreePort(t)

@@ -11,6 +11,8 @@
 // probes and then fails its users (issue 23). HELLO_SHOW_ENV=NAME makes
 // /env answer the value of the variable NAME: the e2e test of promote's
 // fromEnv secrets reads what the pods were given (test apps only).
+// /metrics counts the answers of / by status code (hello_requests_total),
+// which a real Prometheus scrapes in the test of analysis.prometheus.
 package main
 
 import (
@@ -18,7 +20,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -43,13 +50,17 @@ func main() {
 		}
 		failFrom = time.Now().Add(d)
 	}
+	requests := promauto.NewCounterVec(prometheus.CounterOpts{Name: "hello_requests_total", Help: "Answers of / by status code."}, []string{"code"})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if !failFrom.IsZero() && time.Now().After(failFrom) {
+			requests.WithLabelValues(strconv.Itoa(http.StatusInternalServerError)).Inc()
 			http.Error(w, version+" "+pod+" failing on purpose", http.StatusInternalServerError)
 			return
 		}
+		requests.WithLabelValues(strconv.Itoa(http.StatusOK)).Inc()
 		fmt.Fprintf(w, "%s %s\n", version, pod)
 	})
+	http.Handle("/metrics", promhttp.Handler())
 	if show := os.Getenv("HELLO_SHOW_ENV"); show != "" {
 		http.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s %s\n", version, os.Getenv(show))
