@@ -34,6 +34,9 @@ type Pool struct {
 	Ports     PortRange `json:"ports"`
 	// Edge, optional, says where promote reads the edge's HAProxy stats.
 	Edge *EdgeConfig `json:"edge,omitempty"`
+	// Gateway, optional, says where the gateway's auth service answers
+	// (platform.yaml gateway.authURL).
+	Gateway *GatewayConfig `json:"gateway,omitempty"`
 }
 
 // PortRange is an inclusive range of ports.
@@ -61,6 +64,11 @@ func (p Pool) Validate() error {
 			return fmt.Errorf("pool %w", err)
 		}
 	}
+	if p.Gateway != nil {
+		if err := p.Gateway.Validate(); err != nil {
+			return fmt.Errorf("pool %w", err)
+		}
+	}
 	return nil
 }
 
@@ -79,6 +87,26 @@ func (a *Allocator) Edge(ctx context.Context) (*EdgeConfig, error) {
 		return nil, fmt.Errorf("ConfigMap %s/%s: %w", a.Namespace, a.Name, err)
 	}
 	return pool.Edge, nil
+}
+
+// Gateway returns the pool's gateway settings (nil when it has none, or
+// when no pool is configured).
+func (a *Allocator) Gateway(ctx context.Context) (*GatewayConfig, error) {
+	if a == nil {
+		return nil, nil
+	}
+	cm, err := a.Client.CoreV1().ConfigMaps(a.Namespace).Get(ctx, a.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the gateway settings in %s/%s: %w", a.Namespace, a.Name, err)
+	}
+	pool, _, err := decodeAllocations(cm)
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s: %w", a.Namespace, a.Name, err)
+	}
+	return pool.Gateway, nil
 }
 
 // Allocator hands out load-balancer addresses and ports from the pool in

@@ -29,6 +29,8 @@ type AppSpec struct {
 	Probes    []HTTPProbe `json:"probes,omitempty"`
 	Analysis  Analysis    `json:"analysis,omitempty"`
 	Source    Source      `json:"source,omitempty"`
+	// API puts the app's HTTP API behind the platform's gateway (api.go).
+	API *API `json:"api,omitempty"`
 }
 
 // Source is where the app's images must be built from. With Repository

@@ -58,6 +58,7 @@ func (s *AppSpec) Validate() error {
 	c.probes(s.Probes, ports)
 	c.analysis(s.Analysis)
 	c.source(s.Source)
+	c.api(s, ports)
 	if len(c.problems) > 0 {
 		return &SpecError{Problems: c.problems}
 	}
