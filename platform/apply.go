@@ -290,6 +290,12 @@ func Apply(spec *Spec, opts HelmOptions) ([]Step, error) {
 	if err := opts.applyObjects("namespaces", namespaces(spec)); err != nil {
 		return nil, err
 	}
+	if !spec.Enabled("metallb") {
+		// Without MetalLB the gateway's place is first (applyAfter).
+		if err := opts.applyGateway(spec); err != nil {
+			return nil, err
+		}
+	}
 	for i := range steps {
 		s := &steps[i]
 		prefix := fmt.Sprintf("[%d/%d] %s", i+1, len(steps), s.Component)

@@ -96,7 +96,21 @@ func (o *HelmOptions) applyAfter(spec *Spec, component string) error {
 	if err := o.applyObjects("MetalLB pools and L2 advertisements", metallbPools(spec)); err != nil {
 		return err
 	}
-	return o.applyObjects("promote pool ConfigMap "+PromotePoolNamespace+"/"+PromotePoolName, promotePoolObjects(spec))
+	if err := o.applyObjects("promote pool ConfigMap "+PromotePoolNamespace+"/"+PromotePoolName, promotePoolObjects(spec)); err != nil {
+		return err
+	}
+	return o.applyGateway(spec)
+}
+
+// applyGateway applies the gateway's HelmChartConfig (manifests/gateway.yaml)
+// in its place in the order: after MetalLB's pools, which give Traefik's
+// LoadBalancer Service its address, before the components that log in. It
+// is a manifest, not a Helm release of apply's: k3s's helm controller
+// upgrades Traefik when it changes (its Job helm-install-traefik in
+// kube-system shows how that went), so plan lists no step for it and a
+// failed Traefik upgrade is not rolled back by apply.
+func (o *HelmOptions) applyGateway(spec *Spec) error {
+	return o.applyObjects("gateway HelmChartConfig "+GatewayNamespace+"/"+GatewayChartConfig, gatewayObjects(spec))
 }
 
 func (o *HelmOptions) applyObjects(what string, objs []obj) error {

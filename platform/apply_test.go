@@ -179,6 +179,7 @@ func TestApplyAppliesNamespacesFirstPoolsAfterMetalLBAndPDBsAfterTheirChart(t *t
 		"Namespace,Namespace,Namespace,Namespace,Namespace,Namespace,Namespace,Namespace (metallb revision 0)",
 		"IPAddressPool,L2Advertisement,IPAddressPool,L2Advertisement (metallb revision 1)",
 		"ConfigMap (metallb revision 1)",
+		"HelmChartConfig (metallb revision 1)",
 		"PodDisruptionBudget in longhorn-system (longhorn revision 1)",
 		"PodDisruptionBudget in cattle-system (rancher revision 1)",
 		"PodDisruptionBudget,PodDisruptionBudget,PodDisruptionBudget,PodDisruptionBudget,PodDisruptionBudget in harbor (harbor revision 1)",
@@ -188,7 +189,8 @@ func TestApplyAppliesNamespacesFirstPoolsAfterMetalLBAndPDBsAfterTheirChart(t *t
 	}
 	if !strings.Contains(progress.String(), "MetalLB pools and L2 advertisements: 4 of 4 changed") ||
 		!strings.Contains(progress.String(), "promote pool ConfigMap tsys-ci-system/tsys-ci-lb: 1 of 1 changed") ||
-		!strings.Contains(progress.String(), "harbor's PodDisruptionBudgets: 5 of 5 changed") {
+		!strings.Contains(progress.String(), "harbor's PodDisruptionBudgets: 5 of 5 changed") ||
+		!strings.Contains(progress.String(), "gateway HelmChartConfig kube-system/traefik: 1 of 1 changed") {
 		t.Errorf("progress:\n%s", progress.String())
 	}
 }

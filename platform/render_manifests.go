@@ -37,6 +37,13 @@ func renderManifests(spec *Spec, out Rendered) error {
 			docs  func(*Spec) []obj
 		}{"manifests/rancher-openldap-authconfig.yaml", "Rancher's OpenLDAP login against UCS. Apply after Rancher is up; the bind password goes into Secret cattle-global-data/openldapconfig-serviceaccountpassword (see SECRETS.txt).", rancherAuthConfig})
 	}
+	if spec.Gateway != nil {
+		files = append(files, struct {
+			path  string
+			about string
+			docs  func(*Spec) []obj
+		}{"manifests/gateway.yaml", "The API gateway (platform.yaml gateway): k3s's Traefik, configured through its HelmChartConfig; k3s's helm controller upgrades Traefik when it changes. platform apply applies it after MetalLB's pools.", gatewayObjects})
+	}
 	if spec.PaaS.Promote != nil {
 		files = append(files, struct {
 			path  string
@@ -163,7 +170,9 @@ func clusterServicePDBs(spec *Spec) []obj {
 	for _, s := range enabledPackaged(spec) {
 		docs = append(docs, pdb(s.Name, "kube-system", s.Selector))
 	}
-	if !slices.Contains(spec.K3s.Disable, "traefik") {
+	if !slices.Contains(spec.K3s.Disable, "traefik") && spec.Gateway == nil {
+		// With a gateway, its HelmChartConfig (manifests/gateway.yaml)
+		// is Traefik's: k3s reads one, named traefik.
 		docs = append(docs, obj{
 			"apiVersion": "helm.cattle.io/v1", "kind": "HelmChartConfig",
 			"metadata": obj{"name": "traefik", "namespace": "kube-system"},
@@ -352,6 +361,9 @@ func renderSecrets(spec *Spec) []byte {
 		for _, l := range dataSecrets(spec, name) {
 			b.WriteString(l + "\n")
 		}
+	}
+	if spec.Gateway != nil && spec.Gateway.OIDC != nil {
+		b.WriteString(gatewaySecretLine(spec) + "\n")
 	}
 	for _, l := range paasSecrets(spec) {
 		b.WriteString(l + "\n")

@@ -22,7 +22,11 @@ func promotePoolObjects(spec *Spec) []obj {
 	if p == nil {
 		return nil
 	}
-	body, err := json.Marshal(rollout.Pool{Addresses: p.Addresses, Ports: rollout.PortRange{Min: p.Ports.Min, Max: p.Ports.Max}})
+	pool := rollout.Pool{Addresses: p.Addresses, Ports: rollout.PortRange{Min: p.Ports.Min, Max: p.Ports.Max}}
+	if g := spec.Gateway; g != nil && g.AuthURL != "" {
+		pool.Gateway = &rollout.GatewayConfig{AuthURL: g.AuthURL}
+	}
+	body, err := json.Marshal(pool)
 	if err != nil {
 		panic(fmt.Sprintf("marshalling the promote pool: %v", err)) // strings and ints only
 	}

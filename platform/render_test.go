@@ -224,3 +224,58 @@ func TestComponentPDBsOnlyForTheirChart(t *testing.T) {
 		t.Errorf("components on another chart still get %d PodDisruptionBudgets", len(got))
 	}
 }
+
+// TestGatewayValues (issue 26): the gateway's HelmChartConfig carries the
+// replicas, the spread and the budget; gateway.values override them, and
+// without a gateway Traefik's HelmChartConfig stays in cluster-services.yaml.
+func TestGatewayValues(t *testing.T) {
+	spec := loadExample(t)
+	spec.Gateway.Replicas = 3
+	spec.Gateway.Values = map[string]any{"podDisruptionBudget": map[string]any{"maxUnavailable": 2}}
+	out, err := Render(spec, templatesFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hcc struct {
+		Kind     string `json:"kind"`
+		Metadata struct{ Name, Namespace string }
+		Spec     struct {
+			ValuesContent string `json:"valuesContent"`
+		}
+	}
+	body := out["manifests/gateway.yaml"]
+	if err := yaml.Unmarshal(body, &hcc); err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Deployment          struct{ Replicas int }
+		PodDisruptionBudget struct {
+			Enabled        bool
+			MaxUnavailable int `json:"maxUnavailable"`
+		} `json:"podDisruptionBudget"`
+		TopologySpreadConstraints []struct {
+			TopologyKey       string `json:"topologyKey"`
+			WhenUnsatisfiable string `json:"whenUnsatisfiable"`
+		} `json:"topologySpreadConstraints"`
+	}
+	if err := yaml.Unmarshal([]byte(hcc.Spec.ValuesContent), &values); err != nil {
+		t.Fatal(err)
+	}
+	if hcc.Kind != "HelmChartConfig" || hcc.Metadata.Name != "traefik" || hcc.Metadata.Namespace != "kube-system" ||
+		values.Deployment.Replicas != 3 || !values.PodDisruptionBudget.Enabled || values.PodDisruptionBudget.MaxUnavailable != 2 ||
+		len(values.TopologySpreadConstraints) != 1 || values.TopologySpreadConstraints[0].TopologyKey != "kubernetes.io/hostname" {
+		t.Fatalf("gateway.yaml:\n%s", body)
+	}
+	if strings.Contains(string(out["manifests/cluster-services.yaml"]), "HelmChartConfig") {
+		t.Error("cluster-services.yaml has a second HelmChartConfig for Traefik beside the gateway's")
+	}
+
+	spec.Gateway = nil
+	out, err = Render(spec, templatesFS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := out["manifests/gateway.yaml"]; ok || !strings.Contains(string(out["manifests/cluster-services.yaml"]), "HelmChartConfig") {
+		t.Errorf("without a gateway: gateway.yaml rendered %v; cluster-services.yaml:\n%s", ok, out["manifests/cluster-services.yaml"])
+	}
+}

@@ -35,6 +35,9 @@ type Spec struct {
 	DataServices DataServices `json:"dataServices,omitempty"`
 	// PaaS is tsys-ci's own layer: the promote pool and tsys-ci serve.
 	PaaS PaaS `json:"paas,omitempty"`
+	// Gateway is the API gateway (k3s's Traefik), nil when platform.yaml
+	// has none.
+	Gateway *Gateway `json:"gateway,omitempty"`
 }
 
 // Host is one machine of the platform.

@@ -103,6 +103,7 @@ func (s *Spec) applyDefaults() {
 		l.GroupObjectClass = map[string]string{"memberUid": "posixGroup", "member": "groupOfNames", "uniqueMember": "univentionGroup"}[l.GroupMembership]
 	}
 	s.PaaS.applyDefaults()
+	s.Gateway.applyDefaults()
 	s.DataServices.applyDefaults()
 	for name, def := range componentDefaults {
 		c := s.Components[name]

@@ -41,6 +41,9 @@ func TestExampleLoads(t *testing.T) {
 	if got := spec.AdminGroupFor("jenkins"); got != "jenkins-admins" {
 		t.Errorf("jenkins admin group %q", got)
 	}
+	if g := spec.Gateway; g == nil || g.Replicas != 2 || g.OIDC == nil || g.OIDC.GroupsClaim != "groups" {
+		t.Errorf("gateway %+v, want 2 replicas and the groups claim defaulted", g)
+	}
 }
 
 // mutate loads the example as a generic document, applies edit and
@@ -159,6 +162,18 @@ func TestValidationNamesTheField(t *testing.T) {
 			m(m(d, "components"), "harbor")["bind"] = map[string]any{"dn": "uid=x", "passwordEnv": "1BAD"}
 		}, "components.harbor.bind.passwordEnv", "not an environment variable"},
 		{"domain", func(d map[string]any) { m(d, "domains")["base"] = "Tsys_Example" }, "domains.base", "not a DNS domain"},
+		// issue 26: the gateway.
+		{"gateway without traefik", func(d map[string]any) { m(d, "k3s")["disable"] = []any{"servicelb", "traefik"} }, "gateway", "remove traefik from k3s.disable"},
+		{"gateway replicas", func(d map[string]any) { m(d, "gateway")["replicas"] = -1 }, "gateway.replicas", "2 or more"},
+		{"gateway auth url", func(d map[string]any) { m(d, "gateway")["authURL"] = "oauth2-proxy:4180" }, "gateway.authURL", "http:// or https://"},
+		{"gateway oidc without auth url", func(d map[string]any) { delete(m(d, "gateway"), "authURL") }, "gateway.authURL", "missing while gateway.oidc is set"},
+		{"gateway trusted proxy", func(d map[string]any) { m(d, "gateway")["trustedProxies"] = []any{"edge.tsys.lan"} }, "gateway.trustedProxies[0]", "neither an address nor a CIDR"},
+		{"gateway issuer in clear", func(d map[string]any) {
+			m(m(d, "gateway"), "oidc")["issuerURL"] = "http://keycloak.tsys.example/realms/tsys"
+		}, "gateway.oidc.issuerURL", "https://"},
+		{"gateway client", func(d map[string]any) { delete(m(m(d, "gateway"), "oidc"), "clientID") }, "gateway.oidc.clientID", "missing"},
+		{"gateway secret", func(d map[string]any) { delete(m(m(d, "gateway"), "oidc"), "clientSecretEnv") }, "gateway.oidc", "no client secret"},
+		{"gateway two secrets", func(d map[string]any) { m(m(d, "gateway"), "oidc")["clientSecretFile"] = "/run/secret" }, "gateway.oidc", "both"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,6 +74,7 @@ func (s *Spec) Validate() error {
 	v.components(s.Components)
 	v.dataServices(s)
 	v.paas(s)
+	v.gateway(s)
 	if len(v.problems) == 0 {
 		return nil
 	}

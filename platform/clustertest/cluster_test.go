@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/dynamic"
@@ -178,6 +179,9 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// k3s's HelmChartConfig CRD (the gateway's; k3s's helm controller
+	// defines it in production).
+	apiserver.InstallCRDs(t, "../testdata/crds/helm.cattle.io_helmchartconfigs.yaml")
 	tmpl, err := fs.Sub(templates.Platform, "platform")
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +224,15 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 		pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.Selector.MatchLabels["component"] != "core" {
 		t.Errorf("harbor-core's PodDisruptionBudget after apply: %+v (%v)", pdb, err)
 	}
+	// The gateway's HelmChartConfig (issue 26), applied after MetalLB's pools.
+	hcc, err := dyn.Resource(schema.GroupVersionResource{Group: "helm.cattle.io", Version: "v1", Resource: "helmchartconfigs"}).
+		Namespace("kube-system").Get(context.Background(), "traefik", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the gateway's HelmChartConfig was not applied: %v\n%s", err, progress.String())
+	}
+	if values, _, _ := unstructured.NestedString(hcc.Object, "spec", "valuesContent"); !strings.Contains(values, "replicas: 2") || !strings.Contains(values, "podDisruptionBudget:") {
+		t.Errorf("the gateway's HelmChartConfig holds:\n%s", values)
+	}
 	// The promote pool: made after MetalLB, and one promote allocates from.
 	ctx := context.Background()
 	if _, err := cs.CoreV1().ConfigMaps(rollout.DefaultAllocNamespace).Get(ctx, rollout.DefaultAllocName, metav1.GetOptions{}); err != nil {
@@ -244,6 +257,7 @@ func TestApplyOnRealAPIServer(t *testing.T) {
 	if !strings.Contains(progress.String(), "namespaces: 0 of 8 changed") || !strings.Contains(progress.String(), "L2 advertisements: 0 of 4 changed") ||
 		!strings.Contains(progress.String(), "tsys-ci-system/tsys-ci-lb: 0 of 1 changed") ||
 		!strings.Contains(progress.String(), "harbor's PodDisruptionBudgets: 0 of 5 changed") ||
+		!strings.Contains(progress.String(), "gateway HelmChartConfig kube-system/traefik: 0 of 1 changed") ||
 		strings.Count(progress.String(), ": unchanged (") != 7 {
 		t.Errorf("second apply changed something:\n%s", progress.String())
 	}

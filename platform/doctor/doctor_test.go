@@ -292,6 +292,28 @@ func TestDoctorAnalyze(t *testing.T) {
 			healthy(s)
 			s.Deployments = append(s.Deployments, app("team", "wiki", 1, false, false))
 		}, Options{}, []string{"warning workload deployment/team/wiki | workload with 1 replica"}, []string{"critical"}},
+		// issue 26: the gateway (k3s's Traefik) with one replica, or two without a budget.
+		{"one gateway replica", func(s *Snapshot) {
+			healthy(s)
+			d := app("kube-system", "traefik", 1, false, true)
+			s.Deployments = append(s.Deployments, d)
+			s.Pods = append(s.Pods, runningPod("kube-system", "traefik-1", "www1", d.Spec.Template.Labels))
+		}, Options{}, []string{"critical cluster-service deployment/kube-system/traefik | 1 replica (on www1)"}, nil},
+		{"gateway without a budget", func(s *Snapshot) {
+			healthy(s)
+			d := app("kube-system", "traefik", 2, false, true)
+			s.Deployments = append(s.Deployments, d)
+			s.Pods = append(s.Pods, runningPod("kube-system", "traefik-1", "www1", d.Spec.Template.Labels),
+				runningPod("kube-system", "traefik-2", "www2", d.Spec.Template.Labels))
+		}, Options{}, []string{"warning cluster-service deployment/kube-system/traefik | 2 replicas but no PodDisruptionBudget"}, nil},
+		{"gateway with two replicas and a budget", func(s *Snapshot) {
+			healthy(s)
+			d := app("kube-system", "traefik", 2, false, true)
+			s.Deployments = append(s.Deployments, d)
+			s.PDBs = append(s.PDBs, pdbFor("kube-system", d.Spec.Template.Labels))
+			s.Pods = append(s.Pods, runningPod("kube-system", "traefik-1", "www1", d.Spec.Template.Labels),
+				runningPod("kube-system", "traefik-2", "www2", d.Spec.Template.Labels))
+		}, Options{}, nil, []string{"traefik"}},
 		{"one tsys-ci serve replica", func(s *Snapshot) {
 			healthy(s)
 			s.Deployments = append(s.Deployments, app("tsys-ci", "tsys-ci-serve", 1, true, true))

@@ -98,6 +98,9 @@ func AnalyzeRendered(spec *platform.Spec, charts []platform.ChartObjects, extra 
 		s.PDBs = append(s.PDBs, more.PDBs...)
 	}
 	a := &analysis{s: s, opts: opts}
+	if err := a.renderedGateway(extra); err != nil {
+		return nil, err
+	}
 	classes := renderedClasses(spec, s)
 	for _, w := range a.allWorkloads() {
 		component := owner[w.meta.Namespace+"/"+w.meta.Name]
