@@ -37,7 +37,8 @@ type DeleteResult struct {
 }
 
 // Delete removes what promote made for an app: its Deployments, Services
-// (the edge drops its hosts with them), PodDisruptionBudget, the
+// (the edge drops its hosts with them), PodDisruptionBudget, the gateway's
+// IngressRoute and Middlewares (with p.Dynamic), the
 // releases' env Secrets, rollout state and Lease (not reported: Delete
 // holds it), and gives its address and ports back to the pool.
 // PersistentVolumeClaims stay unless opts.Volumes. It holds the app's
@@ -113,6 +114,11 @@ func (p *Promoter) Delete(ctx context.Context, namespace, app string, opts Delet
 				}
 			}
 			return nil
+		},
+		// The gateway's objects of the api: section (none on a cluster
+		// without Traefik's CRDs).
+		func() error {
+			return deleteGatewayObjects(ctx, p.Dynamic, namespace, app, del)
 		},
 		func() error {
 			l, err := p.Client.CoreV1().PersistentVolumeClaims(namespace).List(ctx, sel)

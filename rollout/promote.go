@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -55,7 +56,11 @@ type ProbeTarget func(namespace, service, port string) (baseURL string, client *
 // Promoter runs promotes, rollbacks and aborts of apps on one cluster. One
 // value serves the CLI, 'tsys-ci serve' and the Jenkins steps.
 type Promoter struct {
-	Client    kubernetes.Interface
+	Client kubernetes.Interface
+	// Dynamic writes the gateway's objects of the spec's api: section
+	// (Traefik's IngressRoute and Middlewares) and removes them; nil: an
+	// app with api: is refused.
+	Dynamic   dynamic.Interface
 	Clock     Clock
 	Out       io.Writer // progress lines for a Jenkins console
 	Allocator *Allocator
@@ -315,6 +320,9 @@ func (p *Promoter) Promote(ctx context.Context, req Request) (*Result, error) {
 	if err := p.checkSource(ctx, spec, req.Image); err != nil {
 		return nil, fmt.Errorf("refusing to promote %s: %w", req.Image, err)
 	}
+	if err := p.checkGateway(ctx, spec); err != nil {
+		return nil, fmt.Errorf("refusing to promote %s: %w", req.Image, err)
+	}
 	res := &Result{App: spec.Name, Strategy: strategy, Image: req.Image, Secret: want.Secret}
 	p.defaults()
 	start := p.Clock.Now()
@@ -372,6 +380,9 @@ func (r *run) promote(ctx context.Context, want Release, envData map[string][]by
 			if err := Apply(ctx, r.p.Client, pdb); err != nil {
 				return err
 			}
+		}
+		if err := r.syncGateway(ctx); err != nil {
+			return err
 		}
 		r.logf("%s already serves %s; Service and budget applied, pods unchanged (a change to the pods needs a new image or new fromEnv values)", s.Active.Color, want.Image)
 		r.result.Result = "unchanged"

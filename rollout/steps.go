@@ -66,6 +66,11 @@ func (r *run) applyCandidate(ctx context.Context, n int32) error {
 			return err
 		}
 	}
+	// The api: section's routes reach the app's Service, whichever
+	// version it serves; applied (or removed) with the new version's spec.
+	if err := r.syncGateway(ctx); err != nil {
+		return err
+	}
 	c := r.state.Candidate
 	if err := Apply(ctx, r.p.Client, RenderPreviewService(r.spec, c.Color, owner)); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/tsys-group/tsys-ci/pipeline"
 	"github.com/tsys-group/tsys-ci/pipeline/notify"
@@ -140,8 +141,13 @@ func newPromoter(c *cli.Context, f promoteFlags) (*rollout.Promoter, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The gateway's objects of an api: section (Traefik's CRDs).
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
+	}
 	return &rollout.Promoter{
-		Client: cs, Clock: rollout.RealClock{}, Out: c.App.ErrWriter, Allocator: alloc, Probe: probe,
+		Client: cs, Dynamic: dyn, Clock: rollout.RealClock{}, Out: c.App.ErrWriter, Allocator: alloc, Probe: probe,
 		Holder:      fmt.Sprintf("%s/%d", host, os.Getpid()),
 		EdgeStats:   edgeStatsReader(os.Getenv),
 		CheckSource: checkSource,

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tsys-group/tsys-ci/pipeline/serve"
@@ -206,8 +207,14 @@ func clusterDeployer(c *cli.Context, f serveFlags, identity string, log *slog.Lo
 	if err != nil {
 		return nil, nil, err
 	}
+	// The gateway's objects of the apps' api: sections (Traefik's CRDs;
+	// the chart's promote ClusterRole grants them).
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating a Kubernetes client: %w", err)
+	}
 	promoter := rollout.Promoter{
-		Client: cs, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
+		Client: cs, Dynamic: dyn, Clock: rollout.RealClock{}, Probe: probe, Holder: serve.ReplicaHolderPrefix + identity,
 		Allocator:   &rollout.Allocator{Client: cs, Namespace: rollout.DefaultAllocNamespace, Name: rollout.DefaultAllocName},
 		EdgeStats:   edgeStatsReader(os.Getenv),
 		CheckSource: checkSource,
