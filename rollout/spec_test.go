@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 func TestExampleSpecLoads(t *testing.T) {
@@ -159,6 +161,7 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte("name: web\nports: [{name: http, containerPort: 80}]\nanalysis: {maxErrorRate: 2}\n"))
 	f.Add([]byte("name: db\nreplicas: 1\nstrategy: {type: recreate}\nvolumes: [{name: d, size: 1Gi, mountPath: /d, accessMode: ReadWriteOnce}]\n"))
 	f.Add([]byte("{\"name\": \"x\", \"ports\": [{\"name\": \"a\", \"containerPort\": 1, \"hosts\": [\"\"]}]}"))
+	f.Add([]byte(apiSpec))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		spec, err := ParseSpec(data)
 		if err != nil {
@@ -169,6 +172,18 @@ func FuzzParseSpec(f *testing.F) {
 		}
 		if *spec.Replicas < 1 || spec.Name == "" {
 			t.Fatalf("accepted spec without name or replicas: %+v", spec)
+		}
+		// An accepted api: section renders, into objects the API server
+		// can name.
+		objs, err := RenderAPI(spec, &GatewayConfig{AuthURL: "http://auth.example/oauth2/auth"}, nil)
+		if err != nil {
+			t.Fatalf("accepted api: section does not render: %v", err)
+		}
+		for _, o := range objs {
+			name := o["metadata"].(map[string]any)["name"].(string)
+			if msgs := validation.IsDNS1123Label(name); len(msgs) > 0 {
+				t.Fatalf("rendered %s %q: %v", o["kind"], name, msgs)
+			}
 		}
 	})
 }

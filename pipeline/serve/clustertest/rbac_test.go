@@ -41,6 +41,11 @@ func TestChartRBACIsEnoughAndNoMore(t *testing.T) {
 		{"update", "", "configmaps", "", rollout.DefaultAllocNamespace, rollout.DefaultAllocName, true},
 		{"patch", "policy", "poddisruptionbudgets", "", "rbac-shop", "shop", true},
 		{"patch", "", "persistentvolumeclaims", "", "rbac-shop", "shop-data", true},
+		// Issue 26: the gateway's objects of an api: section, in app namespaces only.
+		{"patch", "traefik.io", "ingressroutes", "", "rbac-shop", "shop-api", true},
+		{"list", "traefik.io", "middlewares", "", "rbac-shop", "", true},
+		{"delete", "traefik.io", "middlewares", "", "rbac-shop", "shop-orders-auth", true},
+		{"patch", "traefik.io", "ingressroutes", "", "rbac-other", "shop-api", false},
 		// The dashboard's reads (KubeAppReader).
 		{"get", "", "configmaps", "", "rbac-shop", "tsys-ci-shop", true},
 		{"get", "", "services", "", "rbac-shop", "shop", true},
