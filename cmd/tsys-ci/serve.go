@@ -135,6 +135,7 @@ func runServe(c *cli.Context) error {
 		opts.Events = &serve.KubeEventSink{Client: cs, Instance: identity}
 		opts.PushOrder = &serve.KubePushOrder{Client: cs}
 		opts.Apps = serve.KubeAppReader{Client: cs}
+		opts.Stages = &serve.KubeStageStore{Client: cs}
 	}
 	s, err := serve.NewServer(opts)
 	if err != nil {

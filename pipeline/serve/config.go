@@ -109,6 +109,11 @@ type DeployPolicy struct {
 	// values to promote as the CLI's environment would. Without it a
 	// promote of a spec with fromEnv entries is refused.
 	EnvSecret string `json:"envSecret,omitempty"`
+	// Stages, when set, are where a pushed digest goes, in order: a push
+	// deploys to the first (the policy's namespace), and serve's leader
+	// deploys the same digest to each later stage once its gates pass
+	// (stages.go). Without stages a push deploys to Namespace only.
+	Stages []Stage `json:"stages,omitempty"`
 }
 
 // ConfigError lists every problem of a config file, each naming its field.
@@ -167,6 +172,7 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 			p.Spec = filepath.Join(specDir, p.Spec)
 		}
 		v.policy(f, p)
+		v.stages(f, p, cfg.LDAP != nil)
 		if j, ok := names[p.Name]; ok && p.Name != "" {
 			v.add(f+".name", "%q is also the name of policies[%d]; names must be unique", p.Name, j)
 		}

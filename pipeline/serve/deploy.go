@@ -42,9 +42,11 @@ const (
 // DeployRequest is one deploy serve asks for: a promote of a pushed image
 // (from a Harbor event or a person) or a rollback (a person).
 type DeployRequest struct {
-	ID        string `json:"id"`
-	Kind      string `json:"kind"`
-	Policy    string `json:"policy,omitempty"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Policy string `json:"policy,omitempty"`
+	// Stage is the policy's stage the deploy is for ("" without stages).
+	Stage     string `json:"stage,omitempty"`
 	App       string `json:"app"`
 	Namespace string `json:"namespace"`
 	Strategy  string `json:"strategy,omitempty"`
@@ -186,6 +188,9 @@ type DeployQueue struct {
 	// Notify tells the configured targets when a deploy starts and how it
 	// ended; it never blocks a deploy (nil: nobody is told).
 	Notify *notify.Notifier
+	// OnFinished, when set, is told about every finished deploy (the
+	// stage record), after its Event.
+	OnFinished func(DeployRecord)
 
 	mu      sync.Mutex
 	queues  map[string]chan DeployRequest
@@ -335,6 +340,9 @@ func (q *DeployQueue) run(req DeployRequest) {
 			q.Log.Warn("deploy event not recorded", "id", req.ID, "app", req.App, "namespace", req.Namespace, "err", eerr)
 		}
 		cancel()
+	}
+	if q.OnFinished != nil {
+		q.OnFinished(rec)
 	}
 	if kind := finishedKind(req.Kind, result, err); kind != "" {
 		q.Notify.Notify(notice(req, kind, rec.Error, end))

@@ -75,6 +75,35 @@ func (k *KubeEventSink) DeployFinished(ctx context.Context, rec DeployRecord) er
 	return nil
 }
 
+// StageEvent writes an Event about a staged pipeline (a gate waiting or
+// passed, an approval, a refusal) on the app's Service in the stage's
+// namespace, as DeployFinished does for deploys.
+func (k *KubeEventSink) StageEvent(ctx context.Context, namespace, app, eventType, reason, message string) error {
+	now := metav1.NewTime(time.Now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: app + ".tsys-ci-",
+			Namespace:    namespace,
+			Labels:       map[string]string{contract.LabelManagedBy: contract.ManagedBy, contract.LabelAppName: app},
+		},
+		InvolvedObject:      corev1.ObjectReference{APIVersion: "v1", Kind: "Service", Namespace: namespace, Name: app},
+		Reason:              reason,
+		Message:             cutMessage(message),
+		Type:                eventType,
+		Source:              corev1.EventSource{Component: EventComponent, Host: k.Instance},
+		FirstTimestamp:      now,
+		LastTimestamp:       now,
+		Count:               1,
+		Action:              "Stage",
+		ReportingController: "tsys-ci.io/serve",
+		ReportingInstance:   k.Instance,
+	}
+	if _, err := k.Client.CoreV1().Events(namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the stage event %s for %s/%s: %w", reason, namespace, app, err)
+	}
+	return nil
+}
+
 func metaFor(namespace, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Namespace: namespace, Name: name}
 }
@@ -96,6 +125,9 @@ func eventMessage(rec DeployRecord) string {
 	if rec.Policy != "" {
 		msg += ", policy " + rec.Policy
 	}
+	if rec.Stage != "" {
+		msg += ", stage " + rec.Stage
+	}
 	if rec.Tag != "" {
 		msg += ", tag " + rec.Tag
 	}
@@ -103,6 +135,11 @@ func eventMessage(rec DeployRecord) string {
 	if rec.Error != "" {
 		msg += ": " + rec.Error
 	}
+	return cutMessage(msg)
+}
+
+// cutMessage cuts msg to maxEventMessage bytes (see eventMessage).
+func cutMessage(msg string) string {
 	if len(msg) <= maxEventMessage {
 		return msg
 	}

@@ -65,6 +65,11 @@ func (d *PromoterDeployer) Deploy(ctx context.Context, req DeployRequest) error 
 	if err != nil {
 		return fmt.Errorf("policy %s: %w", req.Policy, err)
 	}
+	if req.Stage != "" && spec.Name == req.App {
+		// One spec for every stage; each stage's copy runs in its own
+		// namespace (serve.yaml's stages).
+		spec.Namespace = req.Namespace
+	}
 	if spec.Name != req.App || spec.Namespace != req.Namespace {
 		return fmt.Errorf("policy %s: the spec %s now describes %s/%s, not %s/%s; fix the policy or the spec", req.Policy, req.Spec, spec.Namespace, spec.Name, req.Namespace, req.App)
 	}

@@ -33,25 +33,32 @@ func (s *Server) ResumeUnfinished(ctx context.Context, by string) {
 	}
 	seen := map[string]bool{}
 	for _, p := range s.cfg.Policies {
-		key := p.Namespace + "/" + p.App
-		if seen[key] {
-			continue
+		// A staged policy's app runs in each stage's namespace.
+		places := []Stage{{Namespace: p.Namespace}}
+		if len(p.Stages) > 0 {
+			places = p.Stages
 		}
-		seen[key] = true
-		u, err := finder.Unfinished(ctx, p.Namespace, p.App)
-		if err != nil {
-			s.log.Error("unfinished deploy not checked", "app", p.App, "namespace", p.Namespace, "err", err)
-			continue
+		for _, st := range places {
+			key := st.Namespace + "/" + p.App
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			u, err := finder.Unfinished(ctx, st.Namespace, p.App)
+			if err != nil {
+				s.log.Error("unfinished deploy not checked", "app", p.App, "namespace", st.Namespace, "err", err)
+				continue
+			}
+			if u == nil {
+				continue
+			}
+			rec, err := s.queue.Enqueue(DeployRequest{Kind: DeployResume, Policy: p.Name, Stage: st.Name, App: p.App, Namespace: st.Namespace,
+				Strategy: p.Strategy, Spec: p.Spec, Image: u.Image, Tag: u.Revision, Trigger: "leader", By: by})
+			if err != nil {
+				s.log.Error("unfinished deploy not resumed", "app", p.App, "namespace", st.Namespace, "phase", u.Phase, "err", err)
+				continue
+			}
+			s.log.Warn("resuming an unfinished deploy", "id", rec.ID, "app", p.App, "namespace", st.Namespace, "stage", st.Name, "phase", u.Phase, "image", u.Image)
 		}
-		if u == nil {
-			continue
-		}
-		rec, err := s.queue.Enqueue(DeployRequest{Kind: DeployResume, Policy: p.Name, App: p.App, Namespace: p.Namespace,
-			Strategy: p.Strategy, Spec: p.Spec, Image: u.Image, Tag: u.Revision, Trigger: "leader", By: by})
-		if err != nil {
-			s.log.Error("unfinished deploy not resumed", "app", p.App, "namespace", p.Namespace, "phase", u.Phase, "err", err)
-			continue
-		}
-		s.log.Warn("resuming an unfinished deploy", "id", rec.ID, "app", p.App, "namespace", p.Namespace, "phase", u.Phase, "image", u.Image)
 	}
 }

@@ -97,7 +97,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if o.Leader == nil {
 		s.SetLeader(true)
 		close(leDone)
-		go s.ResumeUnfinished(leCtx, "serve")
+		go func() {
+			s.ResumeUnfinished(leCtx, "serve")
+			s.RunStages(leCtx)
+		}()
 	} else {
 		elector, err := o.Leader.elector(s)
 		if err != nil {
@@ -172,6 +175,9 @@ func (le *LeaderElection) elector(s *Server) (*leaderelection.LeaderElector, err
 				le.keepLabel(ctx, s)
 				// What the previous leader left under way is this one's now.
 				s.ResumeUnfinished(ctx, le.Identity)
+				// Then the staged pipelines, from their record, until
+				// leadership ends.
+				go s.RunStages(ctx)
 			},
 			OnStoppedLeading: func() {
 				s.SetLeader(false)

@@ -65,6 +65,13 @@ type ServerOptions struct {
 	// Apps reads the apps' rollout state and addresses for the dashboard
 	// (KubeAppReader); nil shows them as unknown (serve without a cluster).
 	Apps AppReader
+	// Stages keeps the staged policies' records (KubeStageStore); nil
+	// turns stages off (serve without a cluster): pushes deploy to the
+	// first stage only.
+	Stages StageStore
+	// StageInterval is how often the leader checks the stages' gates
+	// (default DefaultStageInterval).
+	StageInterval time.Duration
 	// Admission, when set, answers the API server's validating webhook
 	// at AdmissionPath, on every replica (leader or not).
 	Admission *ImageAdmission
@@ -92,6 +99,9 @@ type Server struct {
 	sessions       *sessions
 	pages          map[string]*template.Template
 	admission      *ImageAdmission
+	stageStore     StageStore
+	stageEvents    StageEventSink
+	stageInterval  time.Duration
 
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -144,11 +154,18 @@ func NewServer(o ServerOptions) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, webhookSecrets: o.WebhookSecrets, dir: o.Directory, log: o.Log, clock: o.Clock,
 		metrics: NewMetrics(o.Registry), registry: o.Registry, tls: tlsConf, order: o.PushOrder, readToken: o.ReadToken,
-		replay:    NewReplayCache(o.ReplayWindow, DefaultReplayMax),
-		throttle:  NewLoginThrottle(),
-		recorder:  NewDeployRecorder(o.RecentDeploys),
-		apps:      o.Apps,
-		admission: o.Admission,
+		replay:     NewReplayCache(o.ReplayWindow, DefaultReplayMax),
+		throttle:   NewLoginThrottle(),
+		recorder:   NewDeployRecorder(o.RecentDeploys),
+		apps:       o.Apps,
+		admission:  o.Admission,
+		stageStore: o.Stages, stageInterval: o.StageInterval,
+	}
+	if s.stageInterval <= 0 {
+		s.stageInterval = DefaultStageInterval
+	}
+	if se, ok := o.Events.(StageEventSink); ok {
+		s.stageEvents = se
 	}
 	key, err := sessionKey(o.Config, o.Directory != nil && o.Log != nil, o.Log)
 	if err != nil {
@@ -159,7 +176,8 @@ func NewServer(o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s.queue = &DeployQueue{Deployer: o.Deployer, Recorder: s.recorder, Events: o.Events, Metrics: s.metrics, Log: o.Log, Clock: o.Clock,
-		Notify: notify.New(o.Config.Notifications, notify.Options{Log: o.Log, Metrics: notify.NewMetrics(o.Registry)})}
+		Notify:     notify.New(o.Config.Notifications, notify.Options{Log: o.Log, Metrics: notify.NewMetrics(o.Registry)}),
+		OnFinished: s.stageFinished}
 	return s, nil
 }
 
@@ -208,6 +226,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/promote", s.handleManual(DeployPromote))
 	mux.HandleFunc("POST /api/v1/rollback", s.handleManual(DeployRollback))
 	mux.HandleFunc("POST /api/v1/abort", s.handleManual(DeployAbort))
+	mux.HandleFunc("POST /api/v1/approve", s.handleApprove)
+	mux.HandleFunc("GET /api/v1/stages", func(w http.ResponseWriter, r *http.Request) {
+		if s.reader(w, r) {
+			s.handleStages(w, r)
+		}
+	})
 	metrics := promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if s.reader(w, r) {

@@ -146,8 +146,12 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	reqs := make([]DeployRequest, 0, len(policies))
 	for _, p := range policies {
+		stage := ""
+		if len(p.Stages) > 0 {
+			stage = p.Stages[0].Name
+		}
 		reqs = append(reqs, DeployRequest{
-			Kind: DeployPromote, Policy: p.Name, App: p.App, Namespace: p.Namespace, Strategy: p.Strategy, Spec: p.Spec, EnvSecret: p.EnvSecret,
+			Kind: DeployPromote, Policy: p.Name, Stage: stage, App: p.App, Namespace: p.Namespace, Strategy: p.Strategy, Spec: p.Spec, EnvSecret: p.EnvSecret,
 			Image: ev.Image(), Tag: ev.Tag(), Trigger: "harbor", By: ev.Operator, PushedAt: occur,
 		})
 	}
@@ -163,6 +167,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		ids = append(ids, r.ID)
 	}
 	s.replay.Record(key, now)
+	for i, p := range policies {
+		s.stageQueued(r.Context(), p, recs[i])
+	}
 	for _, p := range policies {
 		m := mark
 		m.Policy = p.Name
