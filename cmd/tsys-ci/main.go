@@ -43,7 +43,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		Commands: slices.Concat(
 			inCategory(categoryPipeline, buildCommand(), pushCommand(), signCommand(), verifyCommand(),
-				promoteCommand(), statusCommand(), abortCommand(), deleteCommand(), secretsCommand()),
+				promoteCommand(), statusCommand(), approveCommand(), abortCommand(), deleteCommand(), secretsCommand()),
 			inCategory(categoryRuntime, serveCommand(), edgeCommand()),
 			inCategory(categoryPlatform, platformCommand()),
 			inCategory(categoryJenkins, jenkinsCommand()),

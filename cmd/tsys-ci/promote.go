@@ -15,6 +15,7 @@ import (
 
 	"github.com/tsys-group/tsys-ci/pipeline"
 	"github.com/tsys-group/tsys-ci/pipeline/notify"
+	"github.com/tsys-group/tsys-ci/pipeline/serve"
 	"github.com/tsys-group/tsys-ci/rollout"
 )
 
@@ -280,10 +281,30 @@ func runStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeOutput(c, st, func(w io.Writer) error {
+	// A staged app (serve.yaml stages) has its record beside its first
+	// stage's state: which stage runs which digest, what waits for what.
+	stages, err := serve.LoadStageRecord(c.Context, cs, ns, app)
+	if err != nil {
+		return err
+	}
+	var out any = st
+	if stages != nil {
+		out = stagedStatus{State: st, Stages: stages}
+	}
+	return writeOutput(c, out, func(w io.Writer) error {
 		printStatus(w, app, st)
+		if stages != nil {
+			printStages(w, stages)
+		}
 		return nil
 	})
+}
+
+// stagedStatus is status -o json of a staged app: the rollout state's
+// fields as for any app, and the stage record under "stages".
+type stagedStatus struct {
+	*rollout.State
+	Stages *serve.StageRecord `json:"stages"`
 }
 
 func printStatus(w io.Writer, app string, st *rollout.State) {
