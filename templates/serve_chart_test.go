@@ -482,3 +482,28 @@ func TestServeChartEnvSecretRBAC(t *testing.T) {
 		t.Errorf("without envSecret: Secret rights in %v", slices.Sorted(maps.Keys(got)))
 	}
 }
+
+// A staged policy (serve.yaml stages, issue 20) deploys into every
+// stage's namespace: each must be in appNamespaces, and a staged policy
+// with an envSecret gets the app-secrets Role in each.
+func TestServeChartStagesNamespaces(t *testing.T) {
+	staged := strings.Replace(serveValues, "envSecret: shop-env}", "envSecret: shop-env, stages: [{name: dev}, {name: prod, namespace: shop-prod, approval: {group: release-managers}}]}", 1)
+	if _, err := renderServe(t, staged); err == nil || !strings.Contains(err.Error(), "policy shop-main's stage prod deploys into namespace shop-prod, which is not in appNamespaces") {
+		t.Errorf("a stage outside appNamespaces: %v", err)
+	}
+	files, err := renderServe(t, strings.Replace(staged, "appNamespaces: [shop, web]", "appNamespaces: [shop, shop-prod, web]", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]bool{}
+	for _, obj := range decodeStrict(t, files) {
+		if role, ok := obj.(*rbacv1.Role); ok {
+			roles[role.Namespace+"/"+role.Name] = true
+		}
+	}
+	for _, want := range []string{"shop/tsys-ci-serve-app-secrets", "shop-prod/tsys-ci-serve-app-secrets"} {
+		if !roles[want] {
+			t.Errorf("no Role %s; roles: %v", want, slices.Sorted(maps.Keys(roles)))
+		}
+	}
+}
