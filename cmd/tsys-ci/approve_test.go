@@ -88,14 +88,14 @@ func TestStatusShowsStages(t *testing.T) {
 	at := time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC)
 	rec := &serve.StageRecord{Policy: "shop", App: "shop", Stages: []serve.StageStatus{
 		{Name: "dev", Namespace: "shop-dev", Digest: testDigest, Tag: "main-7", PushedBy: "alice", State: serve.StageSucceeded, Finished: at},
-		{Name: "staging", Namespace: "shop-staging", Waiting: &serve.StageWait{Digest: testDigest, Gate: "after", Since: at, Reason: "stage dev has served it healthily for 4m0s of the 10m0s soak"}},
+		{Name: "staging", Namespace: "shop-staging", Waiting: &serve.StageWait{Digest: testDigest, Gate: "after", Since: at, Reason: "stage dev has served it since 2026-12-07T22:00:00Z; the 10m0s soak ends at 2026-12-07T22:10:00Z if dev keeps serving it, not rolled back"}},
 		{Name: "production", Namespace: "shop-prod"},
 	}}
 	var out bytes.Buffer
 	printStages(&out, rec)
 	for _, want := range []string{
 		"  dev          shop-dev             " + testDigest + " succeeded at 2026-12-07 22:00:00Z (tag main-7, pushed by alice)",
-		"    waiting: " + testDigest + " for gate after since 2026-12-07 22:00:00Z: stage dev has served it healthily for 4m0s of the 10m0s soak",
+		"    waiting: " + testDigest + " for gate after since 2026-12-07 22:00:00Z: stage dev has served it since 2026-12-07T22:00:00Z; the 10m0s soak ends at 2026-12-07T22:10:00Z",
 		"  production   shop-prod            nothing yet",
 	} {
 		if !strings.Contains(out.String(), want) {

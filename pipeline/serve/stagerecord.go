@@ -228,6 +228,9 @@ func (k *KubeStageStore) Update(ctx context.Context, namespace, app string, f fu
 		if err != nil {
 			return nil, fmt.Errorf("encoding the stage record of %s/%s: %w", namespace, app, err)
 		}
+		if exists && cm.Data[StageRecordKey] == string(b) {
+			return rec, nil // nothing changed: no write every round
+		}
 		if exists {
 			next := cm.DeepCopy()
 			if next.Data == nil {

@@ -290,9 +290,11 @@ func (s *Server) gates(p DeployPolicy, i int, prev, st *StageStatus, sv *serving
 		return wait("previous", "stage %s (namespace %s) serves %s now, not %s (rolled back or replaced outside serve); the digest goes on only while %s serves it", prev.Name, prev.Namespace, orNothing(sv.digest), prev.Digest, prev.Name)
 	}
 	if soak := conf.soak(); soak > 0 {
-		if served := now.Sub(prev.Finished); served < soak {
-			return wait("after", "stage %s has served it healthily for %s of the %s soak (since %s); it passes at %s if %s keeps serving it",
-				prev.Name, served.Round(time.Second), soak, prev.Finished.UTC().Format(time.RFC3339), prev.Finished.Add(soak).UTC().Format(time.RFC3339), prev.Name)
+		// The text stays the same while the soak runs, so the record is
+		// not rewritten (nor an Event written) every round.
+		if now.Sub(prev.Finished) < soak {
+			return wait("after", "stage %s has served it since %s; the %s soak ends at %s if %s keeps serving it, not rolled back",
+				prev.Name, prev.Finished.UTC().Format(time.RFC3339), soak, prev.Finished.Add(soak).UTC().Format(time.RFC3339), prev.Name)
 		}
 	}
 	if a := conf.Approval; a != nil && st.approved(prev.Digest) == nil {
@@ -319,7 +321,16 @@ func orNothing(d string) string {
 func (s *Server) settleOrphan(r *StageRecord, st *StageStatus, p DeployPolicy, sv *servingState, now time.Time, todo *[]stageDeploy, i int) func() {
 	if st.DeployID != "" {
 		if local := s.recorder.get(st.DeployID); local.ID != "" {
-			return nil // ours: its end is recorded by stageFinished
+			if local.State != "done" {
+				return nil // ours, running: stageFinished records its end
+			}
+			// Ours and done, its end not recorded: it ended before the
+			// record said deploying (a fast deploy racing stageQueued).
+			if local.Result != "" && digestOf(local.Image) == st.Digest {
+				st.State, st.Finished, st.Error = local.Result, local.Finished, local.Error
+				r.log(StageLogEntry{At: now, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: local.Result, By: local.Trigger + ": " + local.By, Message: local.Error})
+			}
+			return nil
 		}
 	}
 	if sv == nil || sv.inProgress {

@@ -160,7 +160,7 @@ func TestStagesSoakApprovalAndLeaderChange(t *testing.T) {
 	}
 	testenv.Eventually(t, "staging waiting for its soak (gate after)", 10*time.Second, func() bool {
 		w := stage(record(), "staging").Waiting
-		return w != nil && w.Gate == "after" && w.Digest == digest && strings.Contains(w.Reason, "5s soak")
+		return w != nil && w.Gate == "after" && w.Digest == digest && strings.Contains(w.Reason, "the 5s soak ends at "+devDone.Add(soak).UTC().Format(time.RFC3339))
 	})
 	if got := d.deploys(staging); len(got) != 0 {
 		t.Fatalf("staging deployed %v before dev's soak", got)
@@ -237,8 +237,16 @@ func TestStagesSoakApprovalAndLeaderChange(t *testing.T) {
 		t.Fatalf("production approvals %+v, want bob's", a)
 	}
 	var kinds []string
+	soakWaits := 0
 	for _, e := range rec.Log {
 		kinds = append(kinds, e.Stage+" "+e.Kind+" "+e.Result+" "+e.By)
+		if e.Stage == "staging" && e.Result == "waiting: after" {
+			soakWaits++
+		}
+	}
+	// Checked every 200 ms through a 5 s soak, told once.
+	if soakWaits != 1 {
+		t.Errorf("staging's soak logged %d times, want once (a gate's wait is logged when it changes):\n%s", soakWaits, strings.Join(kinds, "\n"))
 	}
 	for _, want := range []string{"dev deploy queued alice", "dev deploy succeeded harbor: alice", "staging gate waiting: after ",
 		"staging gate passed ", "staging deploy succeeded stage: gates of staging", "production gate waiting: approval ",
