@@ -178,6 +178,7 @@ func ParseConfig(data []byte, specDir string) (*Config, error) {
 		}
 		names[p.Name] = i
 	}
+	v.stagedAlone(cfg.Policies)
 	if cfg.LDAP != nil {
 		v.ldap("ldap", cfg.LDAP)
 	}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,6 +147,35 @@ func (c *cfgChecker) stages(f string, p *DeployPolicy, haveLDAP bool) {
 			}
 			if !haveLDAP {
 				c.add(sf+".approval", "needs ldap: approvers log in with their directory account")
+			}
+		}
+	}
+}
+
+// stagedAlone refuses two policies deploying one app into a namespace
+// when either is staged: the other's pushes would pass the gates by, and
+// two staged policies of one app would share (and fight over) one record.
+func (c *cfgChecker) stagedAlone(policies []DeployPolicy) {
+	places := func(p DeployPolicy) []string {
+		out := []string{p.Namespace}
+		for _, st := range p.Stages {
+			if st.Namespace != "" && !slices.Contains(out, st.Namespace) {
+				out = append(out, st.Namespace)
+			}
+		}
+		return out
+	}
+	for i, p := range policies {
+		for j := i + 1; j < len(policies); j++ {
+			o := policies[j]
+			if o.App != p.App || (len(p.Stages) == 0 && len(o.Stages) == 0) {
+				continue
+			}
+			for _, ns := range places(o) {
+				if slices.Contains(places(p), ns) {
+					c.add(fmt.Sprintf("policies[%d]", j), "deploys app %s into namespace %s, as policies[%d] (%s) does, and one of them has stages; a staged app is deployed by its one policy only (give that policy the other tags, or use another app name)", o.App, ns, i, p.Name)
+					break
+				}
 			}
 		}
 	}

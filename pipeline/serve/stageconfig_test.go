@@ -38,6 +38,10 @@ func TestStagesConfig(t *testing.T) {
 		{"no group", strings.Replace(good, "group: release-managers, ", "", 1), "policies[0].stages[2].approval.group: is required"},
 		{"bad group DN", strings.Replace(good, "group: release-managers", "group: 'cn=,='", 1), "is not a group DN"},
 		{"approval without ldap", strings.Replace(good, "ldap: {url: 'ldaps://ucs:7636', baseDN: 'dc=x'}\n", "", 1), "policies[0].stages[2].approval: needs ldap"},
+		{"another policy into a stage", good + "- {name: q, repository: demo/shop, tags: 'v*', app: shop, namespace: shop-prod, spec: shop.yaml}\n",
+			"policies[1]: deploys app shop into namespace shop-prod, as policies[0] (p) does, and one of them has stages"},
+		{"another policy into the first stage", good + "- {name: q, repository: demo/shop, tags: 'v*', app: shop, namespace: shop, spec: shop.yaml}\n",
+			"policies[1]: deploys app shop into namespace shop, as policies[0] (p) does"},
 		{"unknown gate", strings.Replace(good, "after: 10m", "soak: 10m", 1), `unknown field "soak"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
