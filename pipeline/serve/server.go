@@ -102,6 +102,9 @@ type Server struct {
 	stageStore     StageStore
 	stageEvents    StageEventSink
 	stageInterval  time.Duration
+	// stageMu keeps a round of the stages apart from a push's record and
+	// its deploy's id (see stageQueued).
+	stageMu sync.Mutex
 
 	ready  atomic.Bool
 	leader atomic.Bool

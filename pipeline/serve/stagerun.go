@@ -53,8 +53,10 @@ func (s *Server) stageEvent(ctx context.Context, namespace, app, typ, reason, ms
 	}
 }
 
-// stageQueued records that a push was queued for the first stage.
-func (s *Server) stageQueued(ctx context.Context, p DeployPolicy, rec DeployRecord) {
+// stageQueued records that a push is about to be queued for the first
+// stage: before it is queued (under stageMu), so its end always finds the
+// record saying deploying.
+func (s *Server) stageQueued(ctx context.Context, p DeployPolicy, req DeployRequest, at time.Time) {
 	if !s.stagesOn() || len(p.Stages) == 0 {
 		return
 	}
@@ -62,13 +64,45 @@ func (s *Server) stageQueued(ctx context.Context, p DeployPolicy, rec DeployReco
 		r.align(p)
 		st := &r.Stages[0]
 		*st = StageStatus{Name: st.Name, Namespace: st.Namespace, Approvals: st.Approvals, Waiting: st.Waiting,
-			Digest: digestOf(rec.Image), Image: rec.Image, Tag: rec.Tag, PushedBy: rec.By, State: StageDeploying, DeployID: rec.ID, Queued: rec.Queued}
-		r.log(StageLogEntry{At: rec.Queued, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: "queued", By: rec.By,
-			Message: fmt.Sprintf("push of tag %s by %s deploys to the first stage %s (namespace %s)", rec.Tag, rec.By, st.Name, st.Namespace)})
+			Digest: digestOf(req.Image), Image: req.Image, Tag: req.Tag, PushedBy: req.By, State: StageDeploying, Queued: at}
+		r.log(StageLogEntry{At: at, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: "queued", By: req.By,
+			Message: fmt.Sprintf("push of tag %s by %s deploys to the first stage %s (namespace %s)", req.Tag, req.By, st.Name, st.Namespace)})
 		return nil
 	})
 	if err != nil {
-		s.log.Error("stage deploy not recorded", "app", p.App, "stage", p.Stages[0].Name, "id", rec.ID, "err", err)
+		s.log.Error("stage deploy not recorded", "app", p.App, "stage", p.Stages[0].Name, "image", req.Image, "err", err)
+	}
+}
+
+// stageNotQueued records that the deploy stageQueued announced was not
+// queued after all (the queue was full: Harbor retries the push).
+func (s *Server) stageNotQueued(ctx context.Context, p DeployPolicy, req DeployRequest, why error) {
+	if !s.stagesOn() || req.Stage == "" {
+		return
+	}
+	_, err := s.stageStore.Update(ctx, p.Namespace, p.App, func(r *StageRecord) error {
+		if st := r.stage(req.Stage); st != nil && st.Digest == digestOf(req.Image) && st.State == StageDeploying && st.DeployID == "" {
+			st.State, st.Error = StageCanceled, "not queued: "+why.Error()
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("stage deploy's cancel not recorded", "app", p.App, "stage", req.Stage, "err", err)
+	}
+}
+
+// stageDeployID records the id of the deploy queued for a stage.
+func (s *Server) stageDeployID(ctx context.Context, p DeployPolicy, req DeployRequest, id string) {
+	if !s.stagesOn() || req.Stage == "" {
+		return
+	}
+	if _, err := s.stageStore.Update(ctx, p.Namespace, p.App, func(r *StageRecord) error {
+		if st := r.stage(req.Stage); st != nil && st.Digest == digestOf(req.Image) && st.DeployID == "" {
+			st.DeployID = id
+		}
+		return nil
+	}); err != nil {
+		s.log.Error("stage deploy id not recorded", "app", p.App, "stage", req.Stage, "id", id, "err", err)
 	}
 }
 
@@ -146,6 +180,10 @@ type stageDeploy struct {
 }
 
 func (s *Server) advance(ctx context.Context, p DeployPolicy) error {
+	// One round at a time, and never between a push's record and its
+	// deploy's id (handleWebhook).
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
 	rec, err := s.stageStore.Load(ctx, p.Namespace, p.App)
 	if err != nil || rec == nil {
 		return err
@@ -224,14 +262,7 @@ func (s *Server) advance(ctx context.Context, p DeployPolicy) error {
 			continue
 		}
 		s.log.Info("stage deploy queued", "id", qrec.ID, "app", p.App, "stage", d.req.Stage, "namespace", d.req.Namespace, "image", d.req.Image)
-		if _, err := s.stageStore.Update(ctx, p.Namespace, p.App, func(r *StageRecord) error {
-			if st := r.stage(d.req.Stage); st != nil && st.Digest == digestOf(d.req.Image) && st.State == StageDeploying {
-				st.DeployID = qrec.ID
-			}
-			return nil
-		}); err != nil {
-			s.log.Error("stage deploy id not recorded", "app", p.App, "stage", d.req.Stage, "id", qrec.ID, "err", err)
-		}
+		s.stageDeployID(ctx, p, d.req, qrec.ID)
 	}
 	return nil
 }
@@ -349,7 +380,7 @@ func (s *Server) settleOrphan(r *StageRecord, st *StageStatus, p DeployPolicy, s
 	*todo = append(*todo, stageDeploy{stage: i, req: DeployRequest{Kind: DeployPromote, Policy: p.Name, Stage: st.Name, App: p.App,
 		Namespace: st.Namespace, Strategy: p.Strategy, Spec: p.Spec, EnvSecret: p.EnvSecret, Image: st.Image, Tag: st.Tag,
 		Trigger: "leader", By: "stage record"}})
-	st.Queued = now
+	st.Queued, st.DeployID = now, ""
 	r.log(StageLogEntry{At: now, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: "queued again",
 		Message: "the deploy in the record never ran (lost with the previous leader's queue)"})
 	return nil

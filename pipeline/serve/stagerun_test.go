@@ -29,6 +29,10 @@ func newMemStageStore() *memStageStore {
 func (m *memStageStore) Load(_ context.Context, ns, app string) (*StageRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.load(ns, app)
+}
+
+func (m *memStageStore) load(ns, app string) (*StageRecord, error) {
 	b, ok := m.rec[ns+"/"+app]
 	if !ok {
 		return nil, nil
@@ -37,8 +41,11 @@ func (m *memStageStore) Load(_ context.Context, ns, app string) (*StageRecord, e
 	return &r, json.Unmarshal(b, &r)
 }
 
-func (m *memStageStore) Update(ctx context.Context, ns, app string, f func(*StageRecord) error) (*StageRecord, error) {
-	r, err := m.Load(ctx, ns, app)
+// Update is atomic, as KubeStageStore's conditional write is.
+func (m *memStageStore) Update(_ context.Context, ns, app string, f func(*StageRecord) error) (*StageRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, err := m.load(ns, app)
 	if err != nil {
 		return nil, err
 	}
@@ -49,9 +56,7 @@ func (m *memStageStore) Update(ctx context.Context, ns, app string, f func(*Stag
 		return nil, err
 	}
 	b, _ := json.Marshal(r)
-	m.mu.Lock()
 	m.rec[ns+"/"+app] = b
-	m.mu.Unlock()
 	return r, nil
 }
 
@@ -119,7 +124,7 @@ func TestStagesSoakOnTheClock(t *testing.T) {
 	if code, _ := post(t, ts.url+"/webhook/harbor", testSecret, "application/json", harborPush("demo/shop", "main-1", ts.clock.Now().Unix(), 0xd1)); code != http.StatusAccepted {
 		t.Fatalf("push: %d", code)
 	}
-	image := ts.deployer.Calls()[0].Image
+	image := "harbor.company.example/demo/shop@sha256:" + strings.Repeat("d1", 32)
 	testenv.Eventually(t, "dev's deploy recorded", 5*time.Second, func() bool { return stageOf(t, store, "dev").State == StageSucceeded })
 	store.serves("shop", image, rollout.ResultPromoted, ts.clock.Now())
 	ts.AdvanceStages(ctx)

@@ -155,9 +155,19 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			Image: ev.Image(), Tag: ev.Tag(), Trigger: "harbor", By: ev.Operator, PushedAt: occur,
 		})
 	}
+	// A staged policy's push is recorded before it is queued, so its end
+	// finds the record; the leader's rounds wait meanwhile.
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	for i, p := range policies {
+		s.stageQueued(r.Context(), p, reqs[i], now)
+	}
 	recs, err := s.queue.EnqueueAll(reqs)
 	if err != nil {
-		// Nothing was queued and nothing recorded: Harbor's retry is taken.
+		for i, p := range policies {
+			s.stageNotQueued(r.Context(), p, reqs[i], err)
+		}
+		// Nothing was queued: Harbor's retry is taken.
 		w.Header().Set("Retry-After", "30")
 		refuse(http.StatusServiceUnavailable, "queue_full", err.Error(), evAttrs...)
 		return
@@ -168,7 +178,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.replay.Record(key, now)
 	for i, p := range policies {
-		s.stageQueued(r.Context(), p, recs[i])
+		s.stageDeployID(r.Context(), p, reqs[i], recs[i].ID)
 	}
 	for _, p := range policies {
 		m := mark
