@@ -74,10 +74,9 @@ func (d *stateDeployer) deploys(ns string) []string {
 func TestStagesSoakApprovalAndLeaderChange(t *testing.T) {
 	c := apiserver.Client(t)
 	ctx := context.Background()
-	serveNS, dev, staging, prod, app := "stages-serve", "stages-dev", "stages-staging", "stages-prod", "shop"
-	for _, ns := range []string{serveNS, dev, staging, prod} {
-		namespace(t, c, ns)
-	}
+	// Namespaces of their own each run (-count=N).
+	serveNS, dev, staging, prod, app := apiserver.Namespace(t, c, "stages-serve"), apiserver.Namespace(t, c, "stages-dev"),
+		apiserver.Namespace(t, c, "stages-staging"), apiserver.Namespace(t, c, "stages-prod"), "shop"
 	dir := slapd.Start(t)
 	dir.LoadLDIF(t, strings.Join([]string{
 		dir.UserLDIF("alice", "alice-pw"), dir.UserLDIF("bob", "bob-pw"), dir.UserLDIF("carol", "carol-pw"),
