@@ -173,7 +173,7 @@ func (s *Server) AdvanceStages(ctx context.Context) {
 	}
 }
 
-// deploy is a stage deploy the round decided on.
+// stageDeploy is a stage deploy a round decided on.
 type stageDeploy struct {
 	stage int
 	req   DeployRequest
@@ -206,9 +206,7 @@ func (s *Server) advance(ctx context.Context, p DeployPolicy) error {
 		for i := range r.Stages {
 			st := &r.Stages[i]
 			if st.State == StageDeploying {
-				if e := s.settleOrphan(r, st, p, serving[st.Name], now, &todo, i); e != nil {
-					events = append(events, e)
-				}
+				s.settleOrphan(r, st, p, serving[st.Name], now, &todo, i)
 			}
 			if i == 0 {
 				continue
@@ -348,12 +346,12 @@ func orNothing(d string) string {
 // settleOrphan settles a stage recorded as deploying whose deploy is not
 // in this replica's queue (the leader that queued it is gone): from the
 // stage's rollout state, promoted or rolled back, or queued again when it
-// never started. It returns the Event to write, or nil.
-func (s *Server) settleOrphan(r *StageRecord, st *StageStatus, p DeployPolicy, sv *servingState, now time.Time, todo *[]stageDeploy, i int) func() {
+// never started.
+func (s *Server) settleOrphan(r *StageRecord, st *StageStatus, p DeployPolicy, sv *servingState, now time.Time, todo *[]stageDeploy, i int) {
 	if st.DeployID != "" {
 		if local := s.recorder.get(st.DeployID); local.ID != "" {
 			if local.State != "done" {
-				return nil // ours, running: stageFinished records its end
+				return // ours, running: stageFinished records its end
 			}
 			// Ours and done, its end not recorded: it ended before the
 			// record said deploying (a fast deploy racing stageQueued).
@@ -361,20 +359,20 @@ func (s *Server) settleOrphan(r *StageRecord, st *StageStatus, p DeployPolicy, s
 				st.State, st.Finished, st.Error = local.Result, local.Finished, local.Error
 				r.log(StageLogEntry{At: now, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: local.Result, By: local.Trigger + ": " + local.By, Message: local.Error})
 			}
-			return nil
+			return
 		}
 	}
 	if sv == nil || sv.inProgress {
-		return nil // a resume finishes it (ResumeUnfinished)
+		return // a resume finishes it (ResumeUnfinished)
 	}
 	if res, ok := sv.ended[st.Digest]; ok && !sv.at[st.Digest].Before(st.Queued.Add(-time.Second)) {
 		st.State, st.Finished = res, sv.at[st.Digest]
 		r.log(StageLogEntry{At: now, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: res,
 			Message: "settled from the stage's rollout state after a leader change"})
-		return nil
+		return
 	}
 	if i == 0 && st.Image == "" {
-		return nil
+		return
 	}
 	// Never started (lost with the previous leader's queue): again.
 	*todo = append(*todo, stageDeploy{stage: i, req: DeployRequest{Kind: DeployPromote, Policy: p.Name, Stage: st.Name, App: p.App,
@@ -383,5 +381,4 @@ func (s *Server) settleOrphan(r *StageRecord, st *StageStatus, p DeployPolicy, s
 	st.Queued, st.DeployID = now, ""
 	r.log(StageLogEntry{At: now, Stage: st.Name, Digest: st.Digest, Kind: "deploy", Result: "queued again",
 		Message: "the deploy in the record never ran (lost with the previous leader's queue)"})
-	return nil
 }
